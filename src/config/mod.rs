@@ -1,0 +1,194 @@
+//! Configuration: one TOML file plus secrets from the environment, checked once at start-up.
+//!
+//! `load` reads the file, `validate` turns the raw sections into the typed [`Config`] and
+//! collects *every* problem before failing, so an operator fixes a config in one round trip.
+//! Secrets never come from the TOML file (it lands in ConfigMaps and repositories): only from
+//! `TOKEN_HANDLER_CLIENT_SECRET[_FILE]` and `TOKEN_HANDLER_COOKIE_KEYS[_FILE]`.
+
+mod raw;
+mod secrets;
+mod validate;
+
+use crate::crypto::KeyRing;
+use crate::secret::ClientSecret;
+use http::HeaderName;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use url::Url;
+
+pub use secrets::{CLIENT_SECRET_ENV, COOKIE_KEYS_ENV};
+
+/// Every problem found in a configuration, one line each.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
+pub struct ConfigError(pub Vec<String>);
+
+/// The validated configuration. `Debug` is safe to print: secrets are redacted newtypes.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub upstream: UpstreamConfig,
+    pub idp: IdpConfig,
+    pub session: SessionConfig,
+    pub proxy: ProxyConfig,
+    pub csrf: CsrfConfig,
+    pub log: LogConfig,
+    pub secrets: Secrets,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub admin_listen: Option<SocketAddr>,
+    /// How long in-flight requests may take to finish after SIGTERM.
+    pub shutdown_grace: Duration,
+    /// Keep `X-Forwarded-Proto/-Host` sent by a trusted ingress instead of overwriting them.
+    pub trust_forwarded_headers: bool,
+    pub max_connections: usize,
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_header_bytes: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    pub url: Url,
+    pub connect_timeout: Duration,
+    pub response_header_timeout: Duration,
+}
+
+/// Which `/token` wire format the IdP speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// TokenIDP's JSON dialect (see shared/tokenidp-protocol.md).
+    TokenIdp,
+    /// Standard OAuth 2.0 (RFC 6749) / OpenID Connect.
+    OAuth2,
+}
+
+/// How the client authenticates at the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// HTTP Basic (RFC 6749 §2.3.1, `client_secret_basic`).
+    Basic,
+    /// Secret in the request body (`client_secret_post`; TokenIDP's `clientSecret`).
+    Body,
+    /// Public client: `client_id` only.
+    None,
+}
+
+#[derive(Debug, Clone)]
+pub struct IdpConfig {
+    pub dialect: Dialect,
+    pub issuer: Option<Url>,
+    pub token_endpoint: Option<Url>,
+    pub authorization_endpoint: Option<Url>,
+    pub revocation_endpoint: Option<Url>,
+    pub end_session_endpoint: Option<Url>,
+    pub jwks_uri: Option<Url>,
+    pub client_id: String,
+    pub client_auth: ClientAuth,
+    pub scope: String,
+    pub send_scope_on_refresh: bool,
+    pub redirect_uri: Option<Url>,
+    pub post_logout_redirect_uri: Option<String>,
+    pub extra_authorize_params: Vec<(String, String)>,
+    pub timeout: Duration,
+    pub max_response_bytes: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SameSite {
+    Strict,
+    Lax,
+    None,
+}
+
+impl SameSite {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SameSite::Strict => "Strict",
+            SameSite::Lax => "Lax",
+            SameSite::None => "None",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Full cookie name, `__Host-` prefix included when enabled.
+    pub cookie_name: String,
+    pub secure: bool,
+    pub same_site: SameSite,
+    /// Absolute session lifetime from login; bounds the cookie's Max-Age.
+    pub lifetime: Duration,
+    /// Refresh this long before the access token expires.
+    pub refresh_skew: Duration,
+    /// After a refresh, the old cookie is still honoured (with the new tokens) this long.
+    pub rotation_grace: Duration,
+    /// After the grace window, a rotated refresh token is remembered this long so a replay is
+    /// refused locally instead of being spent at the IdP (which may revoke the whole grant).
+    pub reuse_window: Duration,
+    /// Cap on remembered rotations (memory bound).
+    pub max_tracked_rotations: usize,
+    /// ID-token claims copied into the session (and shown by `/auth/session`).
+    pub claims: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrowserAuthorization {
+    /// Drop the browser's `Authorization` header and send ours.
+    Replace,
+    /// Refuse the request with 400 `bad_request`.
+    Reject,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    /// Path prefixes reachable without a session (forwarded anonymously).
+    pub public_paths: Vec<String>,
+    pub browser_authorization: BrowserAuthorization,
+    /// Prefix of the proxy's own endpoints (`/auth`).
+    pub auth_prefix: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct CsrfConfig {
+    pub header: HeaderName,
+    /// Origins allowed besides the request's own (`scheme://host[:port]`).
+    pub allowed_origins: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Secrets {
+    pub client_secret: Option<ClientSecret>,
+    pub cookie_keys: Arc<KeyRing>,
+}
+
+impl Config {
+    /// Reads and validates `path`, taking secrets from `env` (a lookup such as `std::env::var`).
+    pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(vec![format!("cannot read {}: {e}", path.display())]))?;
+        Config::from_toml(&text, env)
+    }
+
+    /// Validates TOML text; used by `load`, the demo and the tests.
+    pub fn from_toml(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        validate::validate(text, env)
+    }
+}

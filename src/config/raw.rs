@@ -1,0 +1,85 @@
+//! The TOML file as written: every key optional, unknown keys refused per section.
+//!
+//! Each section is deserialized on its own (see `super::load`), so one typo per section is
+//! reported together with every other problem instead of stopping at the first.
+
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    pub listen: Option<String>,
+    pub admin_listen: Option<String>,
+    pub shutdown_grace: Option<String>,
+    pub trust_forwarded_headers: Option<bool>,
+    pub max_connections: Option<usize>,
+    pub header_read_timeout: Option<String>,
+    pub idle_timeout: Option<String>,
+    pub max_header_bytes: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Upstream {
+    pub url: Option<String>,
+    pub connect_timeout: Option<String>,
+    pub response_header_timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Idp {
+    pub dialect: Option<String>,
+    pub issuer: Option<String>,
+    pub token_endpoint: Option<String>,
+    pub authorization_endpoint: Option<String>,
+    pub revocation_endpoint: Option<String>,
+    pub end_session_endpoint: Option<String>,
+    pub jwks_uri: Option<String>,
+    pub client_id: Option<String>,
+    pub client_auth: Option<String>,
+    pub scope: Option<String>,
+    pub send_scope_on_refresh: Option<bool>,
+    pub redirect_uri: Option<String>,
+    pub post_logout_redirect_uri: Option<String>,
+    pub extra_authorize_params: Option<toml::Table>,
+    pub timeout: Option<String>,
+    pub max_response_bytes: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Session {
+    pub cookie_name: Option<String>,
+    pub host_prefix: Option<bool>,
+    pub secure: Option<bool>,
+    pub same_site: Option<String>,
+    pub lifetime: Option<String>,
+    pub refresh_skew: Option<String>,
+    pub rotation_grace: Option<String>,
+    pub reuse_window: Option<String>,
+    pub max_tracked_rotations: Option<usize>,
+    pub claims: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Proxy {
+    pub public_paths: Option<Vec<String>>,
+    pub browser_authorization: Option<String>,
+    pub auth_prefix: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Csrf {
+    pub header: Option<String>,
+    pub allowed_origins: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Log {
+    pub format: Option<String>,
+    pub level: Option<String>,
+}

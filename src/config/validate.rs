@@ -1,0 +1,436 @@
+//! Raw TOML sections → typed [`Config`], collecting every problem before failing.
+
+use super::{raw, secrets, *};
+use serde::de::DeserializeOwned;
+
+const SECTIONS: &[&str] = &["server", "upstream", "idp", "session", "proxy", "csrf", "log"];
+/// Authorize parameters the proxy sets itself; `extra_authorize_params` may not override them.
+const RESERVED_AUTHORIZE_PARAMS: &[&str] = &[
+    "client_id",
+    "redirect_uri",
+    "response_type",
+    "scope",
+    "state",
+    "nonce",
+    "code_challenge",
+    "code_challenge_method",
+];
+
+#[derive(Default)]
+struct Problems(Vec<String>);
+
+impl Problems {
+    fn push(&mut self, p: impl Into<String>) {
+        self.0.push(p.into());
+    }
+
+    fn duration(&mut self, key: &str, raw: Option<String>, default: Duration) -> Duration {
+        match raw {
+            None => default,
+            Some(s) => humantime::parse_duration(&s).unwrap_or_else(|e| {
+                self.push(format!("{key}: `{s}` is not a duration like \"30s\" or \"5m\": {e}"));
+                default
+            }),
+        }
+    }
+
+    fn addr(&mut self, key: &str, raw: Option<String>, default: &str) -> SocketAddr {
+        let s = raw.unwrap_or_else(|| default.to_string());
+        s.parse().unwrap_or_else(|_| {
+            self.push(format!("{key}: `{s}` is not an address like \"0.0.0.0:8080\""));
+            SocketAddr::from(([127, 0, 0, 1], 0))
+        })
+    }
+
+    fn url(&mut self, key: &str, raw: Option<String>) -> Option<Url> {
+        let s = raw?;
+        match Url::parse(&s) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Some(u),
+            Ok(_) => {
+                self.push(format!("{key}: `{s}` must be an http(s) URL with a host"));
+                None
+            }
+            Err(e) => {
+                self.push(format!("{key}: `{s}` is not a URL: {e}"));
+                None
+            }
+        }
+    }
+
+    fn one_of<T: Copy>(&mut self, key: &str, raw: Option<String>, default: T, choices: &[(&str, T)]) -> T {
+        let Some(s) = raw else { return default };
+        match choices.iter().find(|(name, _)| name.eq_ignore_ascii_case(&s)) {
+            Some((_, v)) => *v,
+            None => {
+                let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
+                self.push(format!("{key}: `{s}` is not one of {}", names.join(", ")));
+                default
+            }
+        }
+    }
+}
+
+fn section<T: DeserializeOwned + Default>(table: &toml::Table, name: &str, p: &mut Problems) -> T {
+    match table.get(name) {
+        None => T::default(),
+        Some(value) => value.clone().try_into().unwrap_or_else(|e| {
+            p.push(format!("[{name}]: {}", e.to_string().trim()));
+            T::default()
+        }),
+    }
+}
+
+pub(super) fn validate(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| ConfigError(vec![format!("TOML syntax: {}", e.message())]))?;
+    let mut p = Problems::default();
+    for key in table.keys() {
+        if !SECTIONS.contains(&key.as_str()) {
+            p.push(format!("unknown section [{key}] (known: {})", SECTIONS.join(", ")));
+        }
+    }
+    let server = server(section(&table, "server", &mut p), &mut p);
+    let upstream = upstream(section(&table, "upstream", &mut p), &mut p);
+    let client_secret = secrets::client_secret(env, &mut p.0);
+    let idp = idp(section(&table, "idp", &mut p), client_secret.is_some(), &mut p);
+    let session = session(section(&table, "session", &mut p), &mut p);
+    let proxy = proxy(section(&table, "proxy", &mut p), &mut p);
+    let csrf = csrf(section(&table, "csrf", &mut p), &mut p);
+    let log = log(section(&table, "log", &mut p), &mut p);
+    let cookie_keys = secrets::cookie_keys(env, &mut p.0);
+    match cookie_keys {
+        Some(keys) if p.0.is_empty() => Ok(Config {
+            server,
+            upstream,
+            idp,
+            session,
+            proxy,
+            csrf,
+            log,
+            secrets: Secrets {
+                client_secret,
+                cookie_keys: Arc::new(keys),
+            },
+        }),
+        _ => Err(ConfigError(p.0)),
+    }
+}
+
+fn server(r: raw::Server, p: &mut Problems) -> ServerConfig {
+    let max_connections = r.max_connections.unwrap_or(10_000);
+    if max_connections == 0 {
+        p.push("server.max_connections: must be at least 1");
+    }
+    let max_header_bytes = r.max_header_bytes.unwrap_or(32 * 1024);
+    if !(1024..=1024 * 1024).contains(&max_header_bytes) {
+        p.push("server.max_header_bytes: must be between 1024 and 1048576");
+    }
+    ServerConfig {
+        listen: p.addr("server.listen", r.listen, "0.0.0.0:8080"),
+        admin_listen: Some(p.addr("server.admin_listen", r.admin_listen, "0.0.0.0:9090")),
+        shutdown_grace: p.duration("server.shutdown_grace", r.shutdown_grace, Duration::from_secs(20)),
+        trust_forwarded_headers: r.trust_forwarded_headers.unwrap_or(false),
+        max_connections,
+        header_read_timeout: p.duration("server.header_read_timeout", r.header_read_timeout, Duration::from_secs(10)),
+        idle_timeout: p.duration("server.idle_timeout", r.idle_timeout, Duration::from_secs(90)),
+        max_header_bytes,
+    }
+}
+
+fn upstream(r: raw::Upstream, p: &mut Problems) -> UpstreamConfig {
+    let url = match p.url("upstream.url", r.url.clone()) {
+        Some(u) if u.scheme() == "https" => {
+            p.push("upstream.url: https upstreams are not supported yet; the sidecar reaches its API over loopback http");
+            u
+        }
+        Some(u) => u,
+        None => {
+            if r.url.is_none() {
+                p.push("upstream.url: required (the API this proxy fronts, e.g. \"http://127.0.0.1:3000\")");
+            }
+            Url::parse("http://127.0.0.1/").expect("static URL")
+        }
+    };
+    UpstreamConfig {
+        url,
+        connect_timeout: p.duration("upstream.connect_timeout", r.connect_timeout, Duration::from_secs(2)),
+        response_header_timeout: p.duration(
+            "upstream.response_header_timeout",
+            r.response_header_timeout,
+            Duration::from_secs(60),
+        ),
+    }
+}
+
+fn idp(r: raw::Idp, has_secret: bool, p: &mut Problems) -> IdpConfig {
+    let dialect = match r.dialect.as_deref() {
+        None => {
+            p.push("idp.dialect: required, \"tokenidp\" or \"oauth2\"");
+            Dialect::OAuth2
+        }
+        Some(_) => p.one_of(
+            "idp.dialect",
+            r.dialect,
+            Dialect::OAuth2,
+            &[("tokenidp", Dialect::TokenIdp), ("oauth2", Dialect::OAuth2)],
+        ),
+    };
+    let issuer = p.url("idp.issuer", r.issuer);
+    let token_endpoint = p.url("idp.token_endpoint", r.token_endpoint);
+    if issuer.is_none() && token_endpoint.is_none() {
+        p.push("idp.issuer: required unless every endpoint is given (endpoints left out are discovered from it)");
+    }
+    let client_id = r.client_id.unwrap_or_default();
+    if client_id.is_empty() {
+        p.push("idp.client_id: required");
+    }
+    let default_auth = if has_secret { ClientAuth::Basic } else { ClientAuth::None };
+    let client_auth = p.one_of(
+        "idp.client_auth",
+        r.client_auth,
+        default_auth,
+        &[
+            ("basic", ClientAuth::Basic),
+            ("client_secret_basic", ClientAuth::Basic),
+            ("body", ClientAuth::Body),
+            ("client_secret_post", ClientAuth::Body),
+            ("none", ClientAuth::None),
+        ],
+    );
+    if client_auth != ClientAuth::None && !has_secret {
+        p.push(format!(
+            "idp.client_auth: {client_auth:?} needs a client secret in {} (or {}_FILE)",
+            secrets::CLIENT_SECRET_ENV,
+            secrets::CLIENT_SECRET_ENV
+        ));
+    }
+    let scope = r
+        .scope
+        .unwrap_or_else(|| "openid profile email offline_access".to_string());
+    let mut extra = Vec::new();
+    for (k, v) in r.extra_authorize_params.unwrap_or_default() {
+        if RESERVED_AUTHORIZE_PARAMS.contains(&k.as_str()) {
+            p.push(format!("idp.extra_authorize_params: `{k}` is set by the proxy itself"));
+        }
+        match v {
+            toml::Value::String(s) => extra.push((k, s)),
+            _ => p.push(format!("idp.extra_authorize_params.{k}: must be a string")),
+        }
+    }
+    let max_response_bytes = r.max_response_bytes.unwrap_or(256 * 1024);
+    if max_response_bytes < 1024 {
+        p.push("idp.max_response_bytes: must be at least 1024");
+    }
+    IdpConfig {
+        dialect,
+        issuer,
+        token_endpoint,
+        authorization_endpoint: p.url("idp.authorization_endpoint", r.authorization_endpoint),
+        revocation_endpoint: p.url("idp.revocation_endpoint", r.revocation_endpoint),
+        end_session_endpoint: p.url("idp.end_session_endpoint", r.end_session_endpoint),
+        jwks_uri: p.url("idp.jwks_uri", r.jwks_uri),
+        client_id,
+        client_auth,
+        scope,
+        // The TokenIDP guide sends the scope with every refresh; RFC 6749 §6 makes it optional.
+        send_scope_on_refresh: r.send_scope_on_refresh.unwrap_or(dialect == Dialect::TokenIdp),
+        redirect_uri: p.url("idp.redirect_uri", r.redirect_uri),
+        post_logout_redirect_uri: r.post_logout_redirect_uri,
+        extra_authorize_params: extra,
+        timeout: p.duration("idp.timeout", r.timeout, Duration::from_secs(10)),
+        max_response_bytes,
+    }
+}
+
+fn session(r: raw::Session, p: &mut Problems) -> SessionConfig {
+    let base = r.cookie_name.unwrap_or_else(|| "th_session".to_string());
+    if base.is_empty()
+        || !base
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        p.push(format!("session.cookie_name: `{base}` must be letters, digits, `_` or `-`"));
+    }
+    let host_prefix = r.host_prefix.unwrap_or(true);
+    let secure = r.secure.unwrap_or(true);
+    if host_prefix && !secure {
+        p.push("session.host_prefix: browsers drop `__Host-` cookies without `Secure`; set secure = true or host_prefix = false");
+    }
+    let same_site = p.one_of(
+        "session.same_site",
+        r.same_site,
+        SameSite::Strict,
+        &[("strict", SameSite::Strict), ("lax", SameSite::Lax), ("none", SameSite::None)],
+    );
+    if same_site == SameSite::None && !secure {
+        p.push("session.same_site: \"none\" requires secure = true");
+    }
+    let lifetime = p.duration("session.lifetime", r.lifetime, Duration::from_secs(12 * 3600));
+    let rotation_grace = p.duration("session.rotation_grace", r.rotation_grace, Duration::from_secs(60));
+    let reuse_window = p.duration("session.reuse_window", r.reuse_window, Duration::from_secs(600));
+    if reuse_window < rotation_grace {
+        p.push("session.reuse_window: must be at least session.rotation_grace");
+    }
+    let max_tracked_rotations = r.max_tracked_rotations.unwrap_or(100_000);
+    if max_tracked_rotations == 0 {
+        p.push("session.max_tracked_rotations: must be at least 1");
+    }
+    SessionConfig {
+        cookie_name: if host_prefix { format!("__Host-{base}") } else { base },
+        secure,
+        same_site,
+        lifetime,
+        refresh_skew: p.duration("session.refresh_skew", r.refresh_skew, Duration::from_secs(30)),
+        rotation_grace,
+        reuse_window,
+        max_tracked_rotations,
+        claims: r.claims.unwrap_or_else(|| {
+            ["sub", "name", "email", "preferred_username"]
+                .map(String::from)
+                .to_vec()
+        }),
+    }
+}
+
+fn proxy(r: raw::Proxy, p: &mut Problems) -> ProxyConfig {
+    let public_paths = r.public_paths.unwrap_or_default();
+    for path in &public_paths {
+        if !path.starts_with('/') {
+            p.push(format!("proxy.public_paths: `{path}` must start with `/`"));
+        }
+    }
+    let auth_prefix = r.auth_prefix.unwrap_or_else(|| "/auth".to_string());
+    if !auth_prefix.starts_with('/') || auth_prefix.ends_with('/') || auth_prefix.len() < 2 {
+        p.push(format!("proxy.auth_prefix: `{auth_prefix}` must look like \"/auth\""));
+    }
+    ProxyConfig {
+        public_paths,
+        browser_authorization: p.one_of(
+            "proxy.browser_authorization",
+            r.browser_authorization,
+            BrowserAuthorization::Replace,
+            &[("replace", BrowserAuthorization::Replace), ("reject", BrowserAuthorization::Reject)],
+        ),
+        auth_prefix,
+    }
+}
+
+fn csrf(r: raw::Csrf, p: &mut Problems) -> CsrfConfig {
+    let name = r.header.unwrap_or_else(|| "x-csrf".to_string());
+    let header = HeaderName::from_bytes(name.as_bytes()).unwrap_or_else(|_| {
+        p.push(format!("csrf.header: `{name}` is not a header name"));
+        HeaderName::from_static("x-csrf")
+    });
+    let mut allowed_origins = Vec::new();
+    for origin in r.allowed_origins.unwrap_or_default() {
+        match Url::parse(&origin) {
+            Ok(u) if u.host().is_some() && matches!(u.path(), "" | "/") && u.query().is_none() => {
+                allowed_origins.push(u.origin().ascii_serialization())
+            }
+            _ => p.push(format!("csrf.allowed_origins: `{origin}` must be an origin like \"https://app.example.com\"")),
+        }
+    }
+    CsrfConfig { header, allowed_origins }
+}
+
+fn log(r: raw::Log, p: &mut Problems) -> LogConfig {
+    LogConfig {
+        format: p.one_of("log.format", r.format, LogFormat::Text, &[("text", LogFormat::Text), ("json", LogFormat::Json)]),
+        level: r.level.unwrap_or_else(|| "info".to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+    fn env_with(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k: &str| vars.iter().find(|(name, _)| name == k).map(|(_, v)| v.clone())
+    }
+
+    const MINIMAL: &str = r#"
+        [upstream]
+        url = "http://127.0.0.1:3000"
+        [idp]
+        dialect = "tokenidp"
+        issuer = "https://idp.example.com"
+        client_id = "spa"
+    "#;
+
+    #[test]
+    fn minimal_config_gets_safe_defaults() {
+        let c = Config::from_toml(MINIMAL, &env_with(&[(COOKIE_KEYS_ENV, KEY)])).expect("valid");
+        assert_eq!(c.session.cookie_name, "__Host-th_session");
+        assert!(c.session.secure);
+        assert_eq!(c.session.same_site, SameSite::Strict);
+        assert_eq!(c.idp.client_auth, ClientAuth::None);
+        assert!(c.idp.send_scope_on_refresh, "TokenIDP guide sends scope");
+        assert_eq!(c.session.rotation_grace, Duration::from_secs(60));
+        assert_eq!(c.proxy.auth_prefix, "/auth");
+        assert!(c.proxy.public_paths.is_empty(), "every path needs a session by default");
+    }
+
+    #[test]
+    fn every_problem_is_reported_together() {
+        let text = r#"
+            [server]
+            listen = "nope"
+            lisen = "typo"
+            [upstream]
+            connect_timeout = "soon"
+            [idp]
+            dialect = "saml"
+            client_auth = "basic"
+            [session]
+            host_prefix = true
+            secure = false
+            [wat]
+        "#;
+        let err = Config::from_toml(text, &env_with(&[])).expect_err("invalid");
+        let all = err.0.join("\n");
+        for needle in [
+            "[server]",
+            "upstream.url: required",
+            "upstream.connect_timeout",
+            "idp.dialect",
+            "idp.issuer",
+            "idp.client_id",
+            "needs a client secret",
+            "session.host_prefix",
+            "unknown section [wat]",
+            "TOKEN_HANDLER_COOKIE_KEYS",
+        ] {
+            assert!(all.contains(needle), "missing `{needle}` in:\n{all}");
+        }
+    }
+
+    #[test]
+    fn secrets_come_from_env_or_files_and_never_appear_in_errors() {
+        let dir = std::env::temp_dir().join(format!("th-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let key_file = dir.join("keys");
+        std::fs::write(&key_file, format!("{KEY}\n")).expect("write");
+        let path = key_file.to_string_lossy().to_string();
+        let env = env_with(&[
+            ("TOKEN_HANDLER_COOKIE_KEYS_FILE", &path),
+            (CLIENT_SECRET_ENV, "s3cr3t-value"),
+        ]);
+        let c = Config::from_toml(MINIMAL, &env).expect("valid");
+        assert_eq!(c.secrets.client_secret.as_ref().map(|s| s.expose()), Some("s3cr3t-value"));
+        assert_eq!(c.idp.client_auth, ClientAuth::Basic, "a secret defaults to Basic");
+        assert!(!format!("{c:?}").contains("s3cr3t-value"));
+        assert!(!format!("{c:?}").contains("AAECAwQF"));
+
+        let bad = env_with(&[(COOKIE_KEYS_ENV, "k1:c2VjcmV0LWJ5dGVz"), (CLIENT_SECRET_ENV, "x")]);
+        let err = Config::from_toml(MINIMAL, &bad).expect_err("short key");
+        assert!(!err.to_string().contains("c2VjcmV0LWJ5dGVz"), "{err}");
+        let both = env_with(&[(COOKIE_KEYS_ENV, KEY), ("TOKEN_HANDLER_COOKIE_KEYS_FILE", &path)]);
+        let err = Config::from_toml(MINIMAL, &both).expect_err("both set");
+        assert!(err.to_string().contains("not both"), "{err}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

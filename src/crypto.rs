@@ -1,0 +1,303 @@
+//! Sealing and opening cookie values: AES-256-GCM under a key ring.
+//!
+//! Sealed value (then base64url, no padding):
+//! `version (1) | kid length (1) | kid | nonce (12) | ciphertext + tag (16)`.
+//! The associated data is `version | kid length | kid | cookie name`, so a value sealed for
+//! one cookie cannot be replayed under another name, and the header cannot be edited.
+//! The first key of the ring seals; every key opens (rotation without logging anyone out).
+//! Failures are opaque: `open` returns `None` whatever went wrong, and the tag comparison
+//! inside AES-GCM is constant time.
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use std::fmt;
+
+/// Format version of sealed values; bumped if the layout above ever changes.
+pub const VERSION: u8 = 1;
+const NONCE_LEN: usize = 12;
+const TAG_LEN: usize = 16;
+const MAX_KID_LEN: usize = 32;
+
+/// Why a key spec was refused. Never carries key material.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum KeyError {
+    #[error("no cookie key given")]
+    Empty,
+    #[error("cookie key #{0}: expected `kid:base64(32 bytes)`")]
+    Shape(usize),
+    #[error("cookie key #{0}: the key id must be 1-32 characters of [A-Za-z0-9_-]")]
+    KeyId(usize),
+    #[error("cookie key #{0}: not valid base64")]
+    Base64(usize),
+    #[error("cookie key #{0}: must decode to exactly 32 bytes, got {1}")]
+    Length(usize, usize),
+    #[error("cookie key #{0}: key id `{1}` is used twice")]
+    Duplicate(usize, String),
+}
+
+struct Key {
+    id: String,
+    cipher: Aes256Gcm,
+}
+
+/// The cookie key ring. `Debug` shows key ids only.
+pub struct KeyRing {
+    keys: Vec<Key>,
+}
+
+impl fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ids: Vec<&str> = self.keys.iter().map(|k| k.id.as_str()).collect();
+        f.debug_struct("KeyRing").field("key_ids", &ids).finish()
+    }
+}
+
+/// A successfully opened value.
+#[derive(Debug)]
+pub struct Opened {
+    pub plaintext: Vec<u8>,
+    /// False when a retired key (not the first) opened it: the caller re-seals.
+    pub current_key: bool,
+}
+
+impl KeyRing {
+    /// Parses `kid:base64,kid:base64,...` (standard or URL-safe base64, 32 bytes each).
+    pub fn parse(spec: &str) -> Result<KeyRing, KeyError> {
+        let mut keys: Vec<Key> = Vec::new();
+        for (i, part) in spec.split(',').map(str::trim).enumerate() {
+            let n = i + 1;
+            if part.is_empty() {
+                continue;
+            }
+            let (id, b64) = part.split_once(':').ok_or(KeyError::Shape(n))?;
+            if !valid_kid(id) {
+                return Err(KeyError::KeyId(n));
+            }
+            let bytes = STANDARD
+                .decode(b64.trim())
+                .or_else(|_| URL_SAFE_NO_PAD.decode(b64.trim().trim_end_matches('=')))
+                .map_err(|_| KeyError::Base64(n))?;
+            if bytes.len() != 32 {
+                return Err(KeyError::Length(n, bytes.len()));
+            }
+            if keys.iter().any(|k| k.id == id) {
+                return Err(KeyError::Duplicate(n, id.to_string()));
+            }
+            let cipher = Aes256Gcm::new_from_slice(&bytes).map_err(|_| KeyError::Length(n, 0))?;
+            keys.push(Key {
+                id: id.to_string(),
+                cipher,
+            });
+        }
+        if keys.is_empty() {
+            return Err(KeyError::Empty);
+        }
+        Ok(KeyRing { keys })
+    }
+
+    /// A fresh random key spec `kid:base64`, for `token-handler keygen`.
+    pub fn generate_spec() -> String {
+        let mut key = [0u8; 32];
+        let mut id = [0u8; 4];
+        fill_random(&mut key);
+        fill_random(&mut id);
+        let kid: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        format!("k{kid}:{}", STANDARD.encode(key))
+    }
+
+    /// The id of the key that seals.
+    pub fn current_kid(&self) -> &str {
+        &self.keys[0].id
+    }
+
+    /// Seals `plaintext` for the cookie called `name` with the current key.
+    pub fn seal(&self, name: &str, plaintext: &[u8]) -> String {
+        let mut nonce = [0u8; NONCE_LEN];
+        fill_random(&mut nonce);
+        self.seal_with_nonce(name, plaintext, nonce)
+    }
+
+    fn seal_with_nonce(&self, name: &str, plaintext: &[u8], nonce: [u8; NONCE_LEN]) -> String {
+        let key = &self.keys[0];
+        let header = header(&key.id);
+        let aad = aad(&header, name);
+        let sealed = key
+            .cipher
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: &aad,
+                },
+            )
+            // AES-GCM encryption only fails for inputs of ~64 GiB.
+            .expect("AES-GCM encryption of a cookie-sized value");
+        let mut out = Vec::with_capacity(header.len() + NONCE_LEN + sealed.len());
+        out.extend_from_slice(&header);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&sealed);
+        URL_SAFE_NO_PAD.encode(out)
+    }
+
+    /// Opens a value sealed for the cookie called `name`. `None` for anything that is not a
+    /// value this ring sealed for that name: tampered, truncated, foreign key, wrong name.
+    pub fn open(&self, name: &str, value: &str) -> Option<Opened> {
+        let raw = URL_SAFE_NO_PAD.decode(value).ok()?;
+        let (&version, rest) = raw.split_first()?;
+        let (&kid_len, rest) = rest.split_first()?;
+        let kid_len = kid_len as usize;
+        if version != VERSION || kid_len == 0 || kid_len > MAX_KID_LEN {
+            return None;
+        }
+        if rest.len() < kid_len + NONCE_LEN + TAG_LEN {
+            return None;
+        }
+        let (kid, rest) = rest.split_at(kid_len);
+        let (nonce, sealed) = rest.split_at(NONCE_LEN);
+        let index = self.keys.iter().position(|k| k.id.as_bytes() == kid)?;
+        let aad = aad(&raw[..2 + kid_len], name);
+        let plaintext = self.keys[index]
+            .cipher
+            .decrypt(Nonce::from_slice(nonce), Payload { msg: sealed, aad: &aad })
+            .ok()?;
+        Some(Opened {
+            plaintext,
+            current_key: index == 0,
+        })
+    }
+}
+
+fn valid_kid(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_KID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+fn header(kid: &str) -> Vec<u8> {
+    let mut h = Vec::with_capacity(2 + kid.len());
+    h.push(VERSION);
+    // valid_kid() bounds the length to 32.
+    h.push(kid.len() as u8);
+    h.extend_from_slice(kid.as_bytes());
+    h
+}
+
+fn aad(header: &[u8], name: &str) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(header.len() + name.len());
+    aad.extend_from_slice(header);
+    aad.extend_from_slice(name.as_bytes());
+    aad
+}
+
+/// Fills `buf` from the OS CSPRNG. Failing to read it means the host is unusable for crypto.
+pub fn fill_random(buf: &mut [u8]) {
+    getrandom::getrandom(buf).expect("the OS random number generator is unavailable");
+}
+
+/// `n` random bytes as base64url (no padding): for `state`, `nonce`, PKCE verifiers.
+pub fn random_token(n: usize) -> String {
+    let mut buf = vec![0u8; n];
+    fill_random(&mut buf);
+    URL_SAFE_NO_PAD.encode(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const K1: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    const K2: &str = "k2:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
+
+    #[test]
+    fn fixed_vector_matches_an_independent_aes_gcm() {
+        // Our format with a fixed nonce, then opened with ring's AES-256-GCM: two independent
+        // implementations agree on key, nonce, AAD layout and tag.
+        let ring_keys = KeyRing::parse(K1).expect("k1");
+        let nonce = [7u8; 12];
+        let sealed = ring_keys.seal_with_nonce("__Host-th", b"hello", nonce);
+        assert_eq!(
+            sealed,
+            "AQJrMQcHBwcHBwcHBwcHB2cPyjAAevjcrSHZl75DfxUaEnpjQw"
+        );
+        let raw = URL_SAFE_NO_PAD.decode(&sealed).expect("b64");
+        let key_bytes: Vec<u8> = (0u8..32).collect();
+        let unbound =
+            ring::aead::UnboundKey::new(&ring::aead::AES_256_GCM, &key_bytes).expect("key");
+        let key = ring::aead::LessSafeKey::new(unbound);
+        let mut in_out = raw[2 + 2 + 12..].to_vec();
+        let mut aad = raw[..4].to_vec();
+        aad.extend_from_slice(b"__Host-th");
+        let plain = key
+            .open_in_place(
+                ring::aead::Nonce::assume_unique_for_key(nonce),
+                ring::aead::Aad::from(&aad),
+                &mut in_out,
+            )
+            .expect("ring opens our value");
+        assert_eq!(plain, b"hello");
+    }
+
+    #[test]
+    fn round_trip_and_random_nonce() {
+        let keys = KeyRing::parse(K1).expect("k1");
+        let a = keys.seal("c", b"payload");
+        let b = keys.seal("c", b"payload");
+        assert_ne!(a, b, "each seal draws a fresh nonce");
+        let opened = keys.open("c", &a).expect("opens");
+        assert_eq!(opened.plaintext, b"payload");
+        assert!(opened.current_key);
+    }
+
+    #[test]
+    fn wrong_name_tamper_truncation_and_foreign_key_fail() {
+        let keys = KeyRing::parse(K1).expect("k1");
+        let sealed = keys.seal("c", b"payload");
+        assert!(keys.open("other", &sealed).is_none(), "name is bound as AAD");
+        let mut raw = URL_SAFE_NO_PAD.decode(&sealed).expect("b64");
+        for i in 0..raw.len() {
+            raw[i] ^= 1;
+            assert!(keys.open("c", &URL_SAFE_NO_PAD.encode(&raw)).is_none(), "byte {i}");
+            raw[i] ^= 1;
+        }
+        for len in 0..raw.len() {
+            assert!(keys.open("c", &URL_SAFE_NO_PAD.encode(&raw[..len])).is_none());
+        }
+        let foreign = KeyRing::parse(K2).expect("k2");
+        assert!(foreign.open("c", &sealed).is_none());
+        assert!(keys.open("c", "not base64 !!").is_none());
+        assert!(keys.open("c", "").is_none());
+    }
+
+    #[test]
+    fn rotation_first_key_seals_all_keys_open() {
+        let old = KeyRing::parse(K1).expect("old");
+        let sealed_old = old.seal("c", b"x");
+        let rotated = KeyRing::parse(&format!("{K2},{K1}")).expect("rotated");
+        let opened = rotated.open("c", &sealed_old).expect("old key still opens");
+        assert!(!opened.current_key, "flagged for re-sealing");
+        let resealed = rotated.seal("c", b"x");
+        assert!(rotated.open("c", &resealed).expect("new").current_key);
+        assert_eq!(rotated.current_kid(), "k2");
+    }
+
+    #[test]
+    fn key_spec_errors_name_the_key_but_not_its_bytes() {
+        assert_eq!(KeyRing::parse("").unwrap_err(), KeyError::Empty);
+        assert_eq!(KeyRing::parse("nocolon").unwrap_err(), KeyError::Shape(1));
+        assert_eq!(KeyRing::parse("bad kid:AAAA").unwrap_err(), KeyError::KeyId(1));
+        assert_eq!(KeyRing::parse(&format!("{K1},k2:***")).unwrap_err(), KeyError::Base64(2));
+        assert_eq!(KeyRing::parse("k:AAAA").unwrap_err(), KeyError::Length(1, 3));
+        assert!(matches!(
+            KeyRing::parse(&format!("{K1},{K1}")).unwrap_err(),
+            KeyError::Duplicate(2, _)
+        ));
+        let spec = KeyRing::generate_spec();
+        let ring = KeyRing::parse(&spec).expect("generated spec parses");
+        assert!(format!("{ring:?}").contains(ring.current_kid()));
+        assert!(!format!("{ring:?}").contains(spec.split(':').nth(1).expect("b64")));
+    }
+}

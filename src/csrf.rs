@@ -1,0 +1,142 @@
+//! CSRF defence for cookie-authenticated calls.
+//!
+//! Unsafe methods need a custom header (`x-csrf: 1` by default): a cross-site form cannot
+//! set one, and a cross-site `fetch` that does triggers a CORS preflight we never approve.
+//! When the browser sends `Origin`, it must be the request's own origin or an allowed one.
+//! WebSocket handshakes cannot carry custom headers, so they need an allowed `Origin`.
+
+use crate::config::CsrfConfig;
+use http::header::{HOST, ORIGIN};
+use http::{HeaderMap, Method};
+
+/// Why a request failed the check (for the log line and the message).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CsrfFailure {
+    MissingHeader,
+    OriginNotAllowed,
+    MissingOrigin,
+}
+
+impl CsrfFailure {
+    pub fn message(self) -> &'static str {
+        match self {
+            CsrfFailure::MissingHeader => "state-changing requests need the CSRF header",
+            CsrfFailure::OriginNotAllowed => "the request's Origin is not allowed",
+            CsrfFailure::MissingOrigin => "upgrade requests need an allowed Origin",
+        }
+    }
+}
+
+pub fn is_unsafe(method: &Method) -> bool {
+    matches!(*method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE)
+}
+
+/// Checks a request; `authority` is the request's own host (Host header or URI authority).
+pub fn check(
+    config: &CsrfConfig,
+    method: &Method,
+    headers: &HeaderMap,
+    authority: Option<&str>,
+    upgrade: bool,
+) -> Result<(), CsrfFailure> {
+    let origin = headers.get(ORIGIN).and_then(|v| v.to_str().ok());
+    if upgrade {
+        let origin = origin.ok_or(CsrfFailure::MissingOrigin)?;
+        return allowed(config, origin, authority).then_some(()).ok_or(CsrfFailure::OriginNotAllowed);
+    }
+    if !is_unsafe(method) {
+        return Ok(());
+    }
+    if headers.get(&config.header).map(|v| v.as_bytes()) != Some(b"1") {
+        return Err(CsrfFailure::MissingHeader);
+    }
+    match origin {
+        Some(origin) if !allowed(config, origin, authority) => Err(CsrfFailure::OriginNotAllowed),
+        _ => Ok(()),
+    }
+}
+
+fn allowed(config: &CsrfConfig, origin: &str, authority: Option<&str>) -> bool {
+    if config.allowed_origins.iter().any(|o| o.eq_ignore_ascii_case(origin)) {
+        return true;
+    }
+    // Same origin: the Origin's host[:port] is the Host the browser sent this request to.
+    let Ok(url) = url::Url::parse(origin) else {
+        return false;
+    };
+    let (Some(host), Some(authority)) = (url.host_str(), authority) else {
+        return false;
+    };
+    let own = match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_string(),
+    };
+    let default_port = url.port_or_known_default().map(|p| format!("{host}:{p}"));
+    authority.eq_ignore_ascii_case(&own) || default_port.is_some_and(|d| authority.eq_ignore_ascii_case(&d))
+}
+
+/// The request's own authority: `Host`, or the URI's authority (HTTP/2).
+pub fn authority<'a>(headers: &'a HeaderMap, uri: &'a http::Uri) -> Option<&'a str> {
+    headers
+        .get(HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| uri.authority().map(|a| a.as_str()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderName;
+
+    fn config(allowed: &[&str]) -> CsrfConfig {
+        CsrfConfig {
+            header: HeaderName::from_static("x-csrf"),
+            allowed_origins: allowed.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().expect("hv"));
+        }
+        h
+    }
+
+    #[test]
+    fn safe_methods_pass_unsafe_need_the_header() {
+        let c = config(&[]);
+        assert_eq!(check(&c, &Method::GET, &headers(&[]), Some("app"), false), Ok(()));
+        for m in [Method::POST, Method::PUT, Method::PATCH, Method::DELETE] {
+            assert_eq!(check(&c, &m, &headers(&[]), Some("app"), false), Err(CsrfFailure::MissingHeader));
+            assert_eq!(check(&c, &m, &headers(&[("x-csrf", "0")]), Some("app"), false), Err(CsrfFailure::MissingHeader));
+            assert_eq!(check(&c, &m, &headers(&[("x-csrf", "1")]), Some("app"), false), Ok(()));
+        }
+    }
+
+    #[test]
+    fn origin_must_be_same_or_allowed() {
+        let c = config(&["https://spa.example.com"]);
+        let post = |origin: &'static str, host: &str| {
+            check(&c, &Method::POST, &headers(&[("x-csrf", "1"), ("origin", origin)]), Some(host), false)
+        };
+        assert_eq!(post("http://localhost:8080", "localhost:8080"), Ok(()));
+        assert_eq!(post("https://app.example.com", "app.example.com"), Ok(()));
+        assert_eq!(post("https://app.example.com", "app.example.com:443"), Ok(()));
+        assert_eq!(post("https://spa.example.com", "api.example.com"), Ok(()));
+        assert_eq!(post("https://evil.example", "app.example.com"), Err(CsrfFailure::OriginNotAllowed));
+        assert_eq!(post("null", "app.example.com"), Err(CsrfFailure::OriginNotAllowed));
+        assert_eq!(post("http://localhost:9999", "localhost:8080"), Err(CsrfFailure::OriginNotAllowed));
+    }
+
+    #[test]
+    fn upgrades_need_an_allowed_origin() {
+        let c = config(&[]);
+        assert_eq!(check(&c, &Method::GET, &headers(&[]), Some("a"), true), Err(CsrfFailure::MissingOrigin));
+        assert_eq!(
+            check(&c, &Method::GET, &headers(&[("origin", "http://evil")]), Some("a"), true),
+            Err(CsrfFailure::OriginNotAllowed)
+        );
+        assert_eq!(check(&c, &Method::GET, &headers(&[("origin", "http://a")]), Some("a"), true), Ok(()));
+    }
+}

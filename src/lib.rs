@@ -1,0 +1,41 @@
+//! token-handler: a Backend-for-Frontend token handler as a reverse-proxy sidecar.
+//!
+//! The browser holds only sealed, HttpOnly cookies; the proxy keeps the refresh and access
+//! tokens inside them, refreshes at the IdP when needed and forwards each API call with
+//! `Authorization: Bearer`. No token ever reaches the browser, a log line or a URL.
+//!
+//! # Layout (each module imports only those above it in this list)
+//!
+//! ```text
+//! secret.rs     AccessToken / RefreshToken / ClientSecret / ...: redacted Debug, .expose()
+//! crypto.rs     KeyRing: seal(name, bytes) / open(name, value), AES-256-GCM, name as AAD
+//! config/       TOML + env secrets → validated Config; every problem at once (exit 64)
+//! body.rs       the data path's body type
+//! error.rs      the proxy's JSON errors (login_required, idp_unavailable, ...)
+//! session/      Session <-> cookies: chunking, __Host- prefix, attributes, stripping; no I/O
+//! idp/          TokenClient + one file per dialect (tokenidp.rs, oauth2.rs); typed IdpError
+//! refresh/      pure timing (needs_refresh), rotations map, single-flight ensure_fresh
+//! csrf.rs       custom-header + Origin checks
+//! proxy/        hop-by-hop strip, X-Forwarded-*, cookie strip, Bearer inject, stream, upgrade
+//! app.rs        App: everything a request needs, built once
+//! handler.rs    per request: session → CSRF → ensure_fresh → forward → cookies
+//! server.rs     run(listener, app, shutdown): accept loop, HTTP/1.1 + h2c, graceful drain
+//! telemetry.rs  tracing-subscriber set-up
+//! ```
+
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod body;
+pub mod config;
+pub mod crypto;
+pub mod csrf;
+pub mod error;
+pub mod handler;
+pub mod idp;
+pub mod proxy;
+pub mod refresh;
+pub mod secret;
+pub mod server;
+pub mod session;
+pub mod telemetry;

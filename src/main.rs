@@ -1,0 +1,120 @@
+//! The `token-handler` binary: args → Config::load → tracing → bind → serve until SIGTERM → drain.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use token_handler::app::{App, IdpEndpoints};
+use token_handler::config::Config;
+use token_handler::crypto::KeyRing;
+use tracing::{error, info};
+
+/// Exit status for an invalid configuration (EX_USAGE).
+const EXIT_CONFIG: u8 = 64;
+
+#[derive(Debug, Parser)]
+#[command(name = "token-handler", version, about = "Token handler (BFF) reverse proxy: sealed cookies in, Bearer tokens out")]
+struct Cli {
+    /// Run the proxy with this config file.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate a config file (and the secrets in the environment); list every problem.
+    Check {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Print a new random cookie key as `kid:base64`, for TOKEN_HANDLER_COOKIE_KEYS.
+    Keygen,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let env = |name: &str| std::env::var(name).ok();
+    match cli.command {
+        Some(Command::Keygen) => {
+            println!("{}", KeyRing::generate_spec());
+            ExitCode::SUCCESS
+        }
+        Some(Command::Check { config }) => match Config::load(&config, &env) {
+            Ok(_) => {
+                println!("{}: OK", config.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{}: {e}", config.display());
+                ExitCode::from(EXIT_CONFIG)
+            }
+        },
+        None => {
+            let Some(path) = cli.config else {
+                eprintln!("usage: token-handler --config FILE   (see --help)");
+                return ExitCode::from(EXIT_CONFIG);
+            };
+            let config = match Config::load(&path, &env) {
+                Ok(config) => config,
+                Err(e) => {
+                    eprintln!("{}: {e}", path.display());
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
+            token_handler::telemetry::init(&config.log);
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
+            match runtime.block_on(serve(config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    error!("{e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+async fn serve(config: Config) -> Result<(), String> {
+    let token = config
+        .idp
+        .token_endpoint
+        .clone()
+        .ok_or("idp.token_endpoint is required (discovery is not available yet)")?;
+    let listen = config.server.listen;
+    let app = Arc::new(App::new(config, IdpEndpoints { token }).map_err(|e| e.to_string())?);
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    token_handler::server::run(listener, app, shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())?;
+    info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM (Kubernetes) or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => info!("SIGINT received"),
+        () = term => info!("SIGTERM received"),
+    }
+}

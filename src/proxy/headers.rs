@@ -1,0 +1,171 @@
+//! Request and response header rewriting for the upstream hop.
+//!
+//! - Hop-by-hop headers (RFC 9110 §7.6.1) are removed, including every header named in
+//!   `Connection`; an upgrade keeps `Connection: upgrade` and `Upgrade` (RFC 9110 §7.8).
+//! - `X-Forwarded-For` gets the client address appended; `-Proto` and `-Host` are set (or kept
+//!   from a trusted ingress).
+//! - The proxy's own cookies are removed from `Cookie` (they would push upstream headers past
+//!   common 8 KB limits and the API has no use for them); the app's cookies stay.
+//! - `Authorization: Bearer <access token>` is set, marked sensitive (HPACK never-indexed).
+
+use http::header::{
+    HeaderName, AUTHORIZATION, CONNECTION, COOKIE, HOST, PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING,
+    UPGRADE,
+};
+use http::{HeaderMap, HeaderValue};
+use std::net::IpAddr;
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// Whether the request asks for a protocol upgrade (WebSocket and friends).
+pub fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(UPGRADE) && connection_has(headers, "upgrade")
+}
+
+fn connection_has(headers: &HeaderMap, token: &str) -> bool {
+    headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+/// Removes hop-by-hop headers in place. With `upgrade`, `Connection: upgrade` and `Upgrade`
+/// are restored after the strip so the next hop sees the handshake.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
+    let named: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect();
+    let upgrade_value = if upgrade { headers.get(UPGRADE).cloned() } else { None };
+    for name in named {
+        headers.remove(name);
+    }
+    for name in [&CONNECTION, &KEEP_ALIVE, &PROXY_CONNECTION, &TE, &TRAILER, &TRANSFER_ENCODING, &UPGRADE, &PROXY_AUTHORIZATION] {
+        headers.remove(name);
+    }
+    if let Some(value) = upgrade_value {
+        headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(UPGRADE, value);
+    }
+}
+
+/// Sets the `X-Forwarded-*` headers for the upstream.
+pub fn set_forwarded(headers: &mut HeaderMap, client: IpAddr, proto: &'static str, host: Option<&HeaderValue>, trusted: bool) {
+    let ip = client.to_string();
+    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        // Keep what earlier proxies recorded only when they are trusted; otherwise a client
+        // could claim any address.
+        Some(prior) if trusted && !prior.is_empty() => format!("{prior}, {ip}"),
+        _ => ip,
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        headers.insert(X_FORWARDED_FOR.clone(), v);
+    }
+    if !(trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
+        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
+    }
+    if !(trusted && headers.contains_key(&X_FORWARDED_HOST)) {
+        match host {
+            Some(h) => headers.insert(X_FORWARDED_HOST.clone(), h.clone()),
+            None => headers.remove(&X_FORWARDED_HOST),
+        };
+    }
+}
+
+/// Replaces `Cookie` with `kept` (the app's cookies), or removes it.
+pub fn set_cookies(headers: &mut HeaderMap, kept: Option<HeaderValue>) {
+    headers.remove(COOKIE);
+    if let Some(value) = kept {
+        headers.insert(COOKIE, value);
+    }
+}
+
+/// Sets `Authorization: Bearer <token>`, replacing whatever the browser sent.
+pub fn set_bearer(headers: &mut HeaderMap, access_token: &str) -> Result<(), http::header::InvalidHeaderValue> {
+    let mut value = HeaderValue::from_str(&format!("Bearer {access_token}"))?;
+    value.set_sensitive(true);
+    headers.insert(AUTHORIZATION, value);
+    Ok(())
+}
+
+/// The Host the client addressed (HTTP/1 `Host`, or the HTTP/2 `:authority`).
+pub fn client_host(headers: &HeaderMap, uri: &http::Uri) -> Option<HeaderValue> {
+    headers
+        .get(HOST)
+        .cloned()
+        .or_else(|| uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(HeaderName::from_bytes(k.as_bytes()).expect("name"), v.parse().expect("value"));
+        }
+        h
+    }
+
+    #[test]
+    fn hop_by_hop_and_connection_named_headers_go() {
+        let mut h = map(&[
+            ("connection", "keep-alive, x-secret-hop"),
+            ("keep-alive", "timeout=5"),
+            ("x-secret-hop", "1"),
+            ("te", "trailers"),
+            ("transfer-encoding", "chunked"),
+            ("proxy-authorization", "Basic x"),
+            ("upgrade", "websocket"),
+            ("accept", "application/json"),
+        ]);
+        strip_hop_by_hop(&mut h, false);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert!(h.contains_key("accept"));
+    }
+
+    #[test]
+    fn upgrades_keep_the_handshake_headers() {
+        let mut h = map(&[("connection", "Upgrade"), ("upgrade", "websocket"), ("sec-websocket-key", "k")]);
+        assert!(is_upgrade(&h));
+        strip_hop_by_hop(&mut h, true);
+        assert_eq!(h.get(CONNECTION).expect("connection"), "upgrade");
+        assert_eq!(h.get(UPGRADE).expect("upgrade"), "websocket");
+        assert!(h.contains_key("sec-websocket-key"));
+    }
+
+    #[test]
+    fn forwarded_headers_untrusted_and_trusted() {
+        let ip: IpAddr = "10.0.0.7".parse().expect("ip");
+        let host = HeaderValue::from_static("app.example.com");
+        let mut h = map(&[("x-forwarded-for", "1.2.3.4"), ("x-forwarded-proto", "https")]);
+        set_forwarded(&mut h, ip, "http", Some(&host), false);
+        assert_eq!(h.get("x-forwarded-for").expect("xff"), "10.0.0.7");
+        assert_eq!(h.get("x-forwarded-proto").expect("xfp"), "http");
+        assert_eq!(h.get("x-forwarded-host").expect("xfh"), "app.example.com");
+        let mut h = map(&[("x-forwarded-for", "1.2.3.4"), ("x-forwarded-proto", "https")]);
+        set_forwarded(&mut h, ip, "http", Some(&host), true);
+        assert_eq!(h.get("x-forwarded-for").expect("xff"), "1.2.3.4, 10.0.0.7");
+        assert_eq!(h.get("x-forwarded-proto").expect("xfp"), "https");
+    }
+
+    #[test]
+    fn bearer_is_sensitive_and_replaces() {
+        let mut h = map(&[("authorization", "Basic dXNlcjpwYXNz")]);
+        set_bearer(&mut h, "tok").expect("valid");
+        let v = h.get(AUTHORIZATION).expect("auth");
+        assert_eq!(v, "Bearer tok");
+        assert!(v.is_sensitive());
+        assert_eq!(h.get_all(AUTHORIZATION).iter().count(), 1);
+    }
+}

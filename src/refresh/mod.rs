@@ -1,0 +1,305 @@
+//! Keeping a session's access token fresh: single-flight refresh, rotation grace, reuse guard.
+//!
+//! `ensure_fresh` is called on every proxied request. Concurrency rules (design habit 10):
+//! the map lock is never held across `.await`; after waiting on another task's refresh we
+//! look again (the successor may itself have been rotated meanwhile). The `/token` call runs in
+//! its own task, so a client that disconnects mid-refresh cannot cancel it after the IdP has
+//! consumed the old refresh token: the result still lands in the grace map, and the client's
+//! retry with its old cookie gets the new tokens.
+
+mod rotations;
+mod timing;
+
+pub use timing::{expires_at, needs_refresh};
+
+use crate::config::SessionConfig;
+use crate::idp::{Grant, IdpError, Rejection, TokenClient};
+use crate::session::{CookieCodec, Session};
+use http::HeaderValue;
+use ring::hmac;
+use rotations::{Fingerprint, Known, Rotations};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tracing::{error, info, warn};
+
+/// Follow at most this many grace-window successors for one request (a chain forms only if
+/// the access token lifetime is shorter than the grace window).
+const MAX_HOPS: usize = 8;
+
+/// The new session after a refresh, sealed once and shared by every request that needs it,
+/// so all of them send the browser the very same cookie.
+#[derive(Debug)]
+pub struct Refreshed {
+    pub session: Session,
+    pub set_cookies: Vec<HeaderValue>,
+}
+
+/// How the request obtained its tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The session's access token was still fresh.
+    Unchanged,
+    /// This request performed the refresh.
+    Refreshed,
+    /// This request waited on another request's refresh.
+    Coalesced,
+    /// This request carried a rotated-away cookie inside the grace window.
+    GraceHit,
+}
+
+/// A session ready to use.
+#[derive(Debug)]
+pub struct Fresh {
+    pub session: FreshSession,
+    pub outcome: Outcome,
+}
+
+#[derive(Debug)]
+pub enum FreshSession {
+    /// The request's own session, unchanged.
+    Same(Session),
+    /// A newer session, whose cookies the response must carry.
+    Newer(Arc<Refreshed>),
+}
+
+impl Fresh {
+    pub fn session(&self) -> &Session {
+        match &self.session {
+            FreshSession::Same(s) => s,
+            FreshSession::Newer(r) => &r.session,
+        }
+    }
+
+    /// The sealed cookies to send, when the session changed.
+    pub fn new_cookies(&self) -> Option<&[HeaderValue]> {
+        match &self.session {
+            FreshSession::Same(_) => None,
+            FreshSession::Newer(r) => Some(&r.set_cookies),
+        }
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RefreshError {
+    #[error(transparent)]
+    Idp(#[from] IdpError),
+    /// A refresh token we already rotated away, past the grace window.
+    #[error("refresh token was already rotated; refusing to spend it again")]
+    ReuseSuspected,
+}
+
+type FlightResult = Option<Result<Arc<Refreshed>, IdpError>>;
+type Waiter = watch::Receiver<FlightResult>;
+
+/// Refreshes sessions, once per refresh token, process-wide.
+#[derive(Debug)]
+pub struct Refresher {
+    client: TokenClient,
+    codec: CookieCodec,
+    skew: u64,
+    send_scope: bool,
+    fingerprint_key: hmac::Key,
+    rotations: Mutex<Rotations<Arc<Refreshed>, Waiter>>,
+}
+
+enum Step {
+    Follow(Arc<Refreshed>),
+    Wait(Waiter, bool),
+    Reuse,
+    Done,
+}
+
+impl Refresher {
+    pub fn new(client: TokenClient, codec: CookieCodec, config: &SessionConfig, send_scope: bool) -> Refresher {
+        let mut key = [0u8; 32];
+        crate::crypto::fill_random(&mut key);
+        Refresher {
+            client,
+            codec,
+            skew: config.refresh_skew.as_secs(),
+            send_scope,
+            fingerprint_key: hmac::Key::new(hmac::HMAC_SHA256, &key),
+            rotations: Mutex::new(Rotations::new(
+                config.rotation_grace,
+                config.reuse_window,
+                config.max_tracked_rotations,
+            )),
+        }
+    }
+
+    /// Returns a session whose access token is fresh, refreshing (once) if needed.
+    pub async fn ensure_fresh(self: &Arc<Self>, session: Session) -> Result<Fresh, RefreshError> {
+        let mut current = FreshSession::Same(session);
+        let mut outcome = Outcome::Unchanged;
+        for _ in 0..MAX_HOPS {
+            let step = self.next_step(&current);
+            match step {
+                Step::Done => break,
+                Step::Reuse => {
+                    warn!(event = "reuse_suspected", "a rotated-away refresh token came back after the grace window; refused without calling the IdP");
+                    return Err(RefreshError::ReuseSuspected);
+                }
+                Step::Follow(successor) => {
+                    if outcome == Outcome::Unchanged {
+                        outcome = Outcome::GraceHit;
+                    }
+                    current = FreshSession::Newer(successor);
+                }
+                Step::Wait(mut waiter, leader) => {
+                    let result = match waiter.wait_for(Option::is_some).await {
+                        Ok(value) => value.clone().expect("waited for Some"),
+                        // The refresh task ended without a result (it panicked): not the
+                        // user's fault, keep the session.
+                        Err(_) => Err(IdpError::Transient {
+                            kind: crate::idp::Transient::Status(500),
+                            retry_after: None,
+                        }),
+                    };
+                    let successor = result?;
+                    outcome = match (outcome, leader) {
+                        (Outcome::Unchanged, true) => Outcome::Refreshed,
+                        (Outcome::Unchanged, false) => Outcome::Coalesced,
+                        (o, _) => o,
+                    };
+                    current = FreshSession::Newer(successor);
+                }
+            }
+        }
+        Ok(Fresh {
+            session: current,
+            outcome,
+        })
+    }
+
+    /// Decides, under the lock and without awaiting, what to do with `current`.
+    fn next_step(self: &Arc<Self>, current: &FreshSession) -> Step {
+        let session = match current {
+            FreshSession::Same(s) => s,
+            FreshSession::Newer(r) => &r.session,
+        };
+        let fp = self.fingerprint(session.refresh_token.expose());
+        let now = Instant::now();
+        let mut rotations = self.rotations.lock().expect("rotations lock");
+        match rotations.lookup(&fp, now) {
+            Known::InFlight(waiter) => Step::Wait(waiter, false),
+            Known::ReuseSuspected => Step::Reuse,
+            // An unrotated successor shares the refresh token: follow it only if it is newer.
+            Known::Successor(s) if s.session.access_token.expose() != session.access_token.expose() => {
+                Step::Follow(s)
+            }
+            Known::Successor(_) | Known::Nothing => {
+                if !needs_refresh(
+                    session.access_issued_at,
+                    session.access_expires_at,
+                    unix_now(),
+                    self.skew,
+                ) {
+                    return Step::Done;
+                }
+                let (tx, rx) = watch::channel(None);
+                rotations.begin(fp, rx.clone());
+                drop(rotations);
+                let this = Arc::clone(self);
+                let old = session.clone();
+                tokio::spawn(async move {
+                    let result = this.refresh(old).await;
+                    {
+                        let mut rotations = this.rotations.lock().expect("rotations lock");
+                        match &result {
+                            Ok((refreshed, rotated)) => {
+                                rotations.succeeded(fp, Arc::clone(refreshed), *rotated, Instant::now())
+                            }
+                            Err(_) => rotations.failed(&fp),
+                        }
+                    }
+                    // Waiters may all be gone (clients disconnected): the map keeps the result.
+                    let _ = tx.send(Some(result.map(|(r, _)| r)));
+                });
+                Step::Wait(rx, true)
+            }
+        }
+    }
+
+    /// One `/token` call and the new session, sealed.
+    async fn refresh(&self, old: Session) -> Result<(Arc<Refreshed>, bool), IdpError> {
+        let scope = (self.send_scope && !old.scope.is_empty()).then_some(old.scope.as_str());
+        let grant = Grant::Refresh {
+            refresh_token: &old.refresh_token,
+            scope,
+        };
+        let response = match self.client.token(&grant).await {
+            Ok(r) => r,
+            Err(e) => {
+                log_failure(&e);
+                return Err(e);
+            }
+        };
+        let now = unix_now();
+        let rotated = response
+            .refresh_token
+            .as_ref()
+            .is_some_and(|new| new.expose() != old.refresh_token.expose());
+        let session = Session {
+            access_expires_at: expires_at(&response, now),
+            access_issued_at: now,
+            access_token: response.access_token,
+            // RFC 6749 §6: no new refresh token means keep the old one.
+            refresh_token: response.refresh_token.unwrap_or(old.refresh_token),
+            scope: response.scope.unwrap_or(old.scope),
+            id_token: if old.id_token.is_some() {
+                response.id_token.or(old.id_token)
+            } else {
+                None
+            },
+            ..old
+        };
+        info!(event = "refreshed", rotated, expires_in = session.access_expires_at - now, "access token refreshed");
+        let set_cookies = self.codec.seal(&session, now);
+        Ok((Arc::new(Refreshed { session, set_cookies }), rotated))
+    }
+
+    /// Refresh tokens currently remembered (in flight, in grace, or as tombstones).
+    pub fn tracked(&self) -> usize {
+        self.rotations.lock().expect("rotations lock").len()
+    }
+
+    fn fingerprint(&self, refresh_token: &str) -> Fingerprint {
+        let tag = hmac::sign(&self.fingerprint_key, refresh_token.as_bytes());
+        let mut fp = [0u8; 16];
+        fp.copy_from_slice(&tag.as_ref()[..16]);
+        fp
+    }
+}
+
+fn log_failure(e: &IdpError) {
+    match e {
+        IdpError::Rejected {
+            reason: Rejection::InvalidClient,
+            detail,
+        } => error!(
+            event = "rejected",
+            reason = "invalid_client",
+            detail = %detail,
+            "the IdP refused the client's credentials: operator error (wrong client_id or secret, or the client is disabled)"
+        ),
+        IdpError::Rejected { reason, detail } => {
+            warn!(event = "rejected", reason = %reason, detail = %detail, "the IdP rejected the refresh token; the session ends")
+        }
+        IdpError::Transient { kind, retry_after } => warn!(
+            event = "transient",
+            kind = %kind,
+            retry_after_s = retry_after.map(|d| d.as_secs()),
+            "refresh failed transiently; the session is kept"
+        ),
+    }
+}
+
+/// Seconds since the Unix epoch, local clock.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs()
+}

@@ -1,0 +1,393 @@
+//! Session ↔ cookies: sealing, chunking, attributes, clearing, and stripping ours from `Cookie`.
+//!
+//! Browsers drop cookies over 4096 bytes (name + value), silently. A sealed value over
+//! [`CHUNK_BYTES`] is split: the base cookie holds `<count>.<first part>` (`.` never occurs
+//! in base64url) and `<name>.1` … `<name>.<count-1>` hold the rest. Responses clear chunk
+//! cookies the new value no longer uses, so a stale chunk can never be glued onto a new value.
+
+use super::Session;
+use crate::config::SessionConfig;
+use crate::crypto::KeyRing;
+use http::header::COOKIE;
+use http::{HeaderMap, HeaderValue};
+use std::sync::Arc;
+
+/// Longest value a single cookie carries; leaves room for the name under the 4096-byte limit.
+pub const CHUNK_BYTES: usize = 3800;
+/// Most chunks a session may use (~30 KB); more is refused as malformed.
+pub const MAX_CHUNKS: usize = 8;
+
+/// Encodes sessions into cookies and back, for one configured cookie name and key ring.
+#[derive(Debug, Clone)]
+pub struct CookieCodec {
+    name: String,
+    attributes: String,
+    lifetime_secs: u64,
+    keys: Arc<KeyRing>,
+}
+
+/// The proxy's cookies found on one request.
+#[derive(Debug, Default)]
+pub struct Incoming<'a> {
+    base: Option<&'a str>,
+    chunks: [Option<&'a str>; MAX_CHUNKS],
+    /// 1 + highest chunk index seen (0 when none of ours were sent).
+    present: usize,
+}
+
+impl Incoming<'_> {
+    /// Whether the request carried any of the session cookies.
+    pub fn any(&self) -> bool {
+        self.present > 0
+    }
+
+    pub fn present(&self) -> usize {
+        self.present
+    }
+}
+
+/// What a request's cookies say about its session.
+#[derive(Debug)]
+pub enum ReadOutcome {
+    /// No session cookie at all.
+    Absent,
+    /// Cookies present but not a session we sealed (tampered, truncated, foreign key, expired
+    /// lifetime, missing chunk): the request is anonymous and the cookies get cleared.
+    Invalid,
+    Valid {
+        session: Session,
+        /// Opened with a retired key: re-seal on this response.
+        retired_key: bool,
+    },
+}
+
+impl CookieCodec {
+    pub fn new(config: &SessionConfig, keys: Arc<KeyRing>) -> CookieCodec {
+        let mut attributes = String::from("; Path=/");
+        if config.secure {
+            attributes.push_str("; Secure");
+        }
+        attributes.push_str("; HttpOnly; SameSite=");
+        attributes.push_str(config.same_site.as_str());
+        CookieCodec {
+            name: config.cookie_name.clone(),
+            attributes,
+            lifetime_secs: config.lifetime.as_secs(),
+            keys,
+        }
+    }
+
+    /// The base cookie name (with `__Host-` when configured).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn keys(&self) -> &Arc<KeyRing> {
+        &self.keys
+    }
+
+    /// Whether a cookie name belongs to the proxy (session, its chunks, login flows): such
+    /// cookies are never forwarded upstream.
+    pub fn is_own(&self, cookie_name: &str) -> bool {
+        cookie_name.starts_with(self.name.as_str())
+    }
+
+    /// Collects the session cookies of a request.
+    pub fn incoming<'a>(&self, headers: &'a HeaderMap) -> Incoming<'a> {
+        let mut found = Incoming::default();
+        for (name, value) in cookie_pairs(headers) {
+            let Some(rest) = name.strip_prefix(self.name.as_str()) else {
+                continue;
+            };
+            if rest.is_empty() {
+                // Duplicates (possible with non-__Host- names): the first one wins, as most
+                // servers do; a wrong pick fails to open and is treated as no session.
+                found.base.get_or_insert(value);
+                found.present = found.present.max(1);
+            } else if let Some(index) = rest.strip_prefix('.').and_then(|i| i.parse::<usize>().ok()) {
+                if (1..MAX_CHUNKS).contains(&index) {
+                    found.chunks[index].get_or_insert(value);
+                    found.present = found.present.max(index + 1);
+                }
+            }
+        }
+        found
+    }
+
+    /// Opens the session carried by `incoming`, if any.
+    pub fn read(&self, incoming: &Incoming<'_>, now: u64) -> ReadOutcome {
+        if !incoming.any() {
+            return ReadOutcome::Absent;
+        }
+        let Some(sealed) = self.reassemble(incoming) else {
+            return ReadOutcome::Invalid;
+        };
+        let Some(opened) = self.keys.open(&self.name, &sealed) else {
+            return ReadOutcome::Invalid;
+        };
+        let Some(session) = Session::from_bytes(&opened.plaintext) else {
+            return ReadOutcome::Invalid;
+        };
+        if self.remaining_lifetime(&session, now) == 0 {
+            return ReadOutcome::Invalid;
+        }
+        ReadOutcome::Valid {
+            session,
+            retired_key: !opened.current_key,
+        }
+    }
+
+    fn reassemble(&self, incoming: &Incoming<'_>) -> Option<String> {
+        let base = incoming.base?;
+        let Some((count, first)) = base.split_once('.') else {
+            return Some(base.to_string());
+        };
+        let count: usize = count.parse().ok()?;
+        if !(2..=MAX_CHUNKS).contains(&count) {
+            return None;
+        }
+        let mut sealed = String::with_capacity(count * CHUNK_BYTES);
+        sealed.push_str(first);
+        for chunk in &incoming.chunks[1..count] {
+            sealed.push_str((*chunk)?);
+        }
+        Some(sealed)
+    }
+
+    /// Seconds left of the session's absolute lifetime (0 when over).
+    pub fn remaining_lifetime(&self, session: &Session, now: u64) -> u64 {
+        (session.started_at + self.lifetime_secs).saturating_sub(now)
+    }
+
+    /// Seals a session into `Set-Cookie` values (base first, then chunks).
+    pub fn seal(&self, session: &Session, now: u64) -> Vec<HeaderValue> {
+        let sealed = self.keys.seal(&self.name, &session.to_bytes());
+        let max_age = self.remaining_lifetime(session, now);
+        if sealed.len() <= CHUNK_BYTES {
+            return vec![self.set_cookie(&self.name, &sealed, max_age)];
+        }
+        let parts: Vec<&str> = sealed
+            .as_bytes()
+            .chunks(CHUNK_BYTES)
+            // base64url is ASCII, so byte chunks are valid UTF-8.
+            .map(|c| std::str::from_utf8(c).expect("base64url is ASCII"))
+            .collect();
+        let count = parts.len();
+        let mut out = Vec::with_capacity(count);
+        out.push(self.set_cookie(&self.name, &format!("{count}.{}", parts[0]), max_age));
+        for (i, part) in parts.iter().enumerate().skip(1) {
+            out.push(self.set_cookie(&format!("{}.{i}", self.name), part, max_age));
+        }
+        out
+    }
+
+    /// `Set-Cookie` values deleting the chunk cookies the request carried beyond the `used`
+    /// cookies of the value being set (`used` = length of [`CookieCodec::seal`]'s result).
+    pub fn clear_stale(&self, used: usize, incoming: &Incoming<'_>) -> Vec<HeaderValue> {
+        (used.max(1)..incoming.present)
+            .filter(|&i| incoming.chunks[i].is_some())
+            .map(|i| self.set_cookie(&format!("{}.{i}", self.name), "", 0))
+            .collect()
+    }
+
+    /// `Set-Cookie` values that delete every session cookie the request carried.
+    pub fn clear(&self, incoming: &Incoming<'_>) -> Vec<HeaderValue> {
+        let mut out = vec![self.set_cookie(&self.name, "", 0)];
+        out.extend(self.clear_stale(1, incoming));
+        out
+    }
+
+    /// A `Set-Cookie` value for `name` with the configured attributes.
+    pub fn set_cookie(&self, name: &str, value: &str, max_age: u64) -> HeaderValue {
+        let line = format!("{name}={value}{}; Max-Age={max_age}", self.attributes);
+        // Names are validated at start-up and values are base64url or digits.
+        HeaderValue::from_str(&line).expect("cookie line is a valid header value")
+    }
+
+    /// The request's `Cookie` header without the proxy's cookies, joined into one value
+    /// (`None` when nothing is left). Cookies we cannot parse are passed through untouched.
+    pub fn strip_own(&self, headers: &HeaderMap) -> Option<HeaderValue> {
+        let mut kept = String::new();
+        for header in headers.get_all(COOKIE) {
+            let Ok(text) = header.to_str() else { continue };
+            for pair in text.split(';') {
+                let pair = pair.trim();
+                if pair.is_empty() {
+                    continue;
+                }
+                let name = pair.split_once('=').map_or(pair, |(n, _)| n).trim();
+                if self.is_own(name) {
+                    continue;
+                }
+                if !kept.is_empty() {
+                    kept.push_str("; ");
+                }
+                kept.push_str(pair);
+            }
+        }
+        if kept.is_empty() {
+            None
+        } else {
+            HeaderValue::from_str(&kept).ok()
+        }
+    }
+}
+
+/// Every `name=value` pair of every `Cookie` header (RFC 6265 §5.4; HTTP/2 may split them).
+pub fn cookie_pairs(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
+    headers
+        .get_all(COOKIE)
+        .into_iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| {
+            let (name, value) = pair.split_once('=')?;
+            Some((name.trim(), value.trim()))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SameSite;
+    use crate::secret::{AccessToken, RefreshToken};
+    use std::time::Duration;
+
+    fn codec(keys: &str) -> CookieCodec {
+        let config = SessionConfig {
+            cookie_name: "__Host-th".into(),
+            secure: true,
+            same_site: SameSite::Strict,
+            lifetime: Duration::from_secs(3600),
+            refresh_skew: Duration::from_secs(30),
+            rotation_grace: Duration::from_secs(60),
+            reuse_window: Duration::from_secs(600),
+            max_tracked_rotations: 10,
+            claims: vec![],
+        };
+        CookieCodec::new(&config, Arc::new(KeyRing::parse(keys).expect("keys")))
+    }
+
+    const K1: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    const K2: &str = "k2:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
+
+    fn session(token_len: usize) -> Session {
+        Session {
+            id: "sid".into(),
+            refresh_token: RefreshToken::new("r".repeat(token_len)),
+            access_token: AccessToken::new("a".repeat(token_len)),
+            access_expires_at: 2000,
+            access_issued_at: 1000,
+            scope: "openid".into(),
+            claims: Default::default(),
+            id_token: None,
+            started_at: 1000,
+        }
+    }
+
+    fn request_with(set_cookies: &[HeaderValue]) -> HeaderMap {
+        let pairs: Vec<String> = set_cookies
+            .iter()
+            .map(|v| v.to_str().expect("ascii").split(';').next().expect("pair").to_string())
+            .collect();
+        let mut h = HeaderMap::new();
+        h.insert(COOKIE, HeaderValue::from_str(&format!("app=1; {}", pairs.join("; "))).expect("hv"));
+        h
+    }
+
+    fn open(c: &CookieCodec, headers: &HeaderMap) -> ReadOutcome {
+        c.read(&c.incoming(headers), 1500)
+    }
+
+    #[test]
+    fn attributes_are_host_prefix_strict_httponly_secure() {
+        let c = codec(K1);
+        let cookies = c.seal(&session(10), 1500);
+        assert_eq!(cookies.len(), 1);
+        let line = cookies[0].to_str().expect("ascii");
+        assert!(line.starts_with("__Host-th="), "{line}");
+        for attr in ["; Path=/", "; Secure", "; HttpOnly", "; SameSite=Strict", "; Max-Age=3100"] {
+            assert!(line.contains(attr), "{attr} missing in {line}");
+        }
+        assert!(!line.contains("Domain"), "{line}");
+    }
+
+    #[test]
+    fn large_sessions_are_chunked_and_reassembled() {
+        let c = codec(K1);
+        let cookies = c.seal(&session(6000), 1500);
+        assert!(cookies.len() >= 4, "{} cookies", cookies.len());
+        for v in &cookies {
+            assert!(v.len() < 4096, "each cookie fits the browser limit");
+        }
+        match open(&c, &request_with(&cookies)) {
+            ReadOutcome::Valid { session, retired_key } => {
+                assert_eq!(session.access_token.expose().len(), 6000);
+                assert!(!retired_key);
+            }
+            other => panic!("expected a session, got {other:?}"),
+        }
+        // A missing chunk is not a session.
+        let mut missing = cookies.clone();
+        missing.remove(2);
+        assert!(matches!(open(&c, &request_with(&missing)), ReadOutcome::Invalid));
+    }
+
+    #[test]
+    fn stale_chunks_are_cleared_when_the_session_shrinks() {
+        let c = codec(K1);
+        let big = c.seal(&session(6000), 1500);
+        let headers = request_with(&big);
+        let incoming = c.incoming(&headers);
+        let small = c.seal(&session(10), 1500);
+        let clears = c.clear_stale(small.len(), &incoming);
+        assert_eq!(clears.len(), big.len() - 1);
+        for v in clears {
+            let line = v.to_str().expect("ascii");
+            assert!(line.contains("Max-Age=0") && line.starts_with("__Host-th."), "{line}");
+        }
+    }
+
+    #[test]
+    fn tampered_foreign_and_expired_cookies_are_invalid_not_errors() {
+        let c = codec(K1);
+        let good = c.seal(&session(10), 1500);
+        let line = good[0].to_str().expect("ascii").to_string();
+        let value = line.split(';').next().expect("pair").split_once('=').expect("=").1.to_string();
+        let mut h = HeaderMap::new();
+        let tampered = format!("__Host-th={}A", &value[..value.len() - 1]);
+        h.insert(COOKIE, HeaderValue::from_str(&tampered).expect("hv"));
+        assert!(matches!(open(&c, &h), ReadOutcome::Invalid));
+        h.insert(COOKIE, HeaderValue::from_static("__Host-th=garbage"));
+        assert!(matches!(open(&c, &h), ReadOutcome::Invalid));
+        h.insert(COOKIE, HeaderValue::from_static("__Host-th=9.x"));
+        assert!(matches!(open(&c, &h), ReadOutcome::Invalid));
+        assert!(matches!(open(&codec(K2), &request_with(&good)), ReadOutcome::Invalid));
+        let c_late = c.read(&c.incoming(&request_with(&good)), 1000 + 3600);
+        assert!(matches!(c_late, ReadOutcome::Invalid), "past the absolute lifetime");
+        assert!(matches!(open(&c, &HeaderMap::new()), ReadOutcome::Absent));
+    }
+
+    #[test]
+    fn retired_key_is_flagged_for_resealing() {
+        let old = codec(K1);
+        let cookies = old.seal(&session(10), 1500);
+        let rotated = codec(&format!("{K2},{K1}"));
+        assert!(matches!(
+            open(&rotated, &request_with(&cookies)),
+            ReadOutcome::Valid { retired_key: true, .. }
+        ));
+    }
+
+    #[test]
+    fn strip_own_keeps_the_apps_cookies() {
+        let c = codec(K1);
+        let mut h = request_with(&c.seal(&session(6000), 1500));
+        h.append(COOKIE, HeaderValue::from_static("theme=dark; __Host-th_flow_x=1"));
+        let kept = c.strip_own(&h).expect("app cookies remain");
+        assert_eq!(kept, "app=1; theme=dark");
+        let mut only_ours = HeaderMap::new();
+        only_ours.insert(COOKIE, HeaderValue::from_static("__Host-th=abc"));
+        assert!(c.strip_own(&only_ours).is_none());
+    }
+}
