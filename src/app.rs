@@ -1,25 +1,19 @@
 //! Everything a request needs, built once from a validated [`Config`].
 
 use crate::config::Config;
-use crate::idp::TokenClient;
+use crate::idp::IdpClient;
 use crate::proxy::Upstream;
 use crate::refresh::Refresher;
 use crate::session::CookieCodec;
 use std::sync::Arc;
 use tokio_util::task::TaskTracker;
-use url::Url;
-
-/// Endpoints of the IdP, from the config or its discovery document.
-#[derive(Debug, Clone)]
-pub struct IdpEndpoints {
-    pub token: Url,
-}
 
 /// Shared, immutable-after-start state of the proxy.
 #[derive(Debug)]
 pub struct App {
     pub config: Config,
     pub codec: CookieCodec,
+    pub idp: Arc<IdpClient>,
     pub refresher: Arc<Refresher>,
     pub upstream: Upstream,
     /// Upgraded connections (WebSocket tunnels), drained on shutdown.
@@ -33,12 +27,26 @@ pub enum StartupError {
 }
 
 impl App {
-    pub fn new(config: Config, endpoints: IdpEndpoints) -> Result<App, StartupError> {
+    /// Builds the app and starts IdP discovery in the background when endpoints are left
+    /// to discover (must run inside a tokio runtime).
+    pub fn start(config: Config) -> Result<Arc<App>, StartupError> {
+        let app = Arc::new(App::new(config)?);
+        if app.idp.metadata().is_none() {
+            tokio::spawn(Arc::clone(&app.idp).discover_until_ready());
+        }
+        Ok(app)
+    }
+
+    fn new(config: Config) -> Result<App, StartupError> {
         let http = idp_http_client(&config)?;
         let codec = CookieCodec::new(&config.session, Arc::clone(&config.secrets.cookie_keys));
-        let client = TokenClient::new(&config.idp, endpoints.token, config.secrets.client_secret.clone(), http);
+        let idp = Arc::new(IdpClient::new(
+            &config.idp,
+            config.secrets.client_secret.clone(),
+            http,
+        ));
         let refresher = Arc::new(Refresher::new(
-            client,
+            Arc::clone(&idp),
             codec.clone(),
             &config.session,
             config.idp.send_scope_on_refresh,
@@ -46,6 +54,7 @@ impl App {
         Ok(App {
             upstream: Upstream::new(&config.upstream),
             codec,
+            idp,
             refresher,
             tunnels: TaskTracker::new(),
             config,

@@ -160,7 +160,13 @@ impl KeyRing {
         let aad = aad(&raw[..2 + kid_len], name);
         let plaintext = self.keys[index]
             .cipher
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: sealed, aad: &aad })
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: sealed,
+                    aad: &aad,
+                },
+            )
             .ok()?;
         Some(Opened {
             plaintext,
@@ -219,10 +225,7 @@ mod tests {
         let ring_keys = KeyRing::parse(K1).expect("k1");
         let nonce = [7u8; 12];
         let sealed = ring_keys.seal_with_nonce("__Host-th", b"hello", nonce);
-        assert_eq!(
-            sealed,
-            "AQJrMQcHBwcHBwcHBwcHB2cPyjAAevjcrSHZl75DfxUaEnpjQw"
-        );
+        assert_eq!(sealed, "AQJrMQcHBwcHBwcHBwcHB2cPyjAAevjcrSHZl75DfxUaEnpjQw");
         let raw = URL_SAFE_NO_PAD.decode(&sealed).expect("b64");
         let key_bytes: Vec<u8> = (0u8..32).collect();
         let unbound =
@@ -256,15 +259,23 @@ mod tests {
     fn wrong_name_tamper_truncation_and_foreign_key_fail() {
         let keys = KeyRing::parse(K1).expect("k1");
         let sealed = keys.seal("c", b"payload");
-        assert!(keys.open("other", &sealed).is_none(), "name is bound as AAD");
+        assert!(
+            keys.open("other", &sealed).is_none(),
+            "name is bound as AAD"
+        );
         let mut raw = URL_SAFE_NO_PAD.decode(&sealed).expect("b64");
         for i in 0..raw.len() {
             raw[i] ^= 1;
-            assert!(keys.open("c", &URL_SAFE_NO_PAD.encode(&raw)).is_none(), "byte {i}");
+            assert!(
+                keys.open("c", &URL_SAFE_NO_PAD.encode(&raw)).is_none(),
+                "byte {i}"
+            );
             raw[i] ^= 1;
         }
         for len in 0..raw.len() {
-            assert!(keys.open("c", &URL_SAFE_NO_PAD.encode(&raw[..len])).is_none());
+            assert!(keys
+                .open("c", &URL_SAFE_NO_PAD.encode(&raw[..len]))
+                .is_none());
         }
         let foreign = KeyRing::parse(K2).expect("k2");
         assert!(foreign.open("c", &sealed).is_none());
@@ -288,9 +299,18 @@ mod tests {
     fn key_spec_errors_name_the_key_but_not_its_bytes() {
         assert_eq!(KeyRing::parse("").unwrap_err(), KeyError::Empty);
         assert_eq!(KeyRing::parse("nocolon").unwrap_err(), KeyError::Shape(1));
-        assert_eq!(KeyRing::parse("bad kid:AAAA").unwrap_err(), KeyError::KeyId(1));
-        assert_eq!(KeyRing::parse(&format!("{K1},k2:***")).unwrap_err(), KeyError::Base64(2));
-        assert_eq!(KeyRing::parse("k:AAAA").unwrap_err(), KeyError::Length(1, 3));
+        assert_eq!(
+            KeyRing::parse("bad kid:AAAA").unwrap_err(),
+            KeyError::KeyId(1)
+        );
+        assert_eq!(
+            KeyRing::parse(&format!("{K1},k2:***")).unwrap_err(),
+            KeyError::Base64(2)
+        );
+        assert_eq!(
+            KeyRing::parse("k:AAAA").unwrap_err(),
+            KeyError::Length(1, 3)
+        );
         assert!(matches!(
             KeyRing::parse(&format!("{K1},{K1}")).unwrap_err(),
             KeyError::Duplicate(2, _)

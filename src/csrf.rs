@@ -28,7 +28,10 @@ impl CsrfFailure {
 }
 
 pub fn is_unsafe(method: &Method) -> bool {
-    matches!(*method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE)
+    matches!(
+        *method,
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    )
 }
 
 /// Checks a request; `authority` is the request's own host (Host header or URI authority).
@@ -42,7 +45,9 @@ pub fn check(
     let origin = headers.get(ORIGIN).and_then(|v| v.to_str().ok());
     if upgrade {
         let origin = origin.ok_or(CsrfFailure::MissingOrigin)?;
-        return allowed(config, origin, authority).then_some(()).ok_or(CsrfFailure::OriginNotAllowed);
+        return allowed(config, origin, authority)
+            .then_some(())
+            .ok_or(CsrfFailure::OriginNotAllowed);
     }
     if !is_unsafe(method) {
         return Ok(());
@@ -57,7 +62,11 @@ pub fn check(
 }
 
 fn allowed(config: &CsrfConfig, origin: &str, authority: Option<&str>) -> bool {
-    if config.allowed_origins.iter().any(|o| o.eq_ignore_ascii_case(origin)) {
+    if config
+        .allowed_origins
+        .iter()
+        .any(|o| o.eq_ignore_ascii_case(origin))
+    {
         return true;
     }
     // Same origin: the Origin's host[:port] is the Host the browser sent this request to.
@@ -72,7 +81,8 @@ fn allowed(config: &CsrfConfig, origin: &str, authority: Option<&str>) -> bool {
         None => host.to_string(),
     };
     let default_port = url.port_or_known_default().map(|p| format!("{host}:{p}"));
-    authority.eq_ignore_ascii_case(&own) || default_port.is_some_and(|d| authority.eq_ignore_ascii_case(&d))
+    authority.eq_ignore_ascii_case(&own)
+        || default_port.is_some_and(|d| authority.eq_ignore_ascii_case(&d))
 }
 
 /// The request's own authority: `Host`, or the URI's authority (HTTP/2).
@@ -106,11 +116,23 @@ mod tests {
     #[test]
     fn safe_methods_pass_unsafe_need_the_header() {
         let c = config(&[]);
-        assert_eq!(check(&c, &Method::GET, &headers(&[]), Some("app"), false), Ok(()));
+        assert_eq!(
+            check(&c, &Method::GET, &headers(&[]), Some("app"), false),
+            Ok(())
+        );
         for m in [Method::POST, Method::PUT, Method::PATCH, Method::DELETE] {
-            assert_eq!(check(&c, &m, &headers(&[]), Some("app"), false), Err(CsrfFailure::MissingHeader));
-            assert_eq!(check(&c, &m, &headers(&[("x-csrf", "0")]), Some("app"), false), Err(CsrfFailure::MissingHeader));
-            assert_eq!(check(&c, &m, &headers(&[("x-csrf", "1")]), Some("app"), false), Ok(()));
+            assert_eq!(
+                check(&c, &m, &headers(&[]), Some("app"), false),
+                Err(CsrfFailure::MissingHeader)
+            );
+            assert_eq!(
+                check(&c, &m, &headers(&[("x-csrf", "0")]), Some("app"), false),
+                Err(CsrfFailure::MissingHeader)
+            );
+            assert_eq!(
+                check(&c, &m, &headers(&[("x-csrf", "1")]), Some("app"), false),
+                Ok(())
+            );
         }
     }
 
@@ -118,25 +140,61 @@ mod tests {
     fn origin_must_be_same_or_allowed() {
         let c = config(&["https://spa.example.com"]);
         let post = |origin: &'static str, host: &str| {
-            check(&c, &Method::POST, &headers(&[("x-csrf", "1"), ("origin", origin)]), Some(host), false)
+            check(
+                &c,
+                &Method::POST,
+                &headers(&[("x-csrf", "1"), ("origin", origin)]),
+                Some(host),
+                false,
+            )
         };
         assert_eq!(post("http://localhost:8080", "localhost:8080"), Ok(()));
         assert_eq!(post("https://app.example.com", "app.example.com"), Ok(()));
-        assert_eq!(post("https://app.example.com", "app.example.com:443"), Ok(()));
+        assert_eq!(
+            post("https://app.example.com", "app.example.com:443"),
+            Ok(())
+        );
         assert_eq!(post("https://spa.example.com", "api.example.com"), Ok(()));
-        assert_eq!(post("https://evil.example", "app.example.com"), Err(CsrfFailure::OriginNotAllowed));
-        assert_eq!(post("null", "app.example.com"), Err(CsrfFailure::OriginNotAllowed));
-        assert_eq!(post("http://localhost:9999", "localhost:8080"), Err(CsrfFailure::OriginNotAllowed));
+        assert_eq!(
+            post("https://evil.example", "app.example.com"),
+            Err(CsrfFailure::OriginNotAllowed)
+        );
+        assert_eq!(
+            post("null", "app.example.com"),
+            Err(CsrfFailure::OriginNotAllowed)
+        );
+        assert_eq!(
+            post("http://localhost:9999", "localhost:8080"),
+            Err(CsrfFailure::OriginNotAllowed)
+        );
     }
 
     #[test]
     fn upgrades_need_an_allowed_origin() {
         let c = config(&[]);
-        assert_eq!(check(&c, &Method::GET, &headers(&[]), Some("a"), true), Err(CsrfFailure::MissingOrigin));
         assert_eq!(
-            check(&c, &Method::GET, &headers(&[("origin", "http://evil")]), Some("a"), true),
+            check(&c, &Method::GET, &headers(&[]), Some("a"), true),
+            Err(CsrfFailure::MissingOrigin)
+        );
+        assert_eq!(
+            check(
+                &c,
+                &Method::GET,
+                &headers(&[("origin", "http://evil")]),
+                Some("a"),
+                true
+            ),
             Err(CsrfFailure::OriginNotAllowed)
         );
-        assert_eq!(check(&c, &Method::GET, &headers(&[("origin", "http://a")]), Some("a"), true), Ok(()));
+        assert_eq!(
+            check(
+                &c,
+                &Method::GET,
+                &headers(&[("origin", "http://a")]),
+                Some("a"),
+                true
+            ),
+            Ok(())
+        );
     }
 }

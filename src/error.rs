@@ -79,6 +79,8 @@ pub fn idp_unavailable(retry_after: Option<Duration>) -> Response<Body> {
         "the identity provider is unavailable; the session is kept, retry later",
     );
     let secs = retry_after.unwrap_or(DEFAULT_RETRY_AFTER).as_secs().max(1);
-    response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(secs));
     response
 }

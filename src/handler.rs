@@ -26,7 +26,9 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>, peer: SocketAddr)
     async move {
         let path = request.uri().path();
         let prefix = app.config.proxy.auth_prefix.as_str();
-        let own = path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+        let own = path
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
         let response = if own {
             tracing::Span::current().record("route", "auth");
             error_response(ErrorCode::NotFound, "no such endpoint")
@@ -53,7 +55,10 @@ async fn proxy(app: &App, request: Request<Incoming>, peer: SocketAddr) -> Respo
     let now = unix_now();
     let incoming = app.codec.incoming(request.headers());
     let (session, retired_key) = match app.codec.read(&incoming, now) {
-        ReadOutcome::Valid { session, retired_key } => (Some(session), retired_key),
+        ReadOutcome::Valid {
+            session,
+            retired_key,
+        } => (Some(session), retired_key),
         ReadOutcome::Absent => (None, false),
         ReadOutcome::Invalid => {
             debug!("session cookie present but not valid; treated as no session");
@@ -71,19 +76,30 @@ async fn proxy(app: &App, request: Request<Incoming>, peer: SocketAddr) -> Respo
     };
 
     let authority = csrf::authority(request.headers(), request.uri());
-    if let Err(failure) = csrf::check(&app.config.csrf, request.method(), request.headers(), authority, upgrade) {
+    if let Err(failure) = csrf::check(
+        &app.config.csrf,
+        request.method(),
+        request.headers(),
+        authority,
+        upgrade,
+    ) {
         warn!(reason = ?failure, "CSRF check failed");
         return error_response(ErrorCode::CsrfCheckFailed, failure.message());
     }
     if request.headers().contains_key(AUTHORIZATION)
         && app.config.proxy.browser_authorization == BrowserAuthorization::Reject
     {
-        return error_response(ErrorCode::BadRequest, "the browser must not send an Authorization header");
+        return error_response(
+            ErrorCode::BadRequest,
+            "the browser must not send an Authorization header",
+        );
     }
 
     let fresh = match app.refresher.ensure_fresh(session).await {
         Ok(fresh) => fresh,
-        Err(RefreshError::Idp(IdpError::Transient { retry_after, .. })) => return idp_unavailable(retry_after),
+        Err(RefreshError::Idp(IdpError::Transient { retry_after, .. })) => {
+            return idp_unavailable(retry_after)
+        }
         Err(RefreshError::Idp(IdpError::Rejected { .. }) | RefreshError::ReuseSuspected) => {
             return with_cookies(login_required(), app.codec.clear(&incoming));
         }
@@ -138,7 +154,10 @@ async fn forward(
         if headers::set_bearer(&mut parts.headers, token).is_err() {
             warn!("the access token is not a valid header value; not forwarding");
             return with_cookies(
-                error_response(ErrorCode::UpstreamUnavailable, "cannot forward this session's token"),
+                error_response(
+                    ErrorCode::UpstreamUnavailable,
+                    "cannot forward this session's token",
+                ),
                 set_cookies,
             );
         }
@@ -148,11 +167,17 @@ async fn forward(
         Ok(response) => relay_response(response, client_upgrade, &app.tunnels),
         Err(UpstreamError::Unavailable(reason)) => {
             warn!(%reason, "upstream unavailable");
-            error_response(ErrorCode::UpstreamUnavailable, "the upstream API is unavailable")
+            error_response(
+                ErrorCode::UpstreamUnavailable,
+                "the upstream API is unavailable",
+            )
         }
         Err(UpstreamError::Timeout(after)) => {
             warn!(?after, "upstream timed out");
-            error_response(ErrorCode::UpstreamTimeout, "the upstream API did not answer in time")
+            error_response(
+                ErrorCode::UpstreamTimeout,
+                "the upstream API did not answer in time",
+            )
         }
     };
     // Refreshed cookies go out even on 502/504: the IdP already rotated the tokens.

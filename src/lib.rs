@@ -21,6 +21,8 @@
 //! handler.rs    per request: session → CSRF → ensure_fresh → forward → cookies
 //! server.rs     run(listener, app, shutdown): accept loop, HTTP/1.1 + h2c, graceful drain
 //! telemetry.rs  tracing-subscriber set-up
+//!
+//! demo/         DEVELOPMENT ONLY: the TokenIDP emulator (dev IdP); imports nothing above
 //! ```
 
 #![forbid(unsafe_code)]
@@ -30,6 +32,7 @@ pub mod body;
 pub mod config;
 pub mod crypto;
 pub mod csrf;
+pub mod demo;
 pub mod error;
 pub mod handler;
 pub mod idp;

@@ -3,8 +3,7 @@
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use token_handler::app::{App, IdpEndpoints};
+use token_handler::app::App;
 use token_handler::config::Config;
 use token_handler::crypto::KeyRing;
 use tracing::{error, info};
@@ -13,7 +12,11 @@ use tracing::{error, info};
 const EXIT_CONFIG: u8 = 64;
 
 #[derive(Debug, Parser)]
-#[command(name = "token-handler", version, about = "Token handler (BFF) reverse proxy: sealed cookies in, Bearer tokens out")]
+#[command(
+    name = "token-handler",
+    version,
+    about = "Token handler (BFF) reverse proxy: sealed cookies in, Bearer tokens out"
+)]
 struct Cli {
     /// Run the proxy with this config file.
     #[arg(long, value_name = "FILE")]
@@ -80,13 +83,8 @@ fn main() -> ExitCode {
 }
 
 async fn serve(config: Config) -> Result<(), String> {
-    let token = config
-        .idp
-        .token_endpoint
-        .clone()
-        .ok_or("idp.token_endpoint is required (discovery is not available yet)")?;
     let listen = config.server.listen;
-    let app = Arc::new(App::new(config, IdpEndpoints { token }).map_err(|e| e.to_string())?);
+    let app = App::start(config).map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;

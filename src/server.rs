@@ -17,7 +17,11 @@ use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
 /// Serves `listener` until `shutdown` resolves, then drains within the configured grace.
-pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+pub async fn run(
+    listener: TcpListener,
+    app: Arc<App>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
     let server = &app.config.server;
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -54,7 +58,9 @@ pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Out
             let app = Arc::clone(&app);
             async move { Ok::<_, std::convert::Infallible>(handle(app, request, peer).await) }
         });
-        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(e) = connection.await {

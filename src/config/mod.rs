@@ -95,6 +95,9 @@ pub struct IdpConfig {
     pub redirect_uri: Option<Url>,
     pub post_logout_redirect_uri: Option<String>,
     pub extra_authorize_params: Vec<(String, String)>,
+    /// Send `id_token_hint` (the ID token, in a URL) to the end-session endpoint. Off by
+    /// default: it puts a token in the browser and a URL; `client_id` identifies us instead.
+    pub logout_id_token_hint: bool,
     pub timeout: Duration,
     pub max_response_bytes: usize,
 }
@@ -188,7 +191,10 @@ impl Config {
     }
 
     /// Validates TOML text; used by `load`, the demo and the tests.
-    pub fn from_toml(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    pub fn from_toml(
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
         validate::validate(text, env)
     }
 }

@@ -43,6 +43,7 @@ pub struct Idp {
     pub redirect_uri: Option<String>,
     pub post_logout_redirect_uri: Option<String>,
     pub extra_authorize_params: Option<toml::Table>,
+    pub logout_id_token_hint: Option<bool>,
     pub timeout: Option<String>,
     pub max_response_bytes: Option<usize>,
 }

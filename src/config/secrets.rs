@@ -20,7 +20,10 @@ fn read(name: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Option<Strin
     }
 }
 
-pub fn client_secret(env: &dyn Fn(&str) -> Option<String>, problems: &mut Vec<String>) -> Option<ClientSecret> {
+pub fn client_secret(
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Vec<String>,
+) -> Option<ClientSecret> {
     match read(CLIENT_SECRET_ENV, env) {
         Ok(value) => value.filter(|s| !s.is_empty()).map(ClientSecret::new),
         Err(problem) => {
@@ -30,7 +33,10 @@ pub fn client_secret(env: &dyn Fn(&str) -> Option<String>, problems: &mut Vec<St
     }
 }
 
-pub fn cookie_keys(env: &dyn Fn(&str) -> Option<String>, problems: &mut Vec<String>) -> Option<KeyRing> {
+pub fn cookie_keys(
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Vec<String>,
+) -> Option<KeyRing> {
     let spec = match read(COOKIE_KEYS_ENV, env) {
         Ok(Some(spec)) => spec,
         Ok(None) => {

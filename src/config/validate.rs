@@ -3,7 +3,9 @@
 use super::{raw, secrets, *};
 use serde::de::DeserializeOwned;
 
-const SECTIONS: &[&str] = &["server", "upstream", "idp", "session", "proxy", "csrf", "log"];
+const SECTIONS: &[&str] = &[
+    "server", "upstream", "idp", "session", "proxy", "csrf", "log",
+];
 /// Authorize parameters the proxy sets itself; `extra_authorize_params` may not override them.
 const RESERVED_AUTHORIZE_PARAMS: &[&str] = &[
     "client_id",
@@ -28,7 +30,9 @@ impl Problems {
         match raw {
             None => default,
             Some(s) => humantime::parse_duration(&s).unwrap_or_else(|e| {
-                self.push(format!("{key}: `{s}` is not a duration like \"30s\" or \"5m\": {e}"));
+                self.push(format!(
+                    "{key}: `{s}` is not a duration like \"30s\" or \"5m\": {e}"
+                ));
                 default
             }),
         }
@@ -37,7 +41,9 @@ impl Problems {
     fn addr(&mut self, key: &str, raw: Option<String>, default: &str) -> SocketAddr {
         let s = raw.unwrap_or_else(|| default.to_string());
         s.parse().unwrap_or_else(|_| {
-            self.push(format!("{key}: `{s}` is not an address like \"0.0.0.0:8080\""));
+            self.push(format!(
+                "{key}: `{s}` is not an address like \"0.0.0.0:8080\""
+            ));
             SocketAddr::from(([127, 0, 0, 1], 0))
         })
     }
@@ -57,9 +63,18 @@ impl Problems {
         }
     }
 
-    fn one_of<T: Copy>(&mut self, key: &str, raw: Option<String>, default: T, choices: &[(&str, T)]) -> T {
+    fn one_of<T: Copy>(
+        &mut self,
+        key: &str,
+        raw: Option<String>,
+        default: T,
+        choices: &[(&str, T)],
+    ) -> T {
         let Some(s) = raw else { return default };
-        match choices.iter().find(|(name, _)| name.eq_ignore_ascii_case(&s)) {
+        match choices
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(&s))
+        {
             Some((_, v)) => *v,
             None => {
                 let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
@@ -80,20 +95,30 @@ fn section<T: DeserializeOwned + Default>(table: &toml::Table, name: &str, p: &m
     }
 }
 
-pub(super) fn validate(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+pub(super) fn validate(
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
     let table: toml::Table = text
         .parse()
         .map_err(|e: toml::de::Error| ConfigError(vec![format!("TOML syntax: {}", e.message())]))?;
     let mut p = Problems::default();
     for key in table.keys() {
         if !SECTIONS.contains(&key.as_str()) {
-            p.push(format!("unknown section [{key}] (known: {})", SECTIONS.join(", ")));
+            p.push(format!(
+                "unknown section [{key}] (known: {})",
+                SECTIONS.join(", ")
+            ));
         }
     }
     let server = server(section(&table, "server", &mut p), &mut p);
     let upstream = upstream(section(&table, "upstream", &mut p), &mut p);
     let client_secret = secrets::client_secret(env, &mut p.0);
-    let idp = idp(section(&table, "idp", &mut p), client_secret.is_some(), &mut p);
+    let idp = idp(
+        section(&table, "idp", &mut p),
+        client_secret.is_some(),
+        &mut p,
+    );
     let session = session(section(&table, "session", &mut p), &mut p);
     let proxy = proxy(section(&table, "proxy", &mut p), &mut p);
     let csrf = csrf(section(&table, "csrf", &mut p), &mut p);
@@ -129,11 +154,23 @@ fn server(r: raw::Server, p: &mut Problems) -> ServerConfig {
     ServerConfig {
         listen: p.addr("server.listen", r.listen, "0.0.0.0:8080"),
         admin_listen: Some(p.addr("server.admin_listen", r.admin_listen, "0.0.0.0:9090")),
-        shutdown_grace: p.duration("server.shutdown_grace", r.shutdown_grace, Duration::from_secs(20)),
+        shutdown_grace: p.duration(
+            "server.shutdown_grace",
+            r.shutdown_grace,
+            Duration::from_secs(20),
+        ),
         trust_forwarded_headers: r.trust_forwarded_headers.unwrap_or(false),
         max_connections,
-        header_read_timeout: p.duration("server.header_read_timeout", r.header_read_timeout, Duration::from_secs(10)),
-        idle_timeout: p.duration("server.idle_timeout", r.idle_timeout, Duration::from_secs(90)),
+        header_read_timeout: p.duration(
+            "server.header_read_timeout",
+            r.header_read_timeout,
+            Duration::from_secs(10),
+        ),
+        idle_timeout: p.duration(
+            "server.idle_timeout",
+            r.idle_timeout,
+            Duration::from_secs(90),
+        ),
         max_header_bytes,
     }
 }
@@ -154,7 +191,11 @@ fn upstream(r: raw::Upstream, p: &mut Problems) -> UpstreamConfig {
     };
     UpstreamConfig {
         url,
-        connect_timeout: p.duration("upstream.connect_timeout", r.connect_timeout, Duration::from_secs(2)),
+        connect_timeout: p.duration(
+            "upstream.connect_timeout",
+            r.connect_timeout,
+            Duration::from_secs(2),
+        ),
         response_header_timeout: p.duration(
             "upstream.response_header_timeout",
             r.response_header_timeout,
@@ -185,7 +226,11 @@ fn idp(r: raw::Idp, has_secret: bool, p: &mut Problems) -> IdpConfig {
     if client_id.is_empty() {
         p.push("idp.client_id: required");
     }
-    let default_auth = if has_secret { ClientAuth::Basic } else { ClientAuth::None };
+    let default_auth = if has_secret {
+        ClientAuth::Basic
+    } else {
+        ClientAuth::None
+    };
     let client_auth = p.one_of(
         "idp.client_auth",
         r.client_auth,
@@ -211,7 +256,9 @@ fn idp(r: raw::Idp, has_secret: bool, p: &mut Problems) -> IdpConfig {
     let mut extra = Vec::new();
     for (k, v) in r.extra_authorize_params.unwrap_or_default() {
         if RESERVED_AUTHORIZE_PARAMS.contains(&k.as_str()) {
-            p.push(format!("idp.extra_authorize_params: `{k}` is set by the proxy itself"));
+            p.push(format!(
+                "idp.extra_authorize_params: `{k}` is set by the proxy itself"
+            ));
         }
         match v {
             toml::Value::String(s) => extra.push((k, s)),
@@ -234,10 +281,13 @@ fn idp(r: raw::Idp, has_secret: bool, p: &mut Problems) -> IdpConfig {
         client_auth,
         scope,
         // The TokenIDP guide sends the scope with every refresh; RFC 6749 §6 makes it optional.
-        send_scope_on_refresh: r.send_scope_on_refresh.unwrap_or(dialect == Dialect::TokenIdp),
+        send_scope_on_refresh: r
+            .send_scope_on_refresh
+            .unwrap_or(dialect == Dialect::TokenIdp),
         redirect_uri: p.url("idp.redirect_uri", r.redirect_uri),
         post_logout_redirect_uri: r.post_logout_redirect_uri,
         extra_authorize_params: extra,
+        logout_id_token_hint: r.logout_id_token_hint.unwrap_or(false),
         timeout: p.duration("idp.timeout", r.timeout, Duration::from_secs(10)),
         max_response_bytes,
     }
@@ -250,7 +300,9 @@ fn session(r: raw::Session, p: &mut Problems) -> SessionConfig {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
     {
-        p.push(format!("session.cookie_name: `{base}` must be letters, digits, `_` or `-`"));
+        p.push(format!(
+            "session.cookie_name: `{base}` must be letters, digits, `_` or `-`"
+        ));
     }
     let host_prefix = r.host_prefix.unwrap_or(true);
     let secure = r.secure.unwrap_or(true);
@@ -261,14 +313,30 @@ fn session(r: raw::Session, p: &mut Problems) -> SessionConfig {
         "session.same_site",
         r.same_site,
         SameSite::Strict,
-        &[("strict", SameSite::Strict), ("lax", SameSite::Lax), ("none", SameSite::None)],
+        &[
+            ("strict", SameSite::Strict),
+            ("lax", SameSite::Lax),
+            ("none", SameSite::None),
+        ],
     );
     if same_site == SameSite::None && !secure {
         p.push("session.same_site: \"none\" requires secure = true");
     }
-    let lifetime = p.duration("session.lifetime", r.lifetime, Duration::from_secs(12 * 3600));
-    let rotation_grace = p.duration("session.rotation_grace", r.rotation_grace, Duration::from_secs(60));
-    let reuse_window = p.duration("session.reuse_window", r.reuse_window, Duration::from_secs(600));
+    let lifetime = p.duration(
+        "session.lifetime",
+        r.lifetime,
+        Duration::from_secs(12 * 3600),
+    );
+    let rotation_grace = p.duration(
+        "session.rotation_grace",
+        r.rotation_grace,
+        Duration::from_secs(60),
+    );
+    let reuse_window = p.duration(
+        "session.reuse_window",
+        r.reuse_window,
+        Duration::from_secs(600),
+    );
     if reuse_window < rotation_grace {
         p.push("session.reuse_window: must be at least session.rotation_grace");
     }
@@ -277,11 +345,19 @@ fn session(r: raw::Session, p: &mut Problems) -> SessionConfig {
         p.push("session.max_tracked_rotations: must be at least 1");
     }
     SessionConfig {
-        cookie_name: if host_prefix { format!("__Host-{base}") } else { base },
+        cookie_name: if host_prefix {
+            format!("__Host-{base}")
+        } else {
+            base
+        },
         secure,
         same_site,
         lifetime,
-        refresh_skew: p.duration("session.refresh_skew", r.refresh_skew, Duration::from_secs(30)),
+        refresh_skew: p.duration(
+            "session.refresh_skew",
+            r.refresh_skew,
+            Duration::from_secs(30),
+        ),
         rotation_grace,
         reuse_window,
         max_tracked_rotations,
@@ -302,7 +378,9 @@ fn proxy(r: raw::Proxy, p: &mut Problems) -> ProxyConfig {
     }
     let auth_prefix = r.auth_prefix.unwrap_or_else(|| "/auth".to_string());
     if !auth_prefix.starts_with('/') || auth_prefix.ends_with('/') || auth_prefix.len() < 2 {
-        p.push(format!("proxy.auth_prefix: `{auth_prefix}` must look like \"/auth\""));
+        p.push(format!(
+            "proxy.auth_prefix: `{auth_prefix}` must look like \"/auth\""
+        ));
     }
     ProxyConfig {
         public_paths,
@@ -310,7 +388,10 @@ fn proxy(r: raw::Proxy, p: &mut Problems) -> ProxyConfig {
             "proxy.browser_authorization",
             r.browser_authorization,
             BrowserAuthorization::Replace,
-            &[("replace", BrowserAuthorization::Replace), ("reject", BrowserAuthorization::Reject)],
+            &[
+                ("replace", BrowserAuthorization::Replace),
+                ("reject", BrowserAuthorization::Reject),
+            ],
         ),
         auth_prefix,
     }
@@ -331,12 +412,20 @@ fn csrf(r: raw::Csrf, p: &mut Problems) -> CsrfConfig {
             _ => p.push(format!("csrf.allowed_origins: `{origin}` must be an origin like \"https://app.example.com\"")),
         }
     }
-    CsrfConfig { header, allowed_origins }
+    CsrfConfig {
+        header,
+        allowed_origins,
+    }
 }
 
 fn log(r: raw::Log, p: &mut Problems) -> LogConfig {
     LogConfig {
-        format: p.one_of("log.format", r.format, LogFormat::Text, &[("text", LogFormat::Text), ("json", LogFormat::Json)]),
+        format: p.one_of(
+            "log.format",
+            r.format,
+            LogFormat::Text,
+            &[("text", LogFormat::Text), ("json", LogFormat::Json)],
+        ),
         level: r.level.unwrap_or_else(|| "info".to_string()),
     }
 }
@@ -348,8 +437,15 @@ mod tests {
     const KEY: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
     fn env_with(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        move |k: &str| vars.iter().find(|(name, _)| name == k).map(|(_, v)| v.clone())
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k: &str| {
+            vars.iter()
+                .find(|(name, _)| name == k)
+                .map(|(_, v)| v.clone())
+        }
     }
 
     const MINIMAL: &str = r#"
@@ -371,7 +467,10 @@ mod tests {
         assert!(c.idp.send_scope_on_refresh, "TokenIDP guide sends scope");
         assert_eq!(c.session.rotation_grace, Duration::from_secs(60));
         assert_eq!(c.proxy.auth_prefix, "/auth");
-        assert!(c.proxy.public_paths.is_empty(), "every path needs a session by default");
+        assert!(
+            c.proxy.public_paths.is_empty(),
+            "every path needs a session by default"
+        );
     }
 
     #[test]
@@ -420,15 +519,28 @@ mod tests {
             (CLIENT_SECRET_ENV, "s3cr3t-value"),
         ]);
         let c = Config::from_toml(MINIMAL, &env).expect("valid");
-        assert_eq!(c.secrets.client_secret.as_ref().map(|s| s.expose()), Some("s3cr3t-value"));
-        assert_eq!(c.idp.client_auth, ClientAuth::Basic, "a secret defaults to Basic");
+        assert_eq!(
+            c.secrets.client_secret.as_ref().map(|s| s.expose()),
+            Some("s3cr3t-value")
+        );
+        assert_eq!(
+            c.idp.client_auth,
+            ClientAuth::Basic,
+            "a secret defaults to Basic"
+        );
         assert!(!format!("{c:?}").contains("s3cr3t-value"));
         assert!(!format!("{c:?}").contains("AAECAwQF"));
 
-        let bad = env_with(&[(COOKIE_KEYS_ENV, "k1:c2VjcmV0LWJ5dGVz"), (CLIENT_SECRET_ENV, "x")]);
+        let bad = env_with(&[
+            (COOKIE_KEYS_ENV, "k1:c2VjcmV0LWJ5dGVz"),
+            (CLIENT_SECRET_ENV, "x"),
+        ]);
         let err = Config::from_toml(MINIMAL, &bad).expect_err("short key");
         assert!(!err.to_string().contains("c2VjcmV0LWJ5dGVz"), "{err}");
-        let both = env_with(&[(COOKIE_KEYS_ENV, KEY), ("TOKEN_HANDLER_COOKIE_KEYS_FILE", &path)]);
+        let both = env_with(&[
+            (COOKIE_KEYS_ENV, KEY),
+            ("TOKEN_HANDLER_COOKIE_KEYS_FILE", &path),
+        ]);
         let err = Config::from_toml(MINIMAL, &both).expect_err("both set");
         assert!(err.to_string().contains("not both"), "{err}");
         std::fs::remove_dir_all(&dir).ok();

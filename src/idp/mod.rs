@@ -6,18 +6,22 @@
 //! never logged out by an IdP hiccup. Dialect files only build requests and parse answers;
 //! they are pure and tested on the exact bytes of tokenidp-protocol.md and RFC 6749.
 
+mod client;
+mod discovery;
+mod id_token;
 mod oauth2;
 mod response;
+mod revoke;
 mod tokenidp;
 
+pub use client::IdpClient;
+pub use discovery::Metadata;
+pub use id_token::IdTokenError;
 pub use response::unverified_lifetime;
 
-use crate::config::{ClientAuth, Dialect, IdpConfig};
-use crate::secret::{AccessToken, AuthCode, ClientSecret, CodeVerifier, IdToken, RefreshToken};
+use crate::secret::{AccessToken, AuthCode, CodeVerifier, IdToken, RefreshToken};
 use std::fmt;
 use std::time::Duration;
-use tracing::{debug, instrument};
-use url::Url;
 
 /// A grant sent to the token endpoint.
 #[derive(Debug)]
@@ -87,6 +91,8 @@ pub enum Transient {
     NoAccessToken,
     /// The body exceeded `idp.max_response_bytes`.
     TooLarge,
+    /// The IdP's endpoints are not known yet (discovery has not succeeded).
+    NotDiscovered,
 }
 
 impl fmt::Display for Transient {
@@ -99,6 +105,7 @@ impl fmt::Display for Transient {
             Transient::MalformedBody => f.write_str("malformed body"),
             Transient::NoAccessToken => f.write_str("no access token in a success answer"),
             Transient::TooLarge => f.write_str("response too large"),
+            Transient::NotDiscovered => f.write_str("IdP metadata not discovered yet"),
         }
     }
 }
@@ -131,70 +138,4 @@ struct Wire {
     body: Vec<u8>,
     /// Send the client credentials as HTTP Basic.
     basic: bool,
-}
-
-/// Client for the IdP's token endpoint.
-#[derive(Debug, Clone)]
-pub struct TokenClient {
-    http: reqwest::Client,
-    dialect: Dialect,
-    endpoint: Url,
-    client_id: String,
-    secret: Option<ClientSecret>,
-    auth: ClientAuth,
-    max_response_bytes: usize,
-}
-
-impl TokenClient {
-    pub fn new(config: &IdpConfig, endpoint: Url, secret: Option<ClientSecret>, http: reqwest::Client) -> TokenClient {
-        TokenClient {
-            http,
-            dialect: config.dialect,
-            endpoint,
-            client_id: config.client_id.clone(),
-            secret,
-            auth: config.client_auth,
-            max_response_bytes: config.max_response_bytes,
-        }
-    }
-
-    /// Posts one grant to the token endpoint and classifies the answer.
-    #[instrument(skip_all, fields(grant = grant.kind()))]
-    pub async fn token(&self, grant: &Grant<'_>) -> Result<TokenResponse, IdpError> {
-        let secret = match self.auth {
-            ClientAuth::None => None,
-            _ => self.secret.as_ref(),
-        };
-        let wire = match self.dialect {
-            Dialect::TokenIdp => tokenidp::request(&self.client_id, secret, self.auth, grant),
-            Dialect::OAuth2 => oauth2::request(&self.client_id, secret, self.auth, grant),
-        };
-        let mut request = self
-            .http
-            .post(self.endpoint.clone())
-            .header(http::header::CONTENT_TYPE, wire.content_type)
-            .header(http::header::ACCEPT, "application/json")
-            .body(wire.body);
-        if let (true, Some(secret)) = (wire.basic, secret) {
-            request = request.header(http::header::AUTHORIZATION, response::basic_auth(&self.client_id, secret));
-        }
-        let started = tokio::time::Instant::now();
-        let response = request.send().await.map_err(|e| {
-            debug!(error = %response::describe(&e), "token endpoint unreachable");
-            IdpError::transient(if e.is_timeout() { Transient::Timeout } else { Transient::Connect })
-        })?;
-        let status = response.status().as_u16();
-        let retry_after = response::retry_after(response.headers());
-        let body = response::read_limited(response, self.max_response_bytes).await;
-        debug!(status, elapsed_ms = started.elapsed().as_millis() as u64, "token endpoint answered");
-        let body = body.map_err(|kind| IdpError::Transient { kind, retry_after })?;
-        let parsed = match self.dialect {
-            Dialect::TokenIdp => tokenidp::parse(status, &body),
-            Dialect::OAuth2 => oauth2::parse(status, &body),
-        };
-        parsed.map_err(|e| match e {
-            IdpError::Transient { kind, retry_after: None } => IdpError::Transient { kind, retry_after },
-            other => other,
-        })
-    }
 }

@@ -10,10 +10,18 @@ use crate::config::ClientAuth;
 use crate::secret::{AccessToken, ClientSecret, IdToken, RefreshToken};
 use serde_json::{Map, Value};
 
-pub(super) fn request(client_id: &str, secret: Option<&ClientSecret>, auth: ClientAuth, grant: &Grant<'_>) -> Wire {
+pub(super) fn request(
+    client_id: &str,
+    secret: Option<&ClientSecret>,
+    auth: ClientAuth,
+    grant: &Grant<'_>,
+) -> Wire {
     let mut form = url::form_urlencoded::Serializer::new(String::new());
     match grant {
-        Grant::Refresh { refresh_token, scope } => {
+        Grant::Refresh {
+            refresh_token,
+            scope,
+        } => {
             form.append_pair("grant_type", "refresh_token");
             form.append_pair("refresh_token", refresh_token.expose());
             if let Some(scope) = scope {
@@ -66,7 +74,10 @@ pub(super) fn parse(status: u16, body: &[u8]) -> Result<TokenResponse, IdpError>
     }
     let error = parsed.as_ref().and_then(|o| {
         let code = o.get("error")?.as_str()?.to_string();
-        let description = o.get("error_description").and_then(Value::as_str).unwrap_or("");
+        let description = o
+            .get("error_description")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         Some((code, description.to_string()))
     });
     let rejection = match error {
@@ -75,7 +86,9 @@ pub(super) fn parse(status: u16, body: &[u8]) -> Result<TokenResponse, IdpError>
             let reason = match code.as_str() {
                 "invalid_grant" => Some(Rejection::InvalidGrant),
                 "invalid_client" | "unauthorized_client" => Some(Rejection::InvalidClient),
-                "invalid_request" | "invalid_scope" | "unsupported_grant_type" => Some(Rejection::Other),
+                "invalid_request" | "invalid_scope" | "unsupported_grant_type" => {
+                    Some(Rejection::Other)
+                }
                 // `temporarily_unavailable`, `server_error`, `slow_down`, unknown codes: not a verdict.
                 _ => None,
             };
@@ -113,9 +126,13 @@ mod tests {
         );
         assert!(basic.basic);
         let post = request("c", Some(&s), ClientAuth::Body, &grant);
-        assert!(String::from_utf8(post.body).expect("utf8").ends_with("&client_id=c&client_secret=sec"));
+        assert!(String::from_utf8(post.body)
+            .expect("utf8")
+            .ends_with("&client_id=c&client_secret=sec"));
         let public = request("c", None, ClientAuth::None, &grant);
-        assert!(String::from_utf8(public.body).expect("utf8").ends_with("&client_id=c"));
+        assert!(String::from_utf8(public.body)
+            .expect("utf8")
+            .ends_with("&client_id=c"));
     }
 
     #[test]
@@ -128,20 +145,35 @@ mod tests {
         assert_eq!(ok.expires_in, Some(60));
         assert_eq!(ok.scope.as_deref(), Some("openid"));
         assert!(matches!(
-            parse(400, br#"{"error":"invalid_grant","error_description":"grant request is invalid"}"#),
-            Err(IdpError::Rejected { reason: Rejection::InvalidGrant, .. })
+            parse(
+                400,
+                br#"{"error":"invalid_grant","error_description":"grant request is invalid"}"#
+            ),
+            Err(IdpError::Rejected {
+                reason: Rejection::InvalidGrant,
+                ..
+            })
         ));
         assert!(matches!(
             parse(401, br#"{"error":"invalid_client"}"#),
-            Err(IdpError::Rejected { reason: Rejection::InvalidClient, .. })
+            Err(IdpError::Rejected {
+                reason: Rejection::InvalidClient,
+                ..
+            })
         ));
         assert!(matches!(
             parse(400, br#"{"error":"temporarily_unavailable"}"#),
-            Err(IdpError::Transient { kind: Transient::Status(400), .. })
+            Err(IdpError::Transient {
+                kind: Transient::Status(400),
+                ..
+            })
         ));
         assert!(matches!(
             parse(503, br#"{"error":"server_error"}"#),
-            Err(IdpError::Transient { kind: Transient::Status(503), .. })
+            Err(IdpError::Transient {
+                kind: Transient::Status(503),
+                ..
+            })
         ));
     }
 }

@@ -13,8 +13,14 @@ use std::time::{Duration, SystemTime};
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 
 /// Reads the body, refusing more than `max` bytes (an IdP must not make us buffer 10 MB).
-pub(super) async fn read_limited(mut response: reqwest::Response, max: usize) -> Result<Vec<u8>, Transient> {
-    if response.content_length().is_some_and(|len| len as usize > max) {
+pub(super) async fn read_limited(
+    mut response: reqwest::Response,
+    max: usize,
+) -> Result<Vec<u8>, Transient> {
+    if response
+        .content_length()
+        .is_some_and(|len| len as usize > max)
+    {
         return Err(Transient::TooLarge);
     }
     let mut body = Vec::new();
@@ -36,7 +42,11 @@ pub(super) async fn read_limited(mut response: reqwest::Response, max: usize) ->
 
 /// `Retry-After` as delay-seconds or an HTTP-date (RFC 9110 §10.2.3), capped.
 pub(super) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let value = headers
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
     let delay = match value.parse::<u64>() {
         Ok(secs) => Duration::from_secs(secs),
         Err(_) => httpdate::parse_http_date(value)
@@ -70,7 +80,10 @@ pub(super) fn describe(e: &reqwest::Error) -> String {
 /// (`access_token` = `accessToken` = `AccessToken`).
 pub(super) fn field<'a>(object: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
     object.iter().find_map(|(k, v)| {
-        let mut a = k.bytes().filter(|&b| b != b'_').map(|b| b.to_ascii_lowercase());
+        let mut a = k
+            .bytes()
+            .filter(|&b| b != b'_')
+            .map(|b| b.to_ascii_lowercase());
         let mut b = name.bytes();
         loop {
             match (a.next(), b.next()) {
@@ -115,10 +128,7 @@ pub(super) fn classify_failure(status: u16, rejection: Option<(Rejection, String
 
 /// Error text from the IdP, made safe for a log line: bounded, printable.
 fn sanitize(text: &str) -> String {
-    text.chars()
-        .filter(|c| !c.is_control())
-        .take(200)
-        .collect()
+    text.chars().filter(|c| !c.is_control()).take(200).collect()
 }
 
 /// Lifetime (`exp - iat`, seconds) claimed by a JWT access token, read **without**
@@ -139,7 +149,8 @@ mod tests {
 
     #[test]
     fn fields_match_in_both_spellings() {
-        let v: Map<String, Value> = serde_json::from_str(r#"{"Access_Token":"a","expiresIn":"30"}"#).expect("json");
+        let v: Map<String, Value> =
+            serde_json::from_str(r#"{"Access_Token":"a","expiresIn":"30"}"#).expect("json");
         assert_eq!(string_field(&v, "accesstoken").as_deref(), Some("a"));
         assert_eq!(seconds_field(&v, "expiresin"), Some(30));
         assert!(field(&v, "access").is_none());
@@ -152,7 +163,10 @@ mod tests {
         assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
         h.insert(http::header::RETRY_AFTER, "99999".parse().expect("hv"));
         assert_eq!(retry_after(&h), Some(MAX_RETRY_AFTER));
-        h.insert(http::header::RETRY_AFTER, "Wed, 21 Oct 2015 07:28:00 GMT".parse().expect("hv"));
+        h.insert(
+            http::header::RETRY_AFTER,
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().expect("hv"),
+        );
         assert_eq!(retry_after(&h), Some(Duration::ZERO));
         h.insert(http::header::RETRY_AFTER, "soon".parse().expect("hv"));
         assert_eq!(retry_after(&h), None);
@@ -161,7 +175,9 @@ mod tests {
     #[test]
     fn basic_auth_form_encodes_per_rfc6749() {
         let h = basic_auth("my client", &ClientSecret::new("p@ss:w+rd"));
-        let decoded = STANDARD.decode(h.trim_start_matches("Basic ")).expect("b64");
+        let decoded = STANDARD
+            .decode(h.trim_start_matches("Basic "))
+            .expect("b64");
         assert_eq!(decoded, b"my+client:p%40ss%3Aw%2Brd");
     }
 

@@ -13,9 +13,17 @@ use crate::config::ClientAuth;
 use crate::secret::{AccessToken, ClientSecret, IdToken, RefreshToken};
 use serde_json::{json, Map, Value};
 
-pub(super) fn request(client_id: &str, secret: Option<&ClientSecret>, auth: ClientAuth, grant: &Grant<'_>) -> Wire {
+pub(super) fn request(
+    client_id: &str,
+    secret: Option<&ClientSecret>,
+    auth: ClientAuth,
+    grant: &Grant<'_>,
+) -> Wire {
     let mut body = match grant {
-        Grant::Refresh { refresh_token, scope } => {
+        Grant::Refresh {
+            refresh_token,
+            scope,
+        } => {
             let mut b = json!({
                 "grantType": "refresh_token",
                 "clientId": client_id,
@@ -69,7 +77,10 @@ pub(super) fn parse(status: u16, body: &[u8]) -> Result<TokenResponse, IdpError>
             scope: string_field(inner, "scope"),
         });
     }
-    Err(classify_failure(status, parsed.as_ref().and_then(|o| rejection(status, o))))
+    Err(classify_failure(
+        status,
+        parsed.as_ref().and_then(|o| rejection(status, o)),
+    ))
 }
 
 /// Reads a failure body: `{"isSuccess":false,"error":{"code":"","error":"Invalid refresh token."}}`
@@ -80,7 +91,10 @@ fn rejection(status: u16, outer: &Map<String, Value>) -> Option<(Rejection, Stri
             string_field(err, "code").unwrap_or_default(),
             string_field(err, "error").unwrap_or_default(),
         ),
-        Value::String(code) => (code.clone(), string_field(outer, "errordescription").unwrap_or_default()),
+        Value::String(code) => (
+            code.clone(),
+            string_field(outer, "errordescription").unwrap_or_default(),
+        ),
         _ => return None,
     };
     // `error.code` is always empty (a server bug), so the status decides: 401 is client
@@ -136,7 +150,11 @@ mod tests {
         let basic = request("c", Some(&s), ClientAuth::Basic, &grant);
         assert!(basic.basic);
         assert!(body(&basic).get("clientSecret").is_none());
-        assert_eq!(body(&basic)["clientId"], "c", "the body client_id matches Basic's");
+        assert_eq!(
+            body(&basic)["clientId"],
+            "c",
+            "the body client_id matches Basic's"
+        );
         let post = request("c", Some(&s), ClientAuth::Body, &grant);
         assert!(!post.basic);
         assert_eq!(body(&post)["clientSecret"], "s");
@@ -191,7 +209,10 @@ mod tests {
         let inner = br#"{"isSuccess":true,"value":{"isSuccess":false,"userId":0}}"#;
         assert!(matches!(
             parse(200, inner),
-            Err(IdpError::Transient { kind: Transient::NoAccessToken, .. })
+            Err(IdpError::Transient {
+                kind: Transient::NoAccessToken,
+                ..
+            })
         ));
     }
 
@@ -208,7 +229,10 @@ mod tests {
         let client = br#"{"isSuccess":false,"error":{"code":"","correlationId":"c","userId":0,"error":"Client authentication failed."}}"#;
         assert!(matches!(
             parse(401, client),
-            Err(IdpError::Rejected { reason: Rejection::InvalidClient, .. })
+            Err(IdpError::Rejected {
+                reason: Rejection::InvalidClient,
+                ..
+            })
         ));
     }
 
@@ -217,12 +241,24 @@ mod tests {
         let pascal = br#"{"IsSuccess":false,"Error":{"Code":"","CorrelationId":"x","UserId":0,"Error":"An error has occurred, please contact support."}}"#;
         let cases: Vec<(u16, &[u8], Transient)> = vec![
             (500, pascal, Transient::Status(500)),
-            (429, br#"{"error":"rate_limit_exceeded","error_description":"slow down"}"#, Transient::RateLimited),
+            (
+                429,
+                br#"{"error":"rate_limit_exceeded","error_description":"slow down"}"#,
+                Transient::RateLimited,
+            ),
             (502, b"<html>Bad Gateway</html>", Transient::Status(502)),
-            (200, br#"{"isSuccess":true,"value":{"access_tok"#, Transient::MalformedBody),
+            (
+                200,
+                br#"{"isSuccess":true,"value":{"access_tok"#,
+                Transient::MalformedBody,
+            ),
             (200, b"<html>", Transient::MalformedBody),
             (400, b"<html>waf</html>", Transient::Status(400)),
-            (404, br#"{"error":"tenant_unavailable"}"#, Transient::Status(404)),
+            (
+                404,
+                br#"{"error":"tenant_unavailable"}"#,
+                Transient::Status(404),
+            ),
         ];
         for (status, body, kind) in cases {
             match parse(status, body) {

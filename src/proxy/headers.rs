@@ -9,8 +9,8 @@
 //! - `Authorization: Bearer <access token>` is set, marked sensitive (HPACK never-indexed).
 
 use http::header::{
-    HeaderName, AUTHORIZATION, CONNECTION, COOKIE, HOST, PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING,
-    UPGRADE,
+    HeaderName, AUTHORIZATION, CONNECTION, COOKIE, HOST, PROXY_AUTHORIZATION, TE, TRAILER,
+    TRANSFER_ENCODING, UPGRADE,
 };
 use http::{HeaderMap, HeaderValue};
 use std::net::IpAddr;
@@ -45,11 +45,24 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
         .flat_map(|v| v.split(','))
         .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
         .collect();
-    let upgrade_value = if upgrade { headers.get(UPGRADE).cloned() } else { None };
+    let upgrade_value = if upgrade {
+        headers.get(UPGRADE).cloned()
+    } else {
+        None
+    };
     for name in named {
         headers.remove(name);
     }
-    for name in [&CONNECTION, &KEEP_ALIVE, &PROXY_CONNECTION, &TE, &TRAILER, &TRANSFER_ENCODING, &UPGRADE, &PROXY_AUTHORIZATION] {
+    for name in [
+        &CONNECTION,
+        &KEEP_ALIVE,
+        &PROXY_CONNECTION,
+        &TE,
+        &TRAILER,
+        &TRANSFER_ENCODING,
+        &UPGRADE,
+        &PROXY_AUTHORIZATION,
+    ] {
         headers.remove(name);
     }
     if let Some(value) = upgrade_value {
@@ -59,7 +72,13 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
 }
 
 /// Sets the `X-Forwarded-*` headers for the upstream.
-pub fn set_forwarded(headers: &mut HeaderMap, client: IpAddr, proto: &'static str, host: Option<&HeaderValue>, trusted: bool) {
+pub fn set_forwarded(
+    headers: &mut HeaderMap,
+    client: IpAddr,
+    proto: &'static str,
+    host: Option<&HeaderValue>,
+    trusted: bool,
+) {
     let ip = client.to_string();
     let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
         // Keep what earlier proxies recorded only when they are trusted; otherwise a client
@@ -90,7 +109,10 @@ pub fn set_cookies(headers: &mut HeaderMap, kept: Option<HeaderValue>) {
 }
 
 /// Sets `Authorization: Bearer <token>`, replacing whatever the browser sent.
-pub fn set_bearer(headers: &mut HeaderMap, access_token: &str) -> Result<(), http::header::InvalidHeaderValue> {
+pub fn set_bearer(
+    headers: &mut HeaderMap,
+    access_token: &str,
+) -> Result<(), http::header::InvalidHeaderValue> {
     let mut value = HeaderValue::from_str(&format!("Bearer {access_token}"))?;
     value.set_sensitive(true);
     headers.insert(AUTHORIZATION, value);
@@ -99,10 +121,10 @@ pub fn set_bearer(headers: &mut HeaderMap, access_token: &str) -> Result<(), htt
 
 /// The Host the client addressed (HTTP/1 `Host`, or the HTTP/2 `:authority`).
 pub fn client_host(headers: &HeaderMap, uri: &http::Uri) -> Option<HeaderValue> {
-    headers
-        .get(HOST)
-        .cloned()
-        .or_else(|| uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()))
+    headers.get(HOST).cloned().or_else(|| {
+        uri.authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    })
 }
 
 #[cfg(test)]
@@ -112,7 +134,10 @@ mod tests {
     fn map(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
-            h.append(HeaderName::from_bytes(k.as_bytes()).expect("name"), v.parse().expect("value"));
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).expect("name"),
+                v.parse().expect("value"),
+            );
         }
         h
     }
@@ -136,7 +161,11 @@ mod tests {
 
     #[test]
     fn upgrades_keep_the_handshake_headers() {
-        let mut h = map(&[("connection", "Upgrade"), ("upgrade", "websocket"), ("sec-websocket-key", "k")]);
+        let mut h = map(&[
+            ("connection", "Upgrade"),
+            ("upgrade", "websocket"),
+            ("sec-websocket-key", "k"),
+        ]);
         assert!(is_upgrade(&h));
         strip_hop_by_hop(&mut h, true);
         assert_eq!(h.get(CONNECTION).expect("connection"), "upgrade");
@@ -148,12 +177,18 @@ mod tests {
     fn forwarded_headers_untrusted_and_trusted() {
         let ip: IpAddr = "10.0.0.7".parse().expect("ip");
         let host = HeaderValue::from_static("app.example.com");
-        let mut h = map(&[("x-forwarded-for", "1.2.3.4"), ("x-forwarded-proto", "https")]);
+        let mut h = map(&[
+            ("x-forwarded-for", "1.2.3.4"),
+            ("x-forwarded-proto", "https"),
+        ]);
         set_forwarded(&mut h, ip, "http", Some(&host), false);
         assert_eq!(h.get("x-forwarded-for").expect("xff"), "10.0.0.7");
         assert_eq!(h.get("x-forwarded-proto").expect("xfp"), "http");
         assert_eq!(h.get("x-forwarded-host").expect("xfh"), "app.example.com");
-        let mut h = map(&[("x-forwarded-for", "1.2.3.4"), ("x-forwarded-proto", "https")]);
+        let mut h = map(&[
+            ("x-forwarded-for", "1.2.3.4"),
+            ("x-forwarded-proto", "https"),
+        ]);
         set_forwarded(&mut h, ip, "http", Some(&host), true);
         assert_eq!(h.get("x-forwarded-for").expect("xff"), "1.2.3.4, 10.0.0.7");
         assert_eq!(h.get("x-forwarded-proto").expect("xfp"), "https");

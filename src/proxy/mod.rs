@@ -72,7 +72,11 @@ impl Upstream {
         match tokio::time::timeout(self.header_timeout, self.client.request(request)).await {
             Err(_) => Err(UpstreamError::Timeout(self.header_timeout)),
             Ok(Err(e)) => {
-                let reason = if e.is_connect() { "connect failed" } else { "connection failed" };
+                let reason = if e.is_connect() {
+                    "connect failed"
+                } else {
+                    "connection failed"
+                };
                 debug!(error = %describe(&e), "upstream request failed");
                 Err(UpstreamError::Unavailable(reason.to_string()))
             }
@@ -94,7 +98,8 @@ pub fn relay_response(
         let upstream_upgrade = hyper::upgrade::on(&mut response);
         if let Some(client_upgrade) = client_upgrade {
             tunnels.spawn(async move {
-                let (Ok(client), Ok(upstream)) = (client_upgrade.await, upstream_upgrade.await) else {
+                let (Ok(client), Ok(upstream)) = (client_upgrade.await, upstream_upgrade.await)
+                else {
                     debug!("upgrade handshake did not complete");
                     return;
                 };

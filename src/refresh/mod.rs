@@ -13,7 +13,7 @@ mod timing;
 pub use timing::{expires_at, needs_refresh};
 
 use crate::config::SessionConfig;
-use crate::idp::{Grant, IdpError, Rejection, TokenClient};
+use crate::idp::{Grant, IdpClient, IdpError, Rejection};
 use crate::session::{CookieCodec, Session};
 use http::HeaderValue;
 use ring::hmac;
@@ -96,7 +96,7 @@ type Waiter = watch::Receiver<FlightResult>;
 /// Refreshes sessions, once per refresh token, process-wide.
 #[derive(Debug)]
 pub struct Refresher {
-    client: TokenClient,
+    client: Arc<IdpClient>,
     codec: CookieCodec,
     skew: u64,
     send_scope: bool,
@@ -112,7 +112,12 @@ enum Step {
 }
 
 impl Refresher {
-    pub fn new(client: TokenClient, codec: CookieCodec, config: &SessionConfig, send_scope: bool) -> Refresher {
+    pub fn new(
+        client: Arc<IdpClient>,
+        codec: CookieCodec,
+        config: &SessionConfig,
+        send_scope: bool,
+    ) -> Refresher {
         let mut key = [0u8; 32];
         crate::crypto::fill_random(&mut key);
         Refresher {
@@ -186,7 +191,9 @@ impl Refresher {
             Known::InFlight(waiter) => Step::Wait(waiter, false),
             Known::ReuseSuspected => Step::Reuse,
             // An unrotated successor shares the refresh token: follow it only if it is newer.
-            Known::Successor(s) if s.session.access_token.expose() != session.access_token.expose() => {
+            Known::Successor(s)
+                if s.session.access_token.expose() != session.access_token.expose() =>
+            {
                 Step::Follow(s)
             }
             Known::Successor(_) | Known::Nothing => {
@@ -208,9 +215,12 @@ impl Refresher {
                     {
                         let mut rotations = this.rotations.lock().expect("rotations lock");
                         match &result {
-                            Ok((refreshed, rotated)) => {
-                                rotations.succeeded(fp, Arc::clone(refreshed), *rotated, Instant::now())
-                            }
+                            Ok((refreshed, rotated)) => rotations.succeeded(
+                                fp,
+                                Arc::clone(refreshed),
+                                *rotated,
+                                Instant::now(),
+                            ),
                             Err(_) => rotations.failed(&fp),
                         }
                     }
@@ -255,9 +265,20 @@ impl Refresher {
             },
             ..old
         };
-        info!(event = "refreshed", rotated, expires_in = session.access_expires_at - now, "access token refreshed");
+        info!(
+            event = "refreshed",
+            rotated,
+            expires_in = session.access_expires_at - now,
+            "access token refreshed"
+        );
         let set_cookies = self.codec.seal(&session, now);
-        Ok((Arc::new(Refreshed { session, set_cookies }), rotated))
+        Ok((
+            Arc::new(Refreshed {
+                session,
+                set_cookies,
+            }),
+            rotated,
+        ))
     }
 
     /// Refresh tokens currently remembered (in flight, in grace, or as tombstones).

@@ -33,8 +33,14 @@ pub enum Known<S, W> {
 #[derive(Debug)]
 enum Entry<S, W> {
     InFlight(W),
-    Refreshed { successor: S, at: Instant, rotated: bool },
-    Tombstone { at: Instant },
+    Refreshed {
+        successor: S,
+        at: Instant,
+        rotated: bool,
+    },
+    Tombstone {
+        at: Instant,
+    },
 }
 
 #[derive(Debug)]
@@ -65,7 +71,11 @@ impl<S: Clone, W: Clone> Rotations<S, W> {
         match self.entries.get(fp) {
             None => Known::Nothing,
             Some(Entry::InFlight(w)) => Known::InFlight(w.clone()),
-            Some(Entry::Refreshed { successor, at, rotated }) => {
+            Some(Entry::Refreshed {
+                successor,
+                at,
+                rotated,
+            }) => {
                 let age = now.saturating_duration_since(*at);
                 if age < self.grace {
                     Known::Successor(successor.clone())
@@ -75,7 +85,9 @@ impl<S: Clone, W: Clone> Rotations<S, W> {
                     Known::Nothing
                 }
             }
-            Some(Entry::Tombstone { at }) if now.saturating_duration_since(*at) < self.reuse_window => {
+            Some(Entry::Tombstone { at })
+                if now.saturating_duration_since(*at) < self.reuse_window =>
+            {
                 Known::ReuseSuspected
             }
             Some(Entry::Tombstone { .. }) => Known::Nothing,
@@ -90,7 +102,14 @@ impl<S: Clone, W: Clone> Rotations<S, W> {
     /// Records a successful refresh. `rotated`: the IdP issued a new refresh token (so the old
     /// one is spent); otherwise the entry only serves the grace window.
     pub fn succeeded(&mut self, fp: Fingerprint, successor: S, rotated: bool, now: Instant) {
-        self.entries.insert(fp, Entry::Refreshed { successor, at: now, rotated });
+        self.entries.insert(
+            fp,
+            Entry::Refreshed {
+                successor,
+                at: now,
+                rotated,
+            },
+        );
         self.recent.push_back((fp, now));
         if rotated {
             self.rotated.push_back((fp, now));
@@ -118,7 +137,12 @@ impl<S: Clone, W: Clone> Rotations<S, W> {
             self.recent.pop_front();
             // Drop the tokens; keep a tombstone if the token was spent. The `at` check skips
             // queue items whose entry was replaced by a later refresh.
-            if let Some(Entry::Refreshed { at: entry_at, rotated, .. }) = self.entries.get(&fp) {
+            if let Some(Entry::Refreshed {
+                at: entry_at,
+                rotated,
+                ..
+            }) = self.entries.get(&fp)
+            {
                 if *entry_at == at {
                     if *rotated {
                         self.entries.insert(fp, Entry::Tombstone { at });
@@ -165,8 +189,14 @@ mod tests {
         r.begin(fp(1), 7);
         assert!(matches!(r.lookup(&fp(1), t0), Known::InFlight(7)));
         r.succeeded(fp(1), "new", true, t0);
-        assert!(matches!(r.lookup(&fp(1), t0 + GRACE / 2), Known::Successor("new")));
-        assert!(matches!(r.lookup(&fp(1), t0 + GRACE), Known::ReuseSuspected));
+        assert!(matches!(
+            r.lookup(&fp(1), t0 + GRACE / 2),
+            Known::Successor("new")
+        ));
+        assert!(matches!(
+            r.lookup(&fp(1), t0 + GRACE),
+            Known::ReuseSuspected
+        ));
         assert!(matches!(r.lookup(&fp(1), t0 + REUSE), Known::Nothing));
     }
 
@@ -176,7 +206,10 @@ mod tests {
         let mut r = R::new(GRACE, REUSE, 100);
         r.succeeded(fp(1), "same-rt", false, t0);
         assert!(matches!(r.lookup(&fp(1), t0), Known::Successor(_)));
-        assert!(matches!(r.lookup(&fp(1), t0 + GRACE), Known::Nothing), "not a reuse");
+        assert!(
+            matches!(r.lookup(&fp(1), t0 + GRACE), Known::Nothing),
+            "not a reuse"
+        );
     }
 
     #[test]
@@ -203,6 +236,9 @@ mod tests {
         assert_eq!(r.len(), 1);
         // Past grace the successor is gone (a tombstone remains).
         r.succeeded(fp(10), "s", true, t0 + REUSE * 2 + GRACE);
-        assert!(matches!(r.entries.get(&fp(9)), Some(Entry::Tombstone { .. })));
+        assert!(matches!(
+            r.entries.get(&fp(9)),
+            Some(Entry::Tombstone { .. })
+        ));
     }
 }

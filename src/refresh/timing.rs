@@ -47,7 +47,10 @@ mod tests {
         // 20 s token, 30 s skew: refresh at t = 10, not on every request.
         assert!(!needs_refresh(0, 20, 9, 30));
         assert!(needs_refresh(0, 20, 10, 30));
-        assert!(needs_refresh(5, 5, 5, 30), "a zero-lifetime token is due at once");
+        assert!(
+            needs_refresh(5, 5, 5, 30),
+            "a zero-lifetime token is due at once"
+        );
     }
 
     fn response(expires_in: Option<u64>, token: &str) -> TokenResponse {
@@ -62,11 +65,17 @@ mod tests {
 
     #[test]
     fn earlier_of_expires_in_and_jwt_lifetime() {
-        let jwt = format!("h.{}.s", URL_SAFE_NO_PAD.encode(r#"{"iat":5000,"exp":5100}"#));
+        let jwt = format!(
+            "h.{}.s",
+            URL_SAFE_NO_PAD.encode(r#"{"iat":5000,"exp":5100}"#)
+        );
         assert_eq!(expires_at(&response(Some(300), &jwt), 1000), 1100);
         assert_eq!(expires_at(&response(Some(50), &jwt), 1000), 1050);
         assert_eq!(expires_at(&response(None, &jwt), 1000), 1100);
         assert_eq!(expires_at(&response(Some(30), "opaque"), 1000), 1030);
-        assert_eq!(expires_at(&response(None, "opaque"), 1000), 1000 + DEFAULT_LIFETIME_SECS);
+        assert_eq!(
+            expires_at(&response(None, "opaque"), 1000),
+            1000 + DEFAULT_LIFETIME_SECS
+        );
     }
 }

@@ -104,7 +104,8 @@ impl CookieCodec {
                 // servers do; a wrong pick fails to open and is treated as no session.
                 found.base.get_or_insert(value);
                 found.present = found.present.max(1);
-            } else if let Some(index) = rest.strip_prefix('.').and_then(|i| i.parse::<usize>().ok()) {
+            } else if let Some(index) = rest.strip_prefix('.').and_then(|i| i.parse::<usize>().ok())
+            {
                 if (1..MAX_CHUNKS).contains(&index) {
                     found.chunks[index].get_or_insert(value);
                     found.present = found.present.max(index + 1);
@@ -288,10 +289,20 @@ mod tests {
     fn request_with(set_cookies: &[HeaderValue]) -> HeaderMap {
         let pairs: Vec<String> = set_cookies
             .iter()
-            .map(|v| v.to_str().expect("ascii").split(';').next().expect("pair").to_string())
+            .map(|v| {
+                v.to_str()
+                    .expect("ascii")
+                    .split(';')
+                    .next()
+                    .expect("pair")
+                    .to_string()
+            })
             .collect();
         let mut h = HeaderMap::new();
-        h.insert(COOKIE, HeaderValue::from_str(&format!("app=1; {}", pairs.join("; "))).expect("hv"));
+        h.insert(
+            COOKIE,
+            HeaderValue::from_str(&format!("app=1; {}", pairs.join("; "))).expect("hv"),
+        );
         h
     }
 
@@ -306,7 +317,13 @@ mod tests {
         assert_eq!(cookies.len(), 1);
         let line = cookies[0].to_str().expect("ascii");
         assert!(line.starts_with("__Host-th="), "{line}");
-        for attr in ["; Path=/", "; Secure", "; HttpOnly", "; SameSite=Strict", "; Max-Age=3100"] {
+        for attr in [
+            "; Path=/",
+            "; Secure",
+            "; HttpOnly",
+            "; SameSite=Strict",
+            "; Max-Age=3100",
+        ] {
             assert!(line.contains(attr), "{attr} missing in {line}");
         }
         assert!(!line.contains("Domain"), "{line}");
@@ -321,7 +338,10 @@ mod tests {
             assert!(v.len() < 4096, "each cookie fits the browser limit");
         }
         match open(&c, &request_with(&cookies)) {
-            ReadOutcome::Valid { session, retired_key } => {
+            ReadOutcome::Valid {
+                session,
+                retired_key,
+            } => {
                 assert_eq!(session.access_token.expose().len(), 6000);
                 assert!(!retired_key);
             }
@@ -330,7 +350,10 @@ mod tests {
         // A missing chunk is not a session.
         let mut missing = cookies.clone();
         missing.remove(2);
-        assert!(matches!(open(&c, &request_with(&missing)), ReadOutcome::Invalid));
+        assert!(matches!(
+            open(&c, &request_with(&missing)),
+            ReadOutcome::Invalid
+        ));
     }
 
     #[test]
@@ -344,7 +367,10 @@ mod tests {
         assert_eq!(clears.len(), big.len() - 1);
         for v in clears {
             let line = v.to_str().expect("ascii");
-            assert!(line.contains("Max-Age=0") && line.starts_with("__Host-th."), "{line}");
+            assert!(
+                line.contains("Max-Age=0") && line.starts_with("__Host-th."),
+                "{line}"
+            );
         }
     }
 
@@ -353,7 +379,14 @@ mod tests {
         let c = codec(K1);
         let good = c.seal(&session(10), 1500);
         let line = good[0].to_str().expect("ascii").to_string();
-        let value = line.split(';').next().expect("pair").split_once('=').expect("=").1.to_string();
+        let value = line
+            .split(';')
+            .next()
+            .expect("pair")
+            .split_once('=')
+            .expect("=")
+            .1
+            .to_string();
         let mut h = HeaderMap::new();
         let tampered = format!("__Host-th={}A", &value[..value.len() - 1]);
         h.insert(COOKIE, HeaderValue::from_str(&tampered).expect("hv"));
@@ -362,9 +395,15 @@ mod tests {
         assert!(matches!(open(&c, &h), ReadOutcome::Invalid));
         h.insert(COOKIE, HeaderValue::from_static("__Host-th=9.x"));
         assert!(matches!(open(&c, &h), ReadOutcome::Invalid));
-        assert!(matches!(open(&codec(K2), &request_with(&good)), ReadOutcome::Invalid));
+        assert!(matches!(
+            open(&codec(K2), &request_with(&good)),
+            ReadOutcome::Invalid
+        ));
         let c_late = c.read(&c.incoming(&request_with(&good)), 1000 + 3600);
-        assert!(matches!(c_late, ReadOutcome::Invalid), "past the absolute lifetime");
+        assert!(
+            matches!(c_late, ReadOutcome::Invalid),
+            "past the absolute lifetime"
+        );
         assert!(matches!(open(&c, &HeaderMap::new()), ReadOutcome::Absent));
     }
 
@@ -375,7 +414,10 @@ mod tests {
         let rotated = codec(&format!("{K2},{K1}"));
         assert!(matches!(
             open(&rotated, &request_with(&cookies)),
-            ReadOutcome::Valid { retired_key: true, .. }
+            ReadOutcome::Valid {
+                retired_key: true,
+                ..
+            }
         ));
     }
 
@@ -383,7 +425,10 @@ mod tests {
     fn strip_own_keeps_the_apps_cookies() {
         let c = codec(K1);
         let mut h = request_with(&c.seal(&session(6000), 1500));
-        h.append(COOKIE, HeaderValue::from_static("theme=dark; __Host-th_flow_x=1"));
+        h.append(
+            COOKIE,
+            HeaderValue::from_static("theme=dark; __Host-th_flow_x=1"),
+        );
         let kept = c.strip_own(&h).expect("app cookies remain");
         assert_eq!(kept, "app=1; theme=dark");
         let mut only_ours = HeaderMap::new();

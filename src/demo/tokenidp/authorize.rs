@@ -9,18 +9,15 @@ use http::header::SET_COOKIE;
 use http::{HeaderValue, Method, StatusCode};
 use tokio::time::Instant;
 
-use super::http::{method_not_allowed, Request};
 use super::ids;
 use super::login_page::LoginPage;
 use super::options::{words, LoginMode};
-use super::reply::{self, Response};
-use super::state::{CodeRecord, Shared, State};
+use super::reply::{self, method_not_allowed, Response};
+use super::request::Request;
+use super::state::{CodeRecord, Shared, State, SESSION_COOKIE};
 
 /// Codes live five minutes, as in TokenIDP.
 const CODE_TTL: Duration = Duration::from_secs(5 * 60);
-
-/// The IdP's own browser-session cookie (login form mode); cleared by `/logout`.
-pub(super) const SESSION_COOKIE: &str = "tokenidp_session";
 
 /// Parameters without which TokenIDP answers a plain-text 400.
 const REQUIRED: [&str; 6] = [
@@ -77,7 +74,7 @@ pub(super) fn handle(shared: &Shared, req: &Request) -> Response {
     let mut st = shared.lock();
     let request = match check(&st, &params) {
         Ok(request) => request,
-        Err(resp) => return resp,
+        Err(refusal) => return refusal.response(),
     };
     // Test hook: a consent refusal, answered the RFC 6749 §4.1.2.1 way (redirect with error).
     if param("test_error") == Some("access_denied") {
@@ -158,24 +155,44 @@ pub(super) fn handle(shared: &Shared, req: &Request) -> Response {
     resp
 }
 
-/// Validates the request as TokenIDP does: plain text for a missing parameter, JSON
-/// `{"error","error_description"}` for everything else, and never a redirect for these.
-fn check(st: &State, params: &HashMap<String, String>) -> Result<AuthRequest, Response> {
-    for name in REQUIRED {
-        if !params.get(name).is_some_and(|v| !v.is_empty()) {
-            return Err(reply::text(
+/// Why an authorization request was refused. Never redirected back: TokenIDP answers these
+/// itself, plain text for a missing parameter, JSON `{"error","error_description"}` otherwise.
+#[derive(Debug)]
+enum Refusal {
+    Missing(&'static str),
+    Invalid {
+        error: &'static str,
+        description: String,
+    },
+}
+
+impl Refusal {
+    fn response(&self) -> Response {
+        match self {
+            Refusal::Missing(name) => reply::text(
                 StatusCode::BAD_REQUEST,
                 &format!("Missing required parameter: {name}"),
-            ));
+            ),
+            Refusal::Invalid { error, description } => {
+                reply::oauth_error(StatusCode::BAD_REQUEST, error, description)
+            }
+        }
+    }
+}
+
+/// Validates the request as TokenIDP does.
+fn check(st: &State, params: &HashMap<String, String>) -> Result<AuthRequest, Refusal> {
+    for name in REQUIRED {
+        if !params.get(name).is_some_and(|v| !v.is_empty()) {
+            return Err(Refusal::Missing(name));
         }
     }
     let get = |name: &str| params.get(name).map(String::as_str).unwrap_or("");
-    let error = |error: &str, description: &str| {
-        Err(reply::oauth_error(
-            StatusCode::BAD_REQUEST,
+    let error = |error: &'static str, description: &str| {
+        Err(Refusal::Invalid {
             error,
-            description,
-        ))
+            description: description.to_owned(),
+        })
     };
     let Some(client) = st.client(get("client_id")) else {
         return error("invalid_request", "Unknown client_id.");
@@ -184,7 +201,11 @@ fn check(st: &State, params: &HashMap<String, String>) -> Result<AuthRequest, Re
         return error("unauthorized_client", "The client is disabled.");
     }
     // Exact string match, no normalization (RFC 6749 §3.1.2.3, and TokenIDP's behaviour).
-    if !client.redirect_uris.iter().any(|u| u == get("redirect_uri")) {
+    if !client
+        .redirect_uris
+        .iter()
+        .any(|u| u == get("redirect_uri"))
+    {
         return error(
             "invalid_request",
             "redirect_uri is not registered for this client.",
@@ -260,7 +281,9 @@ fn form(
     };
     let mut resp = reply::html(StatusCode::OK, page.render());
     // The page carries a PKCE challenge and state: keep it out of caches.
-    resp.headers_mut()
-        .insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
     resp
 }

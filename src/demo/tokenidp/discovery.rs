@@ -5,9 +5,9 @@ use http::header::HOST;
 use http::{Method, StatusCode};
 use serde_json::json;
 
-use super::http::{method_not_allowed, Request};
 use super::jwt;
-use super::reply::{self, Response};
+use super::reply::{self, method_not_allowed, Response};
+use super::request::Request;
 use super::state::Shared;
 
 /// The discovery document. The issuer is the scheme and host of the *incoming request* (the

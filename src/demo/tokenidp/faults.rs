@@ -54,6 +54,10 @@ pub(super) fn response(fault: &Fault) -> Option<Response> {
                 }
             }),
         ),
+        Fault::TenantUnavailable => reply::json(
+            StatusCode::NOT_FOUND,
+            &json!({"error": "tenant_unavailable"}),
+        ),
         Fault::HugeBody(size) => reply::with_body(
             StatusCode::OK,
             "application/json; charset=utf-8",

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE};
-use http::{HeaderMap, Method, StatusCode};
+use http::header::{AUTHORIZATION, CONTENT_TYPE};
+use http::StatusCode;
 use http_body_util::{BodyExt as _, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -18,64 +18,12 @@ use tokio::task::JoinSet;
 
 use super::options::Fault;
 use super::reply::{self, Response};
+use super::request::Request;
 use super::state::{RecordedRequest, Shared};
 use super::{authorize, discovery, logout, revoke, token, userinfo};
 
 /// Request bodies above this are refused with 413; no endpoint needs more.
 const MAX_BODY: usize = 1024 * 1024;
-
-/// One request, read in full (every endpoint answers small forms and JSON).
-#[derive(Debug)]
-pub(super) struct Request {
-    pub method: Method,
-    pub path: String,
-    pub query: Option<String>,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-}
-
-impl Request {
-    pub(super) fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    /// The decoded query parameters, in order.
-    pub(super) fn query_pairs(&self) -> Vec<(String, String)> {
-        let query = self.query.as_deref().unwrap_or("");
-        url::form_urlencoded::parse(query.as_bytes())
-            .into_owned()
-            .collect()
-    }
-
-    /// The decoded `application/x-www-form-urlencoded` body, in order.
-    pub(super) fn form_pairs(&self) -> Vec<(String, String)> {
-        url::form_urlencoded::parse(&self.body)
-            .into_owned()
-            .collect()
-    }
-
-    /// The value of one cookie from the `Cookie` header(s).
-    pub(super) fn cookie(&self, name: &str) -> Option<String> {
-        self.headers
-            .get_all(COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|pair| pair.trim().split_once('='))
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.to_owned())
-    }
-
-    /// The token of `Authorization: Bearer <token>` (scheme matched without case).
-    pub(super) fn bearer(&self) -> Option<&str> {
-        let value = self.header(AUTHORIZATION.as_str())?.trim();
-        let (scheme, token) = value.split_once(' ')?;
-        scheme
-            .eq_ignore_ascii_case("bearer")
-            .then_some(token.trim())
-            .filter(|t| !t.is_empty())
-    }
-}
 
 /// Returned by the service to make hyper close the connection without writing a response:
 /// that is how `Fault::Down` looks to a client (the request was sent, nothing came back).
@@ -174,7 +122,10 @@ async fn handle(
         return Err(DropConnection);
     }
     if too_large {
-        return Ok(reply::text(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large."));
+        return Ok(reply::text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Request body too large.",
+        ));
     }
     Ok(route(shared, &req).await)
 }
@@ -211,9 +162,4 @@ async fn route(shared: &Shared, req: &Request) -> Response {
         "/.well-known/jwks.json" => discovery::jwks(req),
         _ => reply::json(StatusCode::NOT_FOUND, &json!({"error": "not_found"})),
     }
-}
-
-/// The answer to a known path called with the wrong method.
-pub(super) fn method_not_allowed() -> Response {
-    reply::text(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed.")
 }

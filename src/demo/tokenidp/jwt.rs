@@ -110,8 +110,8 @@ impl Signer {
         validation.validate_aud = false;
         validation.set_issuer(&[issuer]);
         validation.set_required_spec_claims(&["exp", "iss", "sub"]);
-        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &self.decoding, &validation)
-            .ok()?;
+        let data =
+            jsonwebtoken::decode::<Map<String, Value>>(token, &self.decoding, &validation).ok()?;
         data.claims.get("client_id")?.as_str()?;
         Some(data.claims)
     }
@@ -140,7 +140,8 @@ mod tests {
             .duration_since(std::time::UNIX_EPOCH)
             .expect("clock")
             .as_secs() as i64;
-        let v = json!({"iss": "http://x", "sub": "usr:1", "client_id": "c", "exp": now + exp_offset});
+        let v =
+            json!({"iss": "http://x", "sub": "usr:1", "client_id": "c", "exp": now + exp_offset});
         v.as_object().expect("object").clone()
     }
 

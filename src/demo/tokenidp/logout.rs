@@ -4,10 +4,9 @@
 use http::header::SET_COOKIE;
 use http::{HeaderValue, Method, StatusCode};
 
-use super::authorize::SESSION_COOKIE;
-use super::http::{method_not_allowed, Request};
-use super::reply::{self, Response};
-use super::state::Shared;
+use super::reply::{self, method_not_allowed, Response};
+use super::request::Request;
+use super::state::{Shared, SESSION_COOKIE};
 
 pub(super) fn handle(shared: &Shared, req: &Request) -> Response {
     if req.method != Method::GET {
@@ -30,7 +29,11 @@ pub(super) fn handle(shared: &Shared, req: &Request) -> Response {
     };
     let mut st = shared.lock();
     let Some(client) = st.client(client_id) else {
-        return reply::oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "Unknown client_id.");
+        return reply::oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "Unknown client_id.",
+        );
     };
     // Only a registered URI, compared exactly: an open redirector otherwise.
     if !client.post_logout_redirect_uris.iter().any(|u| u == target) {

@@ -16,14 +16,15 @@
 //!
 //! ```text
 //! mod.rs         TokenIdp: start, test controls and observations, shutdown
-//! http.rs        accept loop, request reading and recording, Fault::Down, routing
-//! token.rs       POST /token: lenient parsing, client authentication, refresh + code grants
+//! http.rs        accept loop, reading and recording requests, Fault::Down, routing
 //! authorize.rs   GET/POST /authorize: checks, login (auto or form), code, redirect
 //! login_page.rs  the HTML login form
 //! logout.rs      GET /logout
 //! revoke.rs      DELETE /revoke (TokenIDP), POST /revoke (RFC 7009, OAuth2 style only)
 //! userinfo.rs    GET /userinfo, POST /introspect
 //! discovery.rs   /.well-known/openid-configuration and /.well-known/jwks.json
+//! token.rs       POST /token: client authentication, refresh and code grants
+//! request.rs     one request read in full; lenient JSON-or-form field parsing
 //! faults.rs      canned answers of injected /token faults
 //! reply.rs       response helpers and the /token success and failure shapes per style
 //! grant.rs       claims, signing, refresh-token storage for one grant
@@ -44,6 +45,7 @@ mod login_page;
 mod logout;
 mod options;
 mod reply;
+mod request;
 mod revoke;
 mod state;
 mod token;

@@ -9,7 +9,8 @@ pub struct Options {
     /// Lifetime of access tokens (`exp - iat`, and `expires_in`).
     pub access_token_ttl: Duration,
     /// Sliding lifetime of refresh tokens: every rotation starts a new window, with no
-    /// absolute cap, as TokenIDP does in practice.
+    /// absolute cap, as TokenIDP does in practice. Measured on `tokio::time`, so a test with a
+    /// paused clock can expire them by advancing it. `Duration::ZERO` issues them expired.
     pub refresh_token_ttl: Duration,
     /// Shape of `/token` answers (can be changed later with `TokenIdp::set_style`).
     pub style: ResponseStyle,
@@ -132,7 +133,9 @@ pub enum Fault {
     /// `/token` answers only after this delay.
     Slow(Duration),
     /// 429 `{"error":"rate_limit_exceeded",..}` with `Retry-After`.
-    RateLimited { retry_after_secs: u64 },
+    RateLimited {
+        retry_after_secs: u64,
+    },
     /// 500 with TokenIDP's PascalCase unhandled-error body.
     PascalCase500,
     /// 502 with an HTML body, as a reverse proxy in front of the IdP would answer.
@@ -143,6 +146,8 @@ pub enum Fault {
     InnerFailure,
     /// 200 `application/json` body of exactly this many bytes.
     HugeBody(usize),
+    /// Addition: 404 `{"error":"tenant_unavailable"}`, TokenIDP's answer for an unknown tenant.
+    TenantUnavailable,
 }
 
 /// Splits a space-separated list (scopes, grants) into owned words.

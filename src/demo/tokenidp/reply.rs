@@ -60,6 +60,21 @@ pub(super) fn redirect(location: &str) -> Response {
     }
 }
 
+/// The answer to a known path called with the wrong method.
+pub(super) fn method_not_allowed() -> Response {
+    text(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed.")
+}
+
+/// 401 for a missing, foreign, expired or non-access Bearer token (RFC 6750 §3.1).
+pub(super) fn bearer_unauthorized() -> Response {
+    let mut resp = empty(StatusCode::UNAUTHORIZED);
+    resp.headers_mut().insert(
+        WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer error=\"invalid_token\""),
+    );
+    resp
+}
+
 /// `{"error","error_description"}`, the shape of `/authorize` and `/logout` errors.
 pub(super) fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
     json(

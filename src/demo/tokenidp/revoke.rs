@@ -2,15 +2,14 @@
 //! always "revoked"), and, in `ResponseStyle::OAuth2` only, an RFC 7009 `POST` for the proxy's
 //! `oauth2` dialect.
 
-use http::header::WWW_AUTHENTICATE;
-use http::{HeaderValue, Method, StatusCode};
+use http::{Method, StatusCode};
 use serde_json::json;
 
-use super::http::{method_not_allowed, Request};
 use super::options::ResponseStyle;
-use super::reply::{self, Failure, Response};
+use super::reply::{self, bearer_unauthorized, method_not_allowed, Failure, Response};
+use super::request::{parse_params, Request};
 use super::state::Shared;
-use super::token::{authenticated_client, parse_params};
+use super::token::authenticated_client;
 
 pub(super) fn handle(shared: &Shared, req: &Request) -> Response {
     let style = shared.lock().style;
@@ -30,12 +29,15 @@ fn tokenidp_revoke(shared: &Shared, req: &Request) -> Response {
         .and_then(|t| shared.signer.verify_access(t, &shared.url))
         .is_some();
     if !authorized {
-        return unauthorized();
+        return bearer_unauthorized();
     }
     let mut st = shared.lock();
     let style = st.style;
     let token = match parse_params(req) {
-        Ok(params) => params.get("token").filter(|t| !t.is_empty()).map(str::to_owned),
+        Ok(params) => params
+            .get("token")
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned),
         Err(failure) => return reply::failure(style, &failure),
     };
     let Some(token) = token else {
@@ -44,7 +46,10 @@ fn tokenidp_revoke(shared: &Shared, req: &Request) -> Response {
     if st.revoke(&token) {
         st.revoked_via_endpoint.push(token);
     }
-    reply::json(StatusCode::OK, &json!({"message": "Refresh token revoked."}))
+    reply::json(
+        StatusCode::OK,
+        &json!({"message": "Refresh token revoked."}),
+    )
 }
 
 /// RFC 7009 §2: form `token` (+ optional `token_type_hint`), client authentication, and 200
@@ -71,14 +76,4 @@ fn rfc7009_revoke(shared: &Shared, req: &Request) -> Response {
         st.revoked_via_endpoint.push(token.to_owned());
     }
     reply::empty(StatusCode::OK)
-}
-
-/// 401 for a missing, foreign, expired or non-access Bearer token (RFC 6750 §3.1).
-pub(super) fn unauthorized() -> Response {
-    let mut resp = reply::empty(StatusCode::UNAUTHORIZED);
-    resp.headers_mut().insert(
-        WWW_AUTHENTICATE,
-        HeaderValue::from_static("Bearer error=\"invalid_token\""),
-    );
-    resp
 }

@@ -12,6 +12,9 @@ use tokio::time::Instant;
 use super::jwt::Signer;
 use super::options::{Client, Fault, KidMode, LoginMode, Options, ResponseStyle, User};
 
+/// The IdP's own browser-session cookie (login form mode); cleared by `/logout`.
+pub(super) const SESSION_COOKIE: &str = "tokenidp_session";
+
 /// One request as the emulator received it (`TokenIdp::requests`).
 #[derive(Clone, Debug)]
 pub struct RecordedRequest {
@@ -156,7 +159,9 @@ impl Shared {
     /// Locks the state. A panic elsewhere (a failing test helper) must not turn every later
     /// request into a second panic, so a poisoned lock is simply taken over.
     pub(super) fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -285,7 +290,10 @@ impl State {
             return Err(CodeRefusal::BadCode);
         }
         let (user_id, scopes) = (record.user_id, record.scopes.clone());
-        let user = self.user_by_id(user_id).ok_or(CodeRefusal::BadCode)?.clone();
+        let user = self
+            .user_by_id(user_id)
+            .ok_or(CodeRefusal::BadCode)?
+            .clone();
         Ok((user, scopes))
     }
 }
@@ -293,7 +301,10 @@ impl State {
 /// RFC 7636 §4.6 S256 check, compared in constant time.
 pub(super) fn pkce_s256_matches(verifier: &str, challenge: &str) -> bool {
     let digest = ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes());
-    constant_time_eq(URL_SAFE_NO_PAD.encode(digest).as_bytes(), challenge.as_bytes())
+    constant_time_eq(
+        URL_SAFE_NO_PAD.encode(digest).as_bytes(),
+        challenge.as_bytes(),
+    )
 }
 
 /// Byte comparison whose time does not depend on where the first difference is (client

@@ -1,8 +1,6 @@
 //! `POST /token`: TokenIDP's lenient request parsing, its client-authentication rules, and the
 //! `refresh_token` and `authorization_code` grants.
 
-use std::collections::HashMap;
-
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use http::header::AUTHORIZATION;
@@ -11,70 +9,14 @@ use tokio::time::Instant;
 
 use super::faults;
 use super::grant::{self, Minted};
-use super::http::{method_not_allowed, Request};
 use super::options::{words, Client, Fault};
-use super::reply::{self, Failure, Response};
+use super::reply::{self, method_not_allowed, Failure, Response};
+use super::request::{parse_params, Params, Request};
 use super::state::{constant_time_eq, CodeRefusal, RefreshRefusal, Shared, State};
 
 /// The cookie TokenIDP's "cookie delivery mode" sets, and that a refresh without a body token
 /// falls back to.
 const REFRESH_COOKIE: &str = "tt_refresh";
-
-/// Request fields, keyed without case and without underscores, so that `grant_type`,
-/// `grantType` and `GRANTTYPE` all read as `granttype` (TokenIDP binds both spellings).
-#[derive(Debug, Default)]
-pub(super) struct Params(HashMap<String, String>);
-
-impl Params {
-    /// `name` is the canonical key: lower case, no underscores (`"granttype"`).
-    pub(super) fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str)
-    }
-}
-
-fn canonical(name: &str) -> String {
-    name.chars()
-        .filter(|c| *c != '_')
-        .flat_map(char::to_lowercase)
-        .collect()
-}
-
-/// Reads a JSON **or** form body. The content type decides, and without one the first byte
-/// does. A field sent twice is refused (RFC 6749 §3.2).
-pub(super) fn parse_params(req: &Request) -> Result<Params, Failure> {
-    let bad = || Failure::invalid_request("The request body could not be read.");
-    let content_type = req.header("content-type").unwrap_or("").to_ascii_lowercase();
-    let first = req.body.iter().find(|b| !b.is_ascii_whitespace());
-    let is_json = content_type.contains("json")
-        || (!content_type.contains("x-www-form-urlencoded") && first == Some(&b'{'));
-    let pairs: Vec<(String, String)> = if req.body.iter().all(u8::is_ascii_whitespace) {
-        Vec::new()
-    } else if is_json {
-        let map: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_slice(&req.body).map_err(|_| bad())?;
-        let mut pairs = Vec::new();
-        for (k, v) in map {
-            let v = match v {
-                serde_json::Value::Null => continue,
-                serde_json::Value::String(s) => s,
-                serde_json::Value::Number(n) => n.to_string(),
-                serde_json::Value::Bool(b) => b.to_string(),
-                _ => return Err(bad()),
-            };
-            pairs.push((k, v));
-        }
-        pairs
-    } else {
-        serde_urlencoded::from_bytes(&req.body).map_err(|_| bad())?
-    };
-    let mut params = HashMap::new();
-    for (k, v) in pairs {
-        if params.insert(canonical(&k), v).is_some() {
-            return Err(Failure::invalid_request("A parameter was sent more than once."));
-        }
-    }
-    Ok(Params(params))
-}
 
 /// Whether a `/token` request asks for the refresh grant (for `refresh_calls`, counted
 /// before any fault answers).
@@ -212,7 +154,9 @@ fn authenticate<'a>(
     match (&client.secret, secret) {
         // A public client must not send a secret at all.
         (None, Some(_)) => Err(fail()),
-        (Some(expected), Some(given)) if !constant_time_eq(expected.as_bytes(), given.as_bytes()) => {
+        (Some(expected), Some(given))
+            if !constant_time_eq(expected.as_bytes(), given.as_bytes()) =>
+        {
             Err(fail())
         }
         // Quirk: a confidential client may *refresh* without its secret; every other grant
@@ -286,13 +230,6 @@ fn authorization_code(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn canonical_names_match_both_spellings() {
-        for name in ["grant_type", "grantType", "GrantType", "GRANT_TYPE"] {
-            assert_eq!(canonical(name), "granttype");
-        }
-    }
 
     #[test]
     fn form_decode_handles_plus_and_percent() {

@@ -5,11 +5,9 @@ use http::{Method, StatusCode};
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
-use super::http::{method_not_allowed, Request};
-use super::reply::{self, Response};
-use super::revoke::unauthorized;
+use super::reply::{self, bearer_unauthorized, method_not_allowed, Response};
+use super::request::{parse_params, Request};
 use super::state::{RefreshTokenState, Shared};
-use super::token::parse_params;
 
 /// `GET /userinfo` with a Bearer access token: `{"sub":42,"name":..,"email":..}`. Note the
 /// integer `sub`, where the tokens say `usr:42`.
@@ -21,7 +19,7 @@ pub(super) fn userinfo(shared: &Shared, req: &Request) -> Response {
         .bearer()
         .and_then(|t| shared.signer.verify_access(t, &shared.url))
     else {
-        return unauthorized();
+        return bearer_unauthorized();
     };
     let user_id = claims
         .get("user_id")
@@ -29,7 +27,7 @@ pub(super) fn userinfo(shared: &Shared, req: &Request) -> Response {
         .and_then(|id| id.parse::<u64>().ok());
     let st = shared.lock();
     let Some(user) = user_id.and_then(|id| st.user_by_id(id)) else {
-        return unauthorized();
+        return bearer_unauthorized();
     };
     reply::json(
         StatusCode::OK,

@@ -1,0 +1,163 @@
+//! `IdpClient`: the one handle to the IdP: endpoints (configured or discovered), `/token`,
+//! revocation and ID-token verification share its HTTP client and credentials.
+//!
+//! A provider that is down at start-up must not crash the proxy: discovery retries in the
+//! background with backoff, calls fail as transient (`idp_unavailable`) meanwhile, and
+//! `/readyz` reports not ready until the metadata is known.
+
+use super::discovery::{self, Metadata};
+use super::id_token::JwksCache;
+use super::response::{self, basic_auth};
+use super::{oauth2, tokenidp, Grant, IdpError, TokenResponse, Transient};
+use crate::config::{ClientAuth, Dialect, IdpConfig};
+use crate::secret::ClientSecret;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tokio::sync::watch;
+use tracing::{debug, info, instrument, warn};
+
+/// Longest pause between two discovery attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+#[derive(Debug)]
+pub struct IdpClient {
+    http: reqwest::Client,
+    config: IdpConfig,
+    secret: Option<ClientSecret>,
+    metadata: OnceLock<Metadata>,
+    ready: watch::Sender<bool>,
+    pub(super) jwks: JwksCache,
+}
+
+impl IdpClient {
+    /// A client whose endpoints are known at once when the config names them all; otherwise
+    /// call [`IdpClient::discover_until_ready`] (in a task).
+    pub fn new(
+        config: &IdpConfig,
+        secret: Option<ClientSecret>,
+        http: reqwest::Client,
+    ) -> IdpClient {
+        let client = IdpClient {
+            http,
+            config: config.clone(),
+            secret,
+            metadata: OnceLock::new(),
+            ready: watch::channel(false).0,
+            jwks: JwksCache::default(),
+        };
+        if !discovery::needs_discovery(config) {
+            // Validation guarantees a token endpoint when there is no issuer to discover from.
+            if let Ok(metadata) = discovery::resolve(config, None) {
+                client.set_metadata(metadata);
+            }
+        }
+        client
+    }
+
+    fn set_metadata(&self, metadata: Metadata) {
+        let _ = self.metadata.set(metadata);
+        self.ready.send_replace(true);
+    }
+
+    pub fn metadata(&self) -> Option<&Metadata> {
+        self.metadata.get()
+    }
+
+    pub fn config(&self) -> &IdpConfig {
+        &self.config
+    }
+
+    pub(super) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    pub(super) fn secret(&self) -> Option<&ClientSecret> {
+        match self.config.client_auth {
+            ClientAuth::None => None,
+            _ => self.secret.as_ref(),
+        }
+    }
+
+    /// Resolves once the IdP's endpoints are known.
+    pub async fn ready(&self) {
+        let mut rx = self.ready.subscribe();
+        let _ = rx.wait_for(|ready| *ready).await;
+    }
+
+    /// Fetches the discovery document until it works (backoff 1 s … 30 s).
+    pub async fn discover_until_ready(self: Arc<Self>) {
+        let Some(issuer) = self.config.issuer.clone() else {
+            return;
+        };
+        let mut backoff = Duration::from_secs(1);
+        while self.metadata().is_none() {
+            let result = discovery::fetch(&self.http, &issuer, self.config.max_response_bytes)
+                .await
+                .and_then(|doc| discovery::resolve(&self.config, Some(&doc)));
+            match result {
+                Ok(metadata) => {
+                    info!(token_endpoint = %metadata.token_endpoint, "IdP metadata discovered");
+                    self.set_metadata(metadata);
+                }
+                Err(e) => {
+                    warn!(error = %e, retry_in = ?backoff, "IdP discovery failed; not ready, retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    /// Posts one grant to the token endpoint and classifies the answer.
+    #[instrument(skip_all, fields(grant = grant.kind()))]
+    pub async fn token(&self, grant: &Grant<'_>) -> Result<TokenResponse, IdpError> {
+        let metadata = self
+            .metadata()
+            .ok_or(IdpError::transient(Transient::NotDiscovered))?;
+        let secret = self.secret();
+        let client_id = self.config.client_id.as_str();
+        let auth = self.config.client_auth;
+        let wire = match self.config.dialect {
+            Dialect::TokenIdp => tokenidp::request(client_id, secret, auth, grant),
+            Dialect::OAuth2 => oauth2::request(client_id, secret, auth, grant),
+        };
+        let mut request = self
+            .http
+            .post(metadata.token_endpoint.clone())
+            .header(http::header::CONTENT_TYPE, wire.content_type)
+            .header(http::header::ACCEPT, "application/json")
+            .body(wire.body);
+        if let (true, Some(secret)) = (wire.basic, secret) {
+            request = request.header(http::header::AUTHORIZATION, basic_auth(client_id, secret));
+        }
+        let started = tokio::time::Instant::now();
+        let response = request.send().await.map_err(|e| {
+            debug!(error = %response::describe(&e), "token endpoint unreachable");
+            IdpError::transient(if e.is_timeout() {
+                Transient::Timeout
+            } else {
+                Transient::Connect
+            })
+        })?;
+        let status = response.status().as_u16();
+        let retry_after = response::retry_after(response.headers());
+        let body = response::read_limited(response, self.config.max_response_bytes).await;
+        debug!(
+            status,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "token endpoint answered"
+        );
+        let body = body.map_err(|kind| IdpError::Transient { kind, retry_after })?;
+        let parsed = match self.config.dialect {
+            Dialect::TokenIdp => tokenidp::parse(status, &body),
+            Dialect::OAuth2 => oauth2::parse(status, &body),
+        };
+        parsed.map_err(|e| match e {
+            IdpError::Transient {
+                kind,
+                retry_after: None,
+            } => IdpError::Transient { kind, retry_after },
+            other => other,
+        })
+    }
+}

@@ -1,0 +1,187 @@
+//! The IdP's endpoints: from the config, filled in from `<issuer>/.well-known/openid-configuration`.
+//!
+//! TokenIDP quirks: the revocation endpoint is called `revoke_token_endpoint`, and there is no
+//! `end_session_endpoint` (its logout lives at `<issuer>/logout`). Values in the config always
+//! win over discovered ones.
+
+use super::response::string_field;
+use crate::config::{Dialect, IdpConfig};
+use serde_json::{Map, Value};
+use url::Url;
+
+/// Resolved endpoints of the IdP.
+#[derive(Debug, Clone)]
+pub struct Metadata {
+    /// Expected `iss` of ID tokens (when known).
+    pub issuer: Option<String>,
+    pub authorization_endpoint: Option<Url>,
+    pub token_endpoint: Url,
+    pub revocation_endpoint: Option<Url>,
+    pub end_session_endpoint: Option<Url>,
+    pub jwks_uri: Option<Url>,
+}
+
+/// Whether the config leaves endpoints to discover.
+pub fn needs_discovery(config: &IdpConfig) -> bool {
+    config.issuer.is_some()
+        && (config.token_endpoint.is_none()
+            || config.authorization_endpoint.is_none()
+            || config.jwks_uri.is_none())
+}
+
+/// Metadata from the config and (optionally) a discovery document; `Err` names what is missing.
+pub fn resolve(
+    config: &IdpConfig,
+    document: Option<&Map<String, Value>>,
+) -> Result<Metadata, String> {
+    let discovered = |key: &str| -> Option<Url> {
+        let doc = document?;
+        Url::parse(&string_field(doc, key)?).ok()
+    };
+    let issuer_path = |path: &str| -> Option<Url> {
+        let issuer = config.issuer.as_ref()?;
+        Url::parse(&format!("{}{path}", issuer.as_str().trim_end_matches('/'))).ok()
+    };
+    let token_endpoint = config
+        .token_endpoint
+        .clone()
+        .or_else(|| discovered("tokenendpoint"))
+        .ok_or("no token_endpoint in the config or the discovery document")?;
+    let tokenidp = config.dialect == Dialect::TokenIdp;
+    let revocation_endpoint = config
+        .revocation_endpoint
+        .clone()
+        .or_else(|| discovered("revocationendpoint"))
+        .or_else(|| discovered("revoketokenendpoint"))
+        .or_else(|| {
+            if tokenidp {
+                issuer_path("/revoke")
+            } else {
+                None
+            }
+        });
+    let end_session_endpoint = config
+        .end_session_endpoint
+        .clone()
+        .or_else(|| discovered("endsessionendpoint"))
+        .or_else(|| {
+            if tokenidp {
+                issuer_path("/logout")
+            } else {
+                None
+            }
+        });
+    let issuer = document
+        .and_then(|d| string_field(d, "issuer"))
+        .or_else(|| {
+            config
+                .issuer
+                .as_ref()
+                .map(|i| i.as_str().trim_end_matches('/').to_string())
+        });
+    Ok(Metadata {
+        issuer,
+        authorization_endpoint: config
+            .authorization_endpoint
+            .clone()
+            .or_else(|| discovered("authorizationendpoint")),
+        token_endpoint,
+        revocation_endpoint,
+        end_session_endpoint,
+        jwks_uri: config.jwks_uri.clone().or_else(|| discovered("jwksuri")),
+    })
+}
+
+/// Fetches and parses the discovery document.
+pub async fn fetch(
+    http: &reqwest::Client,
+    issuer: &Url,
+    max_bytes: usize,
+) -> Result<Map<String, Value>, String> {
+    let url = format!(
+        "{}/.well-known/openid-configuration",
+        issuer.as_str().trim_end_matches('/')
+    );
+    let response = http
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| format!("GET {url}: {}", super::response::describe(&e)))?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(format!("GET {url}: HTTP {status}"));
+    }
+    let body = super::response::read_limited(response, max_bytes)
+        .await
+        .map_err(|kind| format!("GET {url}: {kind}"))?;
+    serde_json::from_slice(&body).map_err(|e| format!("GET {url}: not a JSON object: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ClientAuth;
+    use std::time::Duration;
+
+    fn config(dialect: Dialect) -> IdpConfig {
+        IdpConfig {
+            dialect,
+            issuer: Some(Url::parse("https://idp.example.com").expect("url")),
+            token_endpoint: None,
+            authorization_endpoint: None,
+            revocation_endpoint: None,
+            end_session_endpoint: None,
+            jwks_uri: None,
+            client_id: "c".into(),
+            client_auth: ClientAuth::None,
+            scope: "openid".into(),
+            send_scope_on_refresh: false,
+            redirect_uri: None,
+            post_logout_redirect_uri: None,
+            extra_authorize_params: vec![],
+            logout_id_token_hint: false,
+            timeout: Duration::from_secs(1),
+            max_response_bytes: 1024,
+        }
+    }
+
+    #[test]
+    fn tokenidp_discovery_with_its_nonstandard_keys() {
+        let doc: Map<String, Value> = serde_json::from_str(
+            r#"{"issuer":"https://idp.example.com","authorization_endpoint":"https://idp.example.com/authorize",
+                "token_endpoint":"https://idp.example.com/token","jwks_uri":"https://idp.example.com/.well-known/jwks.json",
+                "revoke_token_endpoint":"https://idp.example.com/revoke","introspect_endpoint":"https://idp.example.com/introspect"}"#,
+        )
+        .expect("json");
+        let c = config(Dialect::TokenIdp);
+        assert!(needs_discovery(&c));
+        let m = resolve(&c, Some(&doc)).expect("resolves");
+        assert_eq!(
+            m.revocation_endpoint.expect("revoke").as_str(),
+            "https://idp.example.com/revoke"
+        );
+        assert_eq!(
+            m.end_session_endpoint.expect("logout").as_str(),
+            "https://idp.example.com/logout"
+        );
+        assert_eq!(m.issuer.as_deref(), Some("https://idp.example.com"));
+    }
+
+    #[test]
+    fn config_wins_and_missing_token_endpoint_is_an_error() {
+        let mut c = config(Dialect::OAuth2);
+        c.token_endpoint = Some(Url::parse("https://other/token").expect("url"));
+        let doc: Map<String, Value> =
+            serde_json::from_str(r#"{"token_endpoint":"https://idp.example.com/token"}"#)
+                .expect("json");
+        assert_eq!(
+            resolve(&c, Some(&doc)).expect("ok").token_endpoint.as_str(),
+            "https://other/token"
+        );
+        assert!(resolve(&config(Dialect::OAuth2), None).is_err());
+        assert!(resolve(&config(Dialect::OAuth2), Some(&doc))
+            .expect("ok")
+            .end_session_endpoint
+            .is_none());
+    }
+}

@@ -1,0 +1,79 @@
+//! Refresh-token revocation at logout.
+//!
+//! TokenIDP's is not RFC 7009: `DELETE /revoke` with `Authorization: Bearer <access token>`
+//! and JSON `{"token": <refresh token>, "reasonRevoked": "logout"}`; it answers 200 whether or
+//! not anything was revoked. OAuth 2.0 providers get RFC 7009: a form POST with
+//! `token_type_hint=refresh_token` and the client's credentials.
+
+use super::response::{basic_auth, describe};
+use super::{IdpClient, IdpError, Transient};
+use crate::config::{ClientAuth, Dialect};
+use crate::secret::{AccessToken, RefreshToken};
+use serde_json::json;
+
+impl IdpClient {
+    /// Revokes `refresh_token`. `Ok(false)` when the IdP has no revocation endpoint.
+    pub async fn revoke(
+        &self,
+        refresh_token: &RefreshToken,
+        access_token: &AccessToken,
+    ) -> Result<bool, IdpError> {
+        let metadata = self
+            .metadata()
+            .ok_or(IdpError::transient(Transient::NotDiscovered))?;
+        let Some(endpoint) = metadata.revocation_endpoint.clone() else {
+            return Ok(false);
+        };
+        let request = match self.config().dialect {
+            Dialect::TokenIdp => self
+                .http()
+                .delete(endpoint)
+                .bearer_auth(access_token.expose())
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(
+                    json!({"token": refresh_token.expose(), "reasonRevoked": "logout"}).to_string(),
+                ),
+            Dialect::OAuth2 => {
+                let mut form = url::form_urlencoded::Serializer::new(String::new());
+                form.append_pair("token", refresh_token.expose());
+                form.append_pair("token_type_hint", "refresh_token");
+                let mut request = self.http().post(endpoint);
+                match (self.config().client_auth, self.secret()) {
+                    (ClientAuth::Basic, Some(secret)) => {
+                        request = request.header(
+                            http::header::AUTHORIZATION,
+                            basic_auth(&self.config().client_id, secret),
+                        );
+                    }
+                    (ClientAuth::Body, Some(secret)) => {
+                        form.append_pair("client_id", &self.config().client_id);
+                        form.append_pair("client_secret", secret.expose());
+                    }
+                    _ => {
+                        form.append_pair("client_id", &self.config().client_id);
+                    }
+                }
+                request
+                    .header(
+                        http::header::CONTENT_TYPE,
+                        "application/x-www-form-urlencoded",
+                    )
+                    .body(form.finish())
+            }
+        };
+        let response = request.send().await.map_err(|e| {
+            tracing::debug!(error = %describe(&e), "revocation endpoint unreachable");
+            IdpError::transient(if e.is_timeout() {
+                Transient::Timeout
+            } else {
+                Transient::Connect
+            })
+        })?;
+        let status = response.status().as_u16();
+        if (200..300).contains(&status) {
+            Ok(true)
+        } else {
+            Err(IdpError::transient(Transient::Status(status)))
+        }
+    }
+}

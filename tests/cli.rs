@@ -1,0 +1,175 @@
+//! The binary: `check`, `keygen`, exit 64 on bad config, and SIGTERM draining a request.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use support::*;
+use token_handler::crypto::KeyRing;
+
+const BIN: &str = env!("CARGO_BIN_EXE_token-handler");
+
+fn write_config(name: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("th-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("token-handler.toml");
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+#[test]
+fn keygen_prints_a_usable_random_key() {
+    let run = || {
+        let out = Command::new(BIN)
+            .arg("keygen")
+            .output()
+            .expect("run keygen");
+        assert!(out.status.success());
+        String::from_utf8(out.stdout)
+            .expect("utf8")
+            .trim()
+            .to_string()
+    };
+    let (a, b) = (run(), run());
+    assert_ne!(a, b);
+    let ring = KeyRing::parse(&a).expect("keygen output is a valid key spec");
+    assert!(a.starts_with(&format!("{}:", ring.current_kid())));
+}
+
+#[test]
+fn check_lists_every_problem_and_exits_64() {
+    let path = write_config(
+        "bad",
+        r#"
+[server]
+listen = "not an address"
+[upstream]
+url = "ftp://nowhere"
+[idp]
+dialect = "saml"
+[session]
+same_site = "sometimes"
+"#,
+    );
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&path)
+        .env_remove("TOKEN_HANDLER_COOKIE_KEYS")
+        .output()
+        .expect("run check");
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for needle in [
+        "server.listen",
+        "upstream.url",
+        "idp.dialect",
+        "idp.client_id",
+        "session.same_site",
+        "TOKEN_HANDLER_COOKIE_KEYS",
+    ] {
+        assert!(
+            stderr.contains(needle),
+            "`{needle}` missing from:\n{stderr}"
+        );
+    }
+    // Running with the same config fails the same way, before binding anything.
+    let run = Command::new(BIN)
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .expect("run");
+    assert_eq!(run.status.code(), Some(64));
+}
+
+#[test]
+fn check_accepts_the_shipped_example_config() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/token-handler.toml");
+    let out = Command::new(BIN)
+        .args(["check", "--config", path])
+        .env("TOKEN_HANDLER_COOKIE_KEYS", KEY1)
+        .env("TOKEN_HANDLER_CLIENT_SECRET", "example")
+        .output()
+        .expect("run check");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_an_in_flight_request_then_exits_0() {
+    let idp = start_idp(Flavor::TokenIdpServer.style()).await;
+    let echo = echo::Echo::start().await;
+    let config = config_toml(
+        &idp.url(),
+        &echo.url(),
+        "tokenidp",
+        &[("server", "admin_listen = \"127.0.0.1:0\"")],
+    );
+    let path = write_config("sigterm", &config);
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(&path)
+        .env("TOKEN_HANDLER_COOKIE_KEYS", KEY1)
+        .env("TOKEN_HANDLER_CLIENT_SECRET", CLIENT_SECRET)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the proxy");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let addr = loop {
+        let line = lines.next().expect("proxy logs its address").expect("line");
+        if let Some(rest) = line.split("proxy listening addr=").nth(1) {
+            break rest.split_whitespace().next().expect("addr").to_string();
+        }
+    };
+    let (log_tx, mut log_rx) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            let _ = log_tx.send(line);
+        }
+    });
+
+    // A session whose sealed cookie the child can open (same keys).
+    let issued = idp.issue(CLIENT_ID, "demo", SCOPE);
+    let local = Proxy::start(&config, KEY1).await;
+    let jar = seal(&local.app, &issued, false);
+    let http = client();
+    let in_flight = tokio::spawn({
+        let url = format!("http://{addr}/slow");
+        let cookie = jar.header();
+        let http = http.clone();
+        async move { http.get(url).header("cookie", cookie).send().await }
+    });
+    echo.started.notified().await;
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    while let Some(line) = log_rx.recv().await {
+        if line.contains("shutting down") {
+            break;
+        }
+    }
+    // Stopped accepting: a new connection is refused while the old request is still open.
+    assert!(
+        std::net::TcpStream::connect(&addr).is_err(),
+        "listener closed on SIGTERM"
+    );
+    echo.release.notify_one();
+    let response = in_flight
+        .await
+        .expect("task")
+        .expect("the in-flight request completed");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.expect("body"), "slow done");
+    let exit = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert_eq!(exit.code(), Some(0));
+}

@@ -1,0 +1,87 @@
+//! No token byte reaches a client response or a log line, whatever the scenario.
+//! Logs are captured at TRACE for every crate (hyper and reqwest included).
+
+mod support;
+
+use base64::Engine;
+use support::*;
+use token_handler::demo::tokenidp::Fault;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_token_or_secret_in_responses_or_logs() {
+    logs::capture();
+    let mut seen = String::new();
+    for flavor in [
+        Flavor::TokenIdpGuide,
+        Flavor::TokenIdpServer,
+        Flavor::OAuth2,
+    ] {
+        let h = Harness::start(flavor).await;
+        // Refresh, coalesced refreshes, grace hit, fresh session.
+        let (jar, _) = h.login(true);
+        let mut tasks = Vec::new();
+        for _ in 0..10 {
+            let http = h.http.clone();
+            let url = format!("{}/api/a", h.proxy.url);
+            let cookie = jar.header();
+            tasks.push(tokio::spawn(async move {
+                http.get(url).header("cookie", cookie).send().await
+            }));
+        }
+        for t in tasks {
+            seen.push_str(&everything(t.await.expect("task").expect("answer")).await);
+        }
+        seen.push_str(&everything(h.get("/api/a", &jar).await).await);
+        // Transient faults and a rejected grant.
+        for fault in [
+            Fault::PascalCase500,
+            Fault::RateLimited {
+                retry_after_secs: 1,
+            },
+            Fault::TruncatedJson,
+        ] {
+            let (jar, _) = h.login(true);
+            h.idp.set_fault(fault);
+            seen.push_str(&everything(h.get("/api/a", &jar).await).await);
+        }
+        h.idp.set_fault(Fault::None);
+        let (jar, _) = h.login(true);
+        h.idp.revoke_all();
+        seen.push_str(&everything(h.get("/api/a", &jar).await).await);
+        seen.push_str(&format!("{:?}", h.proxy.app));
+
+        let logs = logs::text();
+        assert!(
+            logs.contains("access token refreshed"),
+            "the scenario logged its refreshes"
+        );
+        let secrets = h.idp.issued_secrets();
+        assert!(secrets.len() > 10, "the emulator issued tokens");
+        let basic = base64::engine::general_purpose::STANDARD
+            .encode(format!("{CLIENT_ID}:{CLIENT_SECRET}"));
+        let key_material = KEY1.split(':').nth(1).expect("key").to_string();
+        for secret in secrets
+            .iter()
+            .chain([&CLIENT_SECRET.to_string(), &basic, &key_material])
+        {
+            assert!(
+                !logs.contains(secret.as_str()),
+                "{flavor:?}: a secret reached the logs"
+            );
+            assert!(
+                !seen.contains(secret.as_str()),
+                "{flavor:?}: a secret reached a client response or Debug output"
+            );
+        }
+    }
+}
+
+/// A response as the client sees it: status, headers, body.
+async fn everything(response: reqwest::Response) -> String {
+    let mut text = format!("{}\n", response.status());
+    for (name, value) in response.headers() {
+        text.push_str(&format!("{name}: {}\n", value.to_str().unwrap_or("")));
+    }
+    text.push_str(&response.text().await.expect("body"));
+    text
+}

@@ -1,0 +1,214 @@
+//! An echo upstream that records what it received: the API behind the proxy in tests.
+//!
+//! Routes: `/stream` (answers one chunk, then the next when the test releases it),
+//! `/upload` (reports each request-body chunk as it arrives), `/ws` (WebSocket echo),
+//! `/slow` (answers when released), `/hang` (never answers), anything else: 200 JSON.
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, Notify};
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::WebSocketStream;
+
+type BoxBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    pub uri: String,
+    pub headers: HeaderMap,
+}
+
+impl Recorded {
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().expect("ascii header").to_string())
+    }
+}
+
+#[derive(Clone)]
+pub struct Echo {
+    pub addr: SocketAddr,
+    records: Arc<Mutex<Vec<Recorded>>>,
+    /// Released by the test: lets `/stream` send its second chunk and `/slow` answer.
+    pub release: Arc<Notify>,
+    /// Signalled when `/slow` or `/stream` has started answering.
+    pub started: Arc<Notify>,
+    upload_tx: mpsc::UnboundedSender<Bytes>,
+    upload_rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Bytes>>>,
+}
+
+impl Echo {
+    pub async fn start() -> Echo {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind echo");
+        let (upload_tx, upload_rx) = mpsc::unbounded_channel();
+        let echo = Echo {
+            addr: listener.local_addr().expect("addr"),
+            records: Arc::default(),
+            release: Arc::new(Notify::new()),
+            started: Arc::new(Notify::new()),
+            upload_tx,
+            upload_rx: Arc::new(tokio::sync::Mutex::new(upload_rx)),
+        };
+        let server = echo.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let echo = server.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| {
+                        let echo = echo.clone();
+                        async move { Ok::<_, Infallible>(echo.answer(req).await) }
+                    });
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        echo
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn records(&self) -> Vec<Recorded> {
+        self.records.lock().expect("records").clone()
+    }
+
+    pub fn last(&self) -> Recorded {
+        self.records()
+            .last()
+            .cloned()
+            .expect("the upstream received a request")
+    }
+
+    /// Next request-body chunk `/upload` received.
+    pub async fn next_upload_chunk(&self) -> Option<Bytes> {
+        self.upload_rx.lock().await.recv().await
+    }
+
+    async fn answer(&self, mut req: Request<Incoming>) -> Response<BoxBody> {
+        self.records.lock().expect("records").push(Recorded {
+            method: req.method().to_string(),
+            uri: req.uri().to_string(),
+            headers: req.headers().clone(),
+        });
+        match req.uri().path() {
+            "/ws" => {
+                let key = req.headers().get("sec-websocket-key").cloned();
+                let Some(key) = key else {
+                    return text(StatusCode::BAD_REQUEST, "not a websocket request");
+                };
+                let upgrade = hyper::upgrade::on(&mut req);
+                tokio::spawn(async move {
+                    let Ok(upgraded) = upgrade.await else { return };
+                    let mut ws = WebSocketStream::from_raw_socket(
+                        TokioIo::new(upgraded),
+                        Role::Server,
+                        None,
+                    )
+                    .await;
+                    while let Some(Ok(msg)) = ws.next().await {
+                        if msg.is_text() || msg.is_binary() {
+                            if ws.send(msg).await.is_err() {
+                                return;
+                            }
+                        } else if msg.is_close() {
+                            return;
+                        }
+                    }
+                });
+                Response::builder()
+                    .status(StatusCode::SWITCHING_PROTOCOLS)
+                    .header("connection", "upgrade")
+                    .header("upgrade", "websocket")
+                    .header("sec-websocket-accept", derive_accept_key(key.as_bytes()))
+                    .body(empty())
+                    .expect("response")
+            }
+            "/stream" => {
+                let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, Infallible>>(2);
+                let release = Arc::clone(&self.release);
+                let started = Arc::clone(&self.started);
+                tokio::spawn(async move {
+                    let _ = tx
+                        .send(Ok(Frame::data(Bytes::from_static(b"first;"))))
+                        .await;
+                    started.notify_one();
+                    release.notified().await;
+                    let _ = tx
+                        .send(Ok(Frame::data(Bytes::from_static(b"second"))))
+                        .await;
+                });
+                let stream = tokio_stream_from(rx);
+                Response::new(BodyExt::boxed(StreamBody::new(stream)))
+            }
+            "/upload" => {
+                let mut body = req.into_body();
+                let mut total = 0usize;
+                while let Some(Ok(frame)) = body.frame().await {
+                    if let Ok(data) = frame.into_data() {
+                        total += data.len();
+                        let _ = self.upload_tx.send(data);
+                    }
+                }
+                text(StatusCode::OK, &format!("received {total} bytes"))
+            }
+            "/slow" => {
+                self.started.notify_one();
+                self.release.notified().await;
+                text(StatusCode::OK, "slow done")
+            }
+            "/hang" => {
+                std::future::pending::<()>().await;
+                unreachable!()
+            }
+            path => {
+                let auth = req
+                    .headers()
+                    .get("authorization")
+                    .map(|v| v.to_str().unwrap_or("").to_string());
+                let body = serde_json::json!({ "path": path, "had_bearer": auth.is_some_and(|a| a.starts_with("Bearer ")) });
+                let mut response = text(StatusCode::OK, &body.to_string());
+                response
+                    .headers_mut()
+                    .insert("content-type", "application/json".parse().expect("hv"));
+                response
+                    .headers_mut()
+                    .append("set-cookie", "app_cookie=1; Path=/".parse().expect("hv"));
+                response
+            }
+        }
+    }
+}
+
+fn text(status: StatusCode, body: &str) -> Response<BoxBody> {
+    let mut r = Response::new(BodyExt::boxed(Full::new(Bytes::from(body.to_string()))));
+    *r.status_mut() = status;
+    r
+}
+
+fn empty() -> BoxBody {
+    BodyExt::boxed(Full::new(Bytes::new()))
+}
+
+fn tokio_stream_from(
+    mut rx: mpsc::Receiver<Result<Frame<Bytes>, Infallible>>,
+) -> impl futures_util::Stream<Item = Result<Frame<Bytes>, Infallible>> {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}

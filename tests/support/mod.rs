@@ -1,0 +1,319 @@
+//! Test harness: the real proxy on 127.0.0.1:0 in front of the TokenIDP emulator and an echo
+//! upstream, plus a tiny browser-like cookie jar.
+#![allow(dead_code)]
+
+pub mod echo;
+pub mod logs;
+
+use echo::Echo;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use token_handler::app::App;
+use token_handler::config::Config;
+use token_handler::demo::tokenidp::{Issued, Options, ResponseStyle, TokenIdp};
+use token_handler::refresh::unix_now;
+use token_handler::session::Session;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const KEY1: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+pub const KEY2: &str = "k2:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
+pub const CLIENT_ID: &str = "tokenidp-react-dev";
+pub const CLIENT_SECRET: &str = "dev-secret";
+pub const SCOPE: &str = "openid profile email offline_access api.read";
+pub const COOKIE: &str = "__Host-th_session";
+
+/// Which IdP wire format a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// TokenIDP, answering in the guide's `data`/camelCase shape.
+    TokenIdpGuide,
+    /// TokenIDP, answering in the server's `value`/snake_case shape.
+    TokenIdpServer,
+    /// Standard OAuth 2.0.
+    OAuth2,
+}
+
+impl Flavor {
+    pub fn dialect(self) -> &'static str {
+        match self {
+            Flavor::OAuth2 => "oauth2",
+            _ => "tokenidp",
+        }
+    }
+    pub fn style(self) -> ResponseStyle {
+        match self {
+            Flavor::TokenIdpGuide => ResponseStyle::Guide,
+            Flavor::TokenIdpServer => ResponseStyle::Server,
+            Flavor::OAuth2 => ResponseStyle::OAuth2,
+        }
+    }
+}
+
+/// Config text: defaults for tests plus `tweaks` as (section, "key = value") lines.
+pub fn config_toml(
+    idp_url: &str,
+    upstream_url: &str,
+    dialect: &str,
+    tweaks: &[(&str, &str)],
+) -> String {
+    let section = |name: &str| -> String {
+        tweaks
+            .iter()
+            .filter(|(s, _)| *s == name)
+            .map(|(_, line)| format!("{line}\n"))
+            .collect()
+    };
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+shutdown_grace = "5s"
+{server}
+[upstream]
+url = "{upstream_url}"
+connect_timeout = "1s"
+response_header_timeout = "2s"
+{upstream}
+[idp]
+dialect = "{dialect}"
+issuer = "{idp_url}"
+token_endpoint = "{idp_url}/token"
+client_id = "{CLIENT_ID}"
+client_auth = "basic"
+scope = "{SCOPE}"
+timeout = "2s"
+{idp}
+[session]
+refresh_skew = "5s"
+{session}
+[proxy]
+{proxy}
+[csrf]
+{csrf}
+"#,
+        server = section("server"),
+        upstream = section("upstream"),
+        idp = section("idp"),
+        session = section("session"),
+        proxy = section("proxy"),
+        csrf = section("csrf"),
+    )
+}
+
+pub fn env(keys: &str) -> impl Fn(&str) -> Option<String> {
+    let keys = keys.to_string();
+    move |name: &str| match name {
+        "TOKEN_HANDLER_COOKIE_KEYS" => Some(keys.clone()),
+        "TOKEN_HANDLER_CLIENT_SECRET" => Some(CLIENT_SECRET.to_string()),
+        _ => None,
+    }
+}
+
+/// The real proxy, served in-process on 127.0.0.1:0.
+pub struct Proxy {
+    pub addr: SocketAddr,
+    pub url: String,
+    pub app: Arc<App>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl Proxy {
+    pub async fn start(toml: &str, keys: &str) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        Proxy::start_on(listener, toml, keys).await
+    }
+
+    /// Starts on a listener bound beforehand (when the IdP must know the callback URL first),
+    /// and returns once the IdP's metadata is known.
+    pub async fn start_on(listener: TcpListener, toml: &str, keys: &str) -> Proxy {
+        let config = Config::from_toml(toml, &env(keys)).expect("valid test config");
+        let app = App::start(config).expect("app");
+        app.idp.ready().await;
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(token_handler::server::run(
+            listener,
+            Arc::clone(&app),
+            async {
+                let _ = rx.await;
+            },
+        ));
+        Proxy {
+            addr,
+            url: format!("http://{addr}"),
+            app,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// Signals shutdown and waits for the drain to finish.
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task").expect("server ran");
+        }
+    }
+}
+
+/// Emulator + echo upstream + proxy for one flavor.
+pub struct Harness {
+    pub idp: TokenIdp,
+    pub echo: Echo,
+    pub proxy: Proxy,
+    pub flavor: Flavor,
+    pub http: reqwest::Client,
+}
+
+impl Harness {
+    pub async fn start(flavor: Flavor) -> Harness {
+        Harness::with(flavor, &[], KEY1).await
+    }
+
+    pub async fn with(flavor: Flavor, tweaks: &[(&str, &str)], keys: &str) -> Harness {
+        let idp = start_idp(flavor.style()).await;
+        let echo = Echo::start().await;
+        let proxy = Proxy::start(
+            &config_toml(&idp.url(), &echo.url(), flavor.dialect(), tweaks),
+            keys,
+        )
+        .await;
+        Harness {
+            idp,
+            echo,
+            proxy,
+            flavor,
+            http: client(),
+        }
+    }
+
+    /// A logged-in browser: a session for the demo user, sealed by the proxy's own codec.
+    /// With `expired`, the access token is already past its expiry.
+    pub fn login(&self, expired: bool) -> (Jar, Issued) {
+        let issued = self.idp.issue(CLIENT_ID, "demo", SCOPE);
+        let jar = seal(&self.proxy.app, &issued, expired);
+        (jar, issued)
+    }
+
+    pub async fn get(&self, path: &str, jar: &Jar) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.proxy.url))
+            .header("cookie", jar.header())
+            .send()
+            .await
+            .expect("proxy answered")
+    }
+}
+
+pub async fn start_idp(style: ResponseStyle) -> TokenIdp {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind idp");
+    let options = Options {
+        style,
+        ..Options::default()
+    };
+    TokenIdp::start(listener, options)
+        .await
+        .expect("idp starts")
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// Seals a session for `issued` with the proxy's cookie codec, as a login would.
+pub fn seal(app: &App, issued: &Issued, expired: bool) -> Jar {
+    let now = unix_now();
+    let (issued_at, expires_at) = if expired {
+        (now - 400, now - 100)
+    } else {
+        (now, now + issued.expires_in)
+    };
+    let mut claims = serde_json::Map::new();
+    claims.insert("sub".into(), "usr:42".into());
+    let session = Session {
+        id: "test-session".into(),
+        refresh_token: token_handler::secret::RefreshToken::new(issued.refresh_token.clone()),
+        access_token: token_handler::secret::AccessToken::new(issued.access_token.clone()),
+        access_expires_at: expires_at,
+        access_issued_at: issued_at,
+        scope: SCOPE.into(),
+        claims,
+        id_token: None,
+        started_at: now,
+    };
+    let mut jar = Jar::default();
+    for line in app.codec.seal(&session, now) {
+        jar.set(line.to_str().expect("ascii"));
+    }
+    jar
+}
+
+/// A minimal browser cookie store for one origin.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Jar(pub BTreeMap<String, String>);
+
+impl Jar {
+    /// Applies one `Set-Cookie` line (Max-Age=0 deletes).
+    pub fn set(&mut self, line: &str) {
+        let pair = line.split(';').next().expect("pair");
+        let (name, value) = pair.split_once('=').expect("name=value");
+        let deleted = line
+            .split(';')
+            .any(|a| a.trim().eq_ignore_ascii_case("Max-Age=0"));
+        if deleted {
+            self.0.remove(name.trim());
+        } else {
+            self.0
+                .insert(name.trim().to_string(), value.trim().to_string());
+        }
+    }
+
+    /// Applies every `Set-Cookie` of a response.
+    pub fn update(&mut self, response: &reqwest::Response) {
+        for line in set_cookies(response) {
+            self.set(&line);
+        }
+    }
+
+    pub fn header(&self) -> String {
+        self.0
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    pub fn session(&self) -> Option<&String> {
+        self.0.get(COOKIE)
+    }
+}
+
+pub fn set_cookies(response: &reqwest::Response) -> Vec<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().expect("ascii").to_string())
+        .collect()
+}
+
+/// The `Set-Cookie` lines for the session cookie (base name and chunks) only.
+pub fn session_set_cookies(response: &reqwest::Response) -> Vec<String> {
+    set_cookies(response)
+        .into_iter()
+        .filter(|l| l.starts_with(COOKIE))
+        .collect()
+}
+
+pub async fn json(response: reqwest::Response) -> serde_json::Value {
+    response.json().await.expect("JSON body")
+}
