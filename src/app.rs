@@ -5,6 +5,7 @@ use crate::idp::IdpClient;
 use crate::proxy::Upstream;
 use crate::refresh::Refresher;
 use crate::session::CookieCodec;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio_util::task::TaskTracker;
 
@@ -18,6 +19,8 @@ pub struct App {
     pub upstream: Upstream,
     /// Upgraded connections (WebSocket tunnels), drained on shutdown.
     pub tunnels: TaskTracker,
+    /// Set when shutdown begins: `/readyz` turns unready at once.
+    draining: AtomicBool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,8 +60,19 @@ impl App {
             idp,
             refresher,
             tunnels: TaskTracker::new(),
+            draining: AtomicBool::new(false),
             config,
         })
+    }
+}
+
+impl App {
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
     }
 }
 

@@ -20,6 +20,7 @@ pub enum ErrorCode {
     RequestTooLarge,
     HeadersTooLarge,
     NotFound,
+    MethodNotAllowed,
 }
 
 impl ErrorCode {
@@ -33,6 +34,7 @@ impl ErrorCode {
             ErrorCode::BadRequest => "bad_request",
             ErrorCode::RequestTooLarge | ErrorCode::HeadersTooLarge => "request_too_large",
             ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
         }
     }
 
@@ -47,6 +49,7 @@ impl ErrorCode {
             ErrorCode::RequestTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         }
     }
 }
@@ -70,6 +73,12 @@ pub fn error_response(code: ErrorCode, message: &str) -> Response<Body> {
         );
     }
     response
+}
+
+/// 401 `login_required`: the SPA should start a login (never a redirect: an XHR cannot follow
+/// one to the IdP usefully).
+pub fn login_required() -> Response<Body> {
+    error_response(ErrorCode::LoginRequired, "no valid session; log in again")
 }
 
 /// 503 `idp_unavailable` with `Retry-After` (the IdP's, when it sent one).

@@ -8,12 +8,13 @@ use crate::app::App;
 use crate::body::{boxed, Body};
 use crate::config::BrowserAuthorization;
 use crate::csrf;
-use crate::error::{error_response, idp_unavailable, ErrorCode};
-use crate::idp::IdpError;
+use crate::endpoints;
+use crate::error::{error_response, idp_unavailable, login_required, ErrorCode};
 use crate::proxy::{headers, relay_response, UpstreamError};
-use crate::refresh::{unix_now, RefreshError};
+use crate::refresh::unix_now;
 use crate::session::ReadOutcome;
-use http::header::{AUTHORIZATION, HOST, SET_COOKIE};
+use crate::sessions::{freshen, with_cookies, Freshened};
+use http::header::{AUTHORIZATION, HOST};
 use http::{HeaderValue, Request, Response, Version};
 use hyper::body::Incoming;
 use std::net::SocketAddr;
@@ -31,7 +32,8 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>, peer: SocketAddr)
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
         let response = if own {
             tracing::Span::current().record("route", "auth");
-            error_response(ErrorCode::NotFound, "no such endpoint")
+            let rest = path[prefix.len()..].to_string();
+            endpoints::handle(&app, &request, &rest).await
         } else {
             proxy(&app, request, peer).await
         };
@@ -95,28 +97,10 @@ async fn proxy(app: &App, request: Request<Incoming>, peer: SocketAddr) -> Respo
         );
     }
 
-    let fresh = match app.refresher.ensure_fresh(session).await {
-        Ok(fresh) => fresh,
-        Err(RefreshError::Idp(IdpError::Transient { retry_after, .. })) => {
-            return idp_unavailable(retry_after)
-        }
-        Err(RefreshError::Idp(IdpError::Rejected { .. }) | RefreshError::ReuseSuspected) => {
-            return with_cookies(login_required(), app.codec.clear(&incoming));
-        }
-    };
-    let set_cookies = match fresh.new_cookies() {
-        Some(cookies) => {
-            let mut all = cookies.to_vec();
-            all.extend(app.codec.clear_stale(cookies.len(), &incoming));
-            all
-        }
-        None if retired_key => {
-            let sealed = app.codec.seal(fresh.session(), now);
-            let mut all = app.codec.clear_stale(sealed.len(), &incoming);
-            all.splice(0..0, sealed);
-            all
-        }
-        None => Vec::new(),
+    let (fresh, set_cookies) = match freshen(app, session, retired_key, &incoming, now).await {
+        Freshened::Ready { fresh, cookies } => (fresh, cookies),
+        Freshened::Unavailable { retry_after } => return idp_unavailable(retry_after),
+        Freshened::Ended { clear } => return with_cookies(login_required(), clear),
     };
     let access_token = fresh.session().access_token.expose();
     forward(app, request, peer, Some(access_token), set_cookies, upgrade).await
@@ -182,16 +166,4 @@ async fn forward(
     };
     // Refreshed cookies go out even on 502/504: the IdP already rotated the tokens.
     with_cookies(response, set_cookies)
-}
-
-fn login_required() -> Response<Body> {
-    error_response(ErrorCode::LoginRequired, "no valid session; log in again")
-}
-
-fn with_cookies(mut response: Response<Body>, cookies: Vec<HeaderValue>) -> Response<Body> {
-    let headers = response.headers_mut();
-    for cookie in cookies {
-        headers.append(SET_COOKIE, cookie);
-    }
-    response
 }

@@ -18,8 +18,11 @@
 //! csrf.rs       custom-header + Origin checks
 //! proxy/        hop-by-hop strip, X-Forwarded-*, cookie strip, Bearer inject, stream, upgrade
 //! app.rs        App: everything a request needs, built once
+//! sessions.rs   a request's session opened, made fresh, and its response cookies
+//! endpoints/    /auth/login, /auth/callback, /auth/session, /auth/logout
 //! handler.rs    per request: session → CSRF → ensure_fresh → forward → cookies
 //! server.rs     run(listener, app, shutdown): accept loop, HTTP/1.1 + h2c, graceful drain
+//! admin.rs      admin listener: /healthz, /readyz
 //! telemetry.rs  tracing-subscriber set-up
 //!
 //! demo/         DEVELOPMENT ONLY: the TokenIDP emulator (dev IdP); imports nothing above
@@ -27,12 +30,14 @@
 
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod app;
 pub mod body;
 pub mod config;
 pub mod crypto;
 pub mod csrf;
 pub mod demo;
+pub mod endpoints;
 pub mod error;
 pub mod handler;
 pub mod idp;
@@ -41,4 +46,5 @@ pub mod refresh;
 pub mod secret;
 pub mod server;
 pub mod session;
+pub mod sessions;
 pub mod telemetry;

@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use token_handler::app::App;
 use token_handler::config::Config;
 use token_handler::crypto::KeyRing;
@@ -88,9 +89,22 @@ async fn serve(config: Config) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-    token_handler::server::run(listener, app, shutdown_signal())
-        .await
-        .map_err(|e| e.to_string())?;
+    // The admin listener outlives the proxy's drain, so /readyz can say "shutting down".
+    let admin_done = tokio_util::sync::CancellationToken::new();
+    if let Some(admin_addr) = app.config.server.admin_listen {
+        let admin = tokio::net::TcpListener::bind(admin_addr)
+            .await
+            .map_err(|e| format!("cannot listen on {admin_addr}: {e}"))?;
+        let done = admin_done.clone();
+        tokio::spawn(token_handler::admin::run(
+            admin,
+            Arc::clone(&app),
+            async move { done.cancelled().await },
+        ));
+    }
+    let result = token_handler::server::run(listener, app, shutdown_signal()).await;
+    admin_done.cancel();
+    result.map_err(|e| e.to_string())?;
     info!("stopped");
     Ok(())
 }

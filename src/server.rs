@@ -69,6 +69,7 @@ pub async fn run(
             drop(permit);
         });
     }
+    app.start_draining();
     drop(listener);
     let grace = app.config.server.shutdown_grace;
     info!(?grace, "shutting down: draining in-flight requests");

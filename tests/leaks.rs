@@ -5,6 +5,9 @@ mod support;
 
 use base64::Engine;
 use support::*;
+
+// The code itself travels in the callback URL the browser requests; what matters is that the
+// proxy never echoes it, logs it, or leaks the verifier it exchanged it with.
 use token_handler::demo::tokenidp::Fault;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -48,6 +51,26 @@ async fn no_token_or_secret_in_responses_or_logs() {
         let (jar, _) = h.login(true);
         h.idp.revoke_all();
         seen.push_str(&everything(h.get("/api/a", &jar).await).await);
+        // A whole login: authorize redirect, callback (code, PKCE verifier), session, logout.
+        let mut browser = Jar::default();
+        let authorize = h.start_login(&mut browser, "/").await;
+        let callback = h.follow_idp(&authorize).await;
+        seen.push_str(&everything(h.finish_login(&mut browser, &callback).await).await);
+        seen.push_str(&everything(h.get("/auth/session", &browser).await).await);
+        seen.push_str(&everything(h.get("/api/b", &browser).await).await);
+        let logout = h
+            .http
+            .post(format!("{}/auth/logout", h.proxy.url))
+            .header("cookie", browser.header())
+            .header("x-csrf", "1")
+            .send()
+            .await
+            .expect("logout");
+        seen.push_str(&everything(logout).await);
+        assert!(
+            !h.idp.revoked_tokens().is_empty(),
+            "the scenario revoked at logout"
+        );
         seen.push_str(&format!("{:?}", h.proxy.app));
 
         let logs = logs::text();

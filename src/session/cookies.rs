@@ -22,6 +22,7 @@ pub const MAX_CHUNKS: usize = 8;
 pub struct CookieCodec {
     name: String,
     attributes: String,
+    secure: bool,
     lifetime_secs: u64,
     keys: Arc<KeyRing>,
 }
@@ -72,6 +73,7 @@ impl CookieCodec {
         CookieCodec {
             name: config.cookie_name.clone(),
             attributes,
+            secure: config.secure,
             lifetime_secs: config.lifetime.as_secs(),
             keys,
         }
@@ -202,6 +204,16 @@ impl CookieCodec {
     pub fn set_cookie(&self, name: &str, value: &str, max_age: u64) -> HeaderValue {
         let line = format!("{name}={value}{}; Max-Age={max_age}", self.attributes);
         // Names are validated at start-up and values are base64url or digits.
+        HeaderValue::from_str(&line).expect("cookie line is a valid header value")
+    }
+
+    /// A `Set-Cookie` value like [`CookieCodec::set_cookie`] but `SameSite=Lax`: for the
+    /// login-flow cookie, which must come back on the IdP's cross-site redirect to the
+    /// callback (a `Strict` cookie would not, and every login would fail).
+    pub fn set_lax_cookie(&self, name: &str, value: &str, max_age: u64) -> HeaderValue {
+        let secure = if self.secure { "; Secure" } else { "" };
+        let line =
+            format!("{name}={value}; Path=/{secure}; HttpOnly; SameSite=Lax; Max-Age={max_age}");
         HeaderValue::from_str(&line).expect("cookie line is a valid header value")
     }
 

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use token_handler::app::App;
 use token_handler::config::Config;
-use token_handler::demo::tokenidp::{Issued, Options, ResponseStyle, TokenIdp};
+use token_handler::demo::tokenidp::{Client, Issued, Options, ResponseStyle, TokenIdp};
 use token_handler::refresh::unix_now;
 use token_handler::session::Session;
 use tokio::net::TcpListener;
@@ -52,55 +52,49 @@ impl Flavor {
     }
 }
 
-/// Config text: defaults for tests plus `tweaks` as (section, "key = value") lines.
+/// Config text: defaults for tests plus `tweaks` as (section, "key = value") lines; a tweak
+/// replaces the default of the same key.
 pub fn config_toml(
     idp_url: &str,
     upstream_url: &str,
     dialect: &str,
     tweaks: &[(&str, &str)],
 ) -> String {
-    let section = |name: &str| -> String {
-        tweaks
+    let defaults: &[(&str, String)] = &[
+        ("server", "listen = \"127.0.0.1:0\"".into()),
+        ("server", "shutdown_grace = \"5s\"".into()),
+        ("upstream", format!("url = \"{upstream_url}\"")),
+        ("upstream", "connect_timeout = \"1s\"".into()),
+        ("upstream", "response_header_timeout = \"2s\"".into()),
+        ("idp", format!("dialect = \"{dialect}\"")),
+        ("idp", format!("issuer = \"{idp_url}\"")),
+        ("idp", format!("client_id = \"{CLIENT_ID}\"")),
+        ("idp", "client_auth = \"basic\"".into()),
+        ("idp", format!("scope = \"{SCOPE}\"")),
+        ("idp", "timeout = \"2s\"".into()),
+        ("session", "refresh_skew = \"5s\"".into()),
+    ];
+    let key = |line: &str| line.split('=').next().unwrap_or("").trim().to_string();
+    let mut text = String::new();
+    for section in ["server", "upstream", "idp", "session", "proxy", "csrf"] {
+        text.push_str(&format!("[{section}]\n"));
+        let tweaked: Vec<&str> = tweaks
             .iter()
-            .filter(|(s, _)| *s == name)
-            .map(|(_, line)| format!("{line}\n"))
-            .collect()
-    };
-    format!(
-        r#"
-[server]
-listen = "127.0.0.1:0"
-shutdown_grace = "5s"
-{server}
-[upstream]
-url = "{upstream_url}"
-connect_timeout = "1s"
-response_header_timeout = "2s"
-{upstream}
-[idp]
-dialect = "{dialect}"
-issuer = "{idp_url}"
-token_endpoint = "{idp_url}/token"
-client_id = "{CLIENT_ID}"
-client_auth = "basic"
-scope = "{SCOPE}"
-timeout = "2s"
-{idp}
-[session]
-refresh_skew = "5s"
-{session}
-[proxy]
-{proxy}
-[csrf]
-{csrf}
-"#,
-        server = section("server"),
-        upstream = section("upstream"),
-        idp = section("idp"),
-        session = section("session"),
-        proxy = section("proxy"),
-        csrf = section("csrf"),
-    )
+            .filter(|(s, _)| *s == section)
+            .map(|(_, l)| *l)
+            .collect();
+        for (_, line) in defaults.iter().filter(|(s, _)| *s == section) {
+            if !tweaked.iter().any(|t| key(t) == key(line)) {
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+        for line in tweaked {
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    text
 }
 
 pub fn env(keys: &str) -> impl Fn(&str) -> Option<String> {
@@ -177,13 +171,44 @@ impl Harness {
     }
 
     pub async fn with(flavor: Flavor, tweaks: &[(&str, &str)], keys: &str) -> Harness {
-        let idp = start_idp(flavor.style()).await;
-        let echo = Echo::start().await;
-        let proxy = Proxy::start(
-            &config_toml(&idp.url(), &echo.url(), flavor.dialect(), tweaks),
-            keys,
+        Harness::build(flavor, tweaks, keys, |_| {}).await
+    }
+
+    /// The full set-up: the proxy's port is bound first so the emulator can register its
+    /// callback URL; `options` may adjust the emulator.
+    pub async fn build(
+        flavor: Flavor,
+        tweaks: &[(&str, &str)],
+        keys: &str,
+        options: impl FnOnce(&mut Options),
+    ) -> Harness {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let proxy_url = format!("http://{}", listener.local_addr().expect("addr"));
+        let mut opts = Options {
+            style: flavor.style(),
+            clients: vec![Client {
+                client_id: CLIENT_ID.into(),
+                secret: Some(CLIENT_SECRET.into()),
+                redirect_uris: vec![format!("{proxy_url}/auth/callback")],
+                post_logout_redirect_uris: vec![format!("{proxy_url}/")],
+                ..Client::default()
+            }],
+            ..Options::default()
+        };
+        options(&mut opts);
+        let idp = TokenIdp::start(
+            TcpListener::bind("127.0.0.1:0").await.expect("bind idp"),
+            opts,
         )
-        .await;
+        .await
+        .expect("idp starts");
+        let echo = Echo::start().await;
+        let redirect = format!("redirect_uri = \"{proxy_url}/auth/callback\"");
+        let post_logout = format!("post_logout_redirect_uri = \"{proxy_url}/\"");
+        let mut all: Vec<(&str, &str)> = vec![("idp", &redirect), ("idp", &post_logout)];
+        all.extend_from_slice(tweaks);
+        let toml = config_toml(&idp.url(), &echo.url(), flavor.dialect(), &all);
+        let proxy = Proxy::start_on(listener, &toml, keys).await;
         Harness {
             idp,
             echo,
@@ -191,6 +216,54 @@ impl Harness {
             flavor,
             http: client(),
         }
+    }
+
+    /// Logs in through the real endpoints: `/auth/login` → the IdP (automatic login) → the
+    /// callback. Returns the callback's response; `jar` holds the cookies afterwards.
+    pub async fn browser_login(&self, jar: &mut Jar, return_to: &str) -> reqwest::Response {
+        let authorize = self.start_login(jar, return_to).await;
+        let callback = self.follow_idp(&authorize).await;
+        self.finish_login(jar, &callback).await
+    }
+
+    /// `GET /auth/login`; returns the IdP authorization URL it redirected to.
+    pub async fn start_login(&self, jar: &mut Jar, return_to: &str) -> String {
+        let response = self
+            .http
+            .get(format!("{}/auth/login", self.proxy.url))
+            .query(&[("return_to", return_to)])
+            .header("cookie", jar.header())
+            .send()
+            .await
+            .expect("login answered");
+        assert_eq!(response.status(), 302, "login redirects to the IdP");
+        jar.update(&response);
+        location(&response)
+    }
+
+    /// Visits the IdP's authorize URL (automatic login); returns the callback URL it sent us to.
+    pub async fn follow_idp(&self, authorize_url: &str) -> String {
+        let response = self
+            .http
+            .get(authorize_url)
+            .send()
+            .await
+            .expect("idp answered");
+        assert_eq!(response.status(), 302, "the IdP redirects back");
+        location(&response)
+    }
+
+    /// Visits the callback URL with the browser's cookies.
+    pub async fn finish_login(&self, jar: &mut Jar, callback_url: &str) -> reqwest::Response {
+        let response = self
+            .http
+            .get(callback_url)
+            .header("cookie", jar.header())
+            .send()
+            .await
+            .expect("callback answered");
+        jar.update(&response);
+        response
     }
 
     /// A logged-in browser: a session for the demo user, sealed by the proxy's own codec.
@@ -209,6 +282,16 @@ impl Harness {
             .await
             .expect("proxy answered")
     }
+}
+
+pub fn location(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("location")
+        .expect("a Location header")
+        .to_str()
+        .expect("ascii")
+        .to_string()
 }
 
 pub async fn start_idp(style: ResponseStyle) -> TokenIdp {

@@ -49,6 +49,7 @@ struct AuthRequest {
     scopes: Vec<String>,
     code_challenge: String,
     state: Option<String>,
+    nonce: Option<String>,
 }
 
 pub(super) fn handle(shared: &Shared, req: &Request) -> Response {
@@ -138,6 +139,7 @@ pub(super) fn handle(shared: &Shared, req: &Request) -> Response {
             redirect_uri: request.redirect_uri.clone(),
             code_challenge: request.code_challenge,
             scopes: request.scopes,
+            nonce: request.nonce,
             user_id,
             expires_at: Instant::now() + CODE_TTL,
             used: false,
@@ -242,8 +244,13 @@ fn check(st: &State, params: &HashMap<String, String>) -> Result<AuthRequest, Re
             &format!("Scope {bad} is not allowed for this client."),
         );
     }
-    // `nonce` is ignored: TokenIDP's ID tokens never carry it.
+    // `nonce` is ignored by TokenIDP (its ID tokens never carry it); the OAuth2 style, which
+    // stands for a standard OpenID provider, echoes it.
+    let nonce = (st.style == super::options::ResponseStyle::OAuth2)
+        .then(|| params.get("nonce").cloned())
+        .flatten();
     Ok(AuthRequest {
+        nonce,
         client_id: client.client_id.clone(),
         redirect_uri: get("redirect_uri").to_owned(),
         scopes,

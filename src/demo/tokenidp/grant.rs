@@ -57,6 +57,7 @@ pub(super) fn mint(
     user: &User,
     access_scopes: &[String],
     refresh_scopes: Option<&[String]>,
+    nonce: Option<&str>,
 ) -> Result<Minted, MintFailed> {
     let iat = unix_now();
     let ttl = st.access_token_ttl.as_secs();
@@ -89,7 +90,8 @@ pub(super) fn mint(
         "iat": iat,
         "exp": iat + ID_TOKEN_LIFETIME.as_secs(),
     });
-    let id = id.as_object().cloned().unwrap_or_default();
+    let mut id = id.as_object().cloned().unwrap_or_default();
+    insert_some(&mut id, "nonce", nonce);
     let id_token = shared.signer.sign(&id, st.kid_mode)?;
 
     let refresh_token = match refresh_scopes {

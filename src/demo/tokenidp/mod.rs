@@ -139,7 +139,7 @@ impl TokenIdp {
             .clone();
         let scopes = words(scope);
         let refresh = grant::wants_refresh_token(&scopes).then_some(scopes.as_slice());
-        let minted = grant::mint(shared, &mut st, &client, &user, &scopes, refresh)
+        let minted = grant::mint(shared, &mut st, &client, &user, &scopes, refresh, None)
             .expect("tokenidp emulator: minting tokens failed");
         Issued {
             access_token: minted.access_token,
@@ -156,6 +156,18 @@ impl TokenIdp {
 
     pub fn set_style(&self, style: ResponseStyle) {
         self.shared().lock().style = style;
+    }
+
+    /// Signs arbitrary claims with the emulator's key and current `kid` mode: lets tests build
+    /// ID tokens with a wrong `aud`, `iss`, `nonce` or `exp`.
+    pub fn sign(&self, claims: &serde_json::Value) -> String {
+        let shared = self.shared();
+        let kid_mode = shared.lock().kid_mode;
+        let claims = claims.as_object().cloned().unwrap_or_default();
+        shared
+            .signer
+            .sign(&claims, kid_mode)
+            .expect("signing with the development key")
     }
 
     /// Addition: changes the `kid` header of tokens issued from now on.

@@ -65,6 +65,8 @@ pub(super) struct CodeRecord {
     pub redirect_uri: String,
     pub code_challenge: String,
     pub scopes: Vec<String>,
+    /// Echoed into the ID token in `ResponseStyle::OAuth2` only (TokenIDP ignores nonces).
+    pub nonce: Option<String>,
     pub user_id: u64,
     pub expires_at: Instant,
     pub used: bool,
@@ -271,7 +273,7 @@ impl State {
         redirect_uri: Option<&str>,
         code_verifier: Option<&str>,
         now: Instant,
-    ) -> Result<(User, Vec<String>), CodeRefusal> {
+    ) -> Result<(User, Vec<String>, Option<String>), CodeRefusal> {
         let record = self.codes.get_mut(code).ok_or(CodeRefusal::BadCode)?;
         if record.client_id != client_id {
             return Err(CodeRefusal::BadCode);
@@ -289,12 +291,13 @@ impl State {
         if !pkce_s256_matches(verifier, &record.code_challenge) {
             return Err(CodeRefusal::BadCode);
         }
-        let (user_id, scopes) = (record.user_id, record.scopes.clone());
+        let (user_id, scopes, nonce) =
+            (record.user_id, record.scopes.clone(), record.nonce.clone());
         let user = self
             .user_by_id(user_id)
             .ok_or(CodeRefusal::BadCode)?
             .clone();
-        Ok((user, scopes))
+        Ok((user, scopes, nonce))
     }
 }
 

@@ -196,6 +196,7 @@ fn refresh(
         &granted.user,
         &granted.access_scopes,
         Some(&granted.grant_scopes),
+        None,
     )
     .map_err(|_| Failure::Internal)?;
     st.consume(&token);
@@ -211,7 +212,7 @@ fn authorization_code(
     params: &Params,
 ) -> Result<Minted, Failure> {
     let code = params.get("code").ok_or(Failure::BadCode)?;
-    let (user, scopes) = st
+    let (user, scopes, nonce) = st
         .redeem_code(
             code,
             &client.client_id,
@@ -224,7 +225,16 @@ fn authorization_code(
             CodeRefusal::RedirectMismatch => Failure::invalid_redirect_uri(),
         })?;
     let refresh_scopes = grant::wants_refresh_token(&scopes).then_some(scopes.as_slice());
-    grant::mint(shared, st, client, &user, &scopes, refresh_scopes).map_err(|_| Failure::Internal)
+    grant::mint(
+        shared,
+        st,
+        client,
+        &user,
+        &scopes,
+        refresh_scopes,
+        nonce.as_deref(),
+    )
+    .map_err(|_| Failure::Internal)
 }
 
 #[cfg(test)]

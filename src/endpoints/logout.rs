@@ -1,0 +1,120 @@
+//! `POST /auth/logout` (CSRF-checked): revoke the refresh token at the IdP, delete every proxy
+//! cookie, and hand the SPA the IdP's logout URL for RP-initiated logout.
+//!
+//! A failed revocation still logs out locally (and is logged): the browser loses the cookie
+//! either way. The logout URL carries `client_id` and `post_logout_redirect_uri`; the ID token
+//! (`id_token_hint`) only when `idp.logout_id_token_hint` is on, since it would put a token in
+//! the browser and in a URL.
+
+use super::flow;
+use crate::app::App;
+use crate::body::{full, Body};
+use crate::config::Dialect;
+use crate::csrf;
+use crate::error::{error_response, ErrorCode};
+use crate::refresh::unix_now;
+use crate::session::{ReadOutcome, Session};
+use crate::sessions::{freshen, with_cookies, Freshened};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use http::{HeaderValue, Request, Response};
+use serde_json::json;
+use tracing::{info, warn};
+
+pub async fn logout<B>(app: &App, request: &Request<B>) -> Response<Body> {
+    let authority = csrf::authority(request.headers(), request.uri());
+    if let Err(failure) = csrf::check(
+        &app.config.csrf,
+        request.method(),
+        request.headers(),
+        authority,
+        false,
+    ) {
+        warn!(reason = ?failure, "CSRF check failed on logout");
+        return error_response(ErrorCode::CsrfCheckFailed, failure.message());
+    }
+    let now = unix_now();
+    let incoming = app.codec.incoming(request.headers());
+    let mut id_token_hint = None;
+    if let ReadOutcome::Valid {
+        session,
+        retired_key,
+    } = app.codec.read(&incoming, now)
+    {
+        id_token_hint = session.id_token.clone();
+        revoke(app, session, retired_key, &incoming, now).await;
+    }
+    let mut cookies = app.codec.clear(&incoming);
+    cookies.extend(flow::clear_all(&app.codec, request.headers()));
+    let body = json!({ "logout_url": logout_url(app, id_token_hint.as_ref().map(|t| t.expose())) });
+    let mut response = Response::new(full(body.to_string()));
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    with_cookies(response, cookies)
+}
+
+async fn revoke(
+    app: &App,
+    session: Session,
+    retired_key: bool,
+    incoming: &crate::session::Incoming<'_>,
+    now: u64,
+) {
+    // TokenIDP's revocation authenticates with the access token, so it must be fresh.
+    let session = match app.config.idp.dialect {
+        Dialect::OAuth2 => session,
+        Dialect::TokenIdp => match freshen(app, session, retired_key, incoming, now).await {
+            Freshened::Ready { fresh, .. } => fresh.session().clone(),
+            Freshened::Ended { .. } => {
+                info!(
+                    event = "logout",
+                    revoked = false,
+                    "logged out; the grant was already over"
+                );
+                return;
+            }
+            Freshened::Unavailable { .. } => {
+                warn!(
+                    event = "logout",
+                    revoked = false,
+                    "logged out locally; the IdP was unavailable for revocation"
+                );
+                return;
+            }
+        },
+    };
+    match app
+        .idp
+        .revoke(&session.refresh_token, &session.access_token)
+        .await
+    {
+        Ok(true) => info!(
+            event = "logout",
+            revoked = true,
+            "logged out; refresh token revoked"
+        ),
+        Ok(false) => info!(
+            event = "logout",
+            revoked = false,
+            "logged out; the IdP has no revocation endpoint"
+        ),
+        Err(e) => {
+            warn!(event = "logout", revoked = false, error = %e, "logged out locally; revocation failed")
+        }
+    }
+}
+
+fn logout_url(app: &App, id_token_hint: Option<&str>) -> Option<String> {
+    let mut url = app.idp.metadata()?.end_session_endpoint.clone()?;
+    {
+        let mut query = url.query_pairs_mut();
+        query.append_pair("client_id", &app.config.idp.client_id);
+        if let Some(uri) = &app.config.idp.post_logout_redirect_uri {
+            query.append_pair("post_logout_redirect_uri", uri);
+        }
+        if let (Some(hint), true) = (id_token_hint, app.config.idp.logout_id_token_hint) {
+            query.append_pair("id_token_hint", hint);
+        }
+    }
+    Some(url.into())
+}

@@ -1,0 +1,72 @@
+//! A request's session made ready to use: opened, refreshed if due, and the `Set-Cookie`
+//! lines the response must carry. Shared by the proxy path and the `/auth` endpoints.
+
+use crate::app::App;
+use crate::body::Body;
+use crate::idp::IdpError;
+use crate::refresh::{Fresh, RefreshError};
+use crate::session::{Incoming, Session};
+use http::header::SET_COOKIE;
+use http::{HeaderValue, Response};
+use std::time::Duration;
+
+/// The result of making a session fresh.
+#[derive(Debug)]
+pub enum Freshened {
+    /// Usable; `cookies` are to be set on the response (new session, stale chunks, re-seal).
+    Ready {
+        fresh: Fresh,
+        cookies: Vec<HeaderValue>,
+    },
+    /// The IdP rejected the grant (or a rotated token came back): the session is over;
+    /// `clear` deletes its cookies.
+    Ended { clear: Vec<HeaderValue> },
+    /// The IdP could not be used: keep the session, retry later.
+    Unavailable { retry_after: Option<Duration> },
+}
+
+/// Refreshes `session` when due and works out the cookies to send back.
+pub async fn freshen(
+    app: &App,
+    session: Session,
+    retired_key: bool,
+    incoming: &Incoming<'_>,
+    now: u64,
+) -> Freshened {
+    let fresh = match app.refresher.ensure_fresh(session).await {
+        Ok(fresh) => fresh,
+        Err(RefreshError::Idp(IdpError::Transient { retry_after, .. })) => {
+            return Freshened::Unavailable { retry_after };
+        }
+        Err(RefreshError::Idp(IdpError::Rejected { .. }) | RefreshError::ReuseSuspected) => {
+            return Freshened::Ended {
+                clear: app.codec.clear(incoming),
+            };
+        }
+    };
+    let cookies = match fresh.new_cookies() {
+        Some(cookies) => {
+            let mut all = cookies.to_vec();
+            all.extend(app.codec.clear_stale(cookies.len(), incoming));
+            all
+        }
+        // Opened with a retired key: re-seal with the current one.
+        None if retired_key => {
+            let mut all = app.codec.seal(fresh.session(), now);
+            let stale = app.codec.clear_stale(all.len(), incoming);
+            all.extend(stale);
+            all
+        }
+        None => Vec::new(),
+    };
+    Freshened::Ready { fresh, cookies }
+}
+
+/// Appends `Set-Cookie` lines to a response.
+pub fn with_cookies(mut response: Response<Body>, cookies: Vec<HeaderValue>) -> Response<Body> {
+    let headers = response.headers_mut();
+    for cookie in cookies {
+        headers.append(SET_COOKIE, cookie);
+    }
+    response
+}
