@@ -1,16 +1,28 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests need when it is missing, then runs `cargo test`.
 # Safe to run again; a fresh Debian machine with the Rust toolchain is enough.
+#   - Debian packages: chromium (browser test), nodejs + npm (browser test, oidc-provider)
+#   - npm packages from the lockfiles in tests/browser and tests/oidc
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 need_apt=()
-# (later issues add Node.js packages, Chromium and Redis here)
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
+command -v node >/dev/null || need_apt+=(nodejs)
+command -v npm >/dev/null || need_apt+=(npm)
 if [ "${#need_apt[@]}" -gt 0 ]; then
-  echo "installing: ${need_apt[*]}"
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "test.sh: installing ${need_apt[*]}"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
 fi
+
+for dir in tests/browser tests/oidc; do
+  # Reinstall when the lockfile is newer than what is installed.
+  if [ -f "$dir/package-lock.json" ] && { [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; }; then
+    echo "test.sh: npm ci in $dir"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+done
 
 cargo test --all-targets "$@"

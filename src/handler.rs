@@ -46,12 +46,7 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>, peer: SocketAddr)
 }
 
 async fn proxy(app: &App, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
-    let protected = !app
-        .config
-        .proxy
-        .public_paths
-        .iter()
-        .any(|p| request.uri().path().starts_with(p.as_str()));
+    let protected = app.config.proxy.is_protected(request.uri().path());
     tracing::Span::current().record("route", if protected { "protected" } else { "public" });
     let upgrade = headers::is_upgrade(request.headers());
     let now = unix_now();

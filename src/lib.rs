@@ -25,7 +25,8 @@
 //! admin.rs      admin listener: /healthz, /readyz
 //! telemetry.rs  tracing-subscriber set-up
 //!
-//! demo/         DEVELOPMENT ONLY: the TokenIDP emulator (dev IdP); imports nothing above
+//! demo/         DEVELOPMENT ONLY: `token-handler demo` (TokenIDP emulator, demo API + SPA);
+//!               uses the modules above like any library user; nothing above imports it
 //! ```
 
 #![forbid(unsafe_code)]

@@ -35,6 +35,15 @@ enum Command {
     },
     /// Print a new random cookie key as `kid:base64`, for TOKEN_HANDLER_COOKIE_KEYS.
     Keygen,
+    /// Run the self-contained demo: a development IdP, a demo API and SPA, and the proxy.
+    Demo {
+        /// Where the proxy listens (loopback only).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Lifetime of the development IdP's access tokens.
+        #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+        access_token_ttl: std::time::Duration,
+    },
 }
 
 fn main() -> ExitCode {
@@ -44,6 +53,26 @@ fn main() -> ExitCode {
         Some(Command::Keygen) => {
             println!("{}", KeyRing::generate_spec());
             ExitCode::SUCCESS
+        }
+        Some(Command::Demo {
+            listen,
+            access_token_ttl,
+        }) => {
+            token_handler::telemetry::init(&token_handler::config::LogConfig {
+                format: token_handler::config::LogFormat::Text,
+                level: "info".into(),
+            });
+            let options = token_handler::demo::run::DemoOptions {
+                listen,
+                access_token_ttl,
+            };
+            match runtime().block_on(token_handler::demo::run::run(options, shutdown_signal())) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("demo: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Some(Command::Check { config }) => match Config::load(&config, &env) {
             Ok(_) => {
@@ -68,11 +97,7 @@ fn main() -> ExitCode {
                 }
             };
             token_handler::telemetry::init(&config.log);
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .expect("tokio runtime");
-            match runtime.block_on(serve(config)) {
+            match runtime().block_on(serve(config)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     error!("{e}");
@@ -81,6 +106,13 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
 }
 
 async fn serve(config: Config) -> Result<(), String> {

@@ -150,11 +150,21 @@ pub enum BrowserAuthorization {
 
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
-    /// Path prefixes reachable without a session (forwarded anonymously).
+    /// Path prefixes that need a session (default `/`: everything).
+    pub protected_paths: Vec<String>,
+    /// Exceptions inside the protected prefixes, reachable without a session.
     pub public_paths: Vec<String>,
     pub browser_authorization: BrowserAuthorization,
     /// Prefix of the proxy's own endpoints (`/auth`).
     pub auth_prefix: String,
+}
+
+impl ProxyConfig {
+    /// Whether `path` needs a session: under a protected prefix and not under a public one.
+    pub fn is_protected(&self, path: &str) -> bool {
+        self.protected_paths.iter().any(|p| path.starts_with(p.as_str()))
+            && !self.public_paths.iter().any(|p| path.starts_with(p.as_str()))
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -66,6 +66,7 @@ pub struct Session {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Proxy {
+    pub protected_paths: Option<Vec<String>>,
     pub public_paths: Option<Vec<String>>,
     pub browser_authorization: Option<String>,
     pub auth_prefix: Option<String>,

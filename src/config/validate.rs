@@ -370,10 +370,13 @@ fn session(r: raw::Session, p: &mut Problems) -> SessionConfig {
 }
 
 fn proxy(r: raw::Proxy, p: &mut Problems) -> ProxyConfig {
+    let protected_paths = r.protected_paths.unwrap_or_else(|| vec!["/".to_string()]);
     let public_paths = r.public_paths.unwrap_or_default();
-    for path in &public_paths {
-        if !path.starts_with('/') {
-            p.push(format!("proxy.public_paths: `{path}` must start with `/`"));
+    for (key, paths) in [("protected_paths", &protected_paths), ("public_paths", &public_paths)] {
+        for path in paths {
+            if !path.starts_with('/') {
+                p.push(format!("proxy.{key}: `{path}` must start with `/`"));
+            }
         }
     }
     let auth_prefix = r.auth_prefix.unwrap_or_else(|| "/auth".to_string());
@@ -383,6 +386,7 @@ fn proxy(r: raw::Proxy, p: &mut Problems) -> ProxyConfig {
         ));
     }
     ProxyConfig {
+        protected_paths,
         public_paths,
         browser_authorization: p.one_of(
             "proxy.browser_authorization",
