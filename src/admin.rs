@@ -1,5 +1,5 @@
 //! The admin listener: `/healthz` (the process is alive), `/readyz` (config loaded, cookie keys
-//! present, IdP metadata known, not draining). Not whether the IdP answers right now: a
+//! present, IdP metadata known, not draining), `/metrics` (Prometheus, OpenMetrics text). Not whether the IdP answers right now: a
 //! flapping IdP must not take every pod out of the Service at once.
 
 use crate::app::App;
@@ -57,6 +57,16 @@ fn answer(app: &App, request: &Request<Incoming>) -> Response<Body> {
                 &format!("not ready: {why}\n"),
             ),
         },
+        "/metrics" => {
+            let mut response = text(StatusCode::OK, &app.metrics.encode());
+            response.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
+            );
+            response
+        }
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
 }

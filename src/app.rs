@@ -2,6 +2,7 @@
 
 use crate::config::Config;
 use crate::idp::IdpClient;
+use crate::metrics::Metrics;
 use crate::proxy::Upstream;
 use crate::refresh::Refresher;
 use crate::session::CookieCodec;
@@ -14,6 +15,7 @@ use tokio_util::task::TaskTracker;
 pub struct App {
     pub config: Config,
     pub codec: CookieCodec,
+    pub metrics: Arc<Metrics>,
     pub idp: Arc<IdpClient>,
     pub refresher: Arc<Refresher>,
     pub upstream: Upstream,
@@ -43,13 +45,16 @@ impl App {
     fn new(config: Config) -> Result<App, StartupError> {
         let http = idp_http_client(&config)?;
         let codec = CookieCodec::new(&config.session, Arc::clone(&config.secrets.cookie_keys));
+        let metrics = Arc::new(Metrics::new());
         let idp = Arc::new(IdpClient::new(
             &config.idp,
             config.secrets.client_secret.clone(),
             http,
+            Arc::clone(&metrics),
         ));
         let refresher = Arc::new(Refresher::new(
             Arc::clone(&idp),
+            Arc::clone(&metrics),
             codec.clone(),
             &config.session,
             config.idp.send_scope_on_refresh,
@@ -57,6 +62,7 @@ impl App {
         Ok(App {
             upstream: Upstream::new(&config.upstream),
             codec,
+            metrics,
             idp,
             refresher,
             tunnels: TaskTracker::new(),

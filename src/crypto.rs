@@ -45,6 +45,8 @@ struct Key {
 /// The cookie key ring. `Debug` shows key ids only.
 pub struct KeyRing {
     keys: Vec<Key>,
+    /// Derived from the first key: keyed hashes for log fingerprints, stable across replicas.
+    fingerprint_key: ring::hmac::Key,
 }
 
 impl fmt::Debug for KeyRing {
@@ -66,6 +68,7 @@ impl KeyRing {
     /// Parses `kid:base64,kid:base64,...` (standard or URL-safe base64, 32 bytes each).
     pub fn parse(spec: &str) -> Result<KeyRing, KeyError> {
         let mut keys: Vec<Key> = Vec::new();
+        let mut first_key: Option<Vec<u8>> = None;
         for (i, part) in spec.split(',').map(str::trim).enumerate() {
             let n = i + 1;
             if part.is_empty() {
@@ -86,15 +89,21 @@ impl KeyRing {
                 return Err(KeyError::Duplicate(n, id.to_string()));
             }
             let cipher = Aes256Gcm::new_from_slice(&bytes).map_err(|_| KeyError::Length(n, 0))?;
+            first_key.get_or_insert(bytes);
             keys.push(Key {
                 id: id.to_string(),
                 cipher,
             });
         }
-        if keys.is_empty() {
+        let Some(first_key) = first_key else {
             return Err(KeyError::Empty);
-        }
-        Ok(KeyRing { keys })
+        };
+        let derive = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &first_key);
+        let derived = ring::hmac::sign(&derive, b"token-handler log fingerprint v1");
+        Ok(KeyRing {
+            keys,
+            fingerprint_key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, derived.as_ref()),
+        })
     }
 
     /// A fresh random key spec `kid:base64`, for `token-handler keygen`.
@@ -105,6 +114,16 @@ impl KeyRing {
         fill_random(&mut id);
         let kid: String = id.iter().map(|b| format!("{b:02x}")).collect();
         format!("k{kid}:{}", STANDARD.encode(key))
+    }
+
+    /// A short keyed hash of `data` (8 hex digits) for log lines: lets an operator follow one
+    /// session across requests and replicas without logging anything usable.
+    pub fn fingerprint(&self, data: &[u8]) -> String {
+        let tag = ring::hmac::sign(&self.fingerprint_key, data);
+        tag.as_ref()[..4]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     /// The id of the key that seals.

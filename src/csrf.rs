@@ -18,6 +18,15 @@ pub enum CsrfFailure {
 }
 
 impl CsrfFailure {
+    /// Metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            CsrfFailure::MissingHeader => "missing_header",
+            CsrfFailure::OriginNotAllowed => "origin_not_allowed",
+            CsrfFailure::MissingOrigin => "missing_origin",
+        }
+    }
+
     pub fn message(self) -> &'static str {
         match self {
             CsrfFailure::MissingHeader => "state-changing requests need the CSRF header",

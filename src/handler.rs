@@ -10,48 +10,78 @@ use crate::config::BrowserAuthorization;
 use crate::csrf;
 use crate::endpoints;
 use crate::error::{error_response, idp_unavailable, login_required, ErrorCode};
+use crate::metrics::RequestLabels;
 use crate::proxy::{headers, relay_response, UpstreamError};
 use crate::refresh::unix_now;
 use crate::session::ReadOutcome;
-use crate::sessions::{freshen, with_cookies, Freshened};
+use crate::sessions::{self, freshen, with_cookies, Freshened};
 use http::header::{AUTHORIZATION, HOST};
 use http::{HeaderValue, Request, Response, Version};
 use hyper::body::Incoming;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tracing::{debug, info_span, warn, Instrument};
+use tokio::time::Instant;
+use tracing::field::Empty;
+use tracing::{debug, info, info_span, warn, Instrument};
 
 /// Routes a request to the proxy's own endpoints or upstream.
 pub async fn handle(app: Arc<App>, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
-    let span = info_span!("request", method = %request.method(), route = tracing::field::Empty, status = tracing::field::Empty);
+    let started = Instant::now();
+    let path = request.uri().path();
+    let prefix = app.config.proxy.auth_prefix.as_str();
+    let own = path
+        .strip_prefix(prefix)
+        .filter(|rest| rest.is_empty() || rest.starts_with('/'))
+        .map(str::to_string);
+    let route = match &own {
+        Some(rest) => endpoints::route_class(rest),
+        None if headers::is_upgrade(request.headers()) => "upgrade",
+        None if app.config.proxy.is_protected(path) => "protected",
+        None => "public",
+    };
+    // One span per request; fields are opted in (never a path, a query or a header value).
+    let span = info_span!(
+        "request",
+        method = %request.method(),
+        route,
+        status = Empty,
+        latency_ms = Empty,
+        session = Empty,
+    );
     async move {
-        let path = request.uri().path();
-        let prefix = app.config.proxy.auth_prefix.as_str();
-        let own = path
-            .strip_prefix(prefix)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
-        let response = if own {
-            tracing::Span::current().record("route", "auth");
-            let rest = path[prefix.len()..].to_string();
-            endpoints::handle(&app, &request, &rest).await
-        } else {
-            proxy(&app, request, peer).await
+        let response = match own {
+            Some(rest) => endpoints::handle(&app, &request, &rest).await,
+            None => proxy(&app, request, peer, route == "protected").await,
         };
-        tracing::Span::current().record("status", response.status().as_u16());
-        debug!("done");
+        let status = response.status().as_u16();
+        let span = tracing::Span::current();
+        span.record("status", status);
+        span.record("latency_ms", started.elapsed().as_millis() as u64);
+        app.metrics
+            .requests
+            .get_or_create(&RequestLabels { route, status })
+            .inc();
+        if app.config.log.access_log {
+            info!("request");
+        } else {
+            debug!("request");
+        }
         response
     }
     .instrument(span)
     .await
 }
 
-async fn proxy(app: &App, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
-    let protected = app.config.proxy.is_protected(request.uri().path());
-    tracing::Span::current().record("route", if protected { "protected" } else { "public" });
+async fn proxy(
+    app: &App,
+    request: Request<Incoming>,
+    peer: SocketAddr,
+    protected: bool,
+) -> Response<Body> {
     let upgrade = headers::is_upgrade(request.headers());
     let now = unix_now();
-    let incoming = app.codec.incoming(request.headers());
-    let (session, retired_key) = match app.codec.read(&incoming, now) {
+    let (incoming, outcome) = sessions::read(app, request.headers(), now);
+    let (session, retired_key) = match outcome {
         ReadOutcome::Valid {
             session,
             retired_key,
@@ -80,7 +110,8 @@ async fn proxy(app: &App, request: Request<Incoming>, peer: SocketAddr) -> Respo
         authority,
         upgrade,
     ) {
-        warn!(reason = ?failure, "CSRF check failed");
+        warn!(reason = failure.label(), "CSRF check failed");
+        app.metrics.csrf_refusal(failure.label());
         return error_response(ErrorCode::CsrfCheckFailed, failure.message());
     }
     if request.headers().contains_key(AUTHORIZATION)
@@ -142,8 +173,13 @@ async fn forward(
         }
     }
     let upstream_request = Request::from_parts(parts, boxed(body));
-    let response = match app.upstream.send(upstream_request).await {
-        Ok(response) => relay_response(response, client_upgrade, &app.tunnels),
+    let sent = Instant::now();
+    let result = app.upstream.send(upstream_request).await;
+    app.metrics
+        .upstream_seconds
+        .observe(sent.elapsed().as_secs_f64());
+    let response = match result {
+        Ok(response) => relay_response(response, client_upgrade, &app.tunnels, &app.metrics),
         Err(UpstreamError::Unavailable(reason)) => {
             warn!(%reason, "upstream unavailable");
             error_response(

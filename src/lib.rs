@@ -10,6 +10,7 @@
 //! secret.rs     AccessToken / RefreshToken / ClientSecret / ...: redacted Debug, .expose()
 //! crypto.rs     KeyRing: seal(name, bytes) / open(name, value), AES-256-GCM, name as AAD
 //! config/       TOML + env secrets → validated Config; every problem at once (exit 64)
+//! metrics.rs    Prometheus metrics (bounded labels)
 //! body.rs       the data path's body type
 //! error.rs      the proxy's JSON errors (login_required, idp_unavailable, ...)
 //! session/      Session <-> cookies: chunking, __Host- prefix, attributes, stripping; no I/O
@@ -22,7 +23,7 @@
 //! endpoints/    /auth/login, /auth/callback, /auth/session, /auth/logout
 //! handler.rs    per request: session → CSRF → ensure_fresh → forward → cookies
 //! server.rs     run(listener, app, shutdown): accept loop, HTTP/1.1 + h2c, graceful drain
-//! admin.rs      admin listener: /healthz, /readyz
+//! admin.rs      admin listener: /healthz, /readyz, /metrics
 //! telemetry.rs  tracing-subscriber set-up
 //!
 //! demo/         DEVELOPMENT ONLY: `token-handler demo` (TokenIDP emulator, demo API + SPA);
@@ -42,6 +43,7 @@ pub mod endpoints;
 pub mod error;
 pub mod handler;
 pub mod idp;
+pub mod metrics;
 pub mod proxy;
 pub mod refresh;
 pub mod secret;

@@ -61,6 +61,7 @@ fn main() -> ExitCode {
             token_handler::telemetry::init(&token_handler::config::LogConfig {
                 format: token_handler::config::LogFormat::Text,
                 level: "info".into(),
+                access_log: false,
             });
             let options = token_handler::demo::run::DemoOptions {
                 listen,

@@ -5,7 +5,7 @@ use crate::app::App;
 use crate::body::Body;
 use crate::idp::IdpError;
 use crate::refresh::{Fresh, RefreshError};
-use crate::session::{Incoming, Session};
+use crate::session::{Incoming, ReadOutcome, Session};
 use http::header::SET_COOKIE;
 use http::{HeaderValue, Response};
 use std::time::Duration;
@@ -23,6 +23,27 @@ pub enum Freshened {
     Ended { clear: Vec<HeaderValue> },
     /// The IdP could not be used: keep the session, retry later.
     Unavailable { retry_after: Option<Duration> },
+}
+
+/// Opens the request's session; notes its fingerprint on the request's span and counts
+/// sessions still sealed with a retired key.
+pub fn read<'a>(app: &App, headers: &'a http::HeaderMap, now: u64) -> (Incoming<'a>, ReadOutcome) {
+    let incoming = app.codec.incoming(headers);
+    let outcome = app.codec.read(&incoming, now);
+    if let ReadOutcome::Valid {
+        session,
+        retired_key,
+    } = &outcome
+    {
+        tracing::Span::current().record(
+            "session",
+            app.codec.keys().fingerprint(session.id.as_bytes()),
+        );
+        if *retired_key {
+            app.metrics.retired_key_sessions.inc();
+        }
+    }
+    (incoming, outcome)
 }
 
 /// Refreshes `session` when due and works out the cookies to send back.
@@ -53,6 +74,7 @@ pub async fn freshen(
         // Opened with a retired key: re-seal with the current one.
         None if retired_key => {
             let mut all = app.codec.seal(fresh.session(), now);
+            app.metrics.session_cookies(&all);
             let stale = app.codec.clear_stale(all.len(), incoming);
             all.extend(stale);
             all

@@ -14,18 +14,30 @@ const BIN: &str = env!("CARGO_BIN_EXE_token-handler");
 fn demo_works_end_to_end_in_chromium() {
     let root = env!("CARGO_MANIFEST_DIR");
     assert!(
-        Path::new("/usr/bin/chromium").exists() && Path::new(root).join("tests/browser/node_modules/playwright-core").exists(),
+        Path::new("/usr/bin/chromium").exists()
+            && Path::new(root)
+                .join("tests/browser/node_modules/playwright-core")
+                .exists(),
         "Chromium or playwright-core is missing: run ./scripts/test.sh, which installs them"
     );
     let mut demo = Command::new(BIN)
-        .args(["demo", "--listen", "127.0.0.1:0", "--access-token-ttl", "4s"])
+        .args([
+            "demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--access-token-ttl",
+            "4s",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start the demo");
     let mut lines = BufReader::new(demo.stdout.take().expect("stdout")).lines();
     let app_url = loop {
-        let line = lines.next().expect("the demo prints its URL").expect("line");
+        let line = lines
+            .next()
+            .expect("the demo prints its URL")
+            .expect("line");
         if let Some(rest) = line.split("Open ").nth(1) {
             break rest.split_whitespace().next().expect("url").to_string();
         }
@@ -46,7 +58,10 @@ fn demo_works_end_to_end_in_chromium() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     println!("{stdout}");
     eprintln!("{}", String::from_utf8_lossy(&output.stderr));
-    assert!(output.status.success(), "the browser test failed (see its output above)");
+    assert!(
+        output.status.success(),
+        "the browser test failed (see its output above)"
+    );
     let screenshot = artifacts.join("demo-logged-in.png");
     assert!(screenshot.exists());
     println!("screenshot of the logged-in demo: {}", screenshot.display());

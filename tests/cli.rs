@@ -173,3 +173,38 @@ async fn sigterm_drains_an_in_flight_request_then_exits_0() {
         .expect("wait");
     assert_eq!(exit.code(), Some(0));
 }
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let config = config_toml(
+        "http://127.0.0.1:9",
+        "http://127.0.0.1:9",
+        "tokenidp",
+        &[("server", "admin_listen = \"127.0.0.1:0\"")],
+    ) + "[log]\nformat = \"json\"\n";
+    let path = write_config("json", &config);
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(&path)
+        .env("TOKEN_HANDLER_COOKIE_KEYS", KEY1)
+        .env("TOKEN_HANDLER_CLIENT_SECRET", CLIENT_SECRET)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut seen = 0;
+    for line in lines.by_ref().take(3) {
+        let line = line.expect("line");
+        let object: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(
+            object["level"].is_string() && object["message"].is_string(),
+            "{line}"
+        );
+        seen += 1;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(seen, 3);
+}

@@ -72,13 +72,30 @@ async fn no_token_or_secret_in_responses_or_logs() {
             "the scenario revoked at logout"
         );
         seen.push_str(&format!("{:?}", h.proxy.app));
+        seen.push_str(&h.proxy.app.metrics.encode());
 
         let logs = logs::text();
         assert!(
             logs.contains("access token refreshed"),
             "the scenario logged its refreshes"
         );
-        let secrets = h.idp.issued_secrets();
+        let mut secrets = h.idp.issued_secrets();
+        // PKCE verifiers, as the proxy sent them in its code exchanges.
+        for request in h.idp.requests().iter().filter(|r| r.path == "/token") {
+            let body: serde_json::Value = serde_json::from_str(&request.body).unwrap_or_default();
+            if let Some(v) = body.get("codeVerifier").and_then(|v| v.as_str()) {
+                secrets.push(v.to_string());
+            }
+            for (k, v) in url::form_urlencoded::parse(request.body.as_bytes()) {
+                if k == "code_verifier" {
+                    secrets.push(v.into_owned());
+                }
+            }
+        }
+        assert!(
+            secrets.iter().any(|s| s.len() == 43),
+            "verifiers were collected"
+        );
         assert!(secrets.len() > 10, "the emulator issued tokens");
         let basic = base64::engine::general_purpose::STANDARD
             .encode(format!("{CLIENT_ID}:{CLIENT_SECRET}"));

@@ -162,8 +162,13 @@ pub struct ProxyConfig {
 impl ProxyConfig {
     /// Whether `path` needs a session: under a protected prefix and not under a public one.
     pub fn is_protected(&self, path: &str) -> bool {
-        self.protected_paths.iter().any(|p| path.starts_with(p.as_str()))
-            && !self.public_paths.iter().any(|p| path.starts_with(p.as_str()))
+        self.protected_paths
+            .iter()
+            .any(|p| path.starts_with(p.as_str()))
+            && !self
+                .public_paths
+                .iter()
+                .any(|p| path.starts_with(p.as_str()))
     }
 }
 
@@ -184,6 +189,8 @@ pub enum LogFormat {
 pub struct LogConfig {
     pub format: LogFormat,
     pub level: String,
+    /// One info line per request (method, route class, status, latency, session fingerprint).
+    pub access_log: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -84,4 +84,5 @@ pub struct Csrf {
 pub struct Log {
     pub format: Option<String>,
     pub level: Option<String>,
+    pub access_log: Option<bool>,
 }

@@ -372,7 +372,10 @@ fn session(r: raw::Session, p: &mut Problems) -> SessionConfig {
 fn proxy(r: raw::Proxy, p: &mut Problems) -> ProxyConfig {
     let protected_paths = r.protected_paths.unwrap_or_else(|| vec!["/".to_string()]);
     let public_paths = r.public_paths.unwrap_or_default();
-    for (key, paths) in [("protected_paths", &protected_paths), ("public_paths", &public_paths)] {
+    for (key, paths) in [
+        ("protected_paths", &protected_paths),
+        ("public_paths", &public_paths),
+    ] {
         for path in paths {
             if !path.starts_with('/') {
                 p.push(format!("proxy.{key}: `{path}` must start with `/`"));
@@ -431,6 +434,7 @@ fn log(r: raw::Log, p: &mut Problems) -> LogConfig {
             &[("text", LogFormat::Text), ("json", LogFormat::Json)],
         ),
         level: r.level.unwrap_or_else(|| "info".to_string()),
+        access_log: r.access_log.unwrap_or(false),
     }
 }
 

@@ -24,9 +24,12 @@ const APP_CSS: &str = include_str!("spa/app.css");
 /// Serves the demo API on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         tokio::spawn(async move {
-            let service = service_fn(|request| async move { Ok::<_, Infallible>(answer(&request)) });
+            let service =
+                service_fn(|request| async move { Ok::<_, Infallible>(answer(&request)) });
             let _ = auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), service)
                 .await;

@@ -41,7 +41,9 @@ pub async fn run(options: DemoOptions, shutdown: impl Future<Output = ()>) -> Re
     let app_url = format!("http://localhost:{port}");
 
     let idp = TokenIdp::start(
-        TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?,
+        TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| e.to_string())?,
         Options {
             access_token_ttl: options.access_token_ttl,
             login: LoginMode::Form,
@@ -57,8 +59,13 @@ pub async fn run(options: DemoOptions, shutdown: impl Future<Output = ()>) -> Re
     )
     .await
     .map_err(|e| e.to_string())?;
-    let api_listener = TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
-    let api_url = format!("http://{}", api_listener.local_addr().map_err(|e| e.to_string())?);
+    let api_listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
+    let api_url = format!(
+        "http://{}",
+        api_listener.local_addr().map_err(|e| e.to_string())?
+    );
     tokio::spawn(api::serve(api_listener));
 
     let toml = format!(

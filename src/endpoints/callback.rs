@@ -2,7 +2,7 @@
 //! code (with the PKCE verifier), verify the ID token, insist on a refresh token, seal the
 //! session and continue to `return_to`.
 
-use super::flow;
+use super::flow::{self, Flow};
 use super::page::{continue_to, error_page};
 use crate::app::App;
 use crate::body::Body;
@@ -13,38 +13,74 @@ use crate::refresh::{expires_at, unix_now};
 use crate::secret::AuthCode;
 use crate::session::Session;
 use crate::sessions::with_cookies;
-use http::{Request, Response, StatusCode};
+use http::{Request, Response, StatusCode, Uri};
 use serde_json::{Map, Value};
 use tracing::{info, warn};
 
+/// Why a login did not complete: the metric outcome, what the log says, what the user sees.
+struct Failure {
+    outcome: &'static str,
+    code: ErrorCode,
+    status: StatusCode,
+    log: String,
+    message: String,
+}
+
+impl Failure {
+    fn refused(
+        outcome: &'static str,
+        log: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Failure {
+        Failure {
+            outcome,
+            code: ErrorCode::BadRequest,
+            status: StatusCode::BAD_REQUEST,
+            log: log.into(),
+            message: message.into(),
+        }
+    }
+}
+
 pub async fn callback<B>(app: &App, request: &Request<B>) -> Response<Body> {
-    let login_path = format!("{}/login", app.config.proxy.auth_prefix);
-    let fail = |code: ErrorCode, status: StatusCode, message: &str| {
-        error_page(code, status, message, &login_path)
-    };
-    let uri = request.uri();
-    let Some(state) = super::query_param(uri, "state") else {
-        return fail(
-            ErrorCode::BadRequest,
-            StatusCode::BAD_REQUEST,
-            "The answer from the identity provider has no state.",
-        );
-    };
     let now = unix_now();
+    let state = super::query_param(request.uri(), "state").unwrap_or_default();
     let (flow, clear_flow) = flow::take(&app.codec, request.headers(), &state, now);
-    let Some(flow) = flow else {
-        warn!(
-            event = "login_failed",
-            reason = "unknown_state",
-            "callback without a matching login flow"
-        );
-        let response = fail(
-            ErrorCode::BadRequest,
-            StatusCode::BAD_REQUEST,
+    let result = match flow {
+        None => Err(Failure::refused(
+            "unknown_state",
+            "callback without a matching login flow",
             "No login is in progress for this answer: it expired, was already used, or started in another browser.",
-        );
-        return with_cookies(response, vec![clear_flow]);
+        )),
+        Some(flow) => complete(app, request.uri(), &flow, now).await.map(|session| (session, flow)),
     };
+    match result {
+        Ok((session, flow)) => {
+            let incoming = app.codec.incoming(request.headers());
+            let mut cookies = app.codec.seal(&session, now);
+            app.metrics.session_cookies(&cookies);
+            cookies.extend(app.codec.clear_stale(cookies.len(), &incoming));
+            cookies.push(clear_flow);
+            tracing::Span::current().record(
+                "session",
+                app.codec.keys().fingerprint(session.id.as_bytes()),
+            );
+            app.metrics.login("success");
+            info!(event = "login", "session created");
+            with_cookies(continue_to(&flow.return_to), cookies)
+        }
+        Err(failure) => {
+            app.metrics.login(failure.outcome);
+            warn!(event = "login_failed", outcome = failure.outcome, reason = %failure.log, "login did not complete");
+            let login_path = format!("{}/login", app.config.proxy.auth_prefix);
+            let page = error_page(failure.code, failure.status, &failure.message, &login_path);
+            with_cookies(page, vec![clear_flow])
+        }
+    }
+}
+
+/// The callback's work once its flow is known: the new session, or why there is none.
+async fn complete(app: &App, uri: &Uri, flow: &Flow, now: u64) -> Result<Session, Failure> {
     if let Some(error) = super::query_param(uri, "error") {
         // The provider's words, reduced to what is safe to show.
         let error: String = error
@@ -58,77 +94,58 @@ pub async fn callback<B>(app: &App, request: &Request<B>) -> Response<Body> {
             .filter(|c| !c.is_control())
             .take(200)
             .collect();
-        warn!(event = "login_failed", reason = "provider_error", error = %error, "the IdP answered the login with an error");
-        let message = format!("The identity provider refused the login: {error}. {description}");
-        return with_cookies(
-            fail(ErrorCode::BadRequest, StatusCode::BAD_REQUEST, &message),
-            vec![clear_flow],
-        );
+        return Err(Failure::refused(
+            "provider_error",
+            format!("the IdP answered with error={error}"),
+            format!("The identity provider refused the login: {error}. {description}"),
+        ));
     }
-    let Some(code) = super::query_param(uri, "code").map(AuthCode::new) else {
-        return with_cookies(
-            fail(
-                ErrorCode::BadRequest,
-                StatusCode::BAD_REQUEST,
+    let code = super::query_param(uri, "code")
+        .map(AuthCode::new)
+        .ok_or_else(|| {
+            Failure::refused(
+                "missing_code",
+                "no code",
                 "The answer from the identity provider has no code.",
-            ),
-            vec![clear_flow],
-        );
-    };
+            )
+        })?;
     let grant = Grant::AuthorizationCode {
         code: &code,
         verifier: &flow.verifier,
         redirect_uri: &flow.redirect_uri,
     };
-    let tokens = match app.idp.token(&grant).await {
-        Ok(tokens) => tokens,
-        Err(IdpError::Transient {
+    let tokens = app.idp.token(&grant).await.map_err(|e| match e {
+        IdpError::Transient {
             kind:
                 kind @ (Transient::Connect
                 | Transient::Timeout
                 | Transient::NotDiscovered
                 | Transient::RateLimited),
             ..
-        }) => {
-            warn!(event = "login_failed", reason = %kind, "code exchange failed transiently");
-            return with_cookies(
-                fail(
-                    ErrorCode::IdpUnavailable,
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "The identity provider is unavailable. Try again in a moment.",
-                ),
-                vec![clear_flow],
-            );
-        }
-        // A code cannot be retried: any other answer means this login is over. (TokenIDP
-        // answers a used code or a PKCE mismatch with a 500.)
-        Err(e) => {
-            warn!(event = "login_failed", reason = %e, "the IdP refused the authorization code");
-            return with_cookies(
-                fail(
-                    ErrorCode::BadRequest,
-                    StatusCode::BAD_REQUEST,
-                    "The identity provider refused the authorization code; start the login again.",
-                ),
-                vec![clear_flow],
-            );
-        }
-    };
-    let Some(refresh_token) = tokens.refresh_token.clone() else {
-        warn!(
-            event = "login_failed",
-            reason = "no_refresh_token",
-            "the IdP issued no refresh token"
-        );
-        let message =
+        } => Failure {
+            outcome: "idp_unavailable",
+            code: ErrorCode::IdpUnavailable,
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            log: format!("code exchange failed: {kind}"),
+            message: "The identity provider is unavailable. Try again in a moment.".into(),
+        },
+        // A code cannot be retried: any other answer ends this login. (TokenIDP answers a
+        // used code or a PKCE mismatch with a 500.)
+        other => Failure::refused(
+            "code_refused",
+            format!("the IdP refused the code: {other}"),
+            "The identity provider refused the authorization code; start the login again.",
+        ),
+    })?;
+    let refresh_token = tokens.refresh_token.clone().ok_or_else(|| {
+        Failure::refused(
+            "no_refresh_token",
+            "the IdP issued no refresh token",
             "The identity provider issued no refresh token. Ask for the `offline_access` scope \
-                       (idp.scope), and for providers that need it set `prompt=consent` \
-                       (idp.extra_authorize_params).";
-        return with_cookies(
-            fail(ErrorCode::BadRequest, StatusCode::BAD_REQUEST, message),
-            vec![clear_flow],
-        );
-    };
+             (idp.scope), and for providers that need it set `prompt=consent` \
+             (idp.extra_authorize_params).",
+        )
+    })?;
     let wants_openid = app
         .config
         .idp
@@ -136,38 +153,23 @@ pub async fn callback<B>(app: &App, request: &Request<B>) -> Response<Body> {
         .split_whitespace()
         .any(|s| s == "openid");
     let claims = match (&tokens.id_token, wants_openid) {
-        (Some(id_token), _) => match app
+        (Some(id_token), _) => app
             .idp
             .verify_id_token(id_token.expose(), Some(&flow.nonce))
             .await
-        {
-            Ok(claims) => claims,
-            Err(e) => {
-                warn!(event = "login_failed", reason = %e, "ID token rejected");
-                return with_cookies(
-                    fail(
-                        ErrorCode::BadRequest,
-                        StatusCode::BAD_REQUEST,
-                        &format!("The ID token is not valid: {e}."),
-                    ),
-                    vec![clear_flow],
-                );
-            }
-        },
+            .map_err(|e| {
+                Failure::refused(
+                    "id_token_invalid",
+                    e.to_string(),
+                    format!("The ID token is not valid: {e}."),
+                )
+            })?,
         (None, true) => {
-            warn!(
-                event = "login_failed",
-                reason = "no_id_token",
-                "the IdP issued no ID token for an openid login"
-            );
-            return with_cookies(
-                fail(
-                    ErrorCode::BadRequest,
-                    StatusCode::BAD_REQUEST,
-                    "The identity provider issued no ID token.",
-                ),
-                vec![clear_flow],
-            );
+            return Err(Failure::refused(
+                "id_token_invalid",
+                "no ID token for an openid login",
+                "The identity provider issued no ID token.",
+            ))
         }
         (None, false) => Map::new(),
     };
@@ -178,7 +180,7 @@ pub async fn callback<B>(app: &App, request: &Request<B>) -> Response<Body> {
         .iter()
         .filter_map(|name| claims.get(name).map(|v| (name.clone(), v.clone())))
         .collect();
-    let session = Session {
+    Ok(Session {
         id: random_token(12),
         access_expires_at: expires_at(&tokens, now),
         access_issued_at: now,
@@ -190,11 +192,5 @@ pub async fn callback<B>(app: &App, request: &Request<B>) -> Response<Body> {
             .id_token
             .filter(|_| app.config.idp.logout_id_token_hint),
         started_at: now,
-    };
-    let incoming = app.codec.incoming(request.headers());
-    let mut cookies = app.codec.seal(&session, now);
-    cookies.extend(app.codec.clear_stale(cookies.len(), &incoming));
-    cookies.push(clear_flow);
-    info!(event = "login", "session created");
-    with_cookies(continue_to(&flow.return_to), cookies)
+    })
 }

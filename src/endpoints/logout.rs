@@ -14,7 +14,7 @@ use crate::csrf;
 use crate::error::{error_response, ErrorCode};
 use crate::refresh::unix_now;
 use crate::session::{ReadOutcome, Session};
-use crate::sessions::{freshen, with_cookies, Freshened};
+use crate::sessions::{self, freshen, with_cookies, Freshened};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Request, Response};
 use serde_json::json;
@@ -29,19 +29,23 @@ pub async fn logout<B>(app: &App, request: &Request<B>) -> Response<Body> {
         authority,
         false,
     ) {
-        warn!(reason = ?failure, "CSRF check failed on logout");
+        warn!(reason = failure.label(), "CSRF check failed on logout");
+        app.metrics.csrf_refusal(failure.label());
         return error_response(ErrorCode::CsrfCheckFailed, failure.message());
     }
     let now = unix_now();
-    let incoming = app.codec.incoming(request.headers());
+    let (incoming, outcome) = sessions::read(app, request.headers(), now);
     let mut id_token_hint = None;
     if let ReadOutcome::Valid {
         session,
         retired_key,
-    } = app.codec.read(&incoming, now)
+    } = outcome
     {
         id_token_hint = session.id_token.clone();
-        revoke(app, session, retired_key, &incoming, now).await;
+        let outcome = revoke(app, session, retired_key, &incoming, now).await;
+        app.metrics.logout(outcome);
+    } else {
+        app.metrics.logout("no_session");
     }
     let mut cookies = app.codec.clear(&incoming);
     cookies.extend(flow::clear_all(&app.codec, request.headers()));
@@ -53,13 +57,14 @@ pub async fn logout<B>(app: &App, request: &Request<B>) -> Response<Body> {
     with_cookies(response, cookies)
 }
 
+/// Revokes the session's refresh token; returns the metric outcome.
 async fn revoke(
     app: &App,
     session: Session,
     retired_key: bool,
     incoming: &crate::session::Incoming<'_>,
     now: u64,
-) {
+) -> &'static str {
     // TokenIDP's revocation authenticates with the access token, so it must be fresh.
     let session = match app.config.idp.dialect {
         Dialect::OAuth2 => session,
@@ -71,7 +76,7 @@ async fn revoke(
                     revoked = false,
                     "logged out; the grant was already over"
                 );
-                return;
+                return "not_revoked";
             }
             Freshened::Unavailable { .. } => {
                 warn!(
@@ -79,7 +84,7 @@ async fn revoke(
                     revoked = false,
                     "logged out locally; the IdP was unavailable for revocation"
                 );
-                return;
+                return "revocation_failed";
             }
         },
     };
@@ -88,18 +93,25 @@ async fn revoke(
         .revoke(&session.refresh_token, &session.access_token)
         .await
     {
-        Ok(true) => info!(
-            event = "logout",
-            revoked = true,
-            "logged out; refresh token revoked"
-        ),
-        Ok(false) => info!(
-            event = "logout",
-            revoked = false,
-            "logged out; the IdP has no revocation endpoint"
-        ),
+        Ok(true) => {
+            info!(
+                event = "logout",
+                revoked = true,
+                "logged out; refresh token revoked"
+            );
+            "revoked"
+        }
+        Ok(false) => {
+            info!(
+                event = "logout",
+                revoked = false,
+                "logged out; the IdP has no revocation endpoint"
+            );
+            "not_revoked"
+        }
         Err(e) => {
-            warn!(event = "logout", revoked = false, error = %e, "logged out locally; revocation failed")
+            warn!(event = "logout", revoked = false, error = %e, "logged out locally; revocation failed");
+            "revocation_failed"
         }
     }
 }

@@ -30,6 +30,17 @@ pub async fn handle<B>(app: &App, request: &Request<B>, rest: &str) -> Response<
     }
 }
 
+/// The metric/log route class of an endpoint path (below the prefix).
+pub fn route_class(rest: &str) -> &'static str {
+    match rest {
+        "/login" => "auth_login",
+        "/callback" => "auth_callback",
+        "/session" => "auth_session",
+        "/logout" => "auth_logout",
+        _ => "auth_other",
+    }
+}
+
 fn not_allowed(allow: &'static str) -> Response<Body> {
     let mut response = error_response(ErrorCode::MethodNotAllowed, "method not allowed here");
     response

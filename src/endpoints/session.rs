@@ -6,15 +6,15 @@ use crate::body::{full, Body};
 use crate::error::idp_unavailable;
 use crate::refresh::unix_now;
 use crate::session::ReadOutcome;
-use crate::sessions::{freshen, with_cookies, Freshened};
+use crate::sessions::{self, freshen, with_cookies, Freshened};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Request, Response};
 use serde_json::{json, Value};
 
 pub async fn session<B>(app: &App, request: &Request<B>) -> Response<Body> {
     let now = unix_now();
-    let incoming = app.codec.incoming(request.headers());
-    match app.codec.read(&incoming, now) {
+    let (incoming, outcome) = sessions::read(app, request.headers(), now);
+    match outcome {
         ReadOutcome::Absent => answer(json!({"authenticated": false})),
         ReadOutcome::Invalid => with_cookies(
             answer(json!({"authenticated": false})),

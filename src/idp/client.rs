@@ -10,6 +10,7 @@ use super::id_token::JwksCache;
 use super::response::{self, basic_auth};
 use super::{oauth2, tokenidp, Grant, IdpError, TokenResponse, Transient};
 use crate::config::{ClientAuth, Dialect, IdpConfig};
+use crate::metrics::{GrantLabel, Metrics};
 use crate::secret::ClientSecret;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -27,6 +28,7 @@ pub struct IdpClient {
     metadata: OnceLock<Metadata>,
     ready: watch::Sender<bool>,
     pub(super) jwks: JwksCache,
+    metrics: Arc<Metrics>,
 }
 
 impl IdpClient {
@@ -36,6 +38,7 @@ impl IdpClient {
         config: &IdpConfig,
         secret: Option<ClientSecret>,
         http: reqwest::Client,
+        metrics: Arc<Metrics>,
     ) -> IdpClient {
         let client = IdpClient {
             http,
@@ -44,6 +47,7 @@ impl IdpClient {
             metadata: OnceLock::new(),
             ready: watch::channel(false).0,
             jwks: JwksCache::default(),
+            metrics,
         };
         if !discovery::needs_discovery(config) {
             // Validation guarantees a token endpoint when there is no issuer to discover from.
@@ -142,9 +146,16 @@ impl IdpClient {
         let status = response.status().as_u16();
         let retry_after = response::retry_after(response.headers());
         let body = response::read_limited(response, self.config.max_response_bytes).await;
+        let elapsed = started.elapsed();
+        self.metrics
+            .token_seconds
+            .get_or_create(&GrantLabel {
+                grant: grant.kind(),
+            })
+            .observe(elapsed.as_secs_f64());
         debug!(
             status,
-            elapsed_ms = started.elapsed().as_millis() as u64,
+            elapsed_ms = elapsed.as_millis() as u64,
             "token endpoint answered"
         );
         let body = body.map_err(|kind| IdpError::Transient { kind, retry_after })?;

@@ -38,7 +38,7 @@ pub enum Grant<'a> {
 }
 
 impl Grant<'_> {
-    fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             Grant::Refresh { .. } => "refresh_token",
             Grant::AuthorizationCode { .. } => "authorization_code",

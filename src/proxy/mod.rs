@@ -10,11 +10,13 @@ pub mod headers;
 
 use crate::body::{boxed, Body};
 use crate::config::UpstreamConfig;
+use crate::metrics::Metrics;
 use http::{Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::task::TaskTracker;
 use tracing::debug;
@@ -91,12 +93,14 @@ pub fn relay_response(
     mut response: Response<Incoming>,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
     tunnels: &TaskTracker,
+    metrics: &Arc<Metrics>,
 ) -> Response<Body> {
     let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
     headers::strip_hop_by_hop(response.headers_mut(), switching);
     if switching {
         let upstream_upgrade = hyper::upgrade::on(&mut response);
         if let Some(client_upgrade) = client_upgrade {
+            let metrics = Arc::clone(metrics);
             tunnels.spawn(async move {
                 let (Ok(client), Ok(upstream)) = (client_upgrade.await, upstream_upgrade.await)
                 else {
@@ -105,10 +109,12 @@ pub fn relay_response(
                 };
                 let mut client = TokioIo::new(client);
                 let mut upstream = TokioIo::new(upstream);
+                metrics.tunnels_active.inc();
                 match tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
                     Ok((up, down)) => debug!(up, down, "tunnel closed"),
                     Err(e) => debug!(error = %e, "tunnel ended with an error"),
                 }
+                metrics.tunnels_active.dec();
             });
         }
     }

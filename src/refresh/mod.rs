@@ -14,6 +14,7 @@ pub use timing::{expires_at, needs_refresh};
 
 use crate::config::SessionConfig;
 use crate::idp::{Grant, IdpClient, IdpError, Rejection};
+use crate::metrics::Metrics;
 use crate::session::{CookieCodec, Session};
 use http::HeaderValue;
 use ring::hmac;
@@ -97,6 +98,7 @@ type Waiter = watch::Receiver<FlightResult>;
 #[derive(Debug)]
 pub struct Refresher {
     client: Arc<IdpClient>,
+    metrics: Arc<Metrics>,
     codec: CookieCodec,
     skew: u64,
     send_scope: bool,
@@ -114,6 +116,7 @@ enum Step {
 impl Refresher {
     pub fn new(
         client: Arc<IdpClient>,
+        metrics: Arc<Metrics>,
         codec: CookieCodec,
         config: &SessionConfig,
         send_scope: bool,
@@ -122,6 +125,7 @@ impl Refresher {
         crate::crypto::fill_random(&mut key);
         Refresher {
             client,
+            metrics,
             codec,
             skew: config.refresh_skew.as_secs(),
             send_scope,
@@ -143,16 +147,21 @@ impl Refresher {
             match step {
                 Step::Done => break,
                 Step::Reuse => {
+                    self.metrics.refresh("reuse_suspected");
                     warn!(event = "reuse_suspected", "a rotated-away refresh token came back after the grace window; refused without calling the IdP");
                     return Err(RefreshError::ReuseSuspected);
                 }
                 Step::Follow(successor) => {
+                    self.metrics.refresh("grace_hit");
                     if outcome == Outcome::Unchanged {
                         outcome = Outcome::GraceHit;
                     }
                     current = FreshSession::Newer(successor);
                 }
                 Step::Wait(mut waiter, leader) => {
+                    if !leader {
+                        self.metrics.refresh("coalesced");
+                    }
                     let result = match waiter.wait_for(Option::is_some).await {
                         Ok(value) => value.clone().expect("waited for Some"),
                         // The refresh task ended without a result (it panicked): not the
@@ -212,6 +221,11 @@ impl Refresher {
                 let old = session.clone();
                 tokio::spawn(async move {
                     let result = this.refresh(old).await;
+                    this.metrics.refresh(match &result {
+                        Ok(_) => "refreshed",
+                        Err(IdpError::Rejected { .. }) => "rejected",
+                        Err(IdpError::Transient { .. }) => "transient",
+                    });
                     {
                         let mut rotations = this.rotations.lock().expect("rotations lock");
                         match &result {
@@ -272,6 +286,7 @@ impl Refresher {
             "access token refreshed"
         );
         let set_cookies = self.codec.seal(&session, now);
+        self.metrics.session_cookies(&set_cookies);
         Ok((
             Arc::new(Refreshed {
                 session,

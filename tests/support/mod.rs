@@ -4,6 +4,7 @@
 
 pub mod echo;
 pub mod logs;
+pub mod oidc_provider;
 
 use echo::Echo;
 use std::collections::BTreeMap;
@@ -124,7 +125,16 @@ impl Proxy {
     /// Starts on a listener bound beforehand (when the IdP must know the callback URL first),
     /// and returns once the IdP's metadata is known.
     pub async fn start_on(listener: TcpListener, toml: &str, keys: &str) -> Proxy {
-        let config = Config::from_toml(toml, &env(keys)).expect("valid test config");
+        Proxy::start_with_env(listener, toml, &env(keys)).await
+    }
+
+    /// Like [`Proxy::start_on`] with secrets from `env`.
+    pub async fn start_with_env(
+        listener: TcpListener,
+        toml: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Proxy {
+        let config = Config::from_toml(toml, env).expect("valid test config");
         let app = App::start(config).expect("app");
         app.idp.ready().await;
         let addr = listener.local_addr().expect("addr");

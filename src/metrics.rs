@@ -1,0 +1,216 @@
+//! Prometheus metrics (served on the admin listener's `/metrics`).
+//!
+//! Label values are bounded by construction: `&'static str` outcomes and route classes, and
+//! HTTP status codes. Never a path, a user, a session or a token.
+
+use http::HeaderValue;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use std::fmt;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub route: &'static str,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GrantLabel {
+    pub grant: &'static str,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// Every metric the proxy exports.
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub upstream_seconds: Histogram,
+    pub refreshes: Family<OutcomeLabel, Counter>,
+    pub token_seconds: HistogramFamily<GrantLabel>,
+    pub logins: Family<OutcomeLabel, Counter>,
+    pub logouts: Family<OutcomeLabel, Counter>,
+    pub csrf_refusals: Family<ReasonLabel, Counter>,
+    pub cookie_bytes: Histogram,
+    pub retired_key_sessions: Counter,
+    pub tunnels_active: Gauge,
+}
+
+impl fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+fn latency_histogram() -> Histogram {
+    // 1 ms … ~16 s.
+    Histogram::new(exponential_buckets(0.001, 2.0, 15))
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("token_handler");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "Requests answered, by route class and status",
+            requests.clone(),
+        );
+        let upstream_seconds = latency_histogram();
+        registry.register(
+            "upstream_response_seconds",
+            "Time from forwarding a request to the upstream's response headers",
+            upstream_seconds.clone(),
+        );
+        let refreshes = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "refreshes",
+            "Refresh outcomes: refreshed, rejected, transient (one per /token call); coalesced (waited on another request's call), grace_hit (old cookie served from the rotation window), reuse_suspected (rotated token refused locally)",
+            refreshes.clone(),
+        );
+        let token_seconds: HistogramFamily<GrantLabel> =
+            Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "idp_token_seconds",
+            "Latency of the IdP's /token endpoint, by grant",
+            token_seconds.clone(),
+        );
+        let logins = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "logins",
+            "Completed or failed logins (callbacks), by outcome",
+            logins.clone(),
+        );
+        let logouts = Family::<OutcomeLabel, Counter>::default();
+        registry.register("logouts", "Logouts, by revocation outcome", logouts.clone());
+        let csrf_refusals = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "csrf_refusals",
+            "Requests refused by the CSRF check, by reason",
+            csrf_refusals.clone(),
+        );
+        let cookie_bytes = Histogram::new(exponential_buckets(256.0, 2.0, 9));
+        registry.register(
+            "session_cookie_bytes",
+            "Total size of the session cookies set (all chunks)",
+            cookie_bytes.clone(),
+        );
+        let retired_key_sessions = Counter::default();
+        registry.register(
+            "retired_key_sessions",
+            "Sessions opened with a retired cookie key (re-sealed with the current one)",
+            retired_key_sessions.clone(),
+        );
+        let tunnels_active = Gauge::default();
+        registry.register(
+            "websocket_tunnels_active",
+            "Upgraded connections (WebSocket) open now",
+            tunnels_active.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            upstream_seconds,
+            refreshes,
+            token_seconds,
+            logins,
+            logouts,
+            csrf_refusals,
+            cookie_bytes,
+            retired_key_sessions,
+            tunnels_active,
+        }
+    }
+
+    pub fn refresh(&self, outcome: &'static str) {
+        self.refreshes
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc();
+    }
+
+    pub fn login(&self, outcome: &'static str) {
+        self.logins.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+
+    pub fn logout(&self, outcome: &'static str) {
+        self.logouts.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+
+    pub fn csrf_refusal(&self, reason: &'static str) {
+        self.csrf_refusals
+            .get_or_create(&ReasonLabel { reason })
+            .inc();
+    }
+
+    /// Records the size of a sealed session (its `Set-Cookie` lines).
+    pub fn session_cookies(&self, lines: &[HeaderValue]) {
+        let bytes: usize = lines.iter().map(HeaderValue::len).sum();
+        self.cookie_bytes.observe(bytes as f64);
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_and_histograms_are_exported() {
+        let m = Metrics::new();
+        m.refresh("refreshed");
+        m.refresh("coalesced");
+        m.refresh("coalesced");
+        m.requests
+            .get_or_create(&RequestLabels {
+                route: "protected",
+                status: 200,
+            })
+            .inc();
+        m.token_seconds
+            .get_or_create(&GrantLabel {
+                grant: "refresh_token",
+            })
+            .observe(0.01);
+        let text = m.encode();
+        assert!(
+            text.contains("token_handler_refreshes_total{outcome=\"coalesced\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("token_handler_requests_total{route=\"protected\",status=\"200\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("token_handler_idp_token_seconds_count{grant=\"refresh_token\"} 1"),
+            "{text}"
+        );
+        assert!(text.ends_with("# EOF\n"));
+    }
+}

@@ -1,0 +1,145 @@
+// A real OpenID provider (`oidc-provider`, pinned in package-lock.json) for token-handler's
+// end-to-end tests. Started by tests/support/oidc_provider.rs.
+//
+// Contract with the test harness:
+// - listens on 127.0.0.1 with an OS-assigned port (never a fixed one), issuer
+//   `http://127.0.0.1:<port>`;
+// - prints exactly one line to stdout once it accepts connections:
+//   {"issuer":"http://127.0.0.1:<port>"}
+//   Everything else (oidc-provider's notices and warnings, errors) goes to stderr;
+// - runs until killed, or until its stdin closes, so a test process that dies leaves no orphan.
+//
+// Environment:
+//   REDIRECT_URI              required: the client's only redirect_uri (the proxy's /auth/callback)
+//   POST_LOGOUT_REDIRECT_URI  required: the client's only post_logout_redirect_uri
+//   ACCESS_TOKEN_TTL          seconds, default 60
+//   CLIENT_ID                 default "token-handler"
+//   CLIENT_SECRET             default "oidc-provider-secret"
+
+import http from 'node:http';
+import crypto from 'node:crypto';
+
+// oidc-provider writes its notices with console.info (stdout). stdout is reserved for the one
+// issuer line the harness waits for, so route every console method to stderr *before* the
+// package is loaded (hence the dynamic import below).
+const toStderr = (...args) => console.error(...args);
+console.log = toStderr;
+console.info = toStderr;
+console.debug = toStderr;
+
+function fail(message) {
+  process.stderr.write(`oidc test provider: ${message}\n`);
+  process.exit(2);
+}
+
+function required(name) {
+  const value = process.env[name];
+  if (!value) fail(`environment variable ${name} is required`);
+  return value;
+}
+
+function seconds(name, fallback) {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value <= 0) fail(`${name} must be a positive integer, got ${raw}`);
+  return value;
+}
+
+const REDIRECT_URI = required('REDIRECT_URI');
+const POST_LOGOUT_REDIRECT_URI = required('POST_LOGOUT_REDIRECT_URI');
+const ACCESS_TOKEN_TTL = seconds('ACCESS_TOKEN_TTL', 60);
+const CLIENT_ID = process.env.CLIENT_ID || 'token-handler';
+const CLIENT_SECRET = process.env.CLIENT_SECRET || 'oidc-provider-secret';
+
+const { default: Provider } = await import('oidc-provider');
+
+// Fresh keys per run: nothing here outlives the process (storage is in memory too).
+const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+const signingKey = { ...privateKey.export({ format: 'jwk' }), kid: 'test-rs256', use: 'sig', alg: 'RS256' };
+
+const DAY = 24 * 60 * 60;
+
+const configuration = {
+  clients: [
+    {
+      client_id: CLIENT_ID,
+      client_secret: CLIENT_SECRET,
+      token_endpoint_auth_method: 'client_secret_basic',
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      redirect_uris: [REDIRECT_URI],
+      post_logout_redirect_uris: [POST_LOGOUT_REDIRECT_URI],
+    },
+  ],
+  jwks: { keys: [signingKey] },
+  cookies: { keys: [crypto.randomBytes(32).toString('base64url')] },
+
+  // Any login id is a valid account with fixed profile claims.
+  async findAccount(_ctx, id) {
+    return {
+      accountId: id,
+      async claims() {
+        return { sub: id, name: 'OIDC Test User', email: 'oidc-user@example.com' };
+      },
+    };
+  },
+  claims: {
+    openid: ['sub'],
+    profile: ['name'],
+    email: ['email'],
+  },
+  scopes: ['openid', 'offline_access', 'profile', 'email'],
+  // Put the profile/email claims into the ID token itself (not only /me), so the proxy can
+  // read `name` and `email` from the ID token it receives at the code exchange.
+  conformIdTokenClaims: false,
+
+  // The default only requires PKCE for public clients; the proxy is confidential but must
+  // still send it (9.x accepts S256 only).
+  pkce: { required: () => true },
+
+  // Every refresh returns a new refresh token; presenting a consumed one revokes the whole
+  // grant (built into oidc-provider's refresh_token grant).
+  rotateRefreshToken: true,
+  // Tests expire short-lived tokens on purpose: no 15 s grace.
+  clockTolerance: 0,
+
+  ttl: {
+    AccessToken: ACCESS_TOKEN_TTL,
+    AuthorizationCode: 60,
+    IdToken: 3600,
+    RefreshToken: DAY,
+    Grant: 14 * DAY,
+    Session: 14 * DAY,
+    Interaction: 3600,
+  },
+
+  // No resourceIndicators: access tokens stay opaque, so they (and refresh tokens) can be
+  // introspected and revoked (RFC 7662 / RFC 7009).
+  features: {
+    devInteractions: { enabled: true },
+    revocation: { enabled: true },
+    introspection: { enabled: true },
+    rpInitiatedLogout: { enabled: true },
+  },
+};
+
+const server = http.createServer();
+server.on('error', (err) => fail(`server error: ${err.message}`));
+
+server.listen(0, '127.0.0.1', () => {
+  const { port } = server.address();
+  const issuer = `http://127.0.0.1:${port}`;
+  const provider = new Provider(issuer, configuration);
+  // Unexpected 5xx inside the provider: show them in the test output.
+  provider.on('server_error', (_ctx, err) => process.stderr.write(`oidc-provider server_error: ${err.stack || err}\n`));
+  server.on('request', provider.callback());
+  process.stdout.write(`${JSON.stringify({ issuer })}\n`);
+});
+
+// The harness holds our stdin open; when it closes (test finished or crashed), exit.
+process.stdin.on('end', () => process.exit(0));
+process.stdin.on('error', () => process.exit(0));
+process.stdin.resume();
+process.on('SIGTERM', () => process.exit(0));
+process.on('SIGINT', () => process.exit(0));
