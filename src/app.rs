@@ -21,14 +21,19 @@ pub struct App {
     pub upstream: Upstream,
     /// Upgraded connections (WebSocket tunnels), drained on shutdown.
     pub tunnels: TaskTracker,
+    /// The listener's certificate when TLS is on (swapped when the files change).
+    pub tls: Option<Arc<crate::tls::ReloadingCert>>,
+    /// Bumped after every change of a mounted file was handled, applied or refused (lets
+    /// tests await a reload instead of sleeping).
+    pub reloads: tokio::sync::watch::Sender<u64>,
     /// Set when shutdown begins: `/readyz` turns unready at once.
     draining: AtomicBool,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    #[error("cannot build the HTTP client for the IdP: {0}")]
-    HttpClient(String),
+    #[error("cannot start: {0}")]
+    Setup(String),
 }
 
 impl App {
@@ -39,6 +44,7 @@ impl App {
         if app.idp.metadata().is_none() {
             tokio::spawn(Arc::clone(&app.idp).discover_until_ready());
         }
+        crate::reload::spawn(&app);
         Ok(app)
     }
 
@@ -46,6 +52,13 @@ impl App {
         let http = idp_http_client(&config)?;
         let codec = CookieCodec::new(&config.session, Arc::clone(&config.secrets.cookie_keys));
         let metrics = Arc::new(Metrics::new());
+        let tls = match &config.server.tls {
+            Some(files) => Some(Arc::new(crate::tls::ReloadingCert::new(
+                crate::tls::load_certified_key(&files.cert, &files.key)
+                    .map_err(StartupError::Setup)?,
+            ))),
+            None => None,
+        };
         let idp = Arc::new(IdpClient::new(
             &config.idp,
             config.secrets.client_secret.clone(),
@@ -60,12 +73,14 @@ impl App {
             config.idp.send_scope_on_refresh,
         ));
         Ok(App {
-            upstream: Upstream::new(&config.upstream),
+            upstream: Upstream::new(&config.upstream).map_err(StartupError::Setup)?,
             codec,
             metrics,
             idp,
             refresher,
             tunnels: TaskTracker::new(),
+            tls,
+            reloads: tokio::sync::watch::channel(0).0,
             draining: AtomicBool::new(false),
             config,
         })
@@ -85,11 +100,19 @@ impl App {
 /// The HTTP client for every IdP call: bounded time, no redirects (a token endpoint that
 /// redirects is misconfigured, and following it could send a refresh token elsewhere).
 pub fn idp_http_client(config: &Config) -> Result<reqwest::Client, StartupError> {
-    reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .timeout(config.idp.timeout)
         .connect_timeout(config.idp.timeout.min(std::time::Duration::from_secs(5)))
         .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("token-handler/", env!("CARGO_PKG_VERSION")))
+        .user_agent(concat!("token-handler/", env!("CARGO_PKG_VERSION")));
+    if let Some(path) = &config.idp.ca_file {
+        for cert in crate::tls::load_ca_file(path).map_err(StartupError::Setup)? {
+            let cert = reqwest::Certificate::from_der(&cert)
+                .map_err(|e| StartupError::Setup(e.to_string()))?;
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder
         .build()
-        .map_err(|e| StartupError::HttpClient(e.to_string()))
+        .map_err(|e| StartupError::Setup(e.to_string()))
 }

@@ -25,7 +25,15 @@ use tracing::field::Empty;
 use tracing::{debug, info, info_span, warn, Instrument};
 
 /// Routes a request to the proxy's own endpoints or upstream.
-pub async fn handle(app: Arc<App>, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+/// What the handler knows about the client connection.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    /// The client connected over TLS (sets `X-Forwarded-Proto: https`).
+    pub tls: bool,
+}
+
+pub async fn handle(app: Arc<App>, request: Request<Incoming>, conn: ConnInfo) -> Response<Body> {
     let started = Instant::now();
     let path = request.uri().path();
     let prefix = app.config.proxy.auth_prefix.as_str();
@@ -51,7 +59,7 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>, peer: SocketAddr)
     async move {
         let response = match own {
             Some(rest) => endpoints::handle(&app, &request, &rest).await,
-            None => proxy(&app, request, peer, route == "protected").await,
+            None => proxy(&app, request, conn, route == "protected").await,
         };
         let status = response.status().as_u16();
         let span = tracing::Span::current();
@@ -75,7 +83,7 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>, peer: SocketAddr)
 async fn proxy(
     app: &App,
     request: Request<Incoming>,
-    peer: SocketAddr,
+    conn: ConnInfo,
     protected: bool,
 ) -> Response<Body> {
     let upgrade = headers::is_upgrade(request.headers());
@@ -99,7 +107,7 @@ async fn proxy(
         if protected {
             return login_required();
         }
-        return forward(app, request, peer, None, Vec::new(), upgrade).await;
+        return forward(app, request, conn, None, Vec::new(), upgrade).await;
     };
 
     let authority = csrf::authority(request.headers(), request.uri());
@@ -129,14 +137,14 @@ async fn proxy(
         Freshened::Ended { clear } => return with_cookies(login_required(), clear),
     };
     let access_token = fresh.session().access_token.expose();
-    forward(app, request, peer, Some(access_token), set_cookies, upgrade).await
+    forward(app, request, conn, Some(access_token), set_cookies, upgrade).await
 }
 
 /// Rewrites the request for the upstream, sends it, and relays the answer.
 async fn forward(
     app: &App,
     mut request: Request<Incoming>,
-    peer: SocketAddr,
+    conn: ConnInfo,
     access_token: Option<&str>,
     set_cookies: Vec<HeaderValue>,
     upgrade: bool,
@@ -150,8 +158,8 @@ async fn forward(
     headers::strip_hop_by_hop(&mut parts.headers, upgrade);
     headers::set_forwarded(
         &mut parts.headers,
-        peer.ip(),
-        "http",
+        conn.peer.ip(),
+        if conn.tls { "https" } else { "http" },
         host.as_ref(),
         app.config.server.trust_forwarded_headers,
     );

@@ -9,6 +9,7 @@
 //! ```text
 //! secret.rs     AccessToken / RefreshToken / ClientSecret / ...: redacted Debug, .expose()
 //! crypto.rs     KeyRing: seal(name, bytes) / open(name, value), AES-256-GCM, name as AAD
+//! tls.rs        listener certificate (hot-swappable), client trust roots
 //! config/       TOML + env secrets → validated Config; every problem at once (exit 64)
 //! metrics.rs    Prometheus metrics (bounded labels)
 //! body.rs       the data path's body type
@@ -19,6 +20,7 @@
 //! csrf.rs       custom-header + Origin checks
 //! proxy/        hop-by-hop strip, X-Forwarded-*, cookie strip, Bearer inject, stream, upgrade
 //! app.rs        App: everything a request needs, built once
+//! reload.rs     hot reload of mounted TLS files, cookie keys and client secret
 //! sessions.rs   a request's session opened, made fresh, and its response cookies
 //! endpoints/    /auth/login, /auth/callback, /auth/session, /auth/logout
 //! handler.rs    per request: session → CSRF → ensure_fresh → forward → cookies
@@ -46,8 +48,10 @@ pub mod idp;
 pub mod metrics;
 pub mod proxy;
 pub mod refresh;
+pub mod reload;
 pub mod secret;
 pub mod server;
 pub mod session;
 pub mod sessions;
 pub mod telemetry;
+pub mod tls;

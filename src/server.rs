@@ -1,19 +1,25 @@
-//! Serving: accept loop, per-connection HTTP (HTTP/1.1 and h2c), graceful shutdown.
+//! Serving: accept loop, optional TLS, per-connection HTTP (HTTP/1.1, HTTP/2 via ALPN or h2c),
+//! graceful shutdown.
 //!
 //! Library code never binds sockets (design habit 3): `run` takes a bound listener and a
-//! shutdown future, so tests bind `127.0.0.1:0`. On shutdown the listener closes at once;
-//! in-flight requests and upgraded tunnels get `server.shutdown_grace` to finish.
+//! shutdown future, so tests bind `127.0.0.1:0`. On shutdown the listener closes at once and
+//! `/readyz` turns unready; in-flight requests and upgraded tunnels get
+//! `server.shutdown_grace` to finish. TLS handshakes run in the connection's task, never in
+//! the accept loop, and are bounded by `server.header_read_timeout`.
 
 use crate::app::App;
-use crate::handler::handle;
+use crate::handler::{handle, ConnInfo};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use std::future::Future;
 use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 /// Serves `listener` until `shutdown` resolves, then drains within the configured grace.
@@ -30,14 +36,22 @@ pub async fn run(
         .header_read_timeout(server.header_read_timeout)
         .max_buf_size(server.max_header_bytes.max(8192));
     builder.http2().timer(TokioTimer::new());
-    let graceful = GracefulShutdown::new();
-    let connections = Arc::new(Semaphore::new(server.max_connections));
+    let builder = Arc::new(builder);
+    let acceptor = match &app.tls {
+        Some(cert) => Some(TlsAcceptor::from(
+            crate::tls::server_config(Arc::clone(cert)).map_err(std::io::Error::other)?,
+        )),
+        None => None,
+    };
+    let stopping = CancellationToken::new();
+    let connections = TaskTracker::new();
+    let limit = Arc::new(Semaphore::new(server.max_connections));
     tokio::pin!(shutdown);
-    info!(addr = %listener.local_addr()?, "proxy listening");
+    info!(addr = %listener.local_addr()?, tls = acceptor.is_some(), "proxy listening");
     loop {
         // Backpressure: at the connection cap, stop accepting until one closes.
         let permit = tokio::select! {
-            permit = Arc::clone(&connections).acquire_owned() => permit.expect("semaphore never closed"),
+            permit = Arc::clone(&limit).acquire_owned() => permit.expect("semaphore never closed"),
             () = &mut shutdown => break,
         };
         let (stream, peer) = tokio::select! {
@@ -53,18 +67,37 @@ pub async fn run(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let app = Arc::clone(&app);
-        let service = service_fn(move |request| {
-            let app = Arc::clone(&app);
-            async move { Ok::<_, std::convert::Infallible>(handle(app, request, peer).await) }
-        });
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                debug!(error = %e, "connection ended with an error");
+        let (app, builder, acceptor, stopping) = (
+            Arc::clone(&app),
+            Arc::clone(&builder),
+            acceptor.clone(),
+            stopping.clone(),
+        );
+        connections.spawn(async move {
+            match acceptor {
+                None => {
+                    serve(
+                        app,
+                        &builder,
+                        stream,
+                        ConnInfo { peer, tls: false },
+                        stopping,
+                    )
+                    .await
+                }
+                Some(acceptor) => {
+                    let handshake = tokio::time::timeout(
+                        app.config.server.header_read_timeout,
+                        acceptor.accept(stream),
+                    );
+                    match handshake.await {
+                        Ok(Ok(tls)) => {
+                            serve(app, &builder, tls, ConnInfo { peer, tls: true }, stopping).await
+                        }
+                        Ok(Err(e)) => debug!(error = %e, "TLS handshake failed"),
+                        Err(_) => debug!("TLS handshake timed out"),
+                    }
+                }
             }
             drop(permit);
         });
@@ -73,9 +106,11 @@ pub async fn run(
     drop(listener);
     let grace = app.config.server.shutdown_grace;
     info!(?grace, "shutting down: draining in-flight requests");
+    stopping.cancel();
+    connections.close();
     app.tunnels.close();
     let drained = tokio::time::timeout(grace, async {
-        graceful.shutdown().await;
+        connections.wait().await;
         app.tunnels.wait().await;
     })
     .await;
@@ -84,4 +119,32 @@ pub async fn run(
         Err(_) => warn!("shutdown grace expired with requests still in flight"),
     }
     Ok(())
+}
+
+/// Serves one connection; on shutdown, finishes its in-flight requests and closes it.
+async fn serve<I>(
+    app: Arc<App>,
+    builder: &auto::Builder<TokioExecutor>,
+    io: I,
+    conn: ConnInfo,
+    stopping: CancellationToken,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |request| {
+        let app = Arc::clone(&app);
+        async move { Ok::<_, std::convert::Infallible>(handle(app, request, conn).await) }
+    });
+    let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    tokio::pin!(connection);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        () = stopping.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(e) = result {
+        debug!(error = %e, "connection ended with an error");
+    }
 }

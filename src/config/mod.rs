@@ -6,14 +6,14 @@
 //! `TOKEN_HANDLER_CLIENT_SECRET[_FILE]` and `TOKEN_HANDLER_COOKIE_KEYS[_FILE]`.
 
 mod raw;
-mod secrets;
+pub mod secrets;
 mod validate;
 
 use crate::crypto::KeyRing;
 use crate::secret::ClientSecret;
 use http::HeaderName;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use url::Url;
@@ -50,6 +50,16 @@ pub struct ServerConfig {
     pub header_read_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_header_bytes: usize,
+    /// TLS on the listener (PEM files, re-read when they change).
+    pub tls: Option<TlsFiles>,
+    /// How often mounted files (TLS, cookie keys, client secret) are checked for changes.
+    pub reload_interval: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -57,6 +67,8 @@ pub struct UpstreamConfig {
     pub url: Url,
     pub connect_timeout: Duration,
     pub response_header_timeout: Duration,
+    /// Extra CA certificates (PEM) for an `https://` upstream, besides the system roots.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Which `/token` wire format the IdP speaks.
@@ -100,6 +112,8 @@ pub struct IdpConfig {
     pub logout_id_token_hint: bool,
     pub timeout: Duration,
     pub max_response_bytes: usize,
+    /// Extra CA certificates (PEM) for the IdP.
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,6 +211,9 @@ pub struct LogConfig {
 pub struct Secrets {
     pub client_secret: Option<ClientSecret>,
     pub cookie_keys: Arc<KeyRing>,
+    /// Mounted files the secrets came from (watched for changes).
+    pub client_secret_file: Option<PathBuf>,
+    pub cookie_keys_file: Option<PathBuf>,
 }
 
 impl Config {

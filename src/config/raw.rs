@@ -16,6 +16,9 @@ pub struct Server {
     pub header_read_timeout: Option<String>,
     pub idle_timeout: Option<String>,
     pub max_header_bytes: Option<usize>,
+    pub tls_cert_file: Option<String>,
+    pub tls_key_file: Option<String>,
+    pub reload_interval: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -24,6 +27,7 @@ pub struct Upstream {
     pub url: Option<String>,
     pub connect_timeout: Option<String>,
     pub response_header_timeout: Option<String>,
+    pub ca_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -46,6 +50,7 @@ pub struct Idp {
     pub logout_id_token_hint: Option<bool>,
     pub timeout: Option<String>,
     pub max_response_bytes: Option<usize>,
+    pub ca_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

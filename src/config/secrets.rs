@@ -20,6 +20,11 @@ fn read(name: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Option<Strin
     }
 }
 
+/// The `NAME_FILE` path, when the secret is mounted (watched for changes).
+pub fn file_path(name: &str, env: &dyn Fn(&str) -> Option<String>) -> Option<std::path::PathBuf> {
+    env(&format!("{name}_FILE")).map(Into::into)
+}
+
 pub fn client_secret(
     env: &dyn Fn(&str) -> Option<String>,
     problems: &mut Vec<String>,

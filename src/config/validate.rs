@@ -136,6 +136,8 @@ pub(super) fn validate(
             secrets: Secrets {
                 client_secret,
                 cookie_keys: Arc::new(keys),
+                client_secret_file: secrets::file_path(CLIENT_SECRET_ENV, env),
+                cookie_keys_file: secrets::file_path(COOKIE_KEYS_ENV, env),
             },
         }),
         _ => Err(ConfigError(p.0)),
@@ -172,15 +174,45 @@ fn server(r: raw::Server, p: &mut Problems) -> ServerConfig {
             Duration::from_secs(90),
         ),
         max_header_bytes,
+        tls: tls_files(r.tls_cert_file, r.tls_key_file, p),
+        reload_interval: p.duration(
+            "server.reload_interval",
+            r.reload_interval,
+            Duration::from_secs(10),
+        ),
     }
+}
+
+fn tls_files(cert: Option<String>, key: Option<String>, p: &mut Problems) -> Option<TlsFiles> {
+    match (cert, key) {
+        (None, None) => None,
+        (Some(cert), Some(key)) => {
+            let files = TlsFiles {
+                cert: cert.into(),
+                key: key.into(),
+            };
+            if let Err(e) = crate::tls::load_certified_key(&files.cert, &files.key) {
+                p.push(format!("server.tls_cert_file / tls_key_file: {e}"));
+            }
+            Some(files)
+        }
+        _ => {
+            p.push("server.tls_cert_file and server.tls_key_file go together");
+            None
+        }
+    }
+}
+
+fn ca_file(key: &str, raw: Option<String>, p: &mut Problems) -> Option<PathBuf> {
+    let path = PathBuf::from(raw?);
+    if let Err(e) = crate::tls::load_ca_file(&path) {
+        p.push(format!("{key}: {e}"));
+    }
+    Some(path)
 }
 
 fn upstream(r: raw::Upstream, p: &mut Problems) -> UpstreamConfig {
     let url = match p.url("upstream.url", r.url.clone()) {
-        Some(u) if u.scheme() == "https" => {
-            p.push("upstream.url: https upstreams are not supported yet; the sidecar reaches its API over loopback http");
-            u
-        }
         Some(u) => u,
         None => {
             if r.url.is_none() {
@@ -201,6 +233,7 @@ fn upstream(r: raw::Upstream, p: &mut Problems) -> UpstreamConfig {
             r.response_header_timeout,
             Duration::from_secs(60),
         ),
+        ca_file: ca_file("upstream.ca_file", r.ca_file, p),
     }
 }
 
@@ -290,6 +323,7 @@ fn idp(r: raw::Idp, has_secret: bool, p: &mut Problems) -> IdpConfig {
         logout_id_token_hint: r.logout_id_token_hint.unwrap_or(false),
         timeout: p.duration("idp.timeout", r.timeout, Duration::from_secs(10)),
         max_response_bytes,
+        ca_file: ca_file("idp.ca_file", r.ca_file, p),
     }
 }
 

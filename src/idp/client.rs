@@ -12,6 +12,7 @@ use super::{oauth2, tokenidp, Grant, IdpError, TokenResponse, Transient};
 use crate::config::{ClientAuth, Dialect, IdpConfig};
 use crate::metrics::{GrantLabel, Metrics};
 use crate::secret::ClientSecret;
+use arc_swap::ArcSwapOption;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -24,7 +25,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 pub struct IdpClient {
     http: reqwest::Client,
     config: IdpConfig,
-    secret: Option<ClientSecret>,
+    /// Swapped when the mounted secret file changes.
+    secret: ArcSwapOption<ClientSecret>,
     metadata: OnceLock<Metadata>,
     ready: watch::Sender<bool>,
     pub(super) jwks: JwksCache,
@@ -43,7 +45,7 @@ impl IdpClient {
         let client = IdpClient {
             http,
             config: config.clone(),
-            secret,
+            secret: ArcSwapOption::new(secret.map(Arc::new)),
             metadata: OnceLock::new(),
             ready: watch::channel(false).0,
             jwks: JwksCache::default(),
@@ -75,11 +77,16 @@ impl IdpClient {
         &self.http
     }
 
-    pub(super) fn secret(&self) -> Option<&ClientSecret> {
+    pub(super) fn secret(&self) -> Option<Arc<ClientSecret>> {
         match self.config.client_auth {
             ClientAuth::None => None,
-            _ => self.secret.as_ref(),
+            _ => self.secret.load_full(),
         }
+    }
+
+    /// Installs a new client secret (rotation without a restart).
+    pub fn set_secret(&self, secret: Option<ClientSecret>) {
+        self.secret.store(secret.map(Arc::new));
     }
 
     /// Resolves once the IdP's endpoints are known.
@@ -119,6 +126,7 @@ impl IdpClient {
             .metadata()
             .ok_or(IdpError::transient(Transient::NotDiscovered))?;
         let secret = self.secret();
+        let secret = secret.as_deref();
         let client_id = self.config.client_id.as_str();
         let auth = self.config.client_auth;
         let wire = match self.config.dialect {

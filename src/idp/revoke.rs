@@ -38,7 +38,7 @@ impl IdpClient {
                 form.append_pair("token", refresh_token.expose());
                 form.append_pair("token_type_hint", "refresh_token");
                 let mut request = self.http().post(endpoint);
-                match (self.config().client_auth, self.secret()) {
+                match (self.config().client_auth, self.secret().as_deref()) {
                     (ClientAuth::Basic, Some(secret)) => {
                         request = request.header(
                             http::header::AUTHORIZATION,

@@ -13,6 +13,7 @@ use crate::config::UpstreamConfig;
 use crate::metrics::Metrics;
 use http::{Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -32,7 +33,7 @@ pub enum UpstreamError {
 /// The upstream API.
 #[derive(Debug, Clone)]
 pub struct Upstream {
-    client: Client<HttpConnector, Body>,
+    client: Client<HttpsConnector<HttpConnector>, Body>,
     scheme: http::uri::Scheme,
     authority: http::uri::Authority,
     base_path: String,
@@ -40,21 +41,34 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    pub fn new(config: &UpstreamConfig) -> Upstream {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(config.connect_timeout));
+    pub fn new(config: &UpstreamConfig) -> Result<Upstream, String> {
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(config.connect_timeout));
+        // `https://` upstreams are verified against the system roots and `upstream.ca_file`;
+        // plain `http://` (the usual loopback sidecar case) goes through unchanged.
+        http.enforce_http(false);
+        let tls = crate::tls::client_config(config.ca_file.as_deref())?;
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .build(connector);
-        let uri: Uri = config.url.as_str().parse().expect("validated URL is a URI");
-        Upstream {
+        let uri: Uri = config
+            .url
+            .as_str()
+            .parse()
+            .map_err(|e| format!("upstream.url: {e}"))?;
+        Ok(Upstream {
             client,
             scheme: uri.scheme().cloned().unwrap_or(http::uri::Scheme::HTTP),
             authority: uri.authority().cloned().expect("validated URL has a host"),
             base_path: uri.path().trim_end_matches('/').to_string(),
             header_timeout: config.response_header_timeout,
-        }
+        })
     }
 
     /// The upstream URI for a client request: base path + the request's path and query.

@@ -8,6 +8,7 @@
 use super::Session;
 use crate::config::SessionConfig;
 use crate::crypto::KeyRing;
+use arc_swap::ArcSwap;
 use http::header::COOKIE;
 use http::{HeaderMap, HeaderValue};
 use std::sync::Arc;
@@ -24,7 +25,8 @@ pub struct CookieCodec {
     attributes: String,
     secure: bool,
     lifetime_secs: u64,
-    keys: Arc<KeyRing>,
+    /// Swapped when the mounted key file changes; shared by every clone of the codec.
+    keys: Arc<ArcSwap<KeyRing>>,
 }
 
 /// The proxy's cookies found on one request.
@@ -75,7 +77,7 @@ impl CookieCodec {
             attributes,
             secure: config.secure,
             lifetime_secs: config.lifetime.as_secs(),
-            keys,
+            keys: Arc::new(ArcSwap::new(keys)),
         }
     }
 
@@ -84,8 +86,14 @@ impl CookieCodec {
         &self.name
     }
 
-    pub fn keys(&self) -> &Arc<KeyRing> {
-        &self.keys
+    /// The current key ring.
+    pub fn keys(&self) -> arc_swap::Guard<Arc<KeyRing>> {
+        self.keys.load()
+    }
+
+    /// Installs a new key ring (key rotation without a restart).
+    pub fn set_keys(&self, keys: KeyRing) {
+        self.keys.store(Arc::new(keys));
     }
 
     /// Whether a cookie name belongs to the proxy (session, its chunks, login flows): such
@@ -125,7 +133,7 @@ impl CookieCodec {
         let Some(sealed) = self.reassemble(incoming) else {
             return ReadOutcome::Invalid;
         };
-        let Some(opened) = self.keys.open(&self.name, &sealed) else {
+        let Some(opened) = self.keys.load().open(&self.name, &sealed) else {
             return ReadOutcome::Invalid;
         };
         let Some(session) = Session::from_bytes(&opened.plaintext) else {
@@ -164,7 +172,7 @@ impl CookieCodec {
 
     /// Seals a session into `Set-Cookie` values (base first, then chunks).
     pub fn seal(&self, session: &Session, now: u64) -> Vec<HeaderValue> {
-        let sealed = self.keys.seal(&self.name, &session.to_bytes());
+        let sealed = self.keys.load().seal(&self.name, &session.to_bytes());
         let max_age = self.remaining_lifetime(session, now);
         if sealed.len() <= CHUNK_BYTES {
             return vec![self.set_cookie(&self.name, &sealed, max_age)];

@@ -183,6 +183,14 @@ impl TokenIdp {
         self.client_mut(client_id, |c| c.enabled = enabled);
     }
 
+    /// Rotates a client's secret (`None` makes it public).
+    ///
+    /// # Panics
+    /// On an unknown client.
+    pub fn set_client_secret(&self, client_id: &str, secret: Option<String>) {
+        self.client_mut(client_id, |c| c.secret = secret);
+    }
+
     /// Replaces a client's allowed scopes; refreshes are checked against the new list.
     ///
     /// # Panics

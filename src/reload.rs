@@ -1,0 +1,114 @@
+//! Hot reload of mounted files: the TLS certificate and key, the cookie keys, the client secret.
+//!
+//! Kubernetes updates a mounted Secret by swapping a symlink, so the files are polled every
+//! `server.reload_interval` and compared by content digest (mtimes of the link target can go
+//! backwards). A file that fails to parse is logged and ignored: the previous value stays.
+//! A new first cookie key seals from then on; the old keys still open, so no session drops.
+
+use crate::app::App;
+use crate::crypto::KeyRing;
+use crate::secret::ClientSecret;
+use ring::digest::{digest, SHA256};
+use std::path::PathBuf;
+use std::sync::Arc;
+use tracing::{error, info};
+
+#[derive(Debug, Clone, Copy)]
+enum What {
+    Tls,
+    CookieKeys,
+    ClientSecret,
+}
+
+struct Watched {
+    what: What,
+    paths: Vec<PathBuf>,
+    digest: Option<Vec<u8>>,
+}
+
+/// Starts the reload task when anything is mounted from files.
+pub fn spawn(app: &Arc<App>) {
+    let config = &app.config;
+    let mut watched = Vec::new();
+    if let Some(tls) = &config.server.tls {
+        watched.push((What::Tls, vec![tls.cert.clone(), tls.key.clone()]));
+    }
+    if let Some(path) = &config.secrets.cookie_keys_file {
+        watched.push((What::CookieKeys, vec![path.clone()]));
+    }
+    if let Some(path) = &config.secrets.client_secret_file {
+        watched.push((What::ClientSecret, vec![path.clone()]));
+    }
+    if watched.is_empty() {
+        return;
+    }
+    let mut watched: Vec<Watched> = watched
+        .into_iter()
+        .map(|(what, paths)| {
+            let digest = contents_digest(&paths);
+            Watched {
+                what,
+                paths,
+                digest,
+            }
+        })
+        .collect();
+    let app = Arc::clone(app);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(app.config.server.reload_interval);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            for w in &mut watched {
+                let now = contents_digest(&w.paths);
+                if now.is_none() || now == w.digest {
+                    continue;
+                }
+                w.digest = now;
+                match apply(&app, w.what, &w.paths) {
+                    Ok(()) => info!(what = ?w.what, "reloaded from the mounted file"),
+                    Err(e) => {
+                        error!(what = ?w.what, error = %e, "reload failed; keeping the previous value")
+                    }
+                }
+                app.reloads.send_modify(|n| *n += 1);
+            }
+        }
+    });
+}
+
+fn contents_digest(paths: &[PathBuf]) -> Option<Vec<u8>> {
+    let mut all = Vec::new();
+    for path in paths {
+        all.extend_from_slice(&std::fs::read(path).ok()?);
+        all.push(0);
+    }
+    Some(digest(&SHA256, &all).as_ref().to_vec())
+}
+
+fn apply(app: &App, what: What, paths: &[PathBuf]) -> Result<(), String> {
+    let read = |path: &PathBuf| {
+        std::fs::read_to_string(path)
+            .map(|s| s.trim().to_string())
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))
+    };
+    match what {
+        What::Tls => {
+            let key = crate::tls::load_certified_key(&paths[0], &paths[1])?;
+            if let Some(cert) = &app.tls {
+                cert.replace(key);
+            }
+        }
+        What::CookieKeys => {
+            let ring = KeyRing::parse(&read(&paths[0])?).map_err(|e| e.to_string())?;
+            info!(current_kid = ring.current_kid(), "cookie keys reloaded");
+            app.codec.set_keys(ring);
+        }
+        What::ClientSecret => {
+            let secret = read(&paths[0])?;
+            app.idp
+                .set_secret((!secret.is_empty()).then(|| ClientSecret::new(secret)));
+        }
+    }
+    Ok(())
+}
