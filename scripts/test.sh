@@ -3,6 +3,7 @@
 # Safe to run again; a fresh Debian machine with the Rust toolchain is enough.
 #   - Debian packages: chromium (browser test), nodejs + npm (browser test, oidc-provider)
 #   - npm packages from the lockfiles in tests/browser and tests/oidc
+#   - a Python venv (target/venv) with tests/helm/requirements.txt for the Helm chart tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,5 +25,18 @@ for dir in tests/browser tests/oidc; do
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
   fi
 done
+
+# Python venv for the Helm chart tests, reinstalled when the requirements change.
+python3 -c 'import ensurepip' 2>/dev/null || {
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-venv
+}
+if ! cmp -s tests/helm/requirements.txt target/venv/.requirements.txt; then
+  echo "test.sh: creating target/venv for the Helm chart tests"
+  mkdir -p target
+  python3 -m venv target/venv
+  target/venv/bin/pip install -q -r tests/helm/requirements.txt
+  cp tests/helm/requirements.txt target/venv/.requirements.txt
+fi
 
 cargo test --all-targets "$@"

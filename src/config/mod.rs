@@ -53,7 +53,9 @@ pub struct ServerConfig {
     /// TLS on the listener (PEM files, re-read when they change).
     pub tls: Option<TlsFiles>,
     /// How often mounted files (TLS, cookie keys, client secret) are checked for changes.
-    pub reload_interval: Duration,
+        pub reload_interval: Duration,
+    /// Runtime worker threads; 0 = one per CPU core.
+    pub worker_threads: usize,
 }
 
 #[derive(Debug, Clone)]

@@ -18,7 +18,8 @@ pub struct Server {
     pub max_header_bytes: Option<usize>,
     pub tls_cert_file: Option<String>,
     pub tls_key_file: Option<String>,
-    pub reload_interval: Option<String>,
+        pub reload_interval: Option<String>,
+    pub worker_threads: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -180,6 +180,7 @@ fn server(r: raw::Server, p: &mut Problems) -> ServerConfig {
             r.reload_interval,
             Duration::from_secs(10),
         ),
+        worker_threads: r.worker_threads.unwrap_or(0),
     }
 }
 

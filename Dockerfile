@@ -1,0 +1,28 @@
+# syntax=docker/dockerfile:1
+# token-handler image: a static-ish Rust binary on distroless, non-root, no shell.
+#   docker build -t registry.example.com/token-handler:0.1.0 .
+# The Helm chart (helm/token-handler) mounts the config at /etc/token-handler/token-handler.toml
+# and the secrets as files; see its README.md.
+
+FROM rust:1-bookworm AS build
+WORKDIR /src
+# Only what the build needs; .dockerignore keeps target/, node_modules and .git out of the context.
+COPY Cargo.toml Cargo.lock ./
+COPY src ./src
+# Cache mounts (BuildKit) keep the registry and the build directory between builds; the binary is
+# copied out of the cache so the next stage can take it.
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked \
+ && cp target/release/token-handler /token-handler
+
+# glibc and libgcc (what a Rust binary links against) and nothing else: no shell, no package
+# manager. The kubelet's `sleep` preStop hook needs none.
+FROM gcr.io/distroless/cc-debian12:nonroot
+COPY --from=build /token-handler /token-handler
+# 65532 is distroless' `nonroot`; numeric, so Kubernetes' runAsNonRoot can verify it.
+USER 65532:65532
+# 8080: browser traffic ([server] listen); 9090: /healthz, /readyz, /metrics ([server] admin_listen).
+EXPOSE 8080 9090
+ENTRYPOINT ["/token-handler"]
+CMD ["--config", "/etc/token-handler/token-handler.toml"]
