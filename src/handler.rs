@@ -5,34 +5,27 @@
 //! grant that ends it), never by an upstream failure.
 
 use crate::app::App;
-use crate::body::{boxed, Body};
+use crate::body::Body;
 use crate::config::BrowserAuthorization;
 use crate::csrf;
 use crate::endpoints;
 use crate::error::{error_response, idp_unavailable, login_required, ErrorCode};
+use crate::forward;
 use crate::metrics::RequestLabels;
-use crate::proxy::{headers, relay_response, UpstreamError};
+use crate::proxy::headers;
+pub use crate::proxy::ConnInfo;
 use crate::refresh::unix_now;
 use crate::session::ReadOutcome;
 use crate::sessions::{self, freshen, with_cookies, Freshened};
-use http::header::{AUTHORIZATION, HOST};
-use http::{HeaderValue, Request, Response, Version};
+use http::header::AUTHORIZATION;
+use http::{Request, Response};
 use hyper::body::Incoming;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::time::Instant;
 use tracing::field::Empty;
 use tracing::{debug, info, info_span, warn, Instrument};
 
 /// Routes a request to the proxy's own endpoints or upstream.
-/// What the handler knows about the client connection.
-#[derive(Debug, Clone, Copy)]
-pub struct ConnInfo {
-    pub peer: SocketAddr,
-    /// The client connected over TLS (sets `X-Forwarded-Proto: https`).
-    pub tls: bool,
-}
-
 pub async fn handle(app: Arc<App>, request: Request<Incoming>, conn: ConnInfo) -> Response<Body> {
     let started = Instant::now();
     let path = request.uri().path();
@@ -41,10 +34,11 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>, conn: ConnInfo) -
         .strip_prefix(prefix)
         .filter(|rest| rest.is_empty() || rest.starts_with('/'))
         .map(str::to_string);
+    let protected = app.config.proxy.is_protected(path);
     let route = match &own {
         Some(rest) => endpoints::route_class(rest),
         None if headers::is_upgrade(request.headers()) => "upgrade",
-        None if app.config.proxy.is_protected(path) => "protected",
+        None if protected => "protected",
         None => "public",
     };
     // One span per request; fields are opted in (never a path, a query or a header value).
@@ -59,7 +53,7 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>, conn: ConnInfo) -
     async move {
         let response = match own {
             Some(rest) => endpoints::handle(&app, &request, &rest).await,
-            None => proxy(&app, request, conn, route == "protected").await,
+            None => proxy(&app, request, conn, protected).await,
         };
         let status = response.status().as_u16();
         let span = tracing::Span::current();
@@ -87,8 +81,11 @@ async fn proxy(
     protected: bool,
 ) -> Response<Body> {
     let upgrade = headers::is_upgrade(request.headers());
+    if let Some(refusal) = oversized_headers(app, request.headers()) {
+        return refusal;
+    }
     let now = unix_now();
-    let (incoming, outcome) = sessions::read(app, request.headers(), now);
+    let (presence, outcome) = sessions::read(app, request.headers(), now);
     let (session, retired_key) = match outcome {
         ReadOutcome::Valid {
             session,
@@ -98,7 +95,7 @@ async fn proxy(
         ReadOutcome::Invalid => {
             debug!("session cookie present but not valid; treated as no session");
             if protected {
-                return with_cookies(login_required(), app.codec.clear(&incoming));
+                return with_cookies(login_required(), app.codec.clear(&presence));
             }
             (None, false)
         }
@@ -107,7 +104,7 @@ async fn proxy(
         if protected {
             return login_required();
         }
-        return forward(app, request, conn, None, Vec::new(), upgrade).await;
+        return forward::anonymous(app, request, conn, upgrade).await;
     };
 
     let authority = csrf::authority(request.headers(), request.uri());
@@ -131,78 +128,25 @@ async fn proxy(
         );
     }
 
-    let (fresh, set_cookies) = match freshen(app, session, retired_key, &incoming, now).await {
-        Freshened::Ready { fresh, cookies } => (fresh, cookies),
-        Freshened::Unavailable { retry_after } => return idp_unavailable(retry_after),
-        Freshened::Ended { clear } => return with_cookies(login_required(), clear),
-    };
-    let access_token = fresh.session().access_token.expose();
-    forward(app, request, conn, Some(access_token), set_cookies, upgrade).await
+    match freshen(app, session, retired_key, &presence, now).await {
+        Freshened::Ready { fresh, cookies } => {
+            forward::with_session(app, request, conn, upgrade, fresh, cookies, presence).await
+        }
+        Freshened::Unavailable { retry_after } => idp_unavailable(retry_after),
+        Freshened::Ended { clear } => with_cookies(login_required(), clear),
+    }
 }
 
-/// Rewrites the request for the upstream, sends it, and relays the answer.
-async fn forward(
-    app: &App,
-    mut request: Request<Incoming>,
-    conn: ConnInfo,
-    access_token: Option<&str>,
-    set_cookies: Vec<HeaderValue>,
-    upgrade: bool,
-) -> Response<Body> {
-    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
-    let (mut parts, body) = request.into_parts();
-    let host = headers::client_host(&parts.headers, &parts.uri);
-    let kept_cookies = app.codec.strip_own(&parts.headers);
-    parts.uri = app.upstream.target(&parts.uri);
-    parts.version = Version::HTTP_11;
-    headers::strip_hop_by_hop(&mut parts.headers, upgrade);
-    headers::set_forwarded(
-        &mut parts.headers,
-        conn.peer.ip(),
-        if conn.tls { "https" } else { "http" },
-        host.as_ref(),
-        app.config.server.trust_forwarded_headers,
-    );
-    headers::set_cookies(&mut parts.headers, kept_cookies);
-    if let Some(host) = host {
-        // Keep the Host the browser used (HTTP/2 sends it as :authority only).
-        parts.headers.insert(HOST, host);
-    }
-    if let Some(token) = access_token {
-        if headers::set_bearer(&mut parts.headers, token).is_err() {
-            warn!("the access token is not a valid header value; not forwarding");
-            return with_cookies(
-                error_response(
-                    ErrorCode::UpstreamUnavailable,
-                    "cannot forward this session's token",
-                ),
-                set_cookies,
-            );
-        }
-    }
-    let upstream_request = Request::from_parts(parts, boxed(body));
-    let sent = Instant::now();
-    let result = app.upstream.send(upstream_request).await;
-    app.metrics
-        .upstream_seconds
-        .observe(sent.elapsed().as_secs_f64());
-    let response = match result {
-        Ok(response) => relay_response(response, client_upgrade, &app.tunnels, &app.metrics),
-        Err(UpstreamError::Unavailable(reason)) => {
-            warn!(%reason, "upstream unavailable");
-            error_response(
-                ErrorCode::UpstreamUnavailable,
-                "the upstream API is unavailable",
-            )
-        }
-        Err(UpstreamError::Timeout(after)) => {
-            warn!(?after, "upstream timed out");
-            error_response(
-                ErrorCode::UpstreamTimeout,
-                "the upstream API did not answer in time",
-            )
-        }
-    };
-    // Refreshed cookies go out even on 502/504: the IdP already rotated the tokens.
-    with_cookies(response, set_cookies)
+/// 431 `request_too_large` when the request's header block exceeds `server.max_header_bytes`.
+fn oversized_headers(app: &App, headers: &http::HeaderMap) -> Option<Response<Body>> {
+    let size: usize = headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
+    (size > app.config.server.max_header_bytes).then(|| {
+        error_response(
+            ErrorCode::HeadersTooLarge,
+            "the request's headers are too large",
+        )
+    })
 }

@@ -23,6 +23,7 @@
 //! reload.rs     hot reload of mounted TLS files, cookie keys and client secret
 //! sessions.rs   a request's session opened, made fresh, and its response cookies
 //! endpoints/    /auth/login, /auth/callback, /auth/session, /auth/logout
+//! forward.rs    one request upstream: rewrite, Bearer, one retry after a refresh on invalid_token
 //! handler.rs    per request: session → CSRF → ensure_fresh → forward → cookies
 //! server.rs     run(listener, app, shutdown): accept loop, HTTP/1.1 + h2c, graceful drain
 //! admin.rs      admin listener: /healthz, /readyz, /metrics
@@ -43,6 +44,7 @@ pub mod csrf;
 pub mod demo;
 pub mod endpoints;
 pub mod error;
+pub mod forward;
 pub mod handler;
 pub mod idp;
 pub mod metrics;

@@ -48,6 +48,7 @@ pub struct Metrics {
     pub cookie_bytes: Histogram,
     pub retired_key_sessions: Counter,
     pub tunnels_active: Gauge,
+    pub connections_active: Gauge,
 }
 
 impl fmt::Debug for Metrics {
@@ -127,7 +128,14 @@ impl Metrics {
             "Upgraded connections (WebSocket) open now",
             tunnels_active.clone(),
         );
+        let connections_active = Gauge::default();
+        registry.register(
+            "connections_active",
+            "Client connections open now",
+            connections_active.clone(),
+        );
         Metrics {
+            connections_active,
             registry,
             requests,
             upstream_seconds,

@@ -34,7 +34,9 @@ pub async fn run(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(server.header_read_timeout)
-        .max_buf_size(server.max_header_bytes.max(8192));
+        // Room above max_header_bytes, so an oversized head reaches the handler and gets
+        // the JSON 431 rather than hyper's bare one.
+        .max_buf_size(server.max_header_bytes + 16 * 1024);
     builder.http2().timer(TokioTimer::new());
     let builder = Arc::new(builder);
     let acceptor = match &app.tls {
@@ -74,6 +76,8 @@ pub async fn run(
             stopping.clone(),
         );
         connections.spawn(async move {
+            app.metrics.connections_active.inc();
+            let metrics = Arc::clone(&app.metrics);
             match acceptor {
                 None => {
                     serve(
@@ -99,6 +103,7 @@ pub async fn run(
                     }
                 }
             }
+            metrics.connections_active.dec();
             drop(permit);
         });
     }

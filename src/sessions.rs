@@ -5,7 +5,7 @@ use crate::app::App;
 use crate::body::Body;
 use crate::idp::IdpError;
 use crate::refresh::{Fresh, RefreshError};
-use crate::session::{Incoming, ReadOutcome, Session};
+use crate::session::{Presence, ReadOutcome, Session};
 use http::header::SET_COOKIE;
 use http::{HeaderValue, Response};
 use std::time::Duration;
@@ -27,7 +27,7 @@ pub enum Freshened {
 
 /// Opens the request's session; notes its fingerprint on the request's span and counts
 /// sessions still sealed with a retired key.
-pub fn read<'a>(app: &App, headers: &'a http::HeaderMap, now: u64) -> (Incoming<'a>, ReadOutcome) {
+pub fn read(app: &App, headers: &http::HeaderMap, now: u64) -> (Presence, ReadOutcome) {
     let incoming = app.codec.incoming(headers);
     let outcome = app.codec.read(&incoming, now);
     if let ReadOutcome::Valid {
@@ -43,7 +43,7 @@ pub fn read<'a>(app: &App, headers: &'a http::HeaderMap, now: u64) -> (Incoming<
             app.metrics.retired_key_sessions.inc();
         }
     }
-    (incoming, outcome)
+    (incoming.presence(), outcome)
 }
 
 /// Refreshes `session` when due and works out the cookies to send back.
@@ -51,31 +51,49 @@ pub async fn freshen(
     app: &App,
     session: Session,
     retired_key: bool,
-    incoming: &Incoming<'_>,
+    presence: &Presence,
     now: u64,
 ) -> Freshened {
-    let fresh = match app.refresher.ensure_fresh(session).await {
+    let result = app.refresher.ensure_fresh(session).await;
+    outcome(app, result, retired_key, presence, now)
+}
+
+/// Refreshes `session` although its access token looks valid (the upstream said it is not),
+/// unless another request already did.
+pub async fn refresh_now(app: &App, session: Session, presence: &Presence, now: u64) -> Freshened {
+    let result = app.refresher.force_refresh(session).await;
+    outcome(app, result, false, presence, now)
+}
+
+fn outcome(
+    app: &App,
+    result: Result<crate::refresh::Fresh, RefreshError>,
+    retired_key: bool,
+    presence: &Presence,
+    now: u64,
+) -> Freshened {
+    let fresh = match result {
         Ok(fresh) => fresh,
         Err(RefreshError::Idp(IdpError::Transient { retry_after, .. })) => {
             return Freshened::Unavailable { retry_after };
         }
         Err(RefreshError::Idp(IdpError::Rejected { .. }) | RefreshError::ReuseSuspected) => {
             return Freshened::Ended {
-                clear: app.codec.clear(incoming),
+                clear: app.codec.clear(presence),
             };
         }
     };
     let cookies = match fresh.new_cookies() {
         Some(cookies) => {
             let mut all = cookies.to_vec();
-            all.extend(app.codec.clear_stale(cookies.len(), incoming));
+            all.extend(app.codec.clear_stale(cookies.len(), presence));
             all
         }
         // Opened with a retired key: re-seal with the current one.
         None if retired_key => {
             let mut all = app.codec.seal(fresh.session(), now);
             app.metrics.session_cookies(&all);
-            let stale = app.codec.clear_stale(all.len(), incoming);
+            let stale = app.codec.clear_stale(all.len(), presence);
             all.extend(stale);
             all
         }

@@ -47,13 +47,15 @@ pub struct ServerConfig {
     /// Keep `X-Forwarded-Proto/-Host` sent by a trusted ingress instead of overwriting them.
     pub trust_forwarded_headers: bool,
     pub max_connections: usize,
+    /// Time to receive a request's headers, counted from when the connection is ready for
+    /// the next request: it also closes idle keep-alive connections (hyper's semantics), and
+    /// bounds TLS handshakes.
     pub header_read_timeout: Duration,
-    pub idle_timeout: Duration,
     pub max_header_bytes: usize,
     /// TLS on the listener (PEM files, re-read when they change).
     pub tls: Option<TlsFiles>,
     /// How often mounted files (TLS, cookie keys, client secret) are checked for changes.
-        pub reload_interval: Duration,
+    pub reload_interval: Duration,
     /// Runtime worker threads; 0 = one per CPU core.
     pub worker_threads: usize,
 }
@@ -173,6 +175,9 @@ pub struct ProxyConfig {
     pub browser_authorization: BrowserAuthorization,
     /// Prefix of the proxy's own endpoints (`/auth`).
     pub auth_prefix: String,
+    /// Largest request body held in memory so the request can be retried once after a
+    /// refresh when the upstream answers 401 `invalid_token`.
+    pub retry_body_bytes: usize,
 }
 
 impl ProxyConfig {

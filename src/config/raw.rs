@@ -14,11 +14,10 @@ pub struct Server {
     pub trust_forwarded_headers: Option<bool>,
     pub max_connections: Option<usize>,
     pub header_read_timeout: Option<String>,
-    pub idle_timeout: Option<String>,
     pub max_header_bytes: Option<usize>,
     pub tls_cert_file: Option<String>,
     pub tls_key_file: Option<String>,
-        pub reload_interval: Option<String>,
+    pub reload_interval: Option<String>,
     pub worker_threads: Option<usize>,
 }
 
@@ -76,6 +75,7 @@ pub struct Proxy {
     pub public_paths: Option<Vec<String>>,
     pub browser_authorization: Option<String>,
     pub auth_prefix: Option<String>,
+    pub retry_body_bytes: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]

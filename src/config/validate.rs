@@ -166,12 +166,7 @@ fn server(r: raw::Server, p: &mut Problems) -> ServerConfig {
         header_read_timeout: p.duration(
             "server.header_read_timeout",
             r.header_read_timeout,
-            Duration::from_secs(10),
-        ),
-        idle_timeout: p.duration(
-            "server.idle_timeout",
-            r.idle_timeout,
-            Duration::from_secs(90),
+            Duration::from_secs(30),
         ),
         max_header_bytes,
         tls: tls_files(r.tls_cert_file, r.tls_key_file, p),
@@ -436,6 +431,7 @@ fn proxy(r: raw::Proxy, p: &mut Problems) -> ProxyConfig {
             ],
         ),
         auth_prefix,
+        retry_body_bytes: r.retry_body_bytes.unwrap_or(64 * 1024),
     }
 }
 

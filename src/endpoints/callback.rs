@@ -59,7 +59,7 @@ pub async fn callback<B>(app: &App, request: &Request<B>) -> Response<Body> {
             let incoming = app.codec.incoming(request.headers());
             let mut cookies = app.codec.seal(&session, now);
             app.metrics.session_cookies(&cookies);
-            cookies.extend(app.codec.clear_stale(cookies.len(), &incoming));
+            cookies.extend(app.codec.clear_stale(cookies.len(), &incoming.presence()));
             cookies.push(clear_flow);
             tracing::Span::current().record(
                 "session",

@@ -34,7 +34,7 @@ pub async fn logout<B>(app: &App, request: &Request<B>) -> Response<Body> {
         return error_response(ErrorCode::CsrfCheckFailed, failure.message());
     }
     let now = unix_now();
-    let (incoming, outcome) = sessions::read(app, request.headers(), now);
+    let (presence, outcome) = sessions::read(app, request.headers(), now);
     let mut id_token_hint = None;
     if let ReadOutcome::Valid {
         session,
@@ -42,12 +42,12 @@ pub async fn logout<B>(app: &App, request: &Request<B>) -> Response<Body> {
     } = outcome
     {
         id_token_hint = session.id_token.clone();
-        let outcome = revoke(app, session, retired_key, &incoming, now).await;
+        let outcome = revoke(app, session, retired_key, &presence, now).await;
         app.metrics.logout(outcome);
     } else {
         app.metrics.logout("no_session");
     }
-    let mut cookies = app.codec.clear(&incoming);
+    let mut cookies = app.codec.clear(&presence);
     cookies.extend(flow::clear_all(&app.codec, request.headers()));
     let body = json!({ "logout_url": logout_url(app, id_token_hint.as_ref().map(|t| t.expose())) });
     let mut response = Response::new(full(body.to_string()));
@@ -62,13 +62,13 @@ async fn revoke(
     app: &App,
     session: Session,
     retired_key: bool,
-    incoming: &crate::session::Incoming<'_>,
+    presence: &crate::session::Presence,
     now: u64,
 ) -> &'static str {
     // TokenIDP's revocation authenticates with the access token, so it must be fresh.
     let session = match app.config.idp.dialect {
         Dialect::OAuth2 => session,
-        Dialect::TokenIdp => match freshen(app, session, retired_key, incoming, now).await {
+        Dialect::TokenIdp => match freshen(app, session, retired_key, presence, now).await {
             Freshened::Ready { fresh, .. } => fresh.session().clone(),
             Freshened::Ended { .. } => {
                 info!(

@@ -13,17 +13,17 @@ use serde_json::{json, Value};
 
 pub async fn session<B>(app: &App, request: &Request<B>) -> Response<Body> {
     let now = unix_now();
-    let (incoming, outcome) = sessions::read(app, request.headers(), now);
+    let (presence, outcome) = sessions::read(app, request.headers(), now);
     match outcome {
         ReadOutcome::Absent => answer(json!({"authenticated": false})),
         ReadOutcome::Invalid => with_cookies(
             answer(json!({"authenticated": false})),
-            app.codec.clear(&incoming),
+            app.codec.clear(&presence),
         ),
         ReadOutcome::Valid {
             session,
             retired_key,
-        } => match freshen(app, session, retired_key, &incoming, now).await {
+        } => match freshen(app, session, retired_key, &presence, now).await {
             Freshened::Ready { fresh, cookies } => {
                 let s = fresh.session();
                 let body = json!({

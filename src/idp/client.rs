@@ -167,7 +167,7 @@ impl IdpClient {
             "token endpoint answered"
         );
         let body = body.map_err(|kind| IdpError::Transient { kind, retry_after })?;
-                let parsed = super::parse_token_response(self.config.dialect, status, &body);
+        let parsed = super::parse_token_response(self.config.dialect, status, &body);
         parsed.map_err(|e| match e {
             IdpError::Transient {
                 kind,

@@ -141,7 +141,7 @@ mod tests {
             extra_authorize_params: vec![],
             logout_id_token_hint: false,
             timeout: Duration::from_secs(1),
-                        max_response_bytes: 1024,
+            max_response_bytes: 1024,
             ca_file: None,
         }
     }

@@ -125,7 +125,11 @@ pub enum IdpError {
 
 /// Parses and classifies a token-endpoint answer (status and body), as [`IdpClient::token`]
 /// does; public for fuzzing and property tests.
-pub fn parse_token_response(dialect: crate::config::Dialect, status: u16, body: &[u8]) -> Result<TokenResponse, IdpError> {
+pub fn parse_token_response(
+    dialect: crate::config::Dialect,
+    status: u16,
+    body: &[u8],
+) -> Result<TokenResponse, IdpError> {
     match dialect {
         crate::config::Dialect::TokenIdp => tokenidp::parse(status, body),
         crate::config::Dialect::OAuth2 => oauth2::parse(status, body),

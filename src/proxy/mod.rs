@@ -22,6 +22,14 @@ use std::time::Duration;
 use tokio_util::task::TaskTracker;
 use tracing::debug;
 
+/// What the data path knows about the client connection.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    pub peer: std::net::SocketAddr,
+    /// The client connected over TLS (sets `X-Forwarded-Proto: https`).
+    pub tls: bool,
+}
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum UpstreamError {
     #[error("upstream unavailable: {0}")]

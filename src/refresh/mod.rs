@@ -140,10 +140,22 @@ impl Refresher {
 
     /// Returns a session whose access token is fresh, refreshing (once) if needed.
     pub async fn ensure_fresh(self: &Arc<Self>, session: Session) -> Result<Fresh, RefreshError> {
+        self.run(session, false).await
+    }
+
+    /// Like [`Refresher::ensure_fresh`] but refreshes even a token that looks valid (the
+    /// upstream rejected it: revoked, or clocks disagree), unless another request already
+    /// refreshed this session: then its newer tokens are used and no second call is made.
+    pub async fn force_refresh(self: &Arc<Self>, session: Session) -> Result<Fresh, RefreshError> {
+        self.run(session, true).await
+    }
+
+    async fn run(self: &Arc<Self>, session: Session, force: bool) -> Result<Fresh, RefreshError> {
         let mut current = FreshSession::Same(session);
         let mut outcome = Outcome::Unchanged;
-        for _ in 0..MAX_HOPS {
-            let step = self.next_step(&current);
+        for hop in 0..MAX_HOPS {
+            // Forcing applies to the request's own session only, never to a successor.
+            let step = self.next_step(&current, force && hop == 0);
             match step {
                 Step::Done => break,
                 Step::Reuse => {
@@ -188,7 +200,7 @@ impl Refresher {
     }
 
     /// Decides, under the lock and without awaiting, what to do with `current`.
-    fn next_step(self: &Arc<Self>, current: &FreshSession) -> Step {
+    fn next_step(self: &Arc<Self>, current: &FreshSession, force: bool) -> Step {
         let session = match current {
             FreshSession::Same(s) => s,
             FreshSession::Newer(r) => &r.session,
@@ -206,12 +218,14 @@ impl Refresher {
                 Step::Follow(s)
             }
             Known::Successor(_) | Known::Nothing => {
-                if !needs_refresh(
-                    session.access_issued_at,
-                    session.access_expires_at,
-                    unix_now(),
-                    self.skew,
-                ) {
+                if !force
+                    && !needs_refresh(
+                        session.access_issued_at,
+                        session.access_expires_at,
+                        unix_now(),
+                        self.skew,
+                    )
+                {
                     return Step::Done;
                 }
                 let (tx, rx) = watch::channel(None);

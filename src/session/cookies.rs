@@ -38,7 +38,26 @@ pub struct Incoming<'a> {
     present: usize,
 }
 
+/// Which session cookies a request carried (not their values): what is needed to delete
+/// stale chunks after the request's headers are gone.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Presence {
+    chunks: [bool; MAX_CHUNKS],
+    present: usize,
+}
+
 impl Incoming<'_> {
+    pub fn presence(&self) -> Presence {
+        let mut chunks = [false; MAX_CHUNKS];
+        for (i, c) in self.chunks.iter().enumerate() {
+            chunks[i] = c.is_some();
+        }
+        Presence {
+            chunks,
+            present: self.present,
+        }
+    }
+
     /// Whether the request carried any of the session cookies.
     pub fn any(&self) -> bool {
         self.present > 0
@@ -194,17 +213,17 @@ impl CookieCodec {
 
     /// `Set-Cookie` values deleting the chunk cookies the request carried beyond the `used`
     /// cookies of the value being set (`used` = length of [`CookieCodec::seal`]'s result).
-    pub fn clear_stale(&self, used: usize, incoming: &Incoming<'_>) -> Vec<HeaderValue> {
-        (used.max(1)..incoming.present)
-            .filter(|&i| incoming.chunks[i].is_some())
+    pub fn clear_stale(&self, used: usize, presence: &Presence) -> Vec<HeaderValue> {
+        (used.max(1)..presence.present)
+            .filter(|&i| presence.chunks[i])
             .map(|i| self.set_cookie(&format!("{}.{i}", self.name), "", 0))
             .collect()
     }
 
     /// `Set-Cookie` values that delete every session cookie the request carried.
-    pub fn clear(&self, incoming: &Incoming<'_>) -> Vec<HeaderValue> {
+    pub fn clear(&self, presence: &Presence) -> Vec<HeaderValue> {
         let mut out = vec![self.set_cookie(&self.name, "", 0)];
-        out.extend(self.clear_stale(1, incoming));
+        out.extend(self.clear_stale(1, presence));
         out
     }
 
@@ -383,7 +402,7 @@ mod tests {
         let headers = request_with(&big);
         let incoming = c.incoming(&headers);
         let small = c.seal(&session(10), 1500);
-        let clears = c.clear_stale(small.len(), &incoming);
+        let clears = c.clear_stale(small.len(), &incoming.presence());
         assert_eq!(clears.len(), big.len() - 1);
         for v in clears {
             let line = v.to_str().expect("ascii");

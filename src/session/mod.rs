@@ -7,7 +7,7 @@
 
 mod cookies;
 
-pub use cookies::{cookie_pairs, CookieCodec, Incoming, ReadOutcome, MAX_CHUNKS};
+pub use cookies::{cookie_pairs, CookieCodec, Incoming, Presence, ReadOutcome, MAX_CHUNKS};
 
 use crate::secret::{AccessToken, IdToken, RefreshToken};
 use serde::{Deserialize, Serialize};

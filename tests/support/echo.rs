@@ -20,13 +20,15 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
 
-type BoxBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+type BoxBody = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
 
 #[derive(Debug, Clone)]
 pub struct Recorded {
     pub method: String,
     pub uri: String,
     pub headers: HeaderMap,
+    /// The body, for the default route (others stream it).
+    pub body: Vec<u8>,
 }
 
 impl Recorded {
@@ -46,6 +48,8 @@ pub struct Echo {
     /// Signalled when `/slow` or `/stream` has started answering.
     pub started: Arc<Notify>,
     upload_tx: mpsc::UnboundedSender<Bytes>,
+    /// Access tokens this API treats as revoked: 401 `invalid_token`.
+    rejected: Arc<Mutex<Vec<String>>>,
     upload_rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Bytes>>>,
 }
 
@@ -59,6 +63,7 @@ impl Echo {
             release: Arc::new(Notify::new()),
             started: Arc::new(Notify::new()),
             upload_tx,
+            rejected: Arc::default(),
             upload_rx: Arc::new(tokio::sync::Mutex::new(upload_rx)),
         };
         let server = echo.clone();
@@ -97,17 +102,58 @@ impl Echo {
             .expect("the upstream received a request")
     }
 
+    /// From now on, requests bearing `access_token` get 401 `invalid_token` (revoked).
+    pub fn reject_token(&self, access_token: &str) {
+        self.rejected
+            .lock()
+            .expect("rejected")
+            .push(access_token.to_string());
+    }
+
+    /// From now on, every Bearer token gets 401 `invalid_token`.
+    pub fn reject_every_token(&self) {
+        self.rejected
+            .lock()
+            .expect("rejected")
+            .push("*".to_string());
+    }
+
     /// Next request-body chunk `/upload` received.
     pub async fn next_upload_chunk(&self) -> Option<Bytes> {
         self.upload_rx.lock().await.recv().await
     }
 
     async fn answer(&self, mut req: Request<Incoming>) -> Response<BoxBody> {
-        self.records.lock().expect("records").push(Recorded {
-            method: req.method().to_string(),
-            uri: req.uri().to_string(),
-            headers: req.headers().clone(),
+        let bearer = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::to_string);
+        let index = {
+            let mut records = self.records.lock().expect("records");
+            records.push(Recorded {
+                method: req.method().to_string(),
+                uri: req.uri().to_string(),
+                headers: req.headers().clone(),
+                body: Vec::new(),
+            });
+            records.len() - 1
+        };
+        let rejected = bearer.as_ref().is_some_and(|t| {
+            let list = self.rejected.lock().expect("rejected");
+            list.contains(t) || list.iter().any(|r| r == "*")
         });
+        if rejected {
+            let mut r = text(StatusCode::UNAUTHORIZED, "token revoked");
+            r.headers_mut().insert(
+                "www-authenticate",
+                r#"Bearer realm="api", error="invalid_token", error_description="revoked""#
+                    .parse()
+                    .expect("hv"),
+            );
+            return r;
+        }
         match req.uri().path() {
             "/ws" => {
                 let key = req.headers().get("sec-websocket-key").cloned();
@@ -142,7 +188,7 @@ impl Echo {
                     .expect("response")
             }
             "/stream" => {
-                let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, Infallible>>(2);
+                let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(2);
                 let release = Arc::clone(&self.release);
                 let started = Arc::clone(&self.started);
                 tokio::spawn(async move {
@@ -174,16 +220,33 @@ impl Echo {
                 self.release.notified().await;
                 text(StatusCode::OK, "slow done")
             }
+            "/reset" => {
+                // Headers and a first chunk; when released, the connection dies mid-body.
+                let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(2);
+                let release = Arc::clone(&self.release);
+                tokio::spawn(async move {
+                    let _ = tx
+                        .send(Ok(Frame::data(Bytes::from_static(b"partial"))))
+                        .await;
+                    release.notified().await;
+                    let _ = tx.send(Err(std::io::Error::other("upstream died"))).await;
+                });
+                Response::new(BodyExt::boxed(StreamBody::new(tokio_stream_from(rx))))
+            }
             "/hang" => {
                 std::future::pending::<()>().await;
                 unreachable!()
             }
             path => {
-                let auth = req
-                    .headers()
-                    .get("authorization")
-                    .map(|v| v.to_str().unwrap_or("").to_string());
-                let body = serde_json::json!({ "path": path, "had_bearer": auth.is_some_and(|a| a.starts_with("Bearer ")) });
+                let path = path.to_string();
+                let body = req
+                    .into_body()
+                    .collect()
+                    .await
+                    .map(|c| c.to_bytes().to_vec())
+                    .unwrap_or_default();
+                self.records.lock().expect("records")[index].body = body;
+                let body = serde_json::json!({ "path": path, "had_bearer": bearer.is_some() });
                 let mut response = text(StatusCode::OK, &body.to_string());
                 response
                     .headers_mut()
@@ -198,17 +261,18 @@ impl Echo {
 }
 
 fn text(status: StatusCode, body: &str) -> Response<BoxBody> {
-    let mut r = Response::new(BodyExt::boxed(Full::new(Bytes::from(body.to_string()))));
+    let full = Full::new(Bytes::from(body.to_string())).map_err(|never: Infallible| match never {});
+    let mut r = Response::new(BodyExt::boxed(full));
     *r.status_mut() = status;
     r
 }
 
 fn empty() -> BoxBody {
-    BodyExt::boxed(Full::new(Bytes::new()))
+    BodyExt::boxed(Full::new(Bytes::new()).map_err(|never: Infallible| match never {}))
 }
 
 fn tokio_stream_from(
-    mut rx: mpsc::Receiver<Result<Frame<Bytes>, Infallible>>,
-) -> impl futures_util::Stream<Item = Result<Frame<Bytes>, Infallible>> {
+    mut rx: mpsc::Receiver<Result<Frame<Bytes>, std::io::Error>>,
+) -> impl futures_util::Stream<Item = Result<Frame<Bytes>, std::io::Error>> {
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }

@@ -1,0 +1,233 @@
+//! Forwarding one request upstream: header rewriting, the Bearer token, and one retry after a
+//! refresh when the upstream says the token is not valid (RFC 6750 §3.1 `invalid_token`:
+//! revoked at the IdP, or clocks that disagree about expiry).
+//!
+//! A request can be replayed only if its body is empty or small enough to hold
+//! (`proxy.retry_body_bytes`, with a known `Content-Length`); larger or streamed bodies go
+//! through untouched and a 401 is passed on. Never more than one retry: no loops.
+
+use crate::app::App;
+use crate::body::{boxed, full, Body};
+use crate::error::{error_response, login_required, ErrorCode};
+use crate::proxy::{headers, relay_response, ConnInfo, UpstreamError};
+use crate::refresh::{unix_now, Fresh};
+use crate::session::Presence;
+use crate::sessions::{refresh_now, with_cookies, Freshened};
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, HOST, WWW_AUTHENTICATE};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
+use http_body::Body as _;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+/// A request rewritten for the upstream, minus body and token: can be sent twice.
+struct Prepared {
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+}
+
+impl Prepared {
+    fn request(&self, body: Body, access_token: Option<&str>) -> Option<Request<Body>> {
+        let mut request = Request::new(body);
+        *request.method_mut() = self.method.clone();
+        *request.uri_mut() = self.uri.clone();
+        *request.version_mut() = Version::HTTP_11;
+        *request.headers_mut() = self.headers.clone();
+        if let Some(token) = access_token {
+            if headers::set_bearer(request.headers_mut(), token).is_err() {
+                warn!("the access token is not a valid header value; not forwarding");
+                return None;
+            }
+        }
+        Some(request)
+    }
+}
+
+/// Rewrites the request's head for the upstream (hop-by-hop, X-Forwarded-*, our cookies).
+fn prepare(
+    app: &App,
+    mut request: Request<Incoming>,
+    conn: ConnInfo,
+    upgrade: bool,
+) -> (Prepared, Incoming, Option<OnUpgrade>) {
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
+    let (parts, body) = request.into_parts();
+    let mut headers = parts.headers;
+    let host = headers::client_host(&headers, &parts.uri);
+    let kept_cookies = app.codec.strip_own(&headers);
+    headers::strip_hop_by_hop(&mut headers, upgrade);
+    headers::set_forwarded(
+        &mut headers,
+        conn.peer.ip(),
+        if conn.tls { "https" } else { "http" },
+        host.as_ref(),
+        app.config.server.trust_forwarded_headers,
+    );
+    headers::set_cookies(&mut headers, kept_cookies);
+    if let Some(host) = host {
+        // Keep the Host the browser used (HTTP/2 sends it as :authority only).
+        headers.insert(HOST, host);
+    }
+    let prepared = Prepared {
+        method: parts.method,
+        uri: app.upstream.target(&parts.uri),
+        headers,
+    };
+    (prepared, body, client_upgrade)
+}
+
+/// A request without a session, forwarded as it is (no token).
+pub async fn anonymous(
+    app: &App,
+    request: Request<Incoming>,
+    conn: ConnInfo,
+    upgrade: bool,
+) -> Response<Body> {
+    let (prepared, body, client_upgrade) = prepare(app, request, conn, upgrade);
+    let Some(request) = prepared.request(boxed(body), None) else {
+        return error_response(ErrorCode::BadRequest, "cannot forward this request");
+    };
+    match send(app, request).await {
+        Ok(response) => relay_response(response, client_upgrade, &app.tunnels, &app.metrics),
+        Err(e) => upstream_error(e),
+    }
+}
+
+/// A request with a fresh session: Bearer injected, one retry after a refresh on
+/// `invalid_token`; `cookies` (a refreshed or re-sealed session) go out on any answer.
+pub async fn with_session(
+    app: &App,
+    request: Request<Incoming>,
+    conn: ConnInfo,
+    upgrade: bool,
+    fresh: Fresh,
+    mut cookies: Vec<HeaderValue>,
+    presence: Presence,
+) -> Response<Body> {
+    let (prepared, body, client_upgrade) = prepare(app, request, conn, upgrade);
+    let (first_body, replay) = if upgrade {
+        (boxed(body), None)
+    } else {
+        match hold_if_small(body, &prepared.headers, app.config.proxy.retry_body_bytes).await {
+            Ok(Held::Bytes(bytes)) => (full(bytes.clone()), Some(bytes)),
+            Ok(Held::Stream(body)) => (boxed(body), None),
+            Err(()) => {
+                return with_cookies(
+                    error_response(ErrorCode::BadRequest, "could not read the request body"),
+                    cookies,
+                )
+            }
+        }
+    };
+    let token = fresh.session().access_token.expose();
+    let Some(request) = prepared.request(first_body, Some(token)) else {
+        return with_cookies(
+            error_response(
+                ErrorCode::UpstreamUnavailable,
+                "cannot forward this session's token",
+            ),
+            cookies,
+        );
+    };
+    let mut result = send(app, request).await;
+    if let (Some(bytes), Ok(response)) = (replay, &result) {
+        if invalid_token(response) {
+            match refresh_now(app, fresh.session().clone(), &presence, unix_now()).await {
+                Freshened::Ready {
+                    fresh: newer,
+                    cookies: new_cookies,
+                } if newer.session().access_token.expose() != token => {
+                    info!(
+                        event = "retry_after_invalid_token",
+                        "the upstream rejected the access token; refreshed and retried once"
+                    );
+                    if let Some(retry) =
+                        prepared.request(full(bytes), Some(newer.session().access_token.expose()))
+                    {
+                        cookies = new_cookies;
+                        result = send(app, retry).await;
+                    }
+                }
+                Freshened::Ended { clear } => return with_cookies(login_required(), clear),
+                // The IdP is unavailable, or gave the same token: pass the 401 on.
+                _ => {}
+            }
+        }
+    }
+    let response = match result {
+        Ok(response) => relay_response(response, client_upgrade, &app.tunnels, &app.metrics),
+        Err(e) => upstream_error(e),
+    };
+    // Refreshed cookies go out even on 502/504: the IdP already rotated the tokens.
+    with_cookies(response, cookies)
+}
+
+enum Held {
+    Bytes(Bytes),
+    Stream(Incoming),
+}
+
+/// Holds the body in memory when it is empty or declared no larger than `cap`.
+async fn hold_if_small(body: Incoming, headers: &HeaderMap, cap: usize) -> Result<Held, ()> {
+    if body.is_end_stream() {
+        return Ok(Held::Bytes(Bytes::new()));
+    }
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    match declared {
+        Some(len) if len <= cap => Limited::new(body, cap)
+            .collect()
+            .await
+            .map(|collected| Held::Bytes(collected.to_bytes()))
+            .map_err(|_| ()),
+        _ => Ok(Held::Stream(body)),
+    }
+}
+
+/// RFC 6750 §3.1: `401` with `WWW-Authenticate: Bearer ... error="invalid_token"`.
+fn invalid_token(response: &Response<Incoming>) -> bool {
+    response.status() == StatusCode::UNAUTHORIZED
+        && response
+            .headers()
+            .get_all(WWW_AUTHENTICATE)
+            .iter()
+            .any(|v| {
+                let v = v.to_str().unwrap_or("").to_ascii_lowercase();
+                v.trim_start().starts_with("bearer")
+                    && (v.contains("error=\"invalid_token\"") || v.contains("error=invalid_token"))
+            })
+}
+
+async fn send(app: &App, request: Request<Body>) -> Result<Response<Incoming>, UpstreamError> {
+    let sent = Instant::now();
+    let result = app.upstream.send(request).await;
+    app.metrics
+        .upstream_seconds
+        .observe(sent.elapsed().as_secs_f64());
+    result
+}
+
+fn upstream_error(e: UpstreamError) -> Response<Body> {
+    match e {
+        UpstreamError::Unavailable(reason) => {
+            warn!(%reason, "upstream unavailable");
+            error_response(
+                ErrorCode::UpstreamUnavailable,
+                "the upstream API is unavailable",
+            )
+        }
+        UpstreamError::Timeout(after) => {
+            warn!(?after, "upstream timed out");
+            error_response(
+                ErrorCode::UpstreamTimeout,
+                "the upstream API did not answer in time",
+            )
+        }
+    }
+}
