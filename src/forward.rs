@@ -53,12 +53,18 @@ fn prepare(
     mut request: Request<Incoming>,
     conn: ConnInfo,
     upgrade: bool,
+    presence: &Presence,
 ) -> (Prepared, Incoming, Option<OnUpgrade>) {
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
     let (parts, body) = request.into_parts();
     let mut headers = parts.headers;
     let host = headers::client_host(&headers, &parts.uri);
-    let kept_cookies = app.codec.strip_own(&headers);
+    // Rebuilding `Cookie` without ours costs a pass over it: skip it when only ours are there.
+    let kept_cookies = if presence.foreign_cookies() {
+        app.codec.strip_own(&headers)
+    } else {
+        None
+    };
     headers::strip_hop_by_hop(&mut headers, upgrade);
     headers::set_forwarded(
         &mut headers,
@@ -86,8 +92,9 @@ pub async fn anonymous(
     request: Request<Incoming>,
     conn: ConnInfo,
     upgrade: bool,
+    presence: Presence,
 ) -> Response<Body> {
-    let (prepared, body, client_upgrade) = prepare(app, request, conn, upgrade);
+    let (prepared, body, client_upgrade) = prepare(app, request, conn, upgrade, &presence);
     let Some(request) = prepared.request(boxed(body), None) else {
         return error_response(ErrorCode::BadRequest, "cannot forward this request");
     };
@@ -108,7 +115,7 @@ pub async fn with_session(
     mut cookies: Vec<HeaderValue>,
     presence: Presence,
 ) -> Response<Body> {
-    let (prepared, body, client_upgrade) = prepare(app, request, conn, upgrade);
+    let (prepared, body, client_upgrade) = prepare(app, request, conn, upgrade, &presence);
     let (first_body, replay) = if upgrade {
         (boxed(body), None)
     } else {

@@ -104,7 +104,7 @@ async fn proxy(
         if protected {
             return login_required();
         }
-        return forward::anonymous(app, request, conn, upgrade).await;
+        return forward::anonymous(app, request, conn, upgrade, presence).await;
     };
 
     let authority = csrf::authority(request.headers(), request.uri());

@@ -9,6 +9,11 @@ use token_handler::config::Config;
 use token_handler::crypto::KeyRing;
 use tracing::{error, info};
 
+// The data path allocates small, short-lived buffers per request; mimalloc serves them with
+// fewer instructions than glibc's malloc (measured in BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit status for an invalid configuration (EX_USAGE).
 const EXIT_CONFIG: u8 = 64;
 
@@ -67,7 +72,7 @@ fn main() -> ExitCode {
                 listen,
                 access_token_ttl,
             };
-            match runtime().block_on(token_handler::demo::run::run(options, shutdown_signal())) {
+            match runtime(0).block_on(token_handler::demo::run::run(options, shutdown_signal())) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("demo: {e}");
@@ -98,7 +103,7 @@ fn main() -> ExitCode {
                 }
             };
             token_handler::telemetry::init(&config.log);
-            match runtime().block_on(serve(config)) {
+            match runtime(config.server.worker_threads).block_on(serve(config)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     error!("{e}");
@@ -109,11 +114,20 @@ fn main() -> ExitCode {
     }
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
+/// The tokio runtime: `workers` threads (0 = one per core). One worker gets the
+/// current-thread scheduler: no work-stealing machinery or cross-thread wake-ups on the data
+/// path (measured in BENCHMARKS.md).
+fn runtime(workers: usize) -> tokio::runtime::Runtime {
+    let mut builder = if workers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        if workers > 1 {
+            b.worker_threads(workers);
+        }
+        b
+    };
+    builder.enable_all().build().expect("tokio runtime")
 }
 
 async fn serve(config: Config) -> Result<(), String> {

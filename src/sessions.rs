@@ -35,10 +35,14 @@ pub fn read(app: &App, headers: &http::HeaderMap, now: u64) -> (Presence, ReadOu
         retired_key,
     } = &outcome
     {
-        tracing::Span::current().record(
-            "session",
-            app.codec.keys().fingerprint(session.id.as_bytes()),
-        );
+        // The keyed hash costs an HMAC: only when the span is recorded at all.
+        let span = tracing::Span::current();
+        if !span.is_disabled() {
+            span.record(
+                "session",
+                app.codec.keys().fingerprint(session.id.as_bytes()),
+            );
+        }
         if *retired_key {
             app.metrics.retired_key_sessions.inc();
         }

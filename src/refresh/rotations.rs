@@ -17,6 +17,25 @@ use tokio::time::Instant;
 
 pub type Fingerprint = [u8; 16];
 
+/// Fingerprints are already keyed SipHash-128 output, uniformly random and unknowable without
+/// the process's key: their first 8 bytes are a hash as good as any, for none of the cost.
+#[derive(Default)]
+pub struct FingerprintHasher(u64);
+
+impl std::hash::Hasher for FingerprintHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for (i, b) in bytes.iter().take(8).enumerate() {
+            self.0 ^= u64::from(*b) << (8 * i);
+        }
+    }
+}
+
+type FingerprintMap<V> = HashMap<Fingerprint, V, std::hash::BuildHasherDefault<FingerprintHasher>>;
+
 /// What is known about a refresh token.
 #[derive(Debug)]
 pub enum Known<S, W> {
@@ -45,7 +64,7 @@ enum Entry<S, W> {
 
 #[derive(Debug)]
 pub struct Rotations<S, W> {
-    entries: HashMap<Fingerprint, Entry<S, W>>,
+    entries: FingerprintMap<Entry<S, W>>,
     /// Finished refreshes in completion order, for the grace expiry.
     recent: VecDeque<(Fingerprint, Instant)>,
     /// Rotations in completion order, for the reuse-window expiry and the cap.
@@ -58,7 +77,7 @@ pub struct Rotations<S, W> {
 impl<S: Clone, W: Clone> Rotations<S, W> {
     pub fn new(grace: Duration, reuse_window: Duration, cap: usize) -> Self {
         Rotations {
-            entries: HashMap::new(),
+            entries: FingerprintMap::default(),
             recent: VecDeque::new(),
             rotated: VecDeque::new(),
             grace,

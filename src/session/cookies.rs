@@ -36,6 +36,8 @@ pub struct Incoming<'a> {
     chunks: [Option<&'a str>; MAX_CHUNKS],
     /// 1 + highest chunk index seen (0 when none of ours were sent).
     present: usize,
+    /// The request also carries cookies that are not ours (the app's).
+    foreign: bool,
 }
 
 /// Which session cookies a request carried (not their values): what is needed to delete
@@ -44,6 +46,14 @@ pub struct Incoming<'a> {
 pub struct Presence {
     chunks: [bool; MAX_CHUNKS],
     present: usize,
+    foreign: bool,
+}
+
+impl Presence {
+    /// Whether the request carries cookies other than the proxy's (to forward upstream).
+    pub fn foreign_cookies(&self) -> bool {
+        self.foreign
+    }
 }
 
 impl Incoming<'_> {
@@ -55,6 +65,7 @@ impl Incoming<'_> {
         Presence {
             chunks,
             present: self.present,
+            foreign: self.foreign,
         }
     }
 
@@ -126,6 +137,7 @@ impl CookieCodec {
         let mut found = Incoming::default();
         for (name, value) in cookie_pairs(headers) {
             let Some(rest) = name.strip_prefix(self.name.as_str()) else {
+                found.foreign = true;
                 continue;
             };
             if rest.is_empty() {
@@ -280,9 +292,11 @@ pub fn cookie_pairs(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
         .into_iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
-        .filter_map(|pair| {
-            let (name, value) = pair.split_once('=')?;
-            Some((name.trim(), value.trim()))
+        .filter(|pair| !pair.trim().is_empty())
+        .map(|pair| match pair.split_once('=') {
+            Some((name, value)) => (name.trim(), value.trim()),
+            // A bare name (no `=`) is still a cookie someone set: never drop it silently.
+            None => (pair.trim(), ""),
         })
 }
 
@@ -427,7 +441,10 @@ mod tests {
             .1
             .to_string();
         let mut h = HeaderMap::new();
-        let tampered = format!("__Host-th={}A", &value[..value.len() - 1]);
+        let mut bytes = value.clone().into_bytes();
+        let mid = bytes.len() / 2;
+        bytes[mid] = if bytes[mid] == b'A' { b'B' } else { b'A' };
+        let tampered = format!("__Host-th={}", String::from_utf8(bytes).expect("ascii"));
         h.insert(COOKIE, HeaderValue::from_str(&tampered).expect("hv"));
         assert!(matches!(open(&c, &h), ReadOutcome::Invalid));
         h.insert(COOKIE, HeaderValue::from_static("__Host-th=garbage"));

@@ -1,0 +1,448 @@
+//! The benchmark harness (run it with `bench/run.sh`): token-handler against nginx as a
+//! reference proxy, in the same run, on the same machine, one worker each.
+//!
+//! Scenarios: a valid session (open the cookie, inject the Bearer, forward); an anonymous
+//! pass-through path; 10,000 distinct sessions cycled by a wrk Lua script; a large (chunked)
+//! session; and a refresh storm: 1,000 concurrent requests on one session whose access token
+//! just expired, against the TokenIDP emulator answering in 50 ms.
+//! Rounds are interleaved (nginx, token-handler, nginx, ...); every figure is also given as a
+//! ratio to nginx from the same round, because absolute numbers on a shared machine mean little.
+
+mod nginx;
+mod procfs;
+mod wrk;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use token_handler::config::Config;
+use token_handler::crypto::KeyRing;
+use token_handler::demo::tokenidp::{Fault, Options, TokenIdp};
+use token_handler::secret::{AccessToken, RefreshToken};
+use token_handler::session::{CookieCodec, Session};
+
+const CLIENT_ID: &str = "tokenidp-react-dev";
+
+struct Args {
+    rounds: usize,
+    duration: Duration,
+    connections: u32,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        rounds: 3,
+        duration: Duration::from_secs(10),
+        connections: 50,
+    };
+    let argv: Vec<String> = std::env::args().collect();
+    for pair in argv[1..].chunks(2) {
+        let value = pair.get(1).map(String::as_str).unwrap_or("");
+        match pair[0].as_str() {
+            "--rounds" => a.rounds = value.parse().expect("--rounds N"),
+            "--duration" => {
+                a.duration = Duration::from_secs(value.parse().expect("--duration SECONDS"))
+            }
+            "--connections" => a.connections = value.parse().expect("--connections N"),
+            other => panic!(
+                "unknown argument {other}; use --rounds N --duration SECONDS --connections N"
+            ),
+        }
+    }
+    a
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+fn wait_for_port(port: u16) {
+    for _ in 0..500 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("nothing listens on {port}");
+}
+
+/// A realistic JWT-sized access token (the proxy never parses it on this path).
+fn fake_token(i: usize, len: usize) -> String {
+    let mut t = format!("eyJhbGciOiJSUzI1NiJ9.{i:08}.");
+    while t.len() < len {
+        t.push_str("abcdefghijklmnopqrstuvwxyz0123456789-_");
+    }
+    t.truncate(len);
+    t
+}
+
+fn cookie_header(codec: &CookieCodec, session: &Session, now: u64) -> String {
+    codec
+        .seal(session, now)
+        .iter()
+        .map(|v| {
+            v.to_str()
+                .expect("ascii")
+                .split(';')
+                .next()
+                .expect("pair")
+                .to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn session(
+    i: usize,
+    access: String,
+    refresh: String,
+    expired: bool,
+    claims: serde_json::Map<String, serde_json::Value>,
+    now: u64,
+) -> Session {
+    Session {
+        id: format!("bench-{i}"),
+        refresh_token: RefreshToken::new(refresh),
+        access_token: AccessToken::new(access),
+        access_expires_at: if expired { now - 10 } else { now + 3600 },
+        access_issued_at: if expired { now - 310 } else { now },
+        scope: "openid profile email offline_access api.read".into(),
+        claims,
+        id_token: None,
+        started_at: now,
+    }
+}
+
+struct Proxy {
+    child: Child,
+    port: u16,
+    admin: u16,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_token_handler(dir: &Path, toml: &str, keys: &str, config: &Config) -> Proxy {
+    let path = dir.join("token-handler.toml");
+    std::fs::write(&path, toml).expect("config");
+    let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/token-handler");
+    let child = Command::new(&bin)
+        .arg("--config")
+        .arg(&path)
+        .env("TOKEN_HANDLER_COOKIE_KEYS", keys)
+        .env("TOKEN_HANDLER_CLIENT_SECRET", "dev-secret")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {}: {e} (bench/run.sh builds it)", bin.display()));
+    Proxy {
+        child,
+        port: config.server.listen.port(),
+        admin: config.server.admin_listen.expect("admin").port(),
+    }
+}
+
+#[derive(Clone, Default)]
+struct Sample {
+    rps: f64,
+    p50: Duration,
+    p99: Duration,
+    rss_kib: u64,
+    cpu_us_per_request: f64,
+    errors: u64,
+}
+
+fn measure(pid: u32, url: &str, a: &Args, cookie: Option<&str>, script: Option<&Path>) -> Sample {
+    let cpu0 = procfs::cpu_time(pid);
+    let r = wrk::run(url, a.connections, a.duration, cookie, script);
+    let cpu = procfs::cpu_time(pid).saturating_sub(cpu0);
+    Sample {
+        rps: r.rps,
+        p50: r.p50,
+        p99: r.p99,
+        rss_kib: procfs::rss_kib(pid),
+        cpu_us_per_request: cpu.as_secs_f64() * 1e6 / r.requests.max(1) as f64,
+        errors: r.errors,
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1e3)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let a = args();
+    let dir = std::env::temp_dir().join(format!("th-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("bench dir");
+
+    // The emulator (for discovery, and the storm's /token), in this process.
+    let idp = TokenIdp::start(
+        tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind"),
+        Options::default(),
+    )
+    .await
+    .expect("idp");
+    let (up_port, ref_port) = (free_port(), free_port());
+    let keys = KeyRing::generate_spec();
+    let toml = format!(
+        "[server]\nlisten = \"127.0.0.1:{}\"\nadmin_listen = \"127.0.0.1:{}\"\nworker_threads = 1\n\
+         [upstream]\nurl = \"http://127.0.0.1:{up_port}\"\n\
+         [idp]\ndialect = \"tokenidp\"\nissuer = \"{}\"\nclient_id = \"{CLIENT_ID}\"\nclient_auth = \"basic\"\n\
+         [session]\nrefresh_skew = \"5s\"\n[proxy]\npublic_paths = [\"/public/\"]\n[log]\nlevel = \"warn\"\n",
+        free_port(),
+        free_port(),
+        idp.url(),
+    );
+    let config = Config::from_toml(&toml, &|name| match name {
+        "TOKEN_HANDLER_COOKIE_KEYS" => Some(keys.clone()),
+        "TOKEN_HANDLER_CLIENT_SECRET" => Some("dev-secret".into()),
+        _ => None,
+    })
+    .expect("bench config");
+    let codec = CookieCodec::new(&config.session, config.secrets.cookie_keys.clone());
+    let now = token_handler::refresh::unix_now();
+
+    let access = fake_token(0, 900);
+    let one = cookie_header(
+        &codec,
+        &session(
+            0,
+            access.clone(),
+            fake_token(1, 88),
+            false,
+            Default::default(),
+            now,
+        ),
+        now,
+    );
+    let mut many = String::new();
+    for i in 0..10_000 {
+        let s = session(
+            i,
+            fake_token(i, 900),
+            fake_token(i + 1_000_000, 88),
+            false,
+            Default::default(),
+            now,
+        );
+        many.push_str(&cookie_header(&codec, &s, now));
+        many.push('\n');
+    }
+    let many_path = dir.join("sessions.txt");
+    std::fs::write(&many_path, many).expect("sessions");
+    let script = dir.join("sessions.lua");
+    std::fs::write(
+        &script,
+        format!(
+            "local cookies = {{}}\nfor line in io.lines(\"{}\") do cookies[#cookies + 1] = line end\n\
+             local i = 0\nrequest = function()\n  i = i + 1\n  \
+             return wrk.format(nil, nil, {{ [\"Cookie\"] = cookies[(i % #cookies) + 1] }})\nend\n",
+            many_path.display()
+        ),
+    )
+    .expect("lua");
+    let mut big_claims = serde_json::Map::new();
+    big_claims.insert("groups".into(), serde_json::Value::String("g".repeat(6000)));
+    let large = cookie_header(
+        &codec,
+        &session(2, access.clone(), fake_token(3, 88), false, big_claims, now),
+        now,
+    );
+
+    let upstream = nginx::Nginx::upstream(&dir, up_port);
+    wait_for_port(up_port);
+    let reference = nginx::Nginx::reference(&dir, ref_port, up_port, &access);
+    wait_for_port(ref_port);
+    let proxy = start_token_handler(&dir, &toml, &keys, &config);
+    wait_for_port(proxy.port);
+    let http = reqwest::Client::new();
+    for _ in 0..500 {
+        let ready = http
+            .get(format!("http://127.0.0.1:{}/readyz", proxy.admin))
+            .send()
+            .await;
+        if ready.is_ok_and(|r| r.status() == 200) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let nginx_pid = reference.worker();
+    let th_pid = proxy.child.id();
+    let _ = upstream.worker();
+
+    let scenarios: Vec<(&str, &str, Option<&str>, Option<&Path>)> = vec![
+        ("valid session", "/api/x", Some(&one), None),
+        ("anonymous pass-through", "/public/x", None, None),
+        ("10,000 sessions", "/api/x", None, Some(&script)),
+        ("large (chunked) session", "/api/x", Some(&large), None),
+    ];
+    println!(
+        "\ntoken-handler vs nginx proxy_pass: {} rounds x {} s, wrk -t1 -c{}, one worker each\n",
+        a.rounds,
+        a.duration.as_secs(),
+        a.connections
+    );
+    println!("| scenario | round | nginx req/s | th req/s | ratio | nginx p50/p99 ms | th p50/p99 ms | p99 ratio | nginx RSS MiB | th RSS MiB | nginx CPU µs/req | th CPU µs/req | errors |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let mut summary = Vec::new();
+    for (name, path, cookie, script) in &scenarios {
+        let mut ratios = Vec::new();
+        let mut p99_ratios = Vec::new();
+        let mut th_rss = Vec::new();
+        for round in 1..=a.rounds {
+            let n = measure(
+                nginx_pid,
+                &format!("http://127.0.0.1:{ref_port}{path}"),
+                &a,
+                *cookie,
+                *script,
+            );
+            let t = measure(
+                th_pid,
+                &format!("http://127.0.0.1:{}{path}", proxy.port),
+                &a,
+                *cookie,
+                *script,
+            );
+            let ratio = t.rps / n.rps.max(1.0);
+            let p99_ratio = t.p99.as_secs_f64() / n.p99.as_secs_f64().max(1e-9);
+            ratios.push(ratio);
+            p99_ratios.push(p99_ratio);
+            th_rss.push(t.rss_kib as f64 / 1024.0);
+            println!(
+                "| {name} | {round} | {:.0} | {:.0} | {ratio:.2} | {}/{} | {}/{} | {p99_ratio:.2} | {:.1} | {:.1} | {:.1} | {:.1} | {}/{} |",
+                n.rps,
+                t.rps,
+                ms(n.p50),
+                ms(n.p99),
+                ms(t.p50),
+                ms(t.p99),
+                n.rss_kib as f64 / 1024.0,
+                t.rss_kib as f64 / 1024.0,
+                n.cpu_us_per_request,
+                t.cpu_us_per_request,
+                n.errors,
+                t.errors,
+            );
+        }
+        summary.push((
+            name.to_string(),
+            median(ratios),
+            median(p99_ratios),
+            median(th_rss),
+        ));
+    }
+    println!("\n| scenario | median throughput ratio (th / nginx) | median p99 ratio | token-handler RSS MiB |");
+    println!("|---|---|---|---|");
+    for (name, ratio, p99, rss) in &summary {
+        println!("| {name} | {ratio:.2} | {p99:.2} | {rss:.1} |");
+    }
+    println!(
+        "\ntoken-handler peak RSS: {:.1} MiB",
+        procfs::peak_rss_kib(th_pid) as f64 / 1024.0
+    );
+
+    // The refresh storm.
+    idp.set_fault(Fault::Slow(Duration::from_millis(50)));
+    let issued = idp.issue(
+        CLIENT_ID,
+        "demo",
+        "openid profile email offline_access api.read",
+    );
+    let storm_now = token_handler::refresh::unix_now();
+    let expired = cookie_header(
+        &codec,
+        &session(
+            9,
+            issued.access_token,
+            issued.refresh_token,
+            true,
+            Default::default(),
+            storm_now,
+        ),
+        storm_now,
+    );
+    let before = idp.refresh_calls();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client");
+    let url = format!("http://127.0.0.1:{}/api/storm", proxy.port);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..1000 {
+        let (client, url, cookie) = (client.clone(), url.clone(), expired.clone());
+        tasks.push(tokio::spawn(async move {
+            let t = Instant::now();
+            let status = client
+                .get(url)
+                .header("cookie", cookie)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0);
+            (status, t.elapsed())
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut failures = 0;
+    for t in tasks {
+        let (status, took) = t.await.expect("task");
+        if status != 200 {
+            failures += 1;
+        }
+        latencies.push(took);
+    }
+    latencies.sort();
+    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    let metrics = http
+        .get(format!("http://127.0.0.1:{}/metrics", proxy.admin))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    let sample = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or(0.0)
+    };
+    let idp_latency = sample("token_handler_idp_token_seconds_sum{grant=\"refresh_token\"}")
+        / sample("token_handler_idp_token_seconds_count{grant=\"refresh_token\"}").max(1.0);
+    println!(
+        "\nrefresh storm: 1000 concurrent requests, one expired session, IdP answering in ~50 ms\n\
+         /token calls: {}  failures: {failures}  wall: {} ms\n\
+         latency p50 {} ms, p99 {} ms, max {} ms; the IdP's own /token latency {:.2} ms\n\
+         (target: p99 <= IdP latency + 5 ms = {:.2} ms)",
+        idp.refresh_calls() - before,
+        started.elapsed().as_millis(),
+        ms(pct(0.50)),
+        ms(pct(0.99)),
+        ms(*latencies.last().expect("latencies")),
+        idp_latency * 1e3,
+        idp_latency * 1e3 + 5.0,
+    );
+    drop(proxy);
+    drop(reference);
+    drop(upstream);
+    let _ = std::fs::remove_dir_all(&dir);
+}

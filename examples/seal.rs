@@ -1,0 +1,56 @@
+//! Prints a `Cookie` header carrying a valid sealed session, for manual load tests
+//! (`TOKEN_HANDLER_COOKIE_KEYS` must hold the proxy's keys). Not a credential: fake tokens.
+//!
+//!   TOKEN_HANDLER_COOKIE_KEYS=... cargo run --release --example seal
+
+use token_handler::config::{SameSite, SessionConfig};
+use token_handler::crypto::KeyRing;
+use token_handler::secret::{AccessToken, RefreshToken};
+use token_handler::session::{CookieCodec, Session};
+
+fn main() {
+    let keys = std::env::var("TOKEN_HANDLER_COOKIE_KEYS").expect("TOKEN_HANDLER_COOKIE_KEYS");
+    let config = SessionConfig {
+        cookie_name: "__Host-th_session".into(),
+        secure: true,
+        same_site: SameSite::Strict,
+        lifetime: std::time::Duration::from_secs(12 * 3600),
+        refresh_skew: std::time::Duration::from_secs(30),
+        rotation_grace: std::time::Duration::from_secs(60),
+        reuse_window: std::time::Duration::from_secs(600),
+        max_tracked_rotations: 1,
+        claims: vec![],
+    };
+    let codec = CookieCodec::new(
+        &config,
+        std::sync::Arc::new(KeyRing::parse(&keys).expect("keys")),
+    );
+    let now = token_handler::refresh::unix_now();
+    let mut claims = serde_json::Map::new();
+    claims.insert("sub".into(), "usr:42".into());
+    claims.insert("name".into(), "Load Test".into());
+    let session = Session {
+        id: "load-test".into(),
+        refresh_token: RefreshToken::new("r".repeat(88)),
+        access_token: AccessToken::new(format!("eyJhbGciOiJSUzI1NiJ9.{}.sig", "a".repeat(850))),
+        access_expires_at: now + 3600,
+        access_issued_at: now,
+        scope: "openid profile email offline_access api.read".into(),
+        claims,
+        id_token: None,
+        started_at: now,
+    };
+    let pairs: Vec<String> = codec
+        .seal(&session, now)
+        .iter()
+        .map(|v| {
+            v.to_str()
+                .expect("ascii")
+                .split(';')
+                .next()
+                .expect("pair")
+                .to_string()
+        })
+        .collect();
+    println!("{}", pairs.join("; "));
+}
