@@ -118,14 +118,19 @@ async fn sigterm_drains_an_in_flight_request_then_exits_0() {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start the proxy");
-        let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
     let (log_tx, mut log_rx) = tokio::sync::mpsc::unbounded_channel();
     std::thread::spawn(move || {
         for line in lines.map_while(Result::ok) {
             let _ = log_tx.send(line);
         }
     });
-    let field = |line: &str, key: &str| line.split(key).nth(1).and_then(|r| r.split_whitespace().next()).map(str::to_string);
+    let field = |line: &str, key: &str| {
+        line.split(key)
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .map(str::to_string)
+    };
     let (mut addr, mut admin, mut discovered) = (None, None, false);
     while addr.is_none() || admin.is_none() || !discovered {
         let line = log_rx.recv().await.expect("the proxy logs its start-up");
@@ -135,9 +140,19 @@ async fn sigterm_drains_an_in_flight_request_then_exits_0() {
     }
     let (addr, admin) = (addr.expect("addr"), admin.expect("admin"));
     let readyz = |admin: String| async move {
-        client().get(format!("http://{admin}/readyz")).send().await.expect("readyz").status().as_u16()
+        client()
+            .get(format!("http://{admin}/readyz"))
+            .send()
+            .await
+            .expect("readyz")
+            .status()
+            .as_u16()
     };
-    assert_eq!(readyz(admin.clone()).await, 200, "ready once the IdP's metadata is known");
+    assert_eq!(
+        readyz(admin.clone()).await,
+        200,
+        "ready once the IdP's metadata is known"
+    );
 
     // A session whose sealed cookie the child can open (same keys).
     let issued = idp.issue(CLIENT_ID, "demo", SCOPE);
@@ -164,8 +179,15 @@ async fn sigterm_drains_an_in_flight_request_then_exits_0() {
     }
     // Stopped accepting: a new connection is refused while the old request is still open,
     // and the pod is taken out of the Service at once.
-    assert!(std::net::TcpStream::connect(&addr).is_err(), "listener closed on SIGTERM");
-    assert_eq!(readyz(admin.clone()).await, 503, "/readyz turns unready while draining");
+    assert!(
+        std::net::TcpStream::connect(&addr).is_err(),
+        "listener closed on SIGTERM"
+    );
+    assert_eq!(
+        readyz(admin.clone()).await,
+        503,
+        "/readyz turns unready while draining"
+    );
     echo.release.notify_one();
     let response = in_flight
         .await
