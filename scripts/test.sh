@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests need when it is missing, then runs `cargo test`.
 # Safe to run again; a fresh Debian machine with the Rust toolchain is enough.
-#   - Debian packages: chromium (browser test), nodejs + npm (browser test, oidc-provider)
+#   - Debian packages: chromium (browser test), nodejs + npm (browser test, oidc-provider),
+#     redis-server (cross-replica coordination tests)
 #   - npm packages from the lockfiles in tests/browser and tests/oidc
 #   - a Python venv (target/venv) with tests/helm/requirements.txt for the Helm chart tests
 set -euo pipefail
@@ -12,6 +13,7 @@ need_apt=()
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 command -v node >/dev/null || need_apt+=(nodejs)
 command -v npm >/dev/null || need_apt+=(npm)
+[ -x /usr/bin/redis-server ] || need_apt+=(redis-server)
 if [ "${#need_apt[@]}" -gt 0 ]; then
   echo "test.sh: installing ${need_apt[*]}"
   $SUDO apt-get update -qq

@@ -65,12 +65,20 @@ impl App {
             http,
             Arc::clone(&metrics),
         ));
+        let coordinator = match &config.coordination {
+            Some(c) => Some(Arc::new(
+                crate::coordination::Coordinator::new(c, Arc::clone(&metrics))
+                    .map_err(StartupError::Setup)?,
+            )),
+            None => None,
+        };
         let refresher = Arc::new(Refresher::new(
             Arc::clone(&idp),
             Arc::clone(&metrics),
             codec.clone(),
             &config.session,
             config.idp.send_scope_on_refresh,
+            coordinator,
         ));
         Ok(App {
             upstream: Upstream::new(&config.upstream).map_err(StartupError::Setup)?,

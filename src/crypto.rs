@@ -48,6 +48,10 @@ pub struct KeyRing {
     keys: Vec<Key>,
     /// Derived from the first key: keyed hashes for log fingerprints, stable across replicas.
     fingerprint_key: ring::hmac::Key,
+    /// Derived from the *last* (oldest) key: names of shared state in Redis, the same on every
+    /// replica. The oldest key changes only when it is finally removed, so a rotation (which
+    /// prepends) does not split replicas that reloaded at different moments.
+    shared_key: ring::hmac::Key,
 }
 
 impl fmt::Debug for KeyRing {
@@ -70,6 +74,7 @@ impl KeyRing {
     pub fn parse(spec: &str) -> Result<KeyRing, KeyError> {
         let mut keys: Vec<Key> = Vec::new();
         let mut first_key: Option<Vec<u8>> = None;
+        let mut last_key: Option<Vec<u8>> = None;
         for (i, part) in spec.split(',').map(str::trim).enumerate() {
             let n = i + 1;
             if part.is_empty() {
@@ -92,7 +97,8 @@ impl KeyRing {
             let cipher = LessSafeKey::new(
                 UnboundKey::new(&AES_256_GCM, &bytes).map_err(|_| KeyError::Length(n, 0))?,
             );
-            first_key.get_or_insert(bytes);
+            first_key.get_or_insert(bytes.clone());
+            last_key = Some(bytes);
             keys.push(Key {
                 id: id.to_string(),
                 cipher,
@@ -103,9 +109,13 @@ impl KeyRing {
         };
         let derive = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &first_key);
         let derived = ring::hmac::sign(&derive, b"token-handler log fingerprint v1");
+        let last_key = last_key.unwrap_or_else(|| first_key.clone());
+        let derive = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &last_key);
+        let shared = ring::hmac::sign(&derive, b"token-handler shared state v1");
         Ok(KeyRing {
             keys,
             fingerprint_key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, derived.as_ref()),
+            shared_key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, shared.as_ref()),
         })
     }
 
@@ -124,6 +134,16 @@ impl KeyRing {
     pub fn fingerprint(&self, data: &[u8]) -> String {
         let tag = ring::hmac::sign(&self.fingerprint_key, data);
         tag.as_ref()[..4]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// A keyed hash (32 hex digits) naming shared state, identical on every replica with the
+    /// same keys and useless without them (a Redis key never contains a token).
+    pub fn shared_hash(&self, data: &[u8]) -> String {
+        let tag = ring::hmac::sign(&self.shared_key, data);
+        tag.as_ref()[..16]
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect()

@@ -16,6 +16,7 @@
 //! error.rs      the proxy's JSON errors (login_required, idp_unavailable, ...)
 //! session/      Session <-> cookies: chunking, __Host- prefix, attributes, stripping; no I/O
 //! idp/          TokenClient + one file per dialect (tokenidp.rs, oauth2.rs); typed IdpError
+//! coordination.rs  cross-replica refresh leases and results on Redis (optional)
 //! refresh/      pure timing (needs_refresh), rotations map, single-flight ensure_fresh
 //! csrf.rs       custom-header + Origin checks
 //! proxy/        hop-by-hop strip, X-Forwarded-*, cookie strip, Bearer inject, stream, upgrade
@@ -39,6 +40,7 @@ pub mod admin;
 pub mod app;
 pub mod body;
 pub mod config;
+pub mod coordination;
 pub mod crypto;
 pub mod csrf;
 pub mod demo;

@@ -49,6 +49,7 @@ pub struct Metrics {
     pub retired_key_sessions: Counter,
     pub tunnels_active: Gauge,
     pub connections_active: Gauge,
+    pub coordination_fallbacks: Counter,
 }
 
 impl fmt::Debug for Metrics {
@@ -134,7 +135,14 @@ impl Metrics {
             "Client connections open now",
             connections_active.clone(),
         );
+        let coordination_fallbacks = Counter::default();
+        registry.register(
+            "coordination_fallbacks",
+            "Refreshes done without cross-replica coordination because Redis was slow or down",
+            coordination_fallbacks.clone(),
+        );
         Metrics {
+            coordination_fallbacks,
             connections_active,
             registry,
             requests,

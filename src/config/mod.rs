@@ -35,7 +35,33 @@ pub struct Config {
     pub proxy: ProxyConfig,
     pub csrf: CsrfConfig,
     pub log: LogConfig,
+    pub coordination: Option<CoordinationConfig>,
     pub secrets: Secrets,
+}
+
+/// Cross-replica refresh coordination on Redis (optional).
+#[derive(Clone)]
+pub struct CoordinationConfig {
+    /// `redis://` or `rediss://` (TLS), user and password in the URL. Never logged.
+    pub redis_url: String,
+    /// Lease on one session's refresh; renewed while the `/token` call runs.
+    pub lease_ttl: Duration,
+    /// Longest a replica waits for another replica's refresh before answering 503.
+    pub wait_timeout: Duration,
+    /// Longest one Redis operation may take before this replica falls back to per-process
+    /// behaviour.
+    pub operation_timeout: Duration,
+}
+
+impl std::fmt::Debug for CoordinationConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CoordinationConfig")
+            .field("redis_url", &"[redacted]")
+            .field("lease_ttl", &self.lease_ttl)
+            .field("wait_timeout", &self.wait_timeout)
+            .field("operation_timeout", &self.operation_timeout)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone)]

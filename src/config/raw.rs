@@ -92,3 +92,12 @@ pub struct Log {
     pub level: Option<String>,
     pub access_log: Option<bool>,
 }
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Coordination {
+    pub redis_url: Option<String>,
+    pub lease_ttl: Option<String>,
+    pub wait_timeout: Option<String>,
+    pub operation_timeout: Option<String>,
+}

@@ -5,6 +5,7 @@ use crate::secret::ClientSecret;
 
 pub const CLIENT_SECRET_ENV: &str = "TOKEN_HANDLER_CLIENT_SECRET";
 pub const COOKIE_KEYS_ENV: &str = "TOKEN_HANDLER_COOKIE_KEYS";
+pub const REDIS_URL_ENV: &str = "TOKEN_HANDLER_REDIS_URL";
 
 /// Reads `NAME` or `NAME_FILE` (not both): `Ok(None)` when neither is set. Problems name the
 /// variable and the path, never the value.
@@ -59,6 +60,20 @@ pub fn cookie_keys(
         Ok(ring) => Some(ring),
         Err(e) => {
             problems.push(format!("{COOKIE_KEYS_ENV}: {e}"));
+            None
+        }
+    }
+}
+
+/// A Redis URL from the environment or a mounted file (it may carry a password).
+pub fn redis_url(
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Vec<String>,
+) -> Option<String> {
+    match read(REDIS_URL_ENV, env) {
+        Ok(value) => value.filter(|s| !s.is_empty()),
+        Err(problem) => {
+            problems.push(problem);
             None
         }
     }

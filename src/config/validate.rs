@@ -4,7 +4,14 @@ use super::{raw, secrets, *};
 use serde::de::DeserializeOwned;
 
 const SECTIONS: &[&str] = &[
-    "server", "upstream", "idp", "session", "proxy", "csrf", "log",
+    "server",
+    "upstream",
+    "idp",
+    "session",
+    "proxy",
+    "csrf",
+    "log",
+    "coordination",
 ];
 /// Authorize parameters the proxy sets itself; `extra_authorize_params` may not override them.
 const RESERVED_AUTHORIZE_PARAMS: &[&str] = &[
@@ -123,6 +130,12 @@ pub(super) fn validate(
     let proxy = proxy(section(&table, "proxy", &mut p), &mut p);
     let csrf = csrf(section(&table, "csrf", &mut p), &mut p);
     let log = log(section(&table, "log", &mut p), &mut p);
+    let coordination = coordination(
+        section(&table, "coordination", &mut p),
+        env,
+        idp.timeout,
+        &mut p,
+    );
     let cookie_keys = secrets::cookie_keys(env, &mut p.0);
     match cookie_keys {
         Some(keys) if p.0.is_empty() => Ok(Config {
@@ -133,6 +146,7 @@ pub(super) fn validate(
             proxy,
             csrf,
             log,
+            coordination,
             secrets: Secrets {
                 client_secret,
                 cookie_keys: Arc::new(keys),
@@ -454,6 +468,42 @@ fn csrf(r: raw::Csrf, p: &mut Problems) -> CsrfConfig {
         header,
         allowed_origins,
     }
+}
+
+fn coordination(
+    r: raw::Coordination,
+    env: &dyn Fn(&str) -> Option<String>,
+    idp_timeout: Duration,
+    p: &mut Problems,
+) -> Option<CoordinationConfig> {
+    // The environment (a mounted Secret) wins: a URL with a password belongs there.
+    let url = secrets::redis_url(env, &mut p.0).or(r.redis_url)?;
+    if redis::Client::open(url.as_str()).is_err() {
+        // Never echo the URL: it may carry a password.
+        p.push("coordination.redis_url: not a valid redis:// or rediss:// URL");
+    }
+    let lease_ttl = p.duration(
+        "coordination.lease_ttl",
+        r.lease_ttl,
+        Duration::from_secs(5),
+    );
+    if lease_ttl < Duration::from_millis(300) {
+        p.push("coordination.lease_ttl: must be at least 300ms");
+    }
+    Some(CoordinationConfig {
+        redis_url: url,
+        lease_ttl,
+        wait_timeout: p.duration(
+            "coordination.wait_timeout",
+            r.wait_timeout,
+            idp_timeout + Duration::from_secs(2),
+        ),
+        operation_timeout: p.duration(
+            "coordination.operation_timeout",
+            r.operation_timeout,
+            Duration::from_millis(250),
+        ),
+    })
 }
 
 fn log(r: raw::Log, p: &mut Problems) -> LogConfig {

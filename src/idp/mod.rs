@@ -93,6 +93,8 @@ pub enum Transient {
     TooLarge,
     /// The IdP's endpoints are not known yet (discovery has not succeeded).
     NotDiscovered,
+    /// Another replica has been refreshing this session for longer than the wait allows.
+    Busy,
 }
 
 impl fmt::Display for Transient {
@@ -106,6 +108,7 @@ impl fmt::Display for Transient {
             Transient::NoAccessToken => f.write_str("no access token in a success answer"),
             Transient::TooLarge => f.write_str("response too large"),
             Transient::NotDiscovered => f.write_str("IdP metadata not discovered yet"),
+            Transient::Busy => f.write_str("another replica is still refreshing this session"),
         }
     }
 }

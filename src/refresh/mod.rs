@@ -13,6 +13,7 @@ mod timing;
 pub use timing::{expires_at, needs_refresh};
 
 use crate::config::SessionConfig;
+use crate::coordination::{Claim, Coordinator};
 use crate::idp::{Grant, IdpClient, IdpError, Rejection};
 use crate::metrics::Metrics;
 use crate::session::{CookieCodec, Session};
@@ -91,12 +92,24 @@ pub enum RefreshError {
 }
 
 type FlightResult = Option<Result<Arc<Refreshed>, IdpError>>;
+
+/// The outcome of one refresh task.
+struct Refresh {
+    refreshed: Arc<Refreshed>,
+    rotated: bool,
+    /// Metric outcome: `refreshed` (this replica called `/token`) or `remote` (another
+    /// replica did, through Redis).
+    source: &'static str,
+}
+
 type Waiter = watch::Receiver<FlightResult>;
 
 /// Refreshes sessions, once per refresh token, process-wide.
 #[derive(Debug)]
 pub struct Refresher {
     client: Arc<IdpClient>,
+    coordinator: Option<Arc<Coordinator>>,
+    grace: Duration,
     metrics: Arc<Metrics>,
     codec: CookieCodec,
     skew: u64,
@@ -119,11 +132,14 @@ impl Refresher {
         codec: CookieCodec,
         config: &SessionConfig,
         send_scope: bool,
+        coordinator: Option<Arc<Coordinator>>,
     ) -> Refresher {
         let mut key = [0u8; 32];
         crate::crypto::fill_random(&mut key);
         Refresher {
             client,
+            coordinator,
+            grace: config.rotation_grace,
             metrics,
             codec,
             skew: config.refresh_skew.as_secs(),
@@ -238,24 +254,24 @@ impl Refresher {
                 tokio::spawn(async move {
                     let result = this.refresh(old).await;
                     this.metrics.refresh(match &result {
-                        Ok(_) => "refreshed",
+                        Ok(r) => r.source,
                         Err(IdpError::Rejected { .. }) => "rejected",
                         Err(IdpError::Transient { .. }) => "transient",
                     });
                     {
                         let mut rotations = this.rotations.lock().expect("rotations lock");
                         match &result {
-                            Ok((refreshed, rotated)) => rotations.succeeded(
+                            Ok(r) => rotations.succeeded(
                                 fp,
-                                Arc::clone(refreshed),
-                                *rotated,
+                                Arc::clone(&r.refreshed),
+                                r.rotated,
                                 Instant::now(),
                             ),
                             Err(_) => rotations.failed(&fp),
                         }
                     }
                     // Waiters may all be gone (clients disconnected): the map keeps the result.
-                    let _ = tx.send(Some(result.map(|(r, _)| r)));
+                    let _ = tx.send(Some(result.map(|r| r.refreshed)));
                 });
                 Step::Wait(rx, true)
             }
@@ -263,7 +279,35 @@ impl Refresher {
     }
 
     /// One `/token` call and the new session, sealed.
-    async fn refresh(&self, old: Session) -> Result<(Arc<Refreshed>, bool), IdpError> {
+    /// One refresh of `old`: coordinated with the other replicas when Redis is configured,
+    /// then one `/token` call unless another replica already made it.
+    async fn refresh(&self, old: Session) -> Result<Refresh, IdpError> {
+        let keys = self.codec.key_ring();
+        let mut lease = None;
+        if let Some(coordinator) = &self.coordinator {
+            match coordinator.claim(&keys, &old.refresh_token).await {
+                Claim::Done(session) => {
+                    info!(
+                        event = "refreshed_elsewhere",
+                        "another replica refreshed this session"
+                    );
+                    let rotated = session.refresh_token.expose() != old.refresh_token.expose();
+                    return Ok(Refresh {
+                        refreshed: self.sealed(session),
+                        rotated,
+                        source: "remote",
+                    });
+                }
+                Claim::Won(l) => lease = Some(l),
+                Claim::Fallback => {}
+                Claim::Busy => {
+                    return Err(IdpError::Transient {
+                        kind: crate::idp::Transient::Busy,
+                        retry_after: Some(Duration::from_secs(1)),
+                    })
+                }
+            }
+        }
         let scope = (self.send_scope && !old.scope.is_empty()).then_some(old.scope.as_str());
         let grant = Grant::Refresh {
             refresh_token: &old.refresh_token,
@@ -273,6 +317,9 @@ impl Refresher {
             Ok(r) => r,
             Err(e) => {
                 log_failure(&e);
+                if let (Some(coordinator), Some(lease)) = (&self.coordinator, lease) {
+                    coordinator.abandon(lease).await;
+                }
                 return Err(e);
             }
         };
@@ -301,15 +348,25 @@ impl Refresher {
             expires_in = session.access_expires_at - now,
             "access token refreshed"
         );
-        let set_cookies = self.codec.seal(&session, now);
-        self.metrics.session_cookies(&set_cookies);
-        Ok((
-            Arc::new(Refreshed {
-                session,
-                set_cookies,
-            }),
+        if let (Some(coordinator), Some(lease)) = (&self.coordinator, lease) {
+            coordinator
+                .publish(&keys, lease, &session, self.grace)
+                .await;
+        }
+        Ok(Refresh {
+            refreshed: self.sealed(session),
             rotated,
-        ))
+            source: "refreshed",
+        })
+    }
+
+    fn sealed(&self, session: Session) -> Arc<Refreshed> {
+        let set_cookies = self.codec.seal(&session, unix_now());
+        self.metrics.session_cookies(&set_cookies);
+        Arc::new(Refreshed {
+            session,
+            set_cookies,
+        })
     }
 
     /// Refresh tokens currently remembered (in flight, in grace, or as tombstones).

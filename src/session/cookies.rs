@@ -121,6 +121,11 @@ impl CookieCodec {
         self.keys.load()
     }
 
+    /// The current key ring, owned (to hold across an `.await`).
+    pub fn key_ring(&self) -> Arc<KeyRing> {
+        self.keys.load_full()
+    }
+
     /// Installs a new key ring (key rotation without a restart).
     pub fn set_keys(&self, keys: KeyRing) {
         self.keys.store(Arc::new(keys));

@@ -327,7 +327,8 @@ def check_config_with_binary(r: Rendered, pod: dict) -> str:
             if e["name"].endswith("_FILE") and value.startswith(SECRET_DIR + "/"):
                 local = secret_files / value[len(SECRET_DIR) + 1:]
                 if not secrets:  # existingSecret: stand-in contents
-                    local.write_text(keygen() if "COOKIE" in e["name"] else "test-client-secret")
+                    stand_in = {"COOKIE": keygen(), "REDIS": "redis://redis:6379/0"}
+                    local.write_text(next((v for k, v in stand_in.items() if k in e["name"]), "test-client-secret"))
                 value = str(local)
             pod_env[e["name"]] = value
         return run_check(r.toml_text(), pod_env, tmp_path)
@@ -599,6 +600,22 @@ def main() -> int:
 
         check("NetworkPolicy defaults: proxy port only, egress unrestricted", network_policy_default)
 
+    # -- cross-replica coordination ---------------------------------------------------------------
+    coord_values = {"replicas": 3, "coordination": {"enabled": True},
+                    "secrets": {"redisUrl": "redis://:s3cret@redis-master:6379/0"},
+                    "config": {"coordination": {"lease_ttl": "4s"}}}
+    r = standard_checks("coordination on", coord_values)
+    if r:
+        def coordination() -> None:
+            env = {e["name"]: e.get("value") for e in r.sidecar()["env"]}
+            assert env["TOKEN_HANDLER_REDIS_URL_FILE"] == f"{SECRET_DIR}/redis-url", env
+            secret = r.one("Secret")["data"]
+            assert base64.b64decode(secret["redis-url"]).decode().startswith("redis://")
+            assert "s3cret" not in r.toml_text(), "the Redis password stays in the Secret"
+            assert r.toml()["coordination"]["lease_ttl"] == "4s"
+
+        check("coordination on: Redis URL from the Secret, tuning in the config", coordination)
+
     # -- PDB, shutdown timing, replicas ---------------------------------------------------------
     def pdb_min_available() -> None:
         r = render({"podDisruptionBudget": {"minAvailable": "50%", "maxUnavailable": None}})
@@ -681,7 +698,8 @@ def main() -> int:
         ("replicas as a string", {"replicas": "3"}, ["/replicas", "want integer"]),
         ("unknown top-level key", {"replica": 3}, ["additional properties 'replica' not allowed"]),
         ("unknown config key (typo)", {"config": {"idp": {"dialekt": "oauth2"}}}, ["/config/idp", "dialekt"]),
-        ("unknown config section", {"config": {"coordination": {"redis_url": "redis://r:6379"}}}, ["coordination"]),
+        ("unknown config section", {"config": {"coordinaton": {"lease_ttl": "5s"}}}, ["coordinaton"]),
+        ("coordination without a Redis URL scheme", {"config": {"coordination": {"redis_url": "r:6379"}}}, ["/config/coordination/redis_url"]),
         ("bad dialect", {"config": {"idp": {"dialect": "saml"}}}, ["/config/idp/dialect"]),
         ("bad same_site", {"config": {"session": {"same_site": "sometimes"}}}, ["/config/session/same_site"]),
         ("bad duration", {"config": {"session": {"lifetime": "soon"}}}, ["/config/session/lifetime"]),

@@ -5,6 +5,7 @@
 pub mod echo;
 pub mod logs;
 pub mod oidc_provider;
+pub mod redis_server;
 
 use echo::Echo;
 use std::collections::BTreeMap;

@@ -229,6 +229,10 @@ The token-handler container, as a list item: `containers:` then
     - name: TOKEN_HANDLER_CLIENT_SECRET_FILE
       value: {{ printf "%s/%s" (include "token-handler.secretDir" .) .Values.secrets.clientSecretKey | quote }}
     {{- end }}
+        {{- if .Values.coordination.enabled }}
+    - name: TOKEN_HANDLER_REDIS_URL_FILE
+      value: {{ printf "%s/%s" (include "token-handler.secretDir" .) .Values.secrets.redisUrlKey | quote }}
+    {{- end }}
     {{- with .Values.sidecar.env }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
