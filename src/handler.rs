@@ -23,7 +23,7 @@ use hyper::body::Incoming;
 use std::sync::Arc;
 use tokio::time::Instant;
 use tracing::field::Empty;
-use tracing::{debug, info, info_span, warn, Instrument};
+use tracing::{debug, info, info_span, Instrument};
 
 /// Routes a request to the proxy's own endpoints or upstream.
 pub async fn handle(app: Arc<App>, request: Request<Incoming>, conn: ConnInfo) -> Response<Body> {
@@ -107,17 +107,15 @@ async fn proxy(
         return forward::anonymous(app, request, conn, upgrade, presence).await;
     };
 
-    let authority = csrf::authority(request.headers(), request.uri());
-    if let Err(failure) = csrf::check(
+    if let Err(refusal) = csrf::guard(
         &app.config.csrf,
+        &app.metrics,
         request.method(),
         request.headers(),
-        authority,
+        request.uri(),
         upgrade,
     ) {
-        warn!(reason = failure.label(), "CSRF check failed");
-        app.metrics.csrf_refusal(failure.label());
-        return error_response(ErrorCode::CsrfCheckFailed, failure.message());
+        return refusal;
     }
     if request.headers().contains_key(AUTHORIZATION)
         && app.config.proxy.browser_authorization == BrowserAuthorization::Reject

@@ -11,7 +11,6 @@ use crate::app::App;
 use crate::body::{full, Body};
 use crate::config::Dialect;
 use crate::csrf;
-use crate::error::{error_response, ErrorCode};
 use crate::refresh::unix_now;
 use crate::session::{ReadOutcome, Session};
 use crate::sessions::{self, freshen, with_cookies, Freshened};
@@ -21,17 +20,15 @@ use serde_json::json;
 use tracing::{info, warn};
 
 pub async fn logout<B>(app: &App, request: &Request<B>) -> Response<Body> {
-    let authority = csrf::authority(request.headers(), request.uri());
-    if let Err(failure) = csrf::check(
+    if let Err(refusal) = csrf::guard(
         &app.config.csrf,
+        &app.metrics,
         request.method(),
         request.headers(),
-        authority,
+        request.uri(),
         false,
     ) {
-        warn!(reason = failure.label(), "CSRF check failed on logout");
-        app.metrics.csrf_refusal(failure.label());
-        return error_response(ErrorCode::CsrfCheckFailed, failure.message());
+        return refusal;
     }
     let now = unix_now();
     let (presence, outcome) = sessions::read(app, request.headers(), now);

@@ -143,14 +143,10 @@ impl IdpClient {
             request = request.header(http::header::AUTHORIZATION, basic_auth(client_id, secret));
         }
         let started = tokio::time::Instant::now();
-        let response = request.send().await.map_err(|e| {
-            debug!(error = %response::describe(&e), "token endpoint unreachable");
-            IdpError::transient(if e.is_timeout() {
-                Transient::Timeout
-            } else {
-                Transient::Connect
-            })
-        })?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| response::unreachable("token endpoint", &e))?;
         let status = response.status().as_u16();
         let retry_after = response::retry_after(response.headers());
         let body = response::read_limited(response, self.config.max_response_bytes).await;

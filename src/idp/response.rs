@@ -64,6 +64,16 @@ pub(super) fn basic_auth(client_id: &str, secret: &ClientSecret) -> String {
     format!("Basic {}", STANDARD.encode(format!("{id}:{pw}")))
 }
 
+/// A request that never got an answer: logged (what, and why) and classified as transient.
+pub(super) fn unreachable(what: &str, e: &reqwest::Error) -> IdpError {
+    tracing::debug!(error = %describe(e), "{what} unreachable");
+    IdpError::transient(if e.is_timeout() {
+        Transient::Timeout
+    } else {
+        Transient::Connect
+    })
+}
+
 /// A transport error described without its URL (which is fine) or any body (never read).
 pub(super) fn describe(e: &reqwest::Error) -> String {
     let mut text = e.to_string();

@@ -5,7 +5,7 @@
 //! not anything was revoked. OAuth 2.0 providers get RFC 7009: a form POST with
 //! `token_type_hint=refresh_token` and the client's credentials.
 
-use super::response::{basic_auth, describe};
+use super::response::basic_auth;
 use super::{IdpClient, IdpError, Transient};
 use crate::config::{ClientAuth, Dialect};
 use crate::secret::{AccessToken, RefreshToken};
@@ -61,14 +61,10 @@ impl IdpClient {
                     .body(form.finish())
             }
         };
-        let response = request.send().await.map_err(|e| {
-            tracing::debug!(error = %describe(&e), "revocation endpoint unreachable");
-            IdpError::transient(if e.is_timeout() {
-                Transient::Timeout
-            } else {
-                Transient::Connect
-            })
-        })?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| super::response::unreachable("revocation endpoint", &e))?;
         let status = response.status().as_u16();
         if (200..300).contains(&status) {
             Ok(true)

@@ -21,65 +21,50 @@ static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host"
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
+/// Hop-by-hop headers of RFC 9110 §7.6.1 (plus the proxy credentials meant for us).
+static HOP_BY_HOP: [&HeaderName; 8] = [
+    &CONNECTION,
+    &KEEP_ALIVE,
+    &PROXY_CONNECTION,
+    &TE,
+    &TRAILER,
+    &TRANSFER_ENCODING,
+    &UPGRADE,
+    &PROXY_AUTHORIZATION,
+];
+
 /// Whether the request asks for a protocol upgrade (WebSocket and friends).
 pub fn is_upgrade(headers: &HeaderMap) -> bool {
-    headers.contains_key(UPGRADE) && connection_has(headers, "upgrade")
+    headers.contains_key(UPGRADE)
+        && connection_tokens(headers).any(|t| t.eq_ignore_ascii_case("upgrade"))
 }
 
-fn connection_has(headers: &HeaderMap, token: &str) -> bool {
+/// The comma-separated tokens of every `Connection` header.
+fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
     headers
         .get_all(CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case(token))
+        .map(str::trim)
 }
 
 /// Removes hop-by-hop headers in place. With `upgrade`, `Connection: upgrade` and `Upgrade`
 /// are restored after the strip so the next hop sees the handshake.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     // Most requests carry none: one pass over the names is cheaper than eight removals.
-    let any = headers.keys().any(|name| {
-        [
-            &CONNECTION,
-            &KEEP_ALIVE,
-            &PROXY_CONNECTION,
-            &TE,
-            &TRAILER,
-            &TRANSFER_ENCODING,
-            &UPGRADE,
-            &PROXY_AUTHORIZATION,
-        ]
-        .contains(&name)
-    });
-    if !any {
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(&name)) {
         return;
     }
-    let named: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+    let named: Vec<HeaderName> = connection_tokens(headers)
+        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
         .collect();
     let upgrade_value = if upgrade {
         headers.get(UPGRADE).cloned()
     } else {
         None
     };
-    for name in named {
-        headers.remove(name);
-    }
-    for name in [
-        &CONNECTION,
-        &KEEP_ALIVE,
-        &PROXY_CONNECTION,
-        &TE,
-        &TRAILER,
-        &TRANSFER_ENCODING,
-        &UPGRADE,
-        &PROXY_AUTHORIZATION,
-    ] {
+    for name in named.iter().chain(HOP_BY_HOP) {
         headers.remove(name);
     }
     if let Some(value) = upgrade_value {
