@@ -36,20 +36,22 @@ impl CsrfFailure {
     }
 }
 
-/// Checks a request and, when it fails, logs, counts and builds the 403 `csrf_check_failed`.
-pub fn guard(
+/// Checks a request; when it fails, logs, counts and returns the 403 `csrf_check_failed`.
+pub fn refusal(
     config: &CsrfConfig,
     metrics: &crate::metrics::Metrics,
     method: &Method,
     headers: &HeaderMap,
     uri: &http::Uri,
     upgrade: bool,
-) -> Result<(), http::Response<crate::body::Body>> {
-    check(config, method, headers, authority(headers, uri), upgrade).map_err(|failure| {
-        tracing::warn!(reason = failure.label(), "CSRF check failed");
-        metrics.csrf_refusal(failure.label());
-        crate::error::error_response(crate::error::ErrorCode::CsrfCheckFailed, failure.message())
-    })
+) -> Option<http::Response<crate::body::Body>> {
+    let failure = check(config, method, headers, authority(headers, uri), upgrade).err()?;
+    tracing::warn!(reason = failure.label(), "CSRF check failed");
+    metrics.csrf_refusal(failure.label());
+    Some(crate::error::error_response(
+        crate::error::ErrorCode::CsrfCheckFailed,
+        failure.message(),
+    ))
 }
 
 pub fn is_unsafe(method: &Method) -> bool {

@@ -107,7 +107,7 @@ async fn proxy(
         return forward::anonymous(app, request, conn, upgrade, presence).await;
     };
 
-    if let Err(refusal) = csrf::guard(
+    if let Some(refusal) = csrf::refusal(
         &app.config.csrf,
         &app.metrics,
         request.method(),

@@ -20,7 +20,7 @@ use serde_json::json;
 use tracing::{info, warn};
 
 pub async fn logout<B>(app: &App, request: &Request<B>) -> Response<Body> {
-    if let Err(refusal) = csrf::guard(
+    if let Some(refusal) = csrf::refusal(
         &app.config.csrf,
         &app.metrics,
         request.method(),
