@@ -31,6 +31,25 @@ struct Prepared {
 }
 
 impl Prepared {
+    /// The request again after the upstream closed a kept-alive connection without answering
+    /// (RFC 9110 §9.2.2): only for idempotent methods, whose repetition is harmless.
+    fn replay(&self, body: &Bytes, access_token: Option<&str>) -> Option<Request<Body>> {
+        let idempotent = matches!(
+            self.method,
+            Method::GET
+                | Method::HEAD
+                | Method::OPTIONS
+                | Method::PUT
+                | Method::DELETE
+                | Method::TRACE
+        );
+        if !idempotent {
+            return None;
+        }
+        info!("the upstream closed a kept-alive connection before answering; sending again");
+        self.request(full(body.clone()), access_token)
+    }
+
     fn request(&self, body: Body, access_token: Option<&str>) -> Option<Request<Body>> {
         let mut request = Request::new(body);
         *request.method_mut() = self.method.clone();
@@ -95,10 +114,17 @@ pub async fn anonymous(
     presence: Presence,
 ) -> Response<Body> {
     let (prepared, body, client_upgrade) = prepare(app, request, conn, upgrade, &presence);
+    let empty = body.is_end_stream();
     let Some(request) = prepared.request(boxed(body), None) else {
         return error_response(ErrorCode::BadRequest, "cannot forward this request");
     };
-    match send(app, request).await {
+    let mut result = send(app, request).await;
+    if let (Err(UpstreamError::Closed), true) = (&result, empty) {
+        if let Some(again) = prepared.replay(&Bytes::new(), None) {
+            result = send(app, again).await;
+        }
+    }
+    match result {
         Ok(response) => relay_response(response, client_upgrade, &app.tunnels, &app.metrics),
         Err(e) => upstream_error(e),
     }
@@ -141,6 +167,11 @@ pub async fn with_session(
         );
     };
     let mut result = send(app, request).await;
+    if let (Err(UpstreamError::Closed), Some(bytes)) = (&result, &replay) {
+        if let Some(again) = prepared.replay(bytes, Some(token)) {
+            result = send(app, again).await;
+        }
+    }
     if let (Some(bytes), Ok(response)) = (replay, &result) {
         if invalid_token(response) {
             match refresh_now(app, fresh.session().clone(), &presence, unix_now()).await {
@@ -227,6 +258,13 @@ fn upstream_error(e: UpstreamError) -> Response<Body> {
             error_response(
                 ErrorCode::UpstreamUnavailable,
                 "the upstream API is unavailable",
+            )
+        }
+        UpstreamError::Closed => {
+            warn!("upstream closed the connection without answering");
+            error_response(
+                ErrorCode::UpstreamUnavailable,
+                "the upstream API closed the connection",
             )
         }
         UpstreamError::Timeout(after) => {

@@ -461,3 +461,77 @@ async fn slow_headers_and_idle_keep_alive_connections_are_closed() {
     assert!(closed.is_ok(), "an idle keep-alive connection is closed");
     assert!(String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 200"));
 }
+
+/// An upstream that closes a kept-alive connection on its second request without answering,
+/// as one whose idle timeout races the proxy's reuse of the connection.
+async fn closing_upstream() -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut served = 0;
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Ok(n) = stream.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buf.drain(..end + 4);
+                        served += 1;
+                        if served == 2 {
+                            return; // read the request, close without a word
+                        }
+                        let _ = stream
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                            .await;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn an_idempotent_request_is_sent_again_when_a_kept_alive_upstream_connection_closes() {
+    let upstream = closing_upstream().await;
+    let idp = start_idp(Flavor::TokenIdpServer.style()).await;
+    let proxy = Proxy::start(
+        &config_toml(
+            &idp.url(),
+            &format!("http://{upstream}"),
+            "tokenidp",
+            &[("proxy", "public_paths = [\"/\"]")],
+        ),
+        KEY1,
+    )
+    .await;
+    let http = client();
+    let get = |path: &'static str| http.get(format!("{}{path}", proxy.url)).send();
+    assert_eq!(get("/first").await.expect("answered").status(), 200);
+    // Reuses the pooled connection, which the upstream closes: sent again on a new one.
+    let r = get("/second").await.expect("answered");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.expect("body"), "ok");
+    // A POST is not idempotent: it may have been processed; never sent twice.
+    assert_eq!(get("/third").await.expect("answered").status(), 200);
+    let r = http
+        .post(format!("{}/fourth", proxy.url))
+        .body("x")
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(r.status(), 502);
+    assert_eq!(json(r).await["error"], "upstream_unavailable");
+}

@@ -160,12 +160,20 @@ pub(super) fn validate(
 
 fn server(r: raw::Server, p: &mut Problems) -> ServerConfig {
     let max_connections = r.max_connections.unwrap_or(10_000);
-    if max_connections == 0 {
-        p.push("server.max_connections: must be at least 1");
+    if !(1..=1_000_000).contains(&max_connections) {
+        p.push("server.max_connections: must be between 1 and 1000000");
     }
     let max_header_bytes = r.max_header_bytes.unwrap_or(32 * 1024);
     if !(1024..=1024 * 1024).contains(&max_header_bytes) {
         p.push("server.max_header_bytes: must be between 1024 and 1048576");
+    }
+    let reload_interval = p.duration(
+        "server.reload_interval",
+        r.reload_interval,
+        Duration::from_secs(10),
+    );
+    if reload_interval < Duration::from_millis(100) {
+        p.push("server.reload_interval: must be at least 100ms");
     }
     ServerConfig {
         listen: p.addr("server.listen", r.listen, "0.0.0.0:8080"),
@@ -184,11 +192,7 @@ fn server(r: raw::Server, p: &mut Problems) -> ServerConfig {
         ),
         max_header_bytes,
         tls: tls_files(r.tls_cert_file, r.tls_key_file, p),
-        reload_interval: p.duration(
-            "server.reload_interval",
-            r.reload_interval,
-            Duration::from_secs(10),
-        ),
+        reload_interval,
         worker_threads: r.worker_threads.unwrap_or(0),
     }
 }
@@ -371,6 +375,9 @@ fn session(r: raw::Session, p: &mut Problems) -> SessionConfig {
         r.lifetime,
         Duration::from_secs(12 * 3600),
     );
+    if !(Duration::from_secs(60)..=Duration::from_secs(366 * 24 * 3600)).contains(&lifetime) {
+        p.push("session.lifetime: must be between 1m and 366d");
+    }
     let rotation_grace = p.duration(
         "session.rotation_grace",
         r.rotation_grace,

@@ -28,7 +28,7 @@ pub async fn session<B>(app: &App, request: &Request<B>) -> Response<Body> {
                 let s = fresh.session();
                 let body = json!({
                     "authenticated": true,
-                    "expires_at": s.started_at + app.config.session.lifetime.as_secs(),
+                    "expires_at": s.started_at.saturating_add(app.config.session.lifetime.as_secs()),
                     "access_expires_at": s.access_expires_at,
                     "refreshed": fresh.new_cookies().is_some(),
                     "claims": Value::Object(s.claims.clone()),

@@ -36,6 +36,8 @@ pub enum UpstreamError {
     Unavailable(String),
     #[error("upstream did not answer within {0:?}")]
     Timeout(Duration),
+    #[error("upstream closed the connection before answering")]
+    Closed,
 }
 
 /// The upstream API.
@@ -96,13 +98,21 @@ impl Upstream {
         match tokio::time::timeout(self.header_timeout, self.client.request(request)).await {
             Err(_) => Err(UpstreamError::Timeout(self.header_timeout)),
             Ok(Err(e)) => {
-                let reason = if e.is_connect() {
-                    "connect failed"
-                } else {
-                    "connection failed"
-                };
                 debug!(error = %describe(&e), "upstream request failed");
-                Err(UpstreamError::Unavailable(reason.to_string()))
+                if e.is_connect() {
+                    return Err(UpstreamError::Unavailable("connect failed".into()));
+                }
+                // A kept-alive connection the upstream closed just as the request went out
+                // (its idle timeout raced ours): no answer came, the request may be replayed
+                // if it is idempotent.
+                let closed = std::error::Error::source(&e)
+                    .and_then(|s| s.downcast_ref::<hyper::Error>())
+                    .is_some_and(|h| h.is_incomplete_message() || h.is_canceled());
+                Err(if closed {
+                    UpstreamError::Closed
+                } else {
+                    UpstreamError::Unavailable("connection failed".into())
+                })
             }
             Ok(Ok(response)) => Ok(response),
         }

@@ -345,7 +345,7 @@ impl Refresher {
         info!(
             event = "refreshed",
             rotated,
-            expires_in = session.access_expires_at - now,
+            expires_in = session.access_expires_at.saturating_sub(now),
             "access token refreshed"
         );
         if let (Some(coordinator), Some(lease)) = (&self.coordinator, lease) {

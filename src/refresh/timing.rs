@@ -4,6 +4,9 @@ use crate::idp::{unverified_lifetime, TokenResponse};
 
 /// Lifetime assumed when the IdP gives neither `expires_in` nor a JWT `exp`.
 pub const DEFAULT_LIFETIME_SECS: u64 = 60;
+/// Longest access-token lifetime believed (a day): an `expires_in` of `1e300` is a broken
+/// answer, not a reason to never refresh (or to overflow).
+pub const MAX_LIFETIME_SECS: u64 = 24 * 3600;
 
 /// Whether an access token valid from `issued_at` to `expires_at` must be refreshed at `now`
 /// (all Unix seconds, local clock). Refreshes `skew` early, but never earlier than half-way
@@ -24,7 +27,7 @@ pub fn expires_at(response: &TokenResponse, now: u64) -> u64 {
         (Some(a), None) | (None, Some(a)) => a,
         (None, None) => DEFAULT_LIFETIME_SECS,
     };
-    now + lifetime
+    now.saturating_add(lifetime.min(MAX_LIFETIME_SECS))
 }
 
 #[cfg(test)]
@@ -76,6 +79,15 @@ mod tests {
         assert_eq!(
             expires_at(&response(None, "opaque"), 1000),
             1000 + DEFAULT_LIFETIME_SECS
+        );
+        assert_eq!(
+            expires_at(&response(Some(u64::MAX), "opaque"), u64::MAX - 5),
+            u64::MAX,
+            "a broken expires_in neither overflows nor wraps into the past"
+        );
+        assert_eq!(
+            expires_at(&response(Some(u64::MAX), "opaque"), 1000),
+            1000 + MAX_LIFETIME_SECS
         );
     }
 }

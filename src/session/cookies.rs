@@ -140,17 +140,22 @@ impl CookieCodec {
     /// Collects the session cookies of a request.
     pub fn incoming<'a>(&self, headers: &'a HeaderMap) -> Incoming<'a> {
         let mut found = Incoming::default();
-        for (name, value) in cookie_pairs(headers) {
-            let Some(rest) = name.strip_prefix(self.name.as_str()) else {
+        for (name, value) in cookie_pair_bytes(headers) {
+            let Some(rest) = name.strip_prefix(self.name.as_bytes()) else {
                 found.foreign = true;
                 continue;
             };
+            // Ours are base64url; anything else cannot open, and reads as an invalid session.
+            let value = std::str::from_utf8(value).unwrap_or("");
             if rest.is_empty() {
                 // Duplicates (possible with non-__Host- names): the first one wins, as most
                 // servers do; a wrong pick fails to open and is treated as no session.
                 found.base.get_or_insert(value);
                 found.present = found.present.max(1);
-            } else if let Some(index) = rest.strip_prefix('.').and_then(|i| i.parse::<usize>().ok())
+            } else if let Some(index) = rest
+                .strip_prefix(b".")
+                .and_then(|i| std::str::from_utf8(i).ok())
+                .and_then(|i| i.parse::<usize>().ok())
             {
                 if (1..MAX_CHUNKS).contains(&index) {
                     found.chunks[index].get_or_insert(value);
@@ -203,12 +208,34 @@ impl CookieCodec {
 
     /// Seconds left of the session's absolute lifetime (0 when over).
     pub fn remaining_lifetime(&self, session: &Session, now: u64) -> u64 {
-        (session.started_at + self.lifetime_secs).saturating_sub(now)
+        session
+            .started_at
+            .saturating_add(self.lifetime_secs)
+            .saturating_sub(now)
     }
 
     /// Seals a session into `Set-Cookie` values (base first, then chunks).
     pub fn seal(&self, session: &Session, now: u64) -> Vec<HeaderValue> {
-        let sealed = self.keys.load().seal(&self.name, &session.to_bytes());
+        let keys = self.keys.load();
+        let mut sealed = keys.seal(&self.name, &session.to_bytes());
+        // More than MAX_CHUNKS cookies would never be read back: drop what the session can do
+        // without (the ID token, then the claims) before giving up on it.
+        if sealed.len().div_ceil(CHUNK_BYTES) > MAX_CHUNKS {
+            let mut lighter = session.clone();
+            lighter.id_token = None;
+            sealed = keys.seal(&self.name, &lighter.to_bytes());
+            if sealed.len().div_ceil(CHUNK_BYTES) > MAX_CHUNKS {
+                lighter.claims.clear();
+                sealed = keys.seal(&self.name, &lighter.to_bytes());
+            }
+            tracing::warn!(
+                bytes = sealed.len(),
+                "session too large for its cookies: dropped the ID token and claims to fit"
+            );
+            if sealed.len().div_ceil(CHUNK_BYTES) > MAX_CHUNKS {
+                tracing::error!(bytes = sealed.len(), "session too large to store even without claims: the tokens alone exceed the cookie budget");
+            }
+        }
         let max_age = self.remaining_lifetime(session, now);
         if sealed.len() <= CHUNK_BYTES {
             return vec![self.set_cookie(&self.name, &sealed, max_age)];
@@ -264,45 +291,60 @@ impl CookieCodec {
     /// The request's `Cookie` header without the proxy's cookies, joined into one value
     /// (`None` when nothing is left). Cookies we cannot parse are passed through untouched.
     pub fn strip_own(&self, headers: &HeaderMap) -> Option<HeaderValue> {
-        let mut kept = String::new();
+        let mut kept: Vec<u8> = Vec::new();
         for header in headers.get_all(COOKIE) {
-            let Ok(text) = header.to_str() else { continue };
-            for pair in text.split(';') {
-                let pair = pair.trim();
-                if pair.is_empty() {
-                    continue;
-                }
-                let name = pair.split_once('=').map_or(pair, |(n, _)| n).trim();
-                if self.is_own(name) {
+            for pair in header
+                .as_bytes()
+                .split(|&b| b == b';')
+                .map(<[u8]>::trim_ascii)
+            {
+                let name = match pair.iter().position(|&b| b == b'=') {
+                    Some(i) => pair[..i].trim_ascii(),
+                    None => pair,
+                };
+                if pair.is_empty() || name.starts_with(self.name.as_bytes()) {
                     continue;
                 }
                 if !kept.is_empty() {
-                    kept.push_str("; ");
+                    kept.extend_from_slice(b"; ");
                 }
-                kept.push_str(pair);
+                // The app's bytes, exactly as the browser sent them.
+                kept.extend_from_slice(pair);
             }
         }
         if kept.is_empty() {
             None
         } else {
-            HeaderValue::from_str(&kept).ok()
+            HeaderValue::from_bytes(&kept).ok()
         }
     }
 }
 
-/// Every `name=value` pair of every `Cookie` header (RFC 6265 §5.4; HTTP/2 may split them).
-pub fn cookie_pairs(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
+/// Every `name=value` pair of every `Cookie` header (RFC 6265 §5.4; HTTP/2 may split them),
+/// as bytes: browsers send UTF-8 (even other) bytes in the app's cookie values, and one such
+/// cookie must neither hide the session nor be dropped on its way upstream.
+pub fn cookie_pair_bytes(headers: &HeaderMap) -> impl Iterator<Item = (&[u8], &[u8])> {
     headers
         .get_all(COOKIE)
         .into_iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter(|pair| !pair.trim().is_empty())
-        .map(|pair| match pair.split_once('=') {
-            Some((name, value)) => (name.trim(), value.trim()),
+        .flat_map(|v| v.as_bytes().split(|&b| b == b';'))
+        .map(<[u8]>::trim_ascii)
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| match pair.iter().position(|&b| b == b'=') {
+            Some(i) => (pair[..i].trim_ascii(), pair[i + 1..].trim_ascii()),
             // A bare name (no `=`) is still a cookie someone set: never drop it silently.
-            None => (pair.trim(), ""),
+            None => (pair, &[][..]),
         })
+}
+
+/// The pairs whose name and value are text (the proxy's own cookies always are).
+pub fn cookie_pairs(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
+    cookie_pair_bytes(headers).filter_map(|(name, value)| {
+        Some((
+            std::str::from_utf8(name).ok()?,
+            std::str::from_utf8(value).ok()?,
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -412,6 +454,22 @@ mod tests {
             open(&c, &request_with(&missing)),
             ReadOutcome::Invalid
         ));
+    }
+
+    #[test]
+    fn an_oversized_session_drops_its_id_token_to_fit() {
+        let c = codec(K1);
+        let mut s = session(10);
+        s.id_token = Some(crate::secret::IdToken::new("i".repeat(40_000)));
+        let cookies = c.seal(&s, 1500);
+        assert!(cookies.len() <= MAX_CHUNKS, "{} cookies", cookies.len());
+        match open(&c, &request_with(&cookies)) {
+            ReadOutcome::Valid { session, .. } => {
+                assert!(session.id_token.is_none());
+                assert_eq!(session.refresh_token.expose(), s.refresh_token.expose());
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -11,7 +11,9 @@
 
 mod cookies;
 
-pub use cookies::{cookie_pairs, CookieCodec, Incoming, Presence, ReadOutcome, MAX_CHUNKS};
+pub use cookies::{
+    cookie_pair_bytes, cookie_pairs, CookieCodec, Incoming, Presence, ReadOutcome, MAX_CHUNKS,
+};
 
 use crate::secret::{AccessToken, IdToken, RefreshToken};
 use serde::{Deserialize, Serialize};
