@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark: token-handler against nginx proxy_pass, in the same run, one worker each.
 # Installs nginx and wrk when missing, builds release, runs examples/bench (see BENCHMARKS.md).
-#   bench/run.sh [--rounds N] [--duration SECONDS] [--connections N]
+#   bench/run.sh [--rounds N] [--duration SECONDS] [--connections N]   (--rounds 0: the storm only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -19,7 +19,8 @@
 //! coordination.rs  cross-replica refresh leases and results on Redis (optional)
 //! refresh/      pure timing (needs_refresh), rotations map, single-flight ensure_fresh
 //! csrf.rs       custom-header + Origin checks
-//! proxy/        hop-by-hop strip, X-Forwarded-*, cookie strip, Bearer inject, stream, upgrade
+//! proxy/        hop-by-hop strip, X-Forwarded-*, cookie strip, Bearer inject, stream, upgrade;
+//!               pool.rs: keep-alive connections to the one upstream
 //! app.rs        App: everything a request needs, built once
 //! reload.rs     hot reload of mounted TLS files, cookie keys and client secret
 //! sessions.rs   a request's session opened, made fresh, and its response cookies

@@ -360,6 +360,39 @@ async fn websocket_tunnels_through_after_the_session_and_origin_checks() {
 }
 
 #[tokio::test]
+async fn upstream_connections_are_kept_alive_and_a_busy_one_is_not_reused() {
+    let h = Harness::start(Flavor::TokenIdpServer).await;
+    let (jar, _) = h.login(false);
+    for _ in 0..3 {
+        assert_eq!(h.get("/api/a", &jar).await.status(), 200);
+    }
+    let connections = |records: &[support::echo::Recorded]| {
+        records.iter().map(|r| r.connection).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        connections(&h.echo.records()),
+        [0, 0, 0],
+        "one kept-alive connection"
+    );
+
+    // While a response body is still streaming on that connection, the next request goes out
+    // on a new one (and is answered), rather than queueing behind the stream.
+    let mut streaming = h.get("/stream", &jar).await;
+    assert_eq!(
+        &streaming.chunk().await.expect("read").expect("chunk")[..],
+        b"first;"
+    );
+    assert_eq!(h.get("/api/b", &jar).await.status(), 200);
+    h.echo.release.notify_one();
+    while streaming.chunk().await.expect("read").is_some() {}
+    // Both are idle again: the most recently used one (the new one) is taken first.
+    assert_eq!(h.get("/api/c", &jar).await.status(), 200);
+    let records = h.echo.records();
+    assert_eq!(connections(&records), [0, 0, 0, 0, 1, 1]);
+    assert_eq!(records[5].uri, "/api/c", "origin-form request target");
+}
+
+#[tokio::test]
 async fn responses_and_uploads_stream_without_buffering() {
     let h = Harness::start(Flavor::TokenIdpServer).await;
     let (jar, _) = h.login(false);

@@ -75,8 +75,23 @@ impl Nginx {
 }
 
 impl Drop for Nginx {
+    /// SIGTERM to the master (its fast shutdown stops the worker too); SIGKILL would orphan
+    /// the worker, left running with its connections.
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        let master = self.child.id();
+        let workers = super::procfs::children(master);
+        let signal = |sig: &str, pid: u32| {
+            let _ = Command::new("kill")
+                .args([sig, &pid.to_string()])
+                .stderr(Stdio::null())
+                .status();
+        };
+        signal("-TERM", master);
         let _ = self.child.wait();
+        for worker in workers {
+            if super::procfs::alive(worker) {
+                signal("-KILL", worker);
+            }
+        }
     }
 }

@@ -61,3 +61,8 @@ pub fn children(pid: u32) -> Vec<u32> {
     }
     out
 }
+
+/// The process still exists (possibly as a zombie).
+pub fn alive(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}

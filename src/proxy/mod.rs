@@ -7,16 +7,17 @@
 //! and spliced with `copy_bidirectional` in a task tracked for graceful shutdown.
 
 pub mod headers;
+mod pool;
 
 use crate::body::{boxed, Body};
 use crate::config::UpstreamConfig;
 use crate::metrics::Metrics;
-use http::{Request, Response, StatusCode, Uri};
+use http::header::HOST;
+use http::{HeaderValue, Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
-use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
+use pool::Pool;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::task::TaskTracker;
@@ -43,9 +44,9 @@ pub enum UpstreamError {
 /// The upstream API.
 #[derive(Debug, Clone)]
 pub struct Upstream {
-    client: Client<HttpsConnector<HttpConnector>, Body>,
-    scheme: http::uri::Scheme,
-    authority: http::uri::Authority,
+    pool: Arc<Pool>,
+    /// `Host` for a request that came without one (HTTP/1.0).
+    host: HeaderValue,
     base_path: String,
     header_timeout: Duration,
 }
@@ -64,58 +65,98 @@ impl Upstream {
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build(connector);
         let uri: Uri = config
             .url
             .as_str()
             .parse()
             .map_err(|e| format!("upstream.url: {e}"))?;
+        let authority = uri.authority().cloned().expect("validated URL has a host");
+        let origin = Uri::builder()
+            .scheme(uri.scheme().cloned().unwrap_or(http::uri::Scheme::HTTP))
+            .authority(authority.clone())
+            .path_and_query("/")
+            .build()
+            .map_err(|e| format!("upstream.url: {e}"))?;
         Ok(Upstream {
-            client,
-            scheme: uri.scheme().cloned().unwrap_or(http::uri::Scheme::HTTP),
-            authority: uri.authority().cloned().expect("validated URL has a host"),
+            pool: Arc::new(Pool::new(connector, origin)),
+            host: HeaderValue::from_str(authority.as_str())
+                .map_err(|e| format!("upstream.url: {e}"))?,
             base_path: uri.path().trim_end_matches('/').to_string(),
             header_timeout: config.response_header_timeout,
         })
     }
 
-    /// The upstream URI for a client request: base path + the request's path and query.
+    /// The request target (origin-form) for a client request: base path + its path and query.
     pub fn target(&self, uri: &Uri) -> Uri {
-        let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str());
-        let full = format!("{}{}", self.base_path, path_and_query);
-        Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query(full)
-            .build()
-            .unwrap_or_else(|_| Uri::from_static("/"))
+        let path_and_query = uri.path_and_query();
+        if self.base_path.is_empty() {
+            if let Some(p) = path_and_query {
+                return Uri::from(p.clone());
+            }
+        }
+        let full = format!(
+            "{}{}",
+            self.base_path,
+            path_and_query.map_or("/", |p| p.as_str())
+        );
+        full.parse().unwrap_or_else(|_| Uri::from_static("/"))
     }
 
     /// Sends a prepared request (headers already rewritten) and returns the upstream response.
     pub async fn send(&self, request: Request<Body>) -> Result<Response<Incoming>, UpstreamError> {
-        match tokio::time::timeout(self.header_timeout, self.client.request(request)).await {
+        match tokio::time::timeout(self.header_timeout, self.exchange(request)).await {
             Err(_) => Err(UpstreamError::Timeout(self.header_timeout)),
-            Ok(Err(e)) => {
-                debug!(error = %describe(&e), "upstream request failed");
-                if e.is_connect() {
-                    return Err(UpstreamError::Unavailable("connect failed".into()));
-                }
-                // A kept-alive connection the upstream closed just as the request went out
-                // (its idle timeout raced ours): no answer came, the request may be replayed
-                // if it is idempotent.
-                let closed = std::error::Error::source(&e)
-                    .and_then(|s| s.downcast_ref::<hyper::Error>())
-                    .is_some_and(|h| h.is_incomplete_message() || h.is_canceled());
-                Err(if closed {
-                    UpstreamError::Closed
-                } else {
-                    UpstreamError::Unavailable("connection failed".into())
-                })
-            }
-            Ok(Ok(response)) => Ok(response),
+            Ok(result) => result,
         }
+    }
+
+    async fn exchange(
+        &self,
+        mut request: Request<Body>,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        if !request.headers().contains_key(HOST) {
+            request.headers_mut().insert(HOST, self.host.clone());
+        }
+        // A kept-alive connection the upstream has just closed hands the request back
+        // unsent: it then goes out on the next one, or a new one.
+        while let Some(mut sender) = self.pool.take() {
+            match sender.try_send_request(request).await {
+                Ok(response) => return Ok(self.release(sender, response)),
+                Err(mut e) => match e.take_message() {
+                    Some(unsent) => request = unsent,
+                    None => return Err(failed(&e.into_error())),
+                },
+            }
+        }
+        let mut sender = self.pool.connect().await?;
+        match sender.send_request(request).await {
+            Ok(response) => Ok(self.release(sender, response)),
+            Err(e) => Err(failed(&e)),
+        }
+    }
+
+    fn release(
+        &self,
+        sender: hyper::client::conn::http1::SendRequest<Body>,
+        response: Response<Incoming>,
+    ) -> Response<Incoming> {
+        // An upgraded connection belongs to its tunnel from now on.
+        if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+            self.pool.put(sender);
+        }
+        response
+    }
+}
+
+/// A request that went out and got no answer. When the upstream closed a kept-alive
+/// connection as the request was sent (its idle timeout raced ours), the request may be
+/// replayed if it is idempotent.
+fn failed(e: &hyper::Error) -> UpstreamError {
+    debug!(error = %describe(e), "upstream request failed");
+    if e.is_incomplete_message() || e.is_canceled() {
+        UpstreamError::Closed
+    } else {
+        UpstreamError::Unavailable("connection failed".into())
     }
 }
 

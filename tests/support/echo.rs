@@ -29,6 +29,8 @@ pub struct Recorded {
     pub headers: HeaderMap,
     /// The body, for the default route (others stream it).
     pub body: Vec<u8>,
+    /// Which upstream connection carried it: 0 for the first accepted, 1 for the next...
+    pub connection: usize,
 }
 
 impl Recorded {
@@ -68,7 +70,7 @@ impl Echo {
         };
         let server = echo.clone();
         tokio::spawn(async move {
-            loop {
+            for connection in 0.. {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
@@ -76,7 +78,7 @@ impl Echo {
                 tokio::spawn(async move {
                     let service = service_fn(move |req| {
                         let echo = echo.clone();
-                        async move { Ok::<_, Infallible>(echo.answer(req).await) }
+                        async move { Ok::<_, Infallible>(echo.answer(req, connection).await) }
                     });
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                         .serve_connection_with_upgrades(TokioIo::new(stream), service)
@@ -123,7 +125,7 @@ impl Echo {
         self.upload_rx.lock().await.recv().await
     }
 
-    async fn answer(&self, mut req: Request<Incoming>) -> Response<BoxBody> {
+    async fn answer(&self, mut req: Request<Incoming>, connection: usize) -> Response<BoxBody> {
         let bearer = req
             .headers()
             .get("authorization")
@@ -137,6 +139,7 @@ impl Echo {
                 uri: req.uri().to_string(),
                 headers: req.headers().clone(),
                 body: Vec::new(),
+                connection,
             });
             records.len() - 1
         };

@@ -1,0 +1,114 @@
+//! Keep-alive HTTP/1.1 connections to the one upstream.
+//!
+//! There is a single upstream, so the pool is one stack of idle connections, the most recently
+//! used on top (warm in the caches, and the least likely to have been timed out by the
+//! upstream). A connection goes back as soon as its response head has arrived and is taken
+//! again only once hyper reports it ready (its previous response body fully read). Closed and
+//! long-idle connections are dropped where they are met. This replaces hyper-util's generic
+//! client, whose per-host map, checkout/connect race and per-request "return to pool" task
+//! cost about a sixth of a proxied request (BENCHMARKS.md).
+
+use super::UpstreamError;
+use crate::body::Body;
+use http::Uri;
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use std::collections::VecDeque;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+use tower_service::Service;
+use tracing::debug;
+
+/// A connection idle longer than this is closed rather than reused.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// At most this many idle connections are kept; the oldest go first.
+const MAX_IDLE: usize = 512;
+
+pub struct Pool {
+    idle: Mutex<VecDeque<Idle>>,
+    connector: HttpsConnector<HttpConnector>,
+    /// `scheme://authority` of the upstream, what the connector dials.
+    origin: Uri,
+}
+
+struct Idle {
+    sender: SendRequest<Body>,
+    since: Instant,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pool {
+    pub fn new(connector: HttpsConnector<HttpConnector>, origin: Uri) -> Pool {
+        Pool {
+            idle: Mutex::new(VecDeque::new()),
+            connector,
+            origin,
+        }
+    }
+
+    /// The most recently used idle connection that is ready for a request.
+    pub fn take(&self) -> Option<SendRequest<Body>> {
+        let now = Instant::now();
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut i = idle.len();
+        while i > 0 {
+            i -= 1;
+            let entry = &idle[i];
+            if entry.sender.is_closed() || now.duration_since(entry.since) > IDLE_TIMEOUT {
+                idle.remove(i);
+            } else if entry.sender.is_ready() {
+                return idle.remove(i).map(|e| e.sender);
+            }
+            // Otherwise its last response body is still being read: leave it for later.
+        }
+        None
+    }
+
+    /// Gives a connection back after its response head arrived.
+    pub fn put(&self, sender: SendRequest<Body>) {
+        if sender.is_closed() {
+            return;
+        }
+        let now = Instant::now();
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        while idle
+            .front()
+            .is_some_and(|e| idle.len() >= MAX_IDLE || now.duration_since(e.since) > IDLE_TIMEOUT)
+        {
+            idle.pop_front();
+        }
+        idle.push_back(Idle { sender, since: now });
+    }
+
+    /// A new connection (TCP, TLS for `https://`, HTTP/1.1 handshake), driven by its own task.
+    pub async fn connect(&self) -> Result<SendRequest<Body>, UpstreamError> {
+        let mut connector = self.connector.clone();
+        let io = async {
+            std::future::poll_fn(|cx| connector.poll_ready(cx)).await?;
+            connector.call(self.origin.clone()).await
+        }
+        .await
+        .map_err(|e| {
+            debug!(error = %super::describe(e.as_ref()), "upstream connect failed");
+            UpstreamError::Unavailable("connect failed".into())
+        })?;
+        let (sender, connection) = http1::Builder::new().handshake(io).await.map_err(|e| {
+            debug!(error = %super::describe(&e), "upstream handshake failed");
+            UpstreamError::Unavailable("connection failed".into())
+        })?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.with_upgrades().await {
+                debug!(error = %super::describe(&e), "upstream connection ended");
+            }
+        });
+        Ok(sender)
+    }
+}
