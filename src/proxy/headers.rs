@@ -52,11 +52,21 @@ fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
 /// Removes hop-by-hop headers in place. With `upgrade`, `Connection: upgrade` and `Upgrade`
 /// are restored after the strip so the next hop sees the handshake.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
-    // Most requests carry none: one pass over the names is cheaper than eight removals.
-    if !headers.keys().any(|name| HOP_BY_HOP.contains(&name)) {
+    // Most requests carry none, most responses only `Connection: keep-alive`: one pass over
+    // the names finds which are there, and only those are removed.
+    let mut present = [false; HOP_BY_HOP.len()];
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|h| *h == name) {
+            present[i] = true;
+        }
+    }
+    if !present.contains(&true) {
         return;
     }
+    // Headers named in `Connection`; `keep-alive` and `close` are the usual tokens and name
+    // nothing else to remove.
     let named: Vec<HeaderName> = connection_tokens(headers)
+        .filter(|t| !t.eq_ignore_ascii_case("keep-alive") && !t.eq_ignore_ascii_case("close"))
         .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
         .collect();
     let upgrade_value = if upgrade {
@@ -64,7 +74,11 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     } else {
         None
     };
-    for name in named.iter().chain(HOP_BY_HOP) {
+    let hop_by_hop = HOP_BY_HOP
+        .iter()
+        .zip(present)
+        .filter_map(|(h, p)| p.then_some(*h));
+    for name in named.iter().chain(hop_by_hop) {
         headers.remove(name);
     }
     if let Some(value) = upgrade_value {
