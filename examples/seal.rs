@@ -1,5 +1,6 @@
-//! Prints a `Cookie` header carrying a valid sealed session, for manual load tests
-//! (`TOKEN_HANDLER_COOKIE_KEYS` must hold the proxy's keys). Not a credential: fake tokens.
+//! Prints a `Cookie` header value (the `name=value` pairs) carrying a valid sealed session,
+//! for manual load tests (`TOKEN_HANDLER_COOKIE_KEYS` must hold the proxy's keys). Not a
+//! credential: fake tokens.
 //!
 //!   TOKEN_HANDLER_COOKIE_KEYS=... cargo run --release --example seal
 

@@ -9,7 +9,7 @@
 use crate::app::App;
 use crate::body::{boxed, full, Body};
 use crate::error::{error_response, login_required, ErrorCode};
-use crate::proxy::{headers, relay_response, ConnInfo, UpstreamError};
+use crate::proxy::{headers, relay_response, ConnInfo, PooledBody, UpstreamError};
 use crate::refresh::{unix_now, Fresh};
 use crate::session::Presence;
 use crate::sessions::{refresh_now, with_cookies, Freshened};
@@ -229,7 +229,7 @@ async fn hold_if_small(body: Incoming, headers: &HeaderMap, cap: usize) -> Resul
 }
 
 /// RFC 6750 §3.1: `401` with `WWW-Authenticate: Bearer ... error="invalid_token"`.
-fn invalid_token(response: &Response<Incoming>) -> bool {
+fn invalid_token(response: &Response<PooledBody>) -> bool {
     response.status() == StatusCode::UNAUTHORIZED
         && response
             .headers()
@@ -242,7 +242,7 @@ fn invalid_token(response: &Response<Incoming>) -> bool {
             })
 }
 
-async fn send(app: &App, request: Request<Body>) -> Result<Response<Incoming>, UpstreamError> {
+async fn send(app: &App, request: Request<Body>) -> Result<Response<PooledBody>, UpstreamError> {
     let sent = Instant::now();
     let result = app.upstream.send(request).await;
     app.metrics

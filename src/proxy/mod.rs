@@ -14,10 +14,10 @@ use crate::config::UpstreamConfig;
 use crate::metrics::Metrics;
 use http::header::HOST;
 use http::{HeaderValue, Request, Response, StatusCode, Uri};
-use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioIo;
 use pool::Pool;
+pub use pool::PooledBody;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::task::TaskTracker;
@@ -103,7 +103,10 @@ impl Upstream {
     }
 
     /// Sends a prepared request (headers already rewritten) and returns the upstream response.
-    pub async fn send(&self, request: Request<Body>) -> Result<Response<Incoming>, UpstreamError> {
+    pub async fn send(
+        &self,
+        request: Request<Body>,
+    ) -> Result<Response<PooledBody>, UpstreamError> {
         match tokio::time::timeout(self.header_timeout, self.exchange(request)).await {
             Err(_) => Err(UpstreamError::Timeout(self.header_timeout)),
             Ok(result) => result,
@@ -113,7 +116,7 @@ impl Upstream {
     async fn exchange(
         &self,
         mut request: Request<Body>,
-    ) -> Result<Response<Incoming>, UpstreamError> {
+    ) -> Result<Response<PooledBody>, UpstreamError> {
         if !request.headers().contains_key(HOST) {
             request.headers_mut().insert(HOST, self.host.clone());
         }
@@ -138,13 +141,11 @@ impl Upstream {
     fn release(
         &self,
         sender: hyper::client::conn::http1::SendRequest<Body>,
-        response: Response<Incoming>,
-    ) -> Response<Incoming> {
-        // An upgraded connection belongs to its tunnel from now on.
-        if response.status() != StatusCode::SWITCHING_PROTOCOLS {
-            self.pool.put(sender);
-        }
-        response
+        response: Response<hyper::body::Incoming>,
+    ) -> Response<PooledBody> {
+        // An upgraded connection belongs to its tunnel from now on, not to the pool.
+        let home = (response.status() != StatusCode::SWITCHING_PROTOCOLS).then_some(sender);
+        response.map(|body| PooledBody::new(&self.pool, home, body))
     }
 }
 
@@ -163,7 +164,7 @@ fn failed(e: &hyper::Error) -> UpstreamError {
 /// Turns an upstream response into the client's, stripping hop-by-hop headers. For a `101`
 /// the two upgraded connections are spliced in a task on `tunnels`.
 pub fn relay_response(
-    mut response: Response<Incoming>,
+    mut response: Response<PooledBody>,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
     tunnels: &TaskTracker,
     metrics: &Arc<Metrics>,

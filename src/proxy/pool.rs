@@ -2,20 +2,24 @@
 //!
 //! There is a single upstream, so the pool is one stack of idle connections, the most recently
 //! used on top (warm in the caches, and the least likely to have been timed out by the
-//! upstream). A connection goes back as soon as its response head has arrived and is taken
-//! again only once hyper reports it ready (its previous response body fully read). Closed and
-//! long-idle connections are dropped where they are met. This replaces hyper-util's generic
-//! client, whose per-host map, checkout/connect race and per-request "return to pool" task
-//! cost about a sixth of a proxied request (BENCHMARKS.md).
+//! upstream). A connection goes back when its response body has been read to the end
+//! ([`PooledBody`]); one whose body is dropped half-read is closed. It is taken again only if
+//! hyper reports it ready. Closed and long-idle connections are dropped where they are met.
+//! This replaces hyper-util's generic client, whose per-host map, checkout/connect race and
+//! per-request "return to pool" task cost about a sixth of a proxied request (BENCHMARKS.md).
 
 use super::UpstreamError;
 use crate::body::Body;
+use bytes::Bytes;
 use http::Uri;
+use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use std::collections::VecDeque;
-use std::sync::{Mutex, PoisonError};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tower_service::Service;
 use tracing::debug;
@@ -72,7 +76,7 @@ impl Pool {
         None
     }
 
-    /// Gives a connection back after its response head arrived.
+    /// Gives a connection back: its response has been read to the end.
     pub fn put(&self, sender: SendRequest<Body>) {
         if sender.is_closed() {
             return;
@@ -110,5 +114,68 @@ impl Pool {
             }
         });
         Ok(sender)
+    }
+}
+
+/// An upstream response body that gives its connection back to the pool once read to the end.
+pub struct PooledBody {
+    body: Incoming,
+    home: Option<(Arc<Pool>, SendRequest<Body>)>,
+}
+
+impl std::fmt::Debug for PooledBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PooledBody")
+            .field("pooled", &self.home.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PooledBody {
+    /// `sender` is the connection `body` arrives on; `None` when it must not be reused.
+    pub fn new(pool: &Arc<Pool>, sender: Option<SendRequest<Body>>, body: Incoming) -> Self {
+        let mut pooled = PooledBody {
+            body,
+            home: sender.map(|s| (Arc::clone(pool), s)),
+        };
+        if hyper::body::Body::is_end_stream(&pooled.body) {
+            pooled.release();
+        }
+        pooled
+    }
+
+    fn release(&mut self) {
+        if let Some((pool, sender)) = self.home.take() {
+            pool.put(sender);
+        }
+    }
+}
+
+impl hyper::body::Body for PooledBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.body).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => this.release(),
+            Poll::Ready(Some(Ok(_))) if this.body.is_end_stream() => this.release(),
+            // A broken connection is not given back.
+            Poll::Ready(Some(Err(_))) => this.home = None,
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }
