@@ -192,9 +192,12 @@ impl CookieCodec {
 
     fn reassemble<'a>(&self, incoming: &Incoming<'a>) -> Option<Cow<'a, str>> {
         let base = incoming.base?;
-        let Some((count, first)) = base.split_once('.') else {
+        // `count.first-chunk`: the count is at most two digits and base64url has no '.', so
+        // only the first bytes are looked at (not the whole kilobyte of an unchunked value).
+        let Some(dot) = base.bytes().take(3).position(|b| b == b'.') else {
             return Some(Cow::Borrowed(base));
         };
+        let (count, first) = (&base[..dot], &base[dot + 1..]);
         let count: usize = count.parse().ok()?;
         if !(2..=MAX_CHUNKS).contains(&count) {
             return None;
