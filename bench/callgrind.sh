@@ -10,16 +10,8 @@
 # wrk when missing. The raw profile is left in $DIR/cg.out for callgrind_annotate.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-need=()
-command -v valgrind >/dev/null || need+=(valgrind)
-command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)
-command -v wrk >/dev/null || need+=(wrk)
-if [ "${#need[@]}" -gt 0 ]; then
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}"
-fi
-export PATH="$PATH:/usr/sbin"
+source bench/need.sh
+need valgrind nginx wrk
 MODE="${1:-session}"
 case "$MODE" in session | anonymous) ;; *) echo "usage: $0 session|anonymous" >&2; exit 2 ;; esac
 cargo build --release --bin token-handler --example seal

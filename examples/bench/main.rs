@@ -299,8 +299,8 @@ async fn main() {
         a.duration.as_secs(),
         a.connections
     );
-    println!("| scenario | round | nginx req/s | th req/s | ratio | nginx p50/p99 ms | th p50/p99 ms | p99 ratio | nginx RSS MiB | th RSS MiB | nginx CPU µs/req | th CPU µs/req | errors |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| scenario | round | nginx req/s | th req/s | ratio | nginx p50/p99 ms | th p50/p99 ms | p50 ratio | p99 ratio | nginx RSS MiB | th RSS MiB | RSS ratio | nginx CPU µs/req | th CPU µs/req | CPU ratio | errors |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut summary = Vec::new();
     // `--rounds 0`: only the refresh storm.
     for (name, path, cookie, script) in scenarios.iter().filter(|_| a.rounds > 0) {
@@ -328,17 +328,20 @@ async fn main() {
             p99_ratios.push(p99_ratio);
             th_rss.push(t.rss_kib as f64 / 1024.0);
             println!(
-                "| {name} | {round} | {:.0} | {:.0} | {ratio:.2} | {}/{} | {}/{} | {p99_ratio:.2} | {:.1} | {:.1} | {:.1} | {:.1} | {}/{} |",
+                "| {name} | {round} | {:.0} | {:.0} | {ratio:.2} | {}/{} | {}/{} | {:.2} | {p99_ratio:.2} | {:.1} | {:.1} | {:.2} | {:.1} | {:.1} | {:.2} | {}/{} |",
                 n.rps,
                 t.rps,
                 ms(n.p50),
                 ms(n.p99),
                 ms(t.p50),
                 ms(t.p99),
+                t.p50.as_secs_f64() / n.p50.as_secs_f64().max(1e-9),
                 n.rss_kib as f64 / 1024.0,
                 t.rss_kib as f64 / 1024.0,
+                t.rss_kib as f64 / n.rss_kib.max(1) as f64,
                 n.cpu_us_per_request,
                 t.cpu_us_per_request,
+                t.cpu_us_per_request / n.cpu_us_per_request.max(1e-9),
                 n.errors,
                 t.errors,
             );
