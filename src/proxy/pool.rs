@@ -71,7 +71,8 @@ impl Pool {
             } else if entry.sender.is_ready() {
                 return idle.remove(i).map(|e| e.sender);
             }
-            // Otherwise its last response body is still being read: leave it for later.
+            // Otherwise hyper has not caught up with the end of its last exchange yet (or the
+            // upstream answered before the request body was all sent): leave it for later.
         }
         None
     }
