@@ -103,13 +103,14 @@ fn benches(c: &mut Criterion) {
             black_box(codec.read(&incoming, now))
         })
     });
+    let client = headers::ClientIp::from(std::net::IpAddr::from([10, 0, 0, 7]));
     c.bench_function("rewrite request headers", |b| {
         b.iter(|| {
             let mut h = headers.clone();
             let kept = codec.strip_own(&h);
             headers::strip_hop_by_hop(&mut h, false);
             let host = h.get("host").cloned();
-            headers::set_forwarded(&mut h, [10, 0, 0, 7].into(), "https", host.as_ref(), false);
+            headers::set_forwarded(&mut h, &client, "https", host.as_ref(), false);
             headers::set_cookies(&mut h, kept);
             headers::set_bearer(&mut h, session.access_token.expose()).expect("bearer");
             black_box(h)

@@ -87,7 +87,7 @@ fn prepare(
     headers::strip_hop_by_hop(&mut headers, upgrade);
     headers::set_forwarded(
         &mut headers,
-        conn.peer.ip(),
+        &conn.client_ip,
         if conn.tls { "https" } else { "http" },
         host.as_ref(),
         app.config.server.trust_forwarded_headers,

@@ -79,16 +79,7 @@ pub async fn run(
             app.metrics.connections_active.inc();
             let metrics = Arc::clone(&app.metrics);
             match acceptor {
-                None => {
-                    serve(
-                        app,
-                        &builder,
-                        stream,
-                        ConnInfo { peer, tls: false },
-                        stopping,
-                    )
-                    .await
-                }
+                None => serve(app, &builder, stream, ConnInfo::new(peer, false), stopping).await,
                 Some(acceptor) => {
                     let handshake = tokio::time::timeout(
                         app.config.server.header_read_timeout,
@@ -96,7 +87,7 @@ pub async fn run(
                     );
                     match handshake.await {
                         Ok(Ok(tls)) => {
-                            serve(app, &builder, tls, ConnInfo { peer, tls: true }, stopping).await
+                            serve(app, &builder, tls, ConnInfo::new(peer, true), stopping).await
                         }
                         Ok(Err(e)) => debug!(error = %e, "TLS handshake failed"),
                         Err(_) => debug!("TLS handshake timed out"),

@@ -87,22 +87,55 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     }
 }
 
+/// A client address as text, formatted once per connection rather than on every request.
+#[derive(Clone, Copy)]
+pub struct ClientIp {
+    text: [u8; 45],
+    len: u8,
+}
+
+impl From<IpAddr> for ClientIp {
+    fn from(ip: IpAddr) -> ClientIp {
+        use std::io::Write;
+        let mut text = [0u8; 45];
+        let mut rest = &mut text[..];
+        // 45 bytes hold the longest IPv6 text form.
+        let _ = write!(rest, "{ip}");
+        let len = (45 - rest.len()) as u8;
+        ClientIp { text, len }
+    }
+}
+
+impl ClientIp {
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.text[..usize::from(self.len)]).unwrap_or("")
+    }
+}
+
+impl std::fmt::Debug for ClientIp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Sets the `X-Forwarded-*` headers for the upstream.
 pub fn set_forwarded(
     headers: &mut HeaderMap,
-    client: IpAddr,
+    client: &ClientIp,
     proto: &'static str,
     host: Option<&HeaderValue>,
     trusted: bool,
 ) {
-    let ip = client.to_string();
+    let ip = client.as_str();
     let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
         // Keep what earlier proxies recorded only when they are trusted; otherwise a client
         // could claim any address.
-        Some(prior) if trusted && !prior.is_empty() => format!("{prior}, {ip}"),
-        _ => ip,
+        Some(prior) if trusted && !prior.is_empty() => {
+            HeaderValue::from_str(&format!("{prior}, {ip}"))
+        }
+        _ => HeaderValue::from_str(ip),
     };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
+    if let Ok(v) = xff {
         headers.insert(X_FORWARDED_FOR.clone(), v);
     }
     if !(trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
@@ -190,6 +223,21 @@ mod tests {
     }
 
     #[test]
+    fn client_ip_text_matches_display_for_every_form() {
+        for ip in [
+            "10.0.0.7",
+            "255.255.255.255",
+            "::1",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+            "::ffff:192.168.100.200",
+            "2001:db8:85a3:8d3:1319:8a2e:370:7348",
+        ] {
+            let ip: IpAddr = ip.parse().expect("ip");
+            assert_eq!(ClientIp::from(ip).as_str(), ip.to_string());
+        }
+    }
+
+    #[test]
     fn forwarded_headers_untrusted_and_trusted() {
         let ip: IpAddr = "10.0.0.7".parse().expect("ip");
         let host = HeaderValue::from_static("app.example.com");
@@ -197,7 +245,7 @@ mod tests {
             ("x-forwarded-for", "1.2.3.4"),
             ("x-forwarded-proto", "https"),
         ]);
-        set_forwarded(&mut h, ip, "http", Some(&host), false);
+        set_forwarded(&mut h, &ip.into(), "http", Some(&host), false);
         assert_eq!(h.get("x-forwarded-for").expect("xff"), "10.0.0.7");
         assert_eq!(h.get("x-forwarded-proto").expect("xfp"), "http");
         assert_eq!(h.get("x-forwarded-host").expect("xfh"), "app.example.com");
@@ -205,7 +253,7 @@ mod tests {
             ("x-forwarded-for", "1.2.3.4"),
             ("x-forwarded-proto", "https"),
         ]);
-        set_forwarded(&mut h, ip, "http", Some(&host), true);
+        set_forwarded(&mut h, &ip.into(), "http", Some(&host), true);
         assert_eq!(h.get("x-forwarded-for").expect("xff"), "1.2.3.4, 10.0.0.7");
         assert_eq!(h.get("x-forwarded-proto").expect("xfp"), "https");
     }

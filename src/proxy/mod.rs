@@ -27,8 +27,20 @@ use tracing::debug;
 #[derive(Debug, Clone, Copy)]
 pub struct ConnInfo {
     pub peer: std::net::SocketAddr,
+    /// The peer's address as text, for `X-Forwarded-For`.
+    pub client_ip: headers::ClientIp,
     /// The client connected over TLS (sets `X-Forwarded-Proto: https`).
     pub tls: bool,
+}
+
+impl ConnInfo {
+    pub fn new(peer: std::net::SocketAddr, tls: bool) -> ConnInfo {
+        ConnInfo {
+            peer,
+            client_ip: peer.ip().into(),
+            tls,
+        }
+    }
 }
 
 #[derive(Debug, Clone, thiserror::Error)]

@@ -30,15 +30,28 @@ pub struct CookieCodec {
     keys: Arc<ArcSwap<KeyRing>>,
 }
 
-/// The proxy's cookies found on one request.
-#[derive(Debug, Default)]
+/// The proxy's cookies found on one request: raw bytes (ours are base64url, which the opening
+/// checks; anything else cannot open, and reads as an invalid session).
+#[derive(Default)]
 pub struct Incoming<'a> {
-    base: Option<&'a str>,
-    chunks: [Option<&'a str>; MAX_CHUNKS],
+    base: Option<&'a [u8]>,
+    chunks: [Option<&'a [u8]>; MAX_CHUNKS],
     /// 1 + highest chunk index seen (0 when none of ours were sent).
     present: usize,
     /// The request also carries cookies that are not ours (the app's).
     foreign: bool,
+}
+
+/// Never the values: a sealed session cookie is a credential for the session.
+impl std::fmt::Debug for Incoming<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Incoming")
+            .field("base", &self.base.map(<[u8]>::len))
+            .field("chunks", &self.chunks.map(|c| c.map(<[u8]>::len)))
+            .field("present", &self.present)
+            .field("foreign", &self.foreign)
+            .finish()
+    }
 }
 
 /// Which session cookies a request carried (not their values): what is needed to delete
@@ -146,8 +159,6 @@ impl CookieCodec {
                 found.foreign = true;
                 continue;
             };
-            // Ours are base64url; anything else cannot open, and reads as an invalid session.
-            let value = std::str::from_utf8(value).unwrap_or("");
             if rest.is_empty() {
                 // Duplicates (possible with non-__Host- names): the first one wins, as most
                 // servers do; a wrong pick fails to open and is treated as no session.
@@ -190,22 +201,22 @@ impl CookieCodec {
         }
     }
 
-    fn reassemble<'a>(&self, incoming: &Incoming<'a>) -> Option<Cow<'a, str>> {
+    fn reassemble<'a>(&self, incoming: &Incoming<'a>) -> Option<Cow<'a, [u8]>> {
         let base = incoming.base?;
         // `count.first-chunk`: the count is at most two digits and base64url has no '.', so
         // only the first bytes are looked at (not the whole kilobyte of an unchunked value).
-        let Some(dot) = base.bytes().take(3).position(|b| b == b'.') else {
+        let Some(dot) = base.iter().take(3).position(|&b| b == b'.') else {
             return Some(Cow::Borrowed(base));
         };
         let (count, first) = (&base[..dot], &base[dot + 1..]);
-        let count: usize = count.parse().ok()?;
+        let count: usize = std::str::from_utf8(count).ok()?.parse().ok()?;
         if !(2..=MAX_CHUNKS).contains(&count) {
             return None;
         }
-        let mut sealed = String::with_capacity(count * CHUNK_BYTES);
-        sealed.push_str(first);
+        let mut sealed = Vec::with_capacity(count * CHUNK_BYTES);
+        sealed.extend_from_slice(first);
         for chunk in &incoming.chunks[1..count] {
-            sealed.push_str((*chunk)?);
+            sealed.extend_from_slice((*chunk)?);
         }
         Some(Cow::Owned(sealed))
     }
