@@ -58,6 +58,14 @@ impl Problems {
     fn url(&mut self, key: &str, raw: Option<String>) -> Option<Url> {
         let s = raw?;
         match Url::parse(&s) {
+            // Credentials in a URL would travel in Host headers, `Debug` output and error
+            // messages; the proxy authenticates with its client secret, never with user:pass@.
+            Ok(u) if !u.username().is_empty() || u.password().is_some() => {
+                self.push(format!(
+                    "{key}: must not carry credentials (user:password@)"
+                ));
+                None
+            }
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Some(u),
             Ok(_) => {
                 self.push(format!("{key}: `{s}` must be an http(s) URL with a host"));
@@ -567,6 +575,19 @@ mod tests {
             c.proxy.public_paths.is_empty(),
             "every path needs a session by default"
         );
+    }
+
+    #[test]
+    fn urls_with_credentials_are_refused_without_echoing_them() {
+        let text = MINIMAL.replace("127.0.0.1:3000", "api:hunter2@127.0.0.1:3000");
+        let err = Config::from_toml(&text, &env_with(&[(COOKIE_KEYS_ENV, KEY)]))
+            .expect_err("credentials refused");
+        let all = err.0.join("\n");
+        assert!(
+            all.contains("upstream.url: must not carry credentials"),
+            "{all}"
+        );
+        assert!(!all.contains("hunter2"), "{all}");
     }
 
     #[test]
