@@ -14,7 +14,8 @@
 //! metrics.rs    Prometheus metrics (bounded labels)
 //! body.rs       the data path's body type
 //! error.rs      the proxy's JSON errors (login_required, idp_unavailable, ...)
-//! session/      Session <-> cookies: chunking, __Host- prefix, attributes, stripping; no I/O
+//! session/      Session <-> cookies: chunking, __Host- prefix, attributes, stripping; no I/O;
+//!               cookie_header.rs: the `Cookie` header read as bytes
 //! idp/          TokenClient + one file per dialect (tokenidp.rs, oauth2.rs); typed IdpError
 //! coordination.rs  cross-replica refresh leases and results on Redis (optional)
 //! refresh/      pure timing (needs_refresh), rotations map, single-flight ensure_fresh

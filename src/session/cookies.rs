@@ -5,11 +5,11 @@
 //! in base64url) and `<name>.1` … `<name>.<count-1>` hold the rest. Responses clear chunk
 //! cookies the new value no longer uses, so a stale chunk can never be glued onto a new value.
 
+use super::cookie_header::{cookie_pair_bytes, raw_pairs, split_pair};
 use super::Session;
 use crate::config::SessionConfig;
 use crate::crypto::KeyRing;
 use arc_swap::ArcSwap;
-use http::header::COOKIE;
 use http::{HeaderMap, HeaderValue};
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -232,23 +232,31 @@ impl CookieCodec {
     /// Seals a session into `Set-Cookie` values (base first, then chunks).
     pub fn seal(&self, session: &Session, now: u64) -> Vec<HeaderValue> {
         let keys = self.keys.load();
+        let fits = |sealed: &String| sealed.len().div_ceil(CHUNK_BYTES) <= MAX_CHUNKS;
         let mut sealed = keys.seal(&self.name, &session.to_bytes());
         // More than MAX_CHUNKS cookies would never be read back: drop what the session can do
         // without (the ID token, then the claims) before giving up on it.
-        if sealed.len().div_ceil(CHUNK_BYTES) > MAX_CHUNKS {
+        if !fits(&sealed) {
             let mut lighter = session.clone();
             lighter.id_token = None;
             sealed = keys.seal(&self.name, &lighter.to_bytes());
-            if sealed.len().div_ceil(CHUNK_BYTES) > MAX_CHUNKS {
+            let mut dropped = "the ID token";
+            if !fits(&sealed) {
                 lighter.claims.clear();
                 sealed = keys.seal(&self.name, &lighter.to_bytes());
+                dropped = "the ID token and claims";
             }
-            tracing::warn!(
-                bytes = sealed.len(),
-                "session too large for its cookies: dropped the ID token and claims to fit"
-            );
-            if sealed.len().div_ceil(CHUNK_BYTES) > MAX_CHUNKS {
-                tracing::error!(bytes = sealed.len(), "session too large to store even without claims: the tokens alone exceed the cookie budget");
+            if fits(&sealed) {
+                tracing::warn!(
+                    bytes = sealed.len(),
+                    dropped,
+                    "session too large for its cookies"
+                );
+            } else {
+                tracing::error!(
+                    bytes = sealed.len(),
+                    "session too large to store even without claims: the tokens alone exceed the cookie budget"
+                );
             }
         }
         let max_age = self.remaining_lifetime(session, now);
@@ -307,21 +315,15 @@ impl CookieCodec {
     /// (`None` when nothing is left). Cookies we cannot parse are passed through untouched.
     pub fn strip_own(&self, headers: &HeaderMap) -> Option<HeaderValue> {
         let mut kept: Vec<u8> = Vec::new();
-        for header in headers.get_all(COOKIE) {
-            for pair in Semicolons(Some(header.as_bytes())).map(<[u8]>::trim_ascii) {
-                let name = match memchr::memchr(b'=', pair) {
-                    Some(i) => pair[..i].trim_ascii(),
-                    None => pair,
-                };
-                if pair.is_empty() || name.starts_with(self.name.as_bytes()) {
-                    continue;
-                }
-                if !kept.is_empty() {
-                    kept.extend_from_slice(b"; ");
-                }
-                // The app's bytes, exactly as the browser sent them.
-                kept.extend_from_slice(pair);
+        for pair in raw_pairs(headers) {
+            if split_pair(pair).0.starts_with(self.name.as_bytes()) {
+                continue;
             }
+            if !kept.is_empty() {
+                kept.extend_from_slice(b"; ");
+            }
+            // The app's bytes, exactly as the browser sent them.
+            kept.extend_from_slice(pair);
         }
         if kept.is_empty() {
             None
@@ -331,60 +333,12 @@ impl CookieCodec {
     }
 }
 
-/// Every `name=value` pair of every `Cookie` header (RFC 6265 §5.4; HTTP/2 may split them),
-/// as bytes: browsers send UTF-8 (even other) bytes in the app's cookie values, and one such
-/// cookie must neither hide the session nor be dropped on its way upstream.
-pub fn cookie_pair_bytes(headers: &HeaderMap) -> impl Iterator<Item = (&[u8], &[u8])> {
-    headers
-        .get_all(COOKIE)
-        .into_iter()
-        .flat_map(|v| Semicolons(Some(v.as_bytes())))
-        .map(<[u8]>::trim_ascii)
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| match memchr::memchr(b'=', pair) {
-            Some(i) => (pair[..i].trim_ascii(), pair[i + 1..].trim_ascii()),
-            // A bare name (no `=`) is still a cookie someone set: never drop it silently.
-            None => (pair, &[][..]),
-        })
-}
-
-/// `bytes.split(|&b| b == b';')`, with memchr: a session cookie is a kilobyte or more, and a
-/// byte-at-a-time split of it was an eighth of a proxied request (BENCHMARKS.md).
-struct Semicolons<'a>(Option<&'a [u8]>);
-
-impl<'a> Iterator for Semicolons<'a> {
-    type Item = &'a [u8];
-
-    fn next(&mut self) -> Option<&'a [u8]> {
-        let rest = self.0?;
-        match memchr::memchr(b';', rest) {
-            Some(i) => {
-                self.0 = Some(&rest[i + 1..]);
-                Some(&rest[..i])
-            }
-            None => {
-                self.0 = None;
-                Some(rest)
-            }
-        }
-    }
-}
-
-/// The pairs whose name and value are text (the proxy's own cookies always are).
-pub fn cookie_pairs(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
-    cookie_pair_bytes(headers).filter_map(|(name, value)| {
-        Some((
-            std::str::from_utf8(name).ok()?,
-            std::str::from_utf8(value).ok()?,
-        ))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::SameSite;
     use crate::secret::{AccessToken, RefreshToken};
+    use http::header::COOKIE;
     use std::time::Duration;
 
     fn codec(keys: &str) -> CookieCodec {

@@ -9,11 +9,11 @@
 //! scanning (measured in BENCHMARKS.md). Claims ride as one JSON string inside, since they
 //! are free-form. A new layout gets a new format byte.
 
+mod cookie_header;
 mod cookies;
 
-pub use cookies::{
-    cookie_pair_bytes, cookie_pairs, CookieCodec, Incoming, Presence, ReadOutcome, MAX_CHUNKS,
-};
+pub use cookie_header::{cookie_pair_bytes, cookie_pairs};
+pub use cookies::{CookieCodec, Incoming, Presence, ReadOutcome, MAX_CHUNKS};
 
 use crate::secret::{AccessToken, IdToken, RefreshToken};
 use serde::{Deserialize, Serialize};
