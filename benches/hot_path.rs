@@ -24,6 +24,7 @@ fn codec() -> CookieCodec {
         rotation_grace: Duration::from_secs(60),
         reuse_window: Duration::from_secs(600),
         max_tracked_rotations: 1000,
+        max_ended_sessions: 10,
         claims: vec![],
     };
     CookieCodec::new(&config, Arc::new(KeyRing::parse(KEY).expect("key")))

@@ -20,6 +20,7 @@ fn main() {
         rotation_grace: std::time::Duration::from_secs(60),
         reuse_window: std::time::Duration::from_secs(600),
         max_tracked_rotations: 1,
+        max_ended_sessions: 10,
         claims: vec![],
     };
     let codec = CookieCodec::new(

@@ -4,45 +4,81 @@
 
 use crate::app::App;
 use crate::body::{full, Body};
+use crate::server::conn::{Activity, Tracked, Verdict, Watchdog};
 use http::header::CONTENT_TYPE;
 use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioIo;
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
-/// Serves the admin endpoints until `shutdown` resolves.
+/// Admin connections served at once (probes and a scraper need a handful).
+const MAX_CONNECTIONS: usize = 64;
+
+/// Serves the admin endpoints until `shutdown` resolves, with the main listener's limits:
+/// a connection idle for `server.header_read_timeout` is closed, a stalled write ends it, and
+/// at most [`MAX_CONNECTIONS`] are open.
 pub async fn run(
     listener: TcpListener,
     app: Arc<App>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     info!(addr = %listener.local_addr()?, "admin listening");
+    let builder = Arc::new(crate::server::builder(&app.config.server));
+    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let stopping = CancellationToken::new();
+    let _stop_on_exit = stopping.clone().drop_guard();
     tokio::pin!(shutdown);
     loop {
+        let permit = tokio::select! {
+            permit = Arc::clone(&limit).acquire_owned() => permit.expect("semaphore never closed"),
+            () = &mut shutdown => return Ok(()),
+        };
         let (stream, _) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
-                    debug!(error = %e, "admin accept failed");
+                    crate::server::accept_backoff(&e).await;
                     continue;
                 }
             },
             () = &mut shutdown => return Ok(()),
         };
-        let app = Arc::clone(&app);
+        let (app, builder, stopping) = (Arc::clone(&app), Arc::clone(&builder), stopping.clone());
         tokio::spawn(async move {
-            let service = service_fn(move |request| {
-                let app = Arc::clone(&app);
-                async move { Ok::<_, std::convert::Infallible>(answer(&app, &request)) }
-            });
-            let _ = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let server = &app.config.server;
+            let (idle, write) = (server.header_read_timeout, server.write_timeout);
+            let activity = Activity::new();
+            let service = {
+                let activity = Arc::clone(&activity);
+                service_fn(move |request| {
+                    let busy = activity.begin();
+                    let response = answer(&app, &request).map(|body| Tracked::new(body, busy));
+                    async move { Ok::<_, std::convert::Infallible>(response) }
+                })
+            };
+            let io = TokioIo::new(crate::server::write_deadline(stream, write));
+            let connection = builder.serve_connection(io, service);
+            tokio::pin!(connection);
+            let mut watchdog = Watchdog::new(activity, idle, stopping);
+            let ended = loop {
+                tokio::select! {
+                    ended = connection.as_mut() => break Some(ended),
+                    verdict = watchdog.next() => match verdict {
+                        Verdict::Close => connection.as_mut().graceful_shutdown(),
+                        Verdict::Drop => break None,
+                    },
+                }
+            };
+            if let Some(Err(e)) = ended {
+                debug!(error = %e, "admin connection ended with an error");
+            }
+            drop(permit);
         });
     }
 }

@@ -1,6 +1,7 @@
 //! Everything a request needs, built once from a validated [`Config`].
 
 use crate::config::Config;
+use crate::ended::EndedSessions;
 use crate::idp::IdpClient;
 use crate::metrics::Metrics;
 use crate::proxy::Upstream;
@@ -18,6 +19,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     pub idp: Arc<IdpClient>,
     pub refresher: Arc<Refresher>,
+    /// Logged-out sessions, refused whatever copy of their cookies comes back.
+    pub ended: EndedSessions,
     pub upstream: Upstream,
     /// Upgraded connections (WebSocket tunnels), drained on shutdown.
     pub tunnels: TaskTracker,
@@ -86,6 +89,7 @@ impl App {
             metrics,
             idp,
             refresher,
+            ended: EndedSessions::new(config.session.max_ended_sessions),
             tunnels: TaskTracker::new(),
             tls,
             reloads: tokio::sync::watch::channel(0).0,

@@ -1,12 +1,16 @@
 //! CSRF defence for cookie-authenticated calls.
 //!
-//! Unsafe methods need a custom header (`x-csrf: 1` by default): a cross-site form cannot
-//! set one, and a cross-site `fetch` that does triggers a CORS preflight we never approve.
+//! Every method but GET, HEAD and OPTIONS needs a custom header (`x-csrf: 1` by default): a
+//! cross-site form cannot set one, and a cross-site `fetch` that does triggers a CORS
+//! preflight we never approve. Method names are compared exactly (they are case-sensitive,
+//! RFC 9110 §9.1): `post`, `PROPFIND` or `FOO` are unsafe like `POST`. A request carrying a
+//! method-override header (`X-HTTP-Method-Override` and kin, which frameworks honour to turn
+//! a GET into a DELETE) counts as unsafe too.
 //! When the browser sends `Origin`, it must be the request's own origin or an allowed one.
 //! WebSocket handshakes cannot carry custom headers, so they need an allowed `Origin`.
 
 use crate::config::CsrfConfig;
-use http::header::{HOST, ORIGIN};
+use http::header::ORIGIN;
 use http::{HeaderMap, Method};
 
 /// Why a request failed the check (for the log line and the message).
@@ -42,10 +46,10 @@ pub fn refusal(
     metrics: &crate::metrics::Metrics,
     method: &Method,
     headers: &HeaderMap,
-    uri: &http::Uri,
+    authority: Option<&str>,
     upgrade: bool,
 ) -> Option<http::Response<crate::body::Body>> {
-    let failure = check(config, method, headers, authority(headers, uri), upgrade).err()?;
+    let failure = check(config, method, headers, authority, upgrade).err()?;
     tracing::warn!(reason = failure.label(), "CSRF check failed");
     metrics.csrf_refusal(failure.label());
     Some(crate::error::error_response(
@@ -54,11 +58,18 @@ pub fn refusal(
     ))
 }
 
-pub fn is_unsafe(method: &Method) -> bool {
-    matches!(
-        *method,
-        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
-    )
+/// Headers through which frameworks let a request claim another method.
+const METHOD_OVERRIDES: [&str; 3] = [
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
+/// Whether a request may change state: any method but GET, HEAD and OPTIONS, or a
+/// method-override header.
+pub fn is_unsafe(method: &Method, headers: &HeaderMap) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+        || METHOD_OVERRIDES.iter().any(|h| headers.contains_key(*h))
 }
 
 /// Checks a request; `authority` is the request's own host (Host header or URI authority).
@@ -76,7 +87,7 @@ pub fn check(
             .then_some(())
             .ok_or(CsrfFailure::OriginNotAllowed);
     }
-    if !is_unsafe(method) {
+    if !is_unsafe(method, headers) {
         return Ok(());
     }
     if headers.get(&config.header).map(|v| v.as_bytes()) != Some(b"1") {
@@ -112,14 +123,6 @@ fn allowed(config: &CsrfConfig, origin: &str, authority: Option<&str>) -> bool {
         || default_port.is_some_and(|d| authority.eq_ignore_ascii_case(&d))
 }
 
-/// The request's own authority: `Host`, or the URI's authority (HTTP/2).
-pub fn authority<'a>(headers: &'a HeaderMap, uri: &'a http::Uri) -> Option<&'a str> {
-    headers
-        .get(HOST)
-        .and_then(|v| v.to_str().ok())
-        .or_else(|| uri.authority().map(|a| a.as_str()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,7 +150,16 @@ mod tests {
             check(&c, &Method::GET, &headers(&[]), Some("app"), false),
             Ok(())
         );
-        for m in [Method::POST, Method::PUT, Method::PATCH, Method::DELETE] {
+        for m in [
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+            Method::from_bytes(b"post").expect("method"),
+            Method::from_bytes(b"PROPFIND").expect("method"),
+            Method::from_bytes(b"MKCOL").expect("method"),
+            Method::from_bytes(b"FOO").expect("method"),
+        ] {
             assert_eq!(
                 check(&c, &m, &headers(&[]), Some("app"), false),
                 Err(CsrfFailure::MissingHeader)
@@ -160,6 +172,27 @@ mod tests {
                 check(&c, &m, &headers(&[("x-csrf", "1")]), Some("app"), false),
                 Ok(())
             );
+        }
+    }
+
+    #[test]
+    fn a_method_override_needs_the_header_too() {
+        let c = config(&[]);
+        for name in [
+            "x-http-method-override",
+            "x-http-method",
+            "x-method-override",
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(name, "DELETE".parse().expect("hv"));
+            assert_eq!(
+                check(&c, &Method::GET, &h, Some("app"), false),
+                Err(CsrfFailure::MissingHeader),
+                "{name}"
+            );
+        }
+        for m in [Method::GET, Method::HEAD, Method::OPTIONS] {
+            assert_eq!(check(&c, &m, &headers(&[]), Some("app"), false), Ok(()));
         }
     }
 

@@ -8,20 +8,22 @@
 
 use crate::app::App;
 use crate::body::{boxed, full, Body};
+use crate::edge::spoofable;
 use crate::error::{error_response, login_required, ErrorCode};
-use crate::proxy::{headers, relay_response, ConnInfo, PooledBody, UpstreamError};
+use crate::proxy::client_body::{BodyFailure, ClientBody, Pace, Watch};
+use crate::proxy::{headers, relay_response, upgrade, ConnInfo, PooledBody, UpstreamError};
 use crate::refresh::{unix_now, Fresh};
 use crate::session::Presence;
 use crate::sessions::{refresh_now, with_cookies, Freshened};
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, HOST, WWW_AUTHENTICATE};
+use http::header::{CONTENT_LENGTH, HOST, SET_COOKIE, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
 use http_body::Body as _;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use tokio::time::Instant;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 /// A request rewritten for the upstream, minus body and token: can be sent twice.
 struct Prepared {
@@ -36,12 +38,7 @@ impl Prepared {
     fn replay(&self, body: &Bytes, access_token: Option<&str>) -> Option<Request<Body>> {
         let idempotent = matches!(
             self.method,
-            Method::GET
-                | Method::HEAD
-                | Method::OPTIONS
-                | Method::PUT
-                | Method::DELETE
-                | Method::TRACE
+            Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
         );
         if !idempotent {
             return None;
@@ -66,18 +63,27 @@ impl Prepared {
     }
 }
 
-/// Rewrites the request's head for the upstream (hop-by-hop, X-Forwarded-*, our cookies).
+/// Where a request goes upstream, as checked at the edge: the authority it addressed and,
+/// when normalisation changed it, its path.
+#[derive(Debug)]
+pub struct Target {
+    pub authority: HeaderValue,
+    pub path: Option<String>,
+}
+
+/// Rewrites the request's head for the upstream (hop-by-hop, spoofable and X-Forwarded-*
+/// headers, our cookies, the checked Host and normalised path).
 fn prepare(
     app: &App,
     mut request: Request<Incoming>,
     conn: ConnInfo,
     upgrade: bool,
+    target: Target,
     presence: &Presence,
 ) -> (Prepared, Incoming, Option<OnUpgrade>) {
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
     let (parts, body) = request.into_parts();
     let mut headers = parts.headers;
-    let host = headers::client_host(&headers, &parts.uri);
     // Rebuilding `Cookie` without ours costs a pass over it: skip it when only ours are there.
     let kept_cookies = if presence.foreign_cookies() {
         app.codec.strip_own(&headers)
@@ -85,24 +91,78 @@ fn prepare(
         None
     };
     headers::strip_hop_by_hop(&mut headers, upgrade);
+    spoofable::strip(&mut headers, conn.trusted);
     headers::set_forwarded(
         &mut headers,
         &conn.client_ip,
         if conn.tls { "https" } else { "http" },
-        host.as_ref(),
-        app.config.server.trust_forwarded_headers,
+        Some(&target.authority),
+        conn.trusted,
     );
     headers::set_cookies(&mut headers, kept_cookies);
-    if let Some(host) = host {
-        // Keep the Host the browser used (HTTP/2 sends it as :authority only).
-        headers.insert(HOST, host);
-    }
+    // The Host the browser addressed (HTTP/2 sends it as :authority only), checked.
+    headers.insert(HOST, target.authority);
     let prepared = Prepared {
         method: parts.method,
-        uri: app.upstream.target(&parts.uri),
+        uri: app.upstream.target(&parts.uri, target.path.as_deref()),
         headers,
     };
     (prepared, body, client_upgrade)
+}
+
+/// The client's body, timed (`server.body_read_timeout` / `body_min_rate`) and watched.
+fn client_body(app: &App, body: Incoming) -> (ClientBody, Watch) {
+    let server = &app.config.server;
+    ClientBody::new(
+        body,
+        Pace {
+            timeout: server.body_read_timeout,
+            min_rate: server.body_min_rate,
+        },
+    )
+}
+
+/// The upstream's answer for the browser: our cookies it tried to set are dropped, and a
+/// `101` is passed on only when it completes the upgrade the client asked for.
+fn relay(
+    app: &App,
+    mut response: Response<PooledBody>,
+    client_upgrade: Option<OnUpgrade>,
+    upgrade: Option<&upgrade::Expected>,
+) -> Response<Body> {
+    strip_own_set_cookies(app, response.headers_mut());
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS
+        && !upgrade.is_some_and(|expected| upgrade::completes(expected, &response))
+    {
+        // Dropping the response closes its connection (a 101 never goes back to the pool).
+        warn!("the upstream switched protocols without completing the requested upgrade; refused");
+        return error_response(
+            ErrorCode::UpstreamUnavailable,
+            "the upstream switched protocols unexpectedly",
+        );
+    }
+    relay_response(response, client_upgrade, &app.tunnels, &app.metrics)
+}
+
+fn strip_own_set_cookies(app: &App, headers: &mut HeaderMap) {
+    if !headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .any(|v| app.codec.is_own_set_cookie(v.as_bytes()))
+    {
+        return;
+    }
+    let kept: Vec<HeaderValue> = headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter(|v| !app.codec.is_own_set_cookie(v.as_bytes()))
+        .cloned()
+        .collect();
+    warn!("the upstream tried to set the proxy's own cookie; dropped");
+    headers.remove(SET_COOKIE);
+    for value in kept {
+        headers.append(SET_COOKIE, value);
+    }
 }
 
 /// A request without a session, forwarded as it is (no token).
@@ -110,11 +170,14 @@ pub async fn anonymous(
     app: &App,
     request: Request<Incoming>,
     conn: ConnInfo,
-    upgrade: bool,
+    upgrade: Option<upgrade::Expected>,
+    target: Target,
     presence: Presence,
 ) -> Response<Body> {
-    let (prepared, body, client_upgrade) = prepare(app, request, conn, upgrade, &presence);
+    let (prepared, body, client_upgrade) =
+        prepare(app, request, conn, upgrade.is_some(), target, &presence);
     let empty = body.is_end_stream();
+    let (body, watch) = client_body(app, body);
     let Some(request) = prepared.request(boxed(body), None) else {
         return error_response(ErrorCode::BadRequest, "cannot forward this request");
     };
@@ -125,34 +188,41 @@ pub async fn anonymous(
         }
     }
     match result {
-        Ok(response) => relay_response(response, client_upgrade, &app.tunnels, &app.metrics),
-        Err(e) => upstream_error(e),
+        Ok(response) => relay(app, response, client_upgrade, upgrade.as_ref()),
+        Err(e) => failure(e, &watch),
     }
 }
 
 /// A request with a fresh session: Bearer injected, one retry after a refresh on
 /// `invalid_token`; `cookies` (a refreshed or re-sealed session) go out on any answer.
+#[allow(clippy::too_many_arguments)]
 pub async fn with_session(
     app: &App,
     request: Request<Incoming>,
     conn: ConnInfo,
-    upgrade: bool,
+    upgrade: Option<upgrade::Expected>,
+    target: Target,
     fresh: Fresh,
     mut cookies: Vec<HeaderValue>,
     presence: Presence,
 ) -> Response<Body> {
-    let (prepared, body, client_upgrade) = prepare(app, request, conn, upgrade, &presence);
-    let (first_body, replay) = if upgrade {
+    let (prepared, body, client_upgrade) =
+        prepare(app, request, conn, upgrade.is_some(), target, &presence);
+    let (body, watch) = client_body(app, body);
+    let (first_body, replay) = if upgrade.is_some() {
         (boxed(body), None)
     } else {
         match hold_if_small(body, &prepared.headers, app.config.proxy.retry_body_bytes).await {
             Ok(Held::Bytes(bytes)) => (full(bytes.clone()), Some(bytes)),
             Ok(Held::Stream(body)) => (boxed(body), None),
             Err(()) => {
-                return with_cookies(
-                    error_response(ErrorCode::BadRequest, "could not read the request body"),
-                    cookies,
-                )
+                let refusal = match watch.failure() {
+                    Some(failure) => client_body_error(failure),
+                    None => {
+                        error_response(ErrorCode::BadRequest, "could not read the request body")
+                    }
+                };
+                return with_cookies(refusal, cookies);
             }
         }
     };
@@ -197,8 +267,8 @@ pub async fn with_session(
         }
     }
     let response = match result {
-        Ok(response) => relay_response(response, client_upgrade, &app.tunnels, &app.metrics),
-        Err(e) => upstream_error(e),
+        Ok(response) => relay(app, response, client_upgrade, upgrade.as_ref()),
+        Err(e) => failure(e, &watch),
     };
     // Refreshed cookies go out even on 502/504: the IdP already rotated the tokens.
     with_cookies(response, cookies)
@@ -206,11 +276,11 @@ pub async fn with_session(
 
 enum Held {
     Bytes(Bytes),
-    Stream(Incoming),
+    Stream(ClientBody),
 }
 
 /// Holds the body in memory when it is empty or declared no larger than `cap`.
-async fn hold_if_small(body: Incoming, headers: &HeaderMap, cap: usize) -> Result<Held, ()> {
+async fn hold_if_small(body: ClientBody, headers: &HeaderMap, cap: usize) -> Result<Held, ()> {
     if body.is_end_stream() {
         return Ok(Held::Bytes(Bytes::new()));
     }
@@ -249,6 +319,32 @@ async fn send(app: &App, request: Request<Body>) -> Result<Response<PooledBody>,
         .upstream_seconds
         .observe(sent.elapsed().as_secs_f64());
     result
+}
+
+/// A request that got no answer: the client's fault when its own body broke the exchange
+/// (400, or 408 when it was too slow; logged at debug, no upstream alert), else the upstream's.
+fn failure(e: UpstreamError, watch: &Watch) -> Response<Body> {
+    match watch.failure() {
+        Some(failure) => client_body_error(failure),
+        None => upstream_error(e),
+    }
+}
+
+fn client_body_error(failure: BodyFailure) -> Response<Body> {
+    debug!(?failure, "the client's request body failed");
+    match failure {
+        BodyFailure::TimedOut => error_response(
+            ErrorCode::RequestTimeout,
+            "the request body did not arrive in time",
+        ),
+        BodyFailure::Malformed => {
+            error_response(ErrorCode::BadRequest, "the request body is malformed")
+        }
+        BodyFailure::Disconnected => error_response(
+            ErrorCode::BadRequest,
+            "the request body ended before it was complete",
+        ),
+    }
 }
 
 fn upstream_error(e: UpstreamError) -> Response<Body> {

@@ -8,18 +8,21 @@ use crate::app::App;
 use crate::body::Body;
 use crate::config::BrowserAuthorization;
 use crate::csrf;
+use crate::edge;
 use crate::endpoints;
 use crate::error::{error_response, idp_unavailable, login_required, ErrorCode};
 use crate::forward;
+pub use crate::forward::Target;
 use crate::metrics::RequestLabels;
-use crate::proxy::headers;
+use crate::proxy::upgrade;
 pub use crate::proxy::ConnInfo;
 use crate::refresh::unix_now;
 use crate::session::ReadOutcome;
 use crate::sessions::{self, freshen, with_cookies, Freshened};
-use http::header::AUTHORIZATION;
-use http::{Request, Response};
+use http::header::{AUTHORIZATION, CACHE_CONTROL};
+use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
+use std::borrow::Cow;
 use std::sync::Arc;
 use tokio::time::Instant;
 use tracing::field::Empty;
@@ -28,32 +31,50 @@ use tracing::{debug, info, info_span, Instrument};
 /// Routes a request to the proxy's own endpoints or upstream.
 pub async fn handle(app: Arc<App>, request: Request<Incoming>, conn: ConnInfo) -> Response<Body> {
     let started = Instant::now();
-    let path = request.uri().path();
-    let prefix = app.config.proxy.auth_prefix.as_str();
-    let own = path
-        .strip_prefix(prefix)
-        .filter(|rest| rest.is_empty() || rest.starts_with('/'))
-        .map(str::to_string);
-    let protected = app.config.proxy.is_protected(path);
-    let route = match &own {
-        Some(rest) => endpoints::route_class(rest),
-        None if headers::is_upgrade(request.headers()) => "upgrade",
-        None if protected => "protected",
-        None => "public",
+    let routed = route(&app, &request);
+    let label = match &routed {
+        Err(_) => "refused",
+        Ok(Route::Own { rest, .. }) => endpoints::route_class(rest),
+        Ok(Route::Upstream {
+            upgrade: Some(_), ..
+        }) => "upgrade",
+        Ok(Route::Upstream {
+            protected: true, ..
+        }) => "protected",
+        Ok(Route::Upstream { .. }) => "public",
     };
     // One span per request; fields are opted in (never a path, a query or a header value).
     let span = info_span!(
         "request",
         method = %request.method(),
-        route,
+        route = label,
         status = Empty,
         latency_ms = Empty,
         session = Empty,
     );
     async move {
-        let response = match own {
-            Some(rest) => endpoints::handle(&app, &request, &rest).await,
-            None => proxy(&app, request, conn, protected).await,
+        let response = match routed {
+            Err(refusal) => {
+                debug!(reason = refusal.message(), "request refused at the edge");
+                let code = match refusal {
+                    edge::Refusal::Method => ErrorCode::MethodNotAllowed,
+                    _ => ErrorCode::BadRequest,
+                };
+                error_response(code, refusal.message())
+            }
+            Ok(Route::Own { rest, authority }) => {
+                let mut response = endpoints::handle(&app, &request, &rest, &authority).await;
+                // RFC 9111: nothing the proxy says about a session may be stored by a cache.
+                response
+                    .headers_mut()
+                    .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                response
+            }
+            Ok(Route::Upstream {
+                protected,
+                upgrade,
+                target,
+            }) => proxy(&app, request, conn, protected, upgrade, target).await,
         };
         let status = response.status().as_u16();
         let span = tracing::Span::current();
@@ -61,7 +82,10 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>, conn: ConnInfo) -
         span.record("latency_ms", started.elapsed().as_millis() as u64);
         app.metrics
             .requests
-            .get_or_create(&RequestLabels { route, status })
+            .get_or_create(&RequestLabels {
+                route: label,
+                status,
+            })
             .inc();
         if app.config.log.access_log {
             info!("request");
@@ -74,14 +98,63 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>, conn: ConnInfo) -
     .await
 }
 
+/// Where a request goes, decided once on its checked authority and normalised path.
+enum Route {
+    /// One of the proxy's endpoints; `rest` is the path below the prefix.
+    Own {
+        rest: String,
+        authority: HeaderValue,
+    },
+    Upstream {
+        protected: bool,
+        upgrade: Option<upgrade::Expected>,
+        target: Target,
+    },
+}
+
+fn route(app: &App, request: &Request<Incoming>) -> Result<Route, edge::Refusal> {
+    let admitted = edge::admit(request)?;
+    let decoded = &admitted.path.decoded[..];
+    let prefix = app.config.proxy.auth_prefix.as_bytes();
+    if let Some(rest) = decoded
+        .strip_prefix(prefix)
+        .filter(|rest| rest.is_empty() || rest.starts_with(b"/"))
+    {
+        return Ok(Route::Own {
+            rest: String::from_utf8_lossy(rest).into_owned(),
+            authority: admitted.authority,
+        });
+    }
+    let protected = app.config.proxy.is_protected(decoded);
+    let upgrade = upgrade::requested(
+        request.method(),
+        request.version(),
+        request.headers(),
+        &app.config.proxy.upgrades,
+    );
+    let path = match admitted.path.forward {
+        Cow::Borrowed(_) => None,
+        Cow::Owned(path) => Some(path),
+    };
+    Ok(Route::Upstream {
+        protected,
+        upgrade,
+        target: Target {
+            authority: admitted.authority,
+            path,
+        },
+    })
+}
+
 async fn proxy(
     app: &App,
     request: Request<Incoming>,
     conn: ConnInfo,
     protected: bool,
+    upgrade: Option<upgrade::Expected>,
+    target: Target,
 ) -> Response<Body> {
-    let upgrade = headers::is_upgrade(request.headers());
-    if let Some(refusal) = oversized_headers(app, request.headers()) {
+    if let Some(refusal) = oversized_headers(app, &request) {
         return refusal;
     }
     let now = unix_now();
@@ -104,7 +177,7 @@ async fn proxy(
         if protected {
             return login_required();
         }
-        return forward::anonymous(app, request, conn, upgrade, presence).await;
+        return forward::anonymous(app, request, conn, upgrade, target, presence).await;
     };
 
     if let Some(refusal) = csrf::refusal(
@@ -112,8 +185,8 @@ async fn proxy(
         &app.metrics,
         request.method(),
         request.headers(),
-        request.uri(),
-        upgrade,
+        target.authority.to_str().ok(),
+        upgrade.is_some(),
     ) {
         return refusal;
     }
@@ -128,19 +201,31 @@ async fn proxy(
 
     match freshen(app, session, retired_key, &presence, now).await {
         Freshened::Ready { fresh, cookies } => {
-            forward::with_session(app, request, conn, upgrade, fresh, cookies, presence).await
+            forward::with_session(
+                app, request, conn, upgrade, target, fresh, cookies, presence,
+            )
+            .await
         }
         Freshened::Unavailable { retry_after } => idp_unavailable(retry_after),
         Freshened::Ended { clear } => with_cookies(login_required(), clear),
     }
 }
 
-/// 431 `request_too_large` when the request's header block exceeds `server.max_header_bytes`.
-fn oversized_headers(app: &App, headers: &http::HeaderMap) -> Option<Response<Body>> {
-    let size: usize = headers
-        .iter()
-        .map(|(k, v)| k.as_str().len() + v.len() + 4)
-        .sum();
+/// 431 `request_too_large` when the request's head exceeds `server.max_header_bytes`: the
+/// header fields plus the request line (HTTP/2: the pseudo-headers), the same count on both
+/// protocols.
+fn oversized_headers<B>(app: &App, request: &Request<B>) -> Option<Response<Body>> {
+    let uri = request.uri();
+    let line = request.method().as_str().len()
+        + uri.path_and_query().map_or(1, |p| p.as_str().len())
+        + uri.authority().map_or(0, |a| a.as_str().len())
+        + 12;
+    let size: usize = line
+        + request
+            .headers()
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len() + 4)
+            .sum::<usize>();
     (size > app.config.server.max_header_bytes).then(|| {
         error_response(
             ErrorCode::HeadersTooLarge,

@@ -9,11 +9,14 @@
 //! ```text
 //! secret.rs     AccessToken / RefreshToken / ClientSecret / ...: redacted Debug, .expose()
 //! crypto.rs     KeyRing: seal(name, bytes) / open(name, value), AES-256-GCM, name as AAD
+//! edge/         a request's method, Host and path checked and normalised once; headers only
+//!               a trusted proxy may send (pure: no I/O, no responses)
 //! tls.rs        listener certificate (hot-swappable), client trust roots
 //! config/       TOML + env secrets → validated Config; every problem at once (exit 64)
 //! metrics.rs    Prometheus metrics (bounded labels)
 //! body.rs       the data path's body type
 //! error.rs      the proxy's JSON errors (login_required, idp_unavailable, ...)
+//! ended.rs      the record of logged-out sessions (every copy of their cookies refused)
 //! session/      Session <-> cookies: chunking, __Host- prefix, attributes, stripping; no I/O;
 //!               cookie_header.rs: the `Cookie` header read as bytes
 //! idp/          TokenClient + one file per dialect (tokenidp.rs, oauth2.rs); typed IdpError
@@ -21,14 +24,16 @@
 //! refresh/      pure timing (needs_refresh), rotations map, single-flight ensure_fresh
 //! csrf.rs       custom-header + Origin checks
 //! proxy/        hop-by-hop strip, X-Forwarded-*, cookie strip, Bearer inject, stream, upgrade;
-//!               pool.rs: keep-alive connections to the one upstream
+//!               pool.rs: keep-alive connections to the one upstream; upgrade.rs: which
+//!               upgrades are tunnelled; client_body.rs: the request body, timed and watched
 //! app.rs        App: everything a request needs, built once
 //! reload.rs     hot reload of mounted TLS files, cookie keys and client secret
 //! sessions.rs   a request's session opened, made fresh, and its response cookies
 //! endpoints/    /auth/login, /auth/callback, /auth/session, /auth/logout
 //! forward.rs    one request upstream: rewrite, Bearer, one retry after a refresh on invalid_token
 //! handler.rs    per request: session → CSRF → ensure_fresh → forward → cookies
-//! server.rs     run(listener, app, shutdown): accept loop, HTTP/1.1 + h2c, graceful drain
+//! server/       run(listener, app, shutdown): accept loop, HTTP/1.1 + h2c, graceful drain;
+//!               conn.rs: idle limit from accept; stall.rs: write-stall limit
 //! admin.rs      admin listener: /healthz, /readyz, /metrics
 //! telemetry.rs  tracing-subscriber set-up
 //!
@@ -46,6 +51,8 @@ pub mod coordination;
 pub mod crypto;
 pub mod csrf;
 pub mod demo;
+pub mod edge;
+pub mod ended;
 pub mod endpoints;
 pub mod error;
 pub mod forward;

@@ -6,7 +6,7 @@ use crate::body::Body;
 use crate::idp::IdpError;
 use crate::refresh::{Fresh, RefreshError};
 use crate::session::{Presence, ReadOutcome, Session};
-use http::header::SET_COOKIE;
+use http::header::{CACHE_CONTROL, SET_COOKIE};
 use http::{HeaderValue, Response};
 use std::time::Duration;
 
@@ -26,10 +26,17 @@ pub enum Freshened {
 }
 
 /// Opens the request's session; notes its fingerprint on the request's span and counts
-/// sessions still sealed with a retired key.
+/// sessions still sealed with a retired key. A session that was logged out reads as invalid,
+/// whichever copy of its cookies this is.
 pub fn read(app: &App, headers: &http::HeaderMap, now: u64) -> (Presence, ReadOutcome) {
     let incoming = app.codec.incoming(headers);
-    let outcome = app.codec.read(&incoming, now);
+    let mut outcome = app.codec.read(&incoming, now);
+    if let ReadOutcome::Valid { session, .. } = &outcome {
+        if app.ended.is_ended(&session.id, now) {
+            tracing::debug!("the session was logged out; its cookie is refused");
+            outcome = ReadOutcome::Invalid;
+        }
+    }
     if let ReadOutcome::Valid {
         session,
         retired_key,
@@ -106,9 +113,15 @@ fn outcome(
     Freshened::Ready { fresh, cookies }
 }
 
-/// Appends `Set-Cookie` lines to a response.
+/// Appends `Set-Cookie` lines to a response. A response that sets a session cookie must never
+/// be stored by a shared cache and served to someone else (RFC 9111 §5.2.2.5): it gets
+/// `Cache-Control: no-store`, whatever the upstream said.
 pub fn with_cookies(mut response: Response<Body>, cookies: Vec<HeaderValue>) -> Response<Body> {
+    if cookies.is_empty() {
+        return response;
+    }
     let headers = response.headers_mut();
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     for cookie in cookies {
         headers.append(SET_COOKIE, cookie);
     }

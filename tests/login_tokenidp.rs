@@ -223,7 +223,8 @@ async fn open_redirect_return_to_values_are_refused() {
         "/%2F%2Fevil.example",
         "/%5Cevil.example",
         "/x\r\nSet-Cookie: a=b",
-        "evil.example",
+        "/.//evil.example",
+        "/%2e//evil.example",
     ] {
         let r = h
             .http

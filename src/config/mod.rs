@@ -5,8 +5,10 @@
 //! Secrets never come from the TOML file (it lands in ConfigMaps and repositories): only from
 //! `TOKEN_HANDLER_CLIENT_SECRET[_FILE]` and `TOKEN_HANDLER_COOKIE_KEYS[_FILE]`.
 
+mod proxy;
 mod raw;
 pub mod secrets;
+mod server;
 mod validate;
 
 use crate::crypto::KeyRing;
@@ -18,7 +20,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use url::Url;
 
+pub use proxy::{BrowserAuthorization, ProxyConfig};
 pub use secrets::{CLIENT_SECRET_ENV, COOKIE_KEYS_ENV};
+pub use server::{ServerConfig, TlsFiles};
 
 /// Every problem found in a configuration, one line each.
 #[derive(Debug, thiserror::Error)]
@@ -65,34 +69,6 @@ impl std::fmt::Debug for CoordinationConfig {
 }
 
 #[derive(Debug, Clone)]
-pub struct ServerConfig {
-    pub listen: SocketAddr,
-    pub admin_listen: Option<SocketAddr>,
-    /// How long in-flight requests may take to finish after SIGTERM.
-    pub shutdown_grace: Duration,
-    /// Keep `X-Forwarded-Proto/-Host` sent by a trusted ingress instead of overwriting them.
-    pub trust_forwarded_headers: bool,
-    pub max_connections: usize,
-    /// Time to receive a request's headers, counted from when the connection is ready for
-    /// the next request: it also closes idle keep-alive connections (hyper's semantics), and
-    /// bounds TLS handshakes.
-    pub header_read_timeout: Duration,
-    pub max_header_bytes: usize,
-    /// TLS on the listener (PEM files, re-read when they change).
-    pub tls: Option<TlsFiles>,
-    /// How often mounted files (TLS, cookie keys, client secret) are checked for changes.
-    pub reload_interval: Duration,
-    /// Runtime worker threads; 0 = one per CPU core.
-    pub worker_threads: usize,
-}
-
-#[derive(Debug, Clone)]
-pub struct TlsFiles {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-}
-
-#[derive(Debug, Clone)]
 pub struct UpstreamConfig {
     pub url: Url,
     pub connect_timeout: Duration,
@@ -134,7 +110,9 @@ pub struct IdpConfig {
     pub client_auth: ClientAuth,
     pub scope: String,
     pub send_scope_on_refresh: bool,
-    pub redirect_uri: Option<Url>,
+    /// This proxy's `/auth/callback` as registered at the IdP; its origin is the proxy's
+    /// public origin (post-login `return_to` must stay on it).
+    pub redirect_uri: Url,
     pub post_logout_redirect_uri: Option<String>,
     pub extra_authorize_params: Vec<(String, String)>,
     /// Send `id_token_hint` (the ID token, in a URL) to the end-session endpoint. Off by
@@ -180,43 +158,10 @@ pub struct SessionConfig {
     pub reuse_window: Duration,
     /// Cap on remembered rotations (memory bound).
     pub max_tracked_rotations: usize,
+    /// Cap on remembered logged-out sessions (memory bound; see `ended`).
+    pub max_ended_sessions: usize,
     /// ID-token claims copied into the session (and shown by `/auth/session`).
     pub claims: Vec<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BrowserAuthorization {
-    /// Drop the browser's `Authorization` header and send ours.
-    Replace,
-    /// Refuse the request with 400 `bad_request`.
-    Reject,
-}
-
-#[derive(Debug, Clone)]
-pub struct ProxyConfig {
-    /// Path prefixes that need a session (default `/`: everything).
-    pub protected_paths: Vec<String>,
-    /// Exceptions inside the protected prefixes, reachable without a session.
-    pub public_paths: Vec<String>,
-    pub browser_authorization: BrowserAuthorization,
-    /// Prefix of the proxy's own endpoints (`/auth`).
-    pub auth_prefix: String,
-    /// Largest request body held in memory so the request can be retried once after a
-    /// refresh when the upstream answers 401 `invalid_token`.
-    pub retry_body_bytes: usize,
-}
-
-impl ProxyConfig {
-    /// Whether `path` needs a session: under a protected prefix and not under a public one.
-    pub fn is_protected(&self, path: &str) -> bool {
-        self.protected_paths
-            .iter()
-            .any(|p| path.starts_with(p.as_str()))
-            && !self
-                .public_paths
-                .iter()
-                .any(|p| path.starts_with(p.as_str()))
-    }
 }
 
 #[derive(Debug, Clone)]

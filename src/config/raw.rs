@@ -12,9 +12,16 @@ pub struct Server {
     pub admin_listen: Option<String>,
     pub shutdown_grace: Option<String>,
     pub trust_forwarded_headers: Option<bool>,
+    pub trusted_proxies: Option<Vec<String>>,
     pub max_connections: Option<usize>,
     pub header_read_timeout: Option<String>,
     pub max_header_bytes: Option<usize>,
+    pub body_read_timeout: Option<String>,
+    pub body_min_rate: Option<u64>,
+    pub write_timeout: Option<String>,
+    pub h2_max_concurrent_streams: Option<u32>,
+    pub h2_keepalive_interval: Option<String>,
+    pub h2_keepalive_timeout: Option<String>,
     pub tls_cert_file: Option<String>,
     pub tls_key_file: Option<String>,
     pub reload_interval: Option<String>,
@@ -65,6 +72,7 @@ pub struct Session {
     pub rotation_grace: Option<String>,
     pub reuse_window: Option<String>,
     pub max_tracked_rotations: Option<usize>,
+    pub max_ended_sessions: Option<usize>,
     pub claims: Option<Vec<String>>,
 }
 
@@ -76,6 +84,7 @@ pub struct Proxy {
     pub browser_authorization: Option<String>,
     pub auth_prefix: Option<String>,
     pub retry_body_bytes: Option<usize>,
+    pub upgrades: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -25,15 +25,30 @@ const RESERVED_AUTHORIZE_PARAMS: &[&str] = &[
     "code_challenge_method",
 ];
 
-#[derive(Default)]
-struct Problems(Vec<String>);
+#[derive(Debug, Default)]
+pub(super) struct Problems(pub(super) Vec<String>);
 
 impl Problems {
-    fn push(&mut self, p: impl Into<String>) {
+    #[cfg(test)]
+    pub(super) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    #[cfg(test)]
+    pub(super) fn joined(&self) -> String {
+        self.0.join("\n")
+    }
+
+    pub(super) fn push(&mut self, p: impl Into<String>) {
         self.0.push(p.into());
     }
 
-    fn duration(&mut self, key: &str, raw: Option<String>, default: Duration) -> Duration {
+    pub(super) fn duration(
+        &mut self,
+        key: &str,
+        raw: Option<String>,
+        default: Duration,
+    ) -> Duration {
         match raw {
             None => default,
             Some(s) => humantime::parse_duration(&s).unwrap_or_else(|e| {
@@ -45,7 +60,7 @@ impl Problems {
         }
     }
 
-    fn addr(&mut self, key: &str, raw: Option<String>, default: &str) -> SocketAddr {
+    pub(super) fn addr(&mut self, key: &str, raw: Option<String>, default: &str) -> SocketAddr {
         let s = raw.unwrap_or_else(|| default.to_string());
         s.parse().unwrap_or_else(|_| {
             self.push(format!(
@@ -55,7 +70,7 @@ impl Problems {
         })
     }
 
-    fn url(&mut self, key: &str, raw: Option<String>) -> Option<Url> {
+    pub(super) fn url(&mut self, key: &str, raw: Option<String>) -> Option<Url> {
         let s = raw?;
         match Url::parse(&s) {
             // Credentials in a URL would travel in Host headers, `Debug` output and error
@@ -78,7 +93,7 @@ impl Problems {
         }
     }
 
-    fn one_of<T: Copy>(
+    pub(super) fn one_of<T: Copy>(
         &mut self,
         key: &str,
         raw: Option<String>,
@@ -126,7 +141,7 @@ pub(super) fn validate(
             ));
         }
     }
-    let server = server(section(&table, "server", &mut p), &mut p);
+    let server = super::server::server(section(&table, "server", &mut p), &mut p);
     let upstream = upstream(section(&table, "upstream", &mut p), &mut p);
     let client_secret = secrets::client_secret(env, &mut p.0);
     let idp = idp(
@@ -135,7 +150,7 @@ pub(super) fn validate(
         &mut p,
     );
     let session = session(section(&table, "session", &mut p), &mut p);
-    let proxy = proxy(section(&table, "proxy", &mut p), &mut p);
+    let proxy = super::proxy::proxy(section(&table, "proxy", &mut p), &mut p);
     let csrf = csrf(section(&table, "csrf", &mut p), &mut p);
     let log = log(section(&table, "log", &mut p), &mut p);
     let coordination = coordination(
@@ -163,65 +178,6 @@ pub(super) fn validate(
             },
         }),
         _ => Err(ConfigError(p.0)),
-    }
-}
-
-fn server(r: raw::Server, p: &mut Problems) -> ServerConfig {
-    let max_connections = r.max_connections.unwrap_or(10_000);
-    if !(1..=1_000_000).contains(&max_connections) {
-        p.push("server.max_connections: must be between 1 and 1000000");
-    }
-    let max_header_bytes = r.max_header_bytes.unwrap_or(32 * 1024);
-    if !(1024..=1024 * 1024).contains(&max_header_bytes) {
-        p.push("server.max_header_bytes: must be between 1024 and 1048576");
-    }
-    let reload_interval = p.duration(
-        "server.reload_interval",
-        r.reload_interval,
-        Duration::from_secs(10),
-    );
-    if reload_interval < Duration::from_millis(100) {
-        p.push("server.reload_interval: must be at least 100ms");
-    }
-    ServerConfig {
-        listen: p.addr("server.listen", r.listen, "0.0.0.0:8080"),
-        admin_listen: Some(p.addr("server.admin_listen", r.admin_listen, "0.0.0.0:9090")),
-        shutdown_grace: p.duration(
-            "server.shutdown_grace",
-            r.shutdown_grace,
-            Duration::from_secs(20),
-        ),
-        trust_forwarded_headers: r.trust_forwarded_headers.unwrap_or(false),
-        max_connections,
-        header_read_timeout: p.duration(
-            "server.header_read_timeout",
-            r.header_read_timeout,
-            Duration::from_secs(30),
-        ),
-        max_header_bytes,
-        tls: tls_files(r.tls_cert_file, r.tls_key_file, p),
-        reload_interval,
-        worker_threads: r.worker_threads.unwrap_or(0),
-    }
-}
-
-fn tls_files(cert: Option<String>, key: Option<String>, p: &mut Problems) -> Option<TlsFiles> {
-    match (cert, key) {
-        (None, None) => None,
-        (Some(cert), Some(key)) => {
-            let files = TlsFiles {
-                cert: cert.into(),
-                key: key.into(),
-            };
-            if let Err(e) = crate::tls::load_certified_key(&files.cert, &files.key) {
-                p.push(format!("server.tls_cert_file / tls_key_file: {e}"));
-            }
-            Some(files)
-        }
-        _ => {
-            p.push("server.tls_cert_file and server.tls_key_file go together");
-            None
-        }
     }
 }
 
@@ -320,6 +276,18 @@ fn idp(r: raw::Idp, has_secret: bool, p: &mut Problems) -> IdpConfig {
             _ => p.push(format!("idp.extra_authorize_params.{k}: must be a string")),
         }
     }
+    // Required: derived from the request's Host it would be attacker-chosen and always
+    // http://, even behind TLS.
+    let given = r.redirect_uri.is_some();
+    let redirect_uri = match p.url("idp.redirect_uri", r.redirect_uri) {
+        Some(url) => url,
+        None => {
+            if !given {
+                p.push("idp.redirect_uri: required: this proxy's callback as registered at the IdP, like \"https://app.example.com/auth/callback\"");
+            }
+            Url::parse("https://redirect-uri.invalid/auth/callback").expect("static URL")
+        }
+    };
     let max_response_bytes = r.max_response_bytes.unwrap_or(256 * 1024);
     if max_response_bytes < 1024 {
         p.push("idp.max_response_bytes: must be at least 1024");
@@ -339,7 +307,7 @@ fn idp(r: raw::Idp, has_secret: bool, p: &mut Problems) -> IdpConfig {
         send_scope_on_refresh: r
             .send_scope_on_refresh
             .unwrap_or(dialect == Dialect::TokenIdp),
-        redirect_uri: p.url("idp.redirect_uri", r.redirect_uri),
+        redirect_uri,
         post_logout_redirect_uri: r.post_logout_redirect_uri,
         extra_authorize_params: extra,
         logout_id_token_hint: r.logout_id_token_hint.unwrap_or(false),
@@ -403,6 +371,10 @@ fn session(r: raw::Session, p: &mut Problems) -> SessionConfig {
     if max_tracked_rotations == 0 {
         p.push("session.max_tracked_rotations: must be at least 1");
     }
+    let max_ended_sessions = r.max_ended_sessions.unwrap_or(100_000);
+    if max_ended_sessions == 0 {
+        p.push("session.max_ended_sessions: must be at least 1");
+    }
     SessionConfig {
         cookie_name: if host_prefix {
             format!("__Host-{base}")
@@ -420,47 +392,12 @@ fn session(r: raw::Session, p: &mut Problems) -> SessionConfig {
         rotation_grace,
         reuse_window,
         max_tracked_rotations,
+        max_ended_sessions,
         claims: r.claims.unwrap_or_else(|| {
             ["sub", "name", "email", "preferred_username"]
                 .map(String::from)
                 .to_vec()
         }),
-    }
-}
-
-fn proxy(r: raw::Proxy, p: &mut Problems) -> ProxyConfig {
-    let protected_paths = r.protected_paths.unwrap_or_else(|| vec!["/".to_string()]);
-    let public_paths = r.public_paths.unwrap_or_default();
-    for (key, paths) in [
-        ("protected_paths", &protected_paths),
-        ("public_paths", &public_paths),
-    ] {
-        for path in paths {
-            if !path.starts_with('/') {
-                p.push(format!("proxy.{key}: `{path}` must start with `/`"));
-            }
-        }
-    }
-    let auth_prefix = r.auth_prefix.unwrap_or_else(|| "/auth".to_string());
-    if !auth_prefix.starts_with('/') || auth_prefix.ends_with('/') || auth_prefix.len() < 2 {
-        p.push(format!(
-            "proxy.auth_prefix: `{auth_prefix}` must look like \"/auth\""
-        ));
-    }
-    ProxyConfig {
-        protected_paths,
-        public_paths,
-        browser_authorization: p.one_of(
-            "proxy.browser_authorization",
-            r.browser_authorization,
-            BrowserAuthorization::Replace,
-            &[
-                ("replace", BrowserAuthorization::Replace),
-                ("reject", BrowserAuthorization::Reject),
-            ],
-        ),
-        auth_prefix,
-        retry_body_bytes: r.retry_body_bytes.unwrap_or(64 * 1024),
     }
 }
 
@@ -559,6 +496,7 @@ mod tests {
         dialect = "tokenidp"
         issuer = "https://idp.example.com"
         client_id = "spa"
+        redirect_uri = "https://app.example.com/auth/callback"
     "#;
 
     #[test]
@@ -615,6 +553,7 @@ mod tests {
             "idp.dialect",
             "idp.issuer",
             "idp.client_id",
+            "idp.redirect_uri: required",
             "needs a client secret",
             "session.host_prefix",
             "unknown section [wat]",

@@ -67,7 +67,12 @@ pub async fn callback<B>(app: &App, request: &Request<B>) -> Response<Body> {
             );
             app.metrics.login("success");
             info!(event = "login", "session created");
-            with_cookies(continue_to(&flow.return_to), cookies)
+            // Sealed by us at login, but checked again: the page must never send the browser off
+            // this origin, whatever wrote the flow.
+            let target =
+                super::return_to::validate(Some(&flow.return_to), &app.config.idp.redirect_uri)
+                    .unwrap_or_else(|| "/".to_string());
+            with_cookies(continue_to(&target), cookies)
         }
         Err(failure) => {
             app.metrics.login(failure.outcome);

@@ -18,10 +18,12 @@ use tracing::info;
 
 pub fn login<B>(app: &App, request: &Request<B>) -> Response<Body> {
     let return_to = super::query_param(request.uri(), "return_to");
-    let Some(return_to) = return_to::validate(return_to.as_deref()) else {
+    let redirect_uri = &app.config.idp.redirect_uri;
+    // The callback's origin is the proxy's public origin: the destination must stay on it.
+    let Some(return_to) = return_to::validate(return_to.as_deref(), redirect_uri) else {
         return error_response(
             ErrorCode::BadRequest,
-            "return_to must be a path on this site, like /dashboard",
+            "return_to must be a URL on this site, like /dashboard",
         );
     };
     let Some(metadata) = app.idp.metadata() else {
@@ -34,7 +36,6 @@ pub fn login<B>(app: &App, request: &Request<B>) -> Response<Body> {
         );
     };
     let config = &app.config.idp;
-    let redirect_uri = super::redirect_uri(app, request);
     let verifier = random_token(32);
     let challenge = URL_SAFE_NO_PAD.encode(ring::digest::digest(
         &ring::digest::SHA256,
@@ -45,7 +46,7 @@ pub fn login<B>(app: &App, request: &Request<B>) -> Response<Body> {
         verifier: CodeVerifier::new(verifier),
         nonce: random_token(16),
         return_to,
-        redirect_uri,
+        redirect_uri: redirect_uri.to_string(),
         created_at: unix_now(),
     };
     {

@@ -1,8 +1,9 @@
 //! `POST /auth/logout` (CSRF-checked): revoke the refresh token at the IdP, delete every proxy
 //! cookie, and hand the SPA the IdP's logout URL for RP-initiated logout.
 //!
-//! A failed revocation still logs out locally (and is logged): the browser loses the cookie
-//! either way. The logout URL carries `client_id` and `post_logout_redirect_uri`; the ID token
+//! A failed revocation still logs out locally (and is logged): the browser loses the cookie,
+//! and the session's id goes into the record of ended sessions, so no copy of its cookies is
+//! honoured again on this replica. The logout URL carries `client_id` and `post_logout_redirect_uri`; the ID token
 //! (`id_token_hint`) only when `idp.logout_id_token_hint` is on, since it would put a token in
 //! the browser and in a URL.
 
@@ -19,13 +20,13 @@ use http::{HeaderValue, Request, Response};
 use serde_json::json;
 use tracing::{info, warn};
 
-pub async fn logout<B>(app: &App, request: &Request<B>) -> Response<Body> {
+pub async fn logout<B>(app: &App, request: &Request<B>, authority: &HeaderValue) -> Response<Body> {
     if let Some(refusal) = csrf::refusal(
         &app.config.csrf,
         &app.metrics,
         request.method(),
         request.headers(),
-        request.uri(),
+        authority.to_str().ok(),
         false,
     ) {
         return refusal;
@@ -39,6 +40,14 @@ pub async fn logout<B>(app: &App, request: &Request<B>) -> Response<Body> {
     } = outcome
     {
         id_token_hint = session.id_token.clone();
+        // Every copy of this session's cookies is refused from now on (a copy taken before
+        // logout, another tab, a pre-refresh cookie inside the grace window), and the tokens
+        // the grace window kept for it are dropped.
+        let until = session
+            .started_at
+            .saturating_add(app.config.session.lifetime.as_secs());
+        app.ended.end(&session.id, until, now);
+        app.refresher.forget_session(&session.id);
         let outcome = revoke(app, session, retired_key, &presence, now).await;
         app.metrics.logout(outcome);
     } else {

@@ -136,7 +136,9 @@ mod tests {
             client_auth: ClientAuth::None,
             scope: "openid".into(),
             send_scope_on_refresh: false,
-            redirect_uri: None,
+            redirect_uri: "https://app.example.com/auth/callback"
+                .parse()
+                .expect("url"),
             post_logout_redirect_uri: None,
             extra_authorize_params: vec![],
             logout_id_token_hint: false,

@@ -3,13 +3,13 @@
 //! - Hop-by-hop headers (RFC 9110 §7.6.1) are removed, including every header named in
 //!   `Connection`; an upgrade keeps `Connection: upgrade` and `Upgrade` (RFC 9110 §7.8).
 //! - `X-Forwarded-For` gets the client address appended; `-Proto` and `-Host` are set (or kept
-//!   from a trusted ingress).
+//!   from a peer in `server.trusted_proxies`).
 //! - The proxy's own cookies are removed from `Cookie` (they would push upstream headers past
 //!   common 8 KB limits and the API has no use for them); the app's cookies stay.
 //! - `Authorization: Bearer <access token>` is set, marked sensitive (HPACK never-indexed).
 
 use http::header::{
-    HeaderName, AUTHORIZATION, CONNECTION, COOKIE, HOST, PROXY_AUTHORIZATION, TE, TRAILER,
+    HeaderName, AUTHORIZATION, CONNECTION, COOKIE, PROXY_AUTHORIZATION, TE, TRAILER,
     TRANSFER_ENCODING, UPGRADE,
 };
 use http::{HeaderMap, HeaderValue};
@@ -32,12 +32,6 @@ static HOP_BY_HOP: [&HeaderName; 8] = [
     &UPGRADE,
     &PROXY_AUTHORIZATION,
 ];
-
-/// Whether the request asks for a protocol upgrade (WebSocket and friends).
-pub fn is_upgrade(headers: &HeaderMap) -> bool {
-    headers.contains_key(UPGRADE)
-        && connection_tokens(headers).any(|t| t.eq_ignore_ascii_case("upgrade"))
-}
 
 /// The comma-separated tokens of every `Connection` header.
 fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
@@ -168,14 +162,6 @@ pub fn set_bearer(
     Ok(())
 }
 
-/// The Host the client addressed (HTTP/1 `Host`, or the HTTP/2 `:authority`).
-pub fn client_host(headers: &HeaderMap, uri: &http::Uri) -> Option<HeaderValue> {
-    headers.get(HOST).cloned().or_else(|| {
-        uri.authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,7 +201,6 @@ mod tests {
             ("upgrade", "websocket"),
             ("sec-websocket-key", "k"),
         ]);
-        assert!(is_upgrade(&h));
         strip_hop_by_hop(&mut h, true);
         assert_eq!(h.get(CONNECTION).expect("connection"), "upgrade");
         assert_eq!(h.get(UPGRADE).expect("upgrade"), "websocket");

@@ -6,8 +6,10 @@
 //! Upgrades (WebSocket) are forwarded as a normal request; on `101` both sides are upgraded
 //! and spliced with `copy_bidirectional` in a task tracked for graceful shutdown.
 
+pub mod client_body;
 pub mod headers;
 mod pool;
+pub mod upgrade;
 
 use crate::body::{boxed, Body};
 use crate::config::UpstreamConfig;
@@ -31,14 +33,17 @@ pub struct ConnInfo {
     pub client_ip: headers::ClientIp,
     /// The client connected over TLS (sets `X-Forwarded-Proto: https`).
     pub tls: bool,
+    /// The peer is one of `server.trusted_proxies`: its forwarding headers are kept.
+    pub trusted: bool,
 }
 
 impl ConnInfo {
-    pub fn new(peer: std::net::SocketAddr, tls: bool) -> ConnInfo {
+    pub fn new(peer: std::net::SocketAddr, tls: bool, trusted: bool) -> ConnInfo {
         ConnInfo {
             peer,
-            client_ip: peer.ip().into(),
+            client_ip: peer.ip().to_canonical().into(),
             tls,
+            trusted,
         }
     }
 }
@@ -98,19 +103,26 @@ impl Upstream {
         })
     }
 
-    /// The request target (origin-form) for a client request: base path + its path and query.
-    pub fn target(&self, uri: &Uri) -> Uri {
+    /// The request target (origin-form) for a client request: base path + its path (or
+    /// `path`, the normalised one, when normalisation changed it) and query.
+    pub fn target(&self, uri: &Uri, path: Option<&str>) -> Uri {
         let path_and_query = uri.path_and_query();
-        if self.base_path.is_empty() {
+        if self.base_path.is_empty() && path.is_none() {
             if let Some(p) = path_and_query {
                 return Uri::from(p.clone());
             }
         }
-        let full = format!(
-            "{}{}",
-            self.base_path,
-            path_and_query.map_or("/", |p| p.as_str())
-        );
+        let full = match path {
+            Some(path) => match uri.query() {
+                Some(query) => format!("{}{path}?{query}", self.base_path),
+                None => format!("{}{path}", self.base_path),
+            },
+            None => format!(
+                "{}{}",
+                self.base_path,
+                path_and_query.map_or("/", |p| p.as_str())
+            ),
+        };
         full.parse().unwrap_or_else(|_| Uri::from_static("/"))
     }
 

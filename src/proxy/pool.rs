@@ -26,6 +26,8 @@ use tracing::debug;
 
 /// A connection idle longer than this is closed rather than reused.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Largest read buffer of an upstream connection.
+const UPSTREAM_READ_BUF: usize = 64 * 1024;
 /// At most this many idle connections are kept; the oldest go first.
 const MAX_IDLE: usize = 512;
 
@@ -105,10 +107,16 @@ impl Pool {
             debug!(error = %super::describe(e.as_ref()), "upstream connect failed");
             UpstreamError::Unavailable("connect failed".into())
         })?;
-        let (sender, connection) = http1::Builder::new().handshake(io).await.map_err(|e| {
-            debug!(error = %super::describe(&e), "upstream handshake failed");
-            UpstreamError::Unavailable("connection failed".into())
-        })?;
+        // The read buffer bounds what one response pins in memory while its client is slow to
+        // read (hyper's default grows to ~400 KiB); 64 KiB still fits any sane response head.
+        let (sender, connection) = http1::Builder::new()
+            .max_buf_size(UPSTREAM_READ_BUF)
+            .handshake(io)
+            .await
+            .map_err(|e| {
+                debug!(error = %super::describe(&e), "upstream handshake failed");
+                UpstreamError::Unavailable("connection failed".into())
+            })?;
         tokio::spawn(async move {
             if let Err(e) = connection.with_upgrades().await {
                 debug!(error = %super::describe(&e), "upstream connection ended");

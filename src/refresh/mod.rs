@@ -369,6 +369,15 @@ impl Refresher {
         })
     }
 
+    /// Drops the grace-window successors of session `id` (it was logged out): their tokens
+    /// leave memory at once. Spent refresh tokens stay remembered as spent.
+    pub fn forget_session(&self, id: &str) {
+        self.rotations
+            .lock()
+            .expect("rotations lock")
+            .forget(|refreshed| refreshed.session.id == id);
+    }
+
     /// Refresh tokens currently remembered (in flight, in grace, or as tombstones).
     pub fn tracked(&self) -> usize {
         self.rotations.lock().expect("rotations lock").len()

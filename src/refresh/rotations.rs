@@ -143,6 +143,30 @@ impl<S: Clone, W: Clone> Rotations<S, W> {
         }
     }
 
+    /// Drops every finished successor `matches` selects: a rotated one leaves a tombstone
+    /// (its refresh token is still spent), an unrotated one goes.
+    pub fn forget(&mut self, matches: impl Fn(&S) -> bool) {
+        let doomed: Vec<(Fingerprint, Instant, bool)> = self
+            .entries
+            .iter()
+            .filter_map(|(fp, entry)| match entry {
+                Entry::Refreshed {
+                    successor,
+                    at,
+                    rotated,
+                } if matches(successor) => Some((*fp, *at, *rotated)),
+                _ => None,
+            })
+            .collect();
+        for (fp, at, rotated) in doomed {
+            if rotated {
+                self.entries.insert(fp, Entry::Tombstone { at });
+            } else {
+                self.entries.remove(&fp);
+            }
+        }
+    }
+
     /// Number of entries (for tests and metrics).
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -229,6 +253,19 @@ mod tests {
             matches!(r.lookup(&fp(1), t0 + GRACE), Known::Nothing),
             "not a reuse"
         );
+    }
+
+    #[test]
+    fn a_logged_out_session_loses_its_successors_but_spent_tokens_stay_spent() {
+        let t0 = Instant::now();
+        let mut r = R::new(GRACE, REUSE, 100);
+        r.succeeded(fp(1), "gone", true, t0);
+        r.succeeded(fp(2), "gone", false, t0);
+        r.succeeded(fp(3), "kept", true, t0);
+        r.forget(|s| *s == "gone");
+        assert!(matches!(r.lookup(&fp(1), t0), Known::ReuseSuspected));
+        assert!(matches!(r.lookup(&fp(2), t0), Known::Nothing));
+        assert!(matches!(r.lookup(&fp(3), t0), Known::Successor("kept")));
     }
 
     #[test]

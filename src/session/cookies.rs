@@ -151,6 +151,16 @@ impl CookieCodec {
         cookie_name.starts_with(self.name.as_str())
     }
 
+    /// Whether a `Set-Cookie` line (from the upstream) would set one of the proxy's own
+    /// cookies (session, chunk, login flow; any ASCII case): such lines are dropped, or the
+    /// upstream could plant a session of its choosing in the browser.
+    pub fn is_own_set_cookie(&self, line: &[u8]) -> bool {
+        let end = memchr::memchr2(b'=', b';', line).unwrap_or(line.len());
+        let name = line[..end].trim_ascii();
+        name.len() >= self.name.len()
+            && name[..self.name.len()].eq_ignore_ascii_case(self.name.as_bytes())
+    }
+
     /// Collects the session cookies of a request.
     pub fn incoming<'a>(&self, headers: &'a HeaderMap) -> Incoming<'a> {
         let mut found = Incoming::default();
@@ -351,6 +361,7 @@ mod tests {
             rotation_grace: Duration::from_secs(60),
             reuse_window: Duration::from_secs(600),
             max_tracked_rotations: 10,
+            max_ended_sessions: 10,
             claims: vec![],
         };
         CookieCodec::new(&config, Arc::new(KeyRing::parse(keys).expect("keys")))

@@ -457,7 +457,8 @@ def main() -> int:
     # -- a different config: every TOML shape the writer has to get right -----------------------
     tricky = {
         "config": {
-            "server": {"trust_forwarded_headers": True, "max_connections": 250000, "max_header_bytes": 65536},
+            "server": {"trust_forwarded_headers": True, "trusted_proxies": ["10.0.0.0/8", "fd00::/8"],
+                       "max_connections": 250000, "max_header_bytes": 65536},
             "upstream": {"url": "http://127.0.0.1:8000", "connect_timeout": "500ms"},
             "idp": {
                 "dialect": "oauth2",
@@ -504,6 +505,7 @@ def main() -> int:
             assert idp["post_logout_redirect_uri"] == tricky["config"]["idp"]["post_logout_redirect_uri"]
             assert idp["send_scope_on_refresh"] is False
             assert cfg["session"]["max_tracked_rotations"] == 1000000
+            assert cfg["server"]["trusted_proxies"] == ["10.0.0.0/8", "fd00::/8"]
             assert cfg["proxy"]["public_paths"] == ["/api/health", "/api/docs"]
             assert cfg["server"]["listen"] == "[::]:8443" and cfg["server"]["admin_listen"] == "[::]:9443"
             assert cfg["server"]["shutdown_grace"] == "45s"

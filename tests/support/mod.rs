@@ -74,6 +74,10 @@ pub fn config_toml(
         ("idp", "client_auth = \"basic\"".into()),
         ("idp", format!("scope = \"{SCOPE}\"")),
         ("idp", "timeout = \"2s\"".into()),
+        (
+            "idp",
+            "redirect_uri = \"http://127.0.0.1/auth/callback\"".into(),
+        ),
         ("session", "refresh_skew = \"5s\"".into()),
     ];
     let key = |line: &str| line.split('=').next().unwrap_or("").trim().to_string();
@@ -334,7 +338,8 @@ pub fn seal(app: &App, issued: &Issued, expired: bool) -> Jar {
     let mut claims = serde_json::Map::new();
     claims.insert("sub".into(), "usr:42".into());
     let session = Session {
-        id: "test-session".into(),
+        // A fresh id per session, as a login makes: logging one out must not end the others.
+        id: token_handler::crypto::random_token(12),
         refresh_token: token_handler::secret::RefreshToken::new(issued.refresh_token.clone()),
         access_token: token_handler::secret::AccessToken::new(issued.access_token.clone()),
         access_expires_at: expires_at,

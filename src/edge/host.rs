@@ -1,0 +1,175 @@
+//! The authority a request is addressed to: exactly one valid value, or the request is refused.
+//!
+//! RFC 9112 §3.2: an HTTP/1.1 request without `Host`, with more than one, or with an invalid
+//! one gets 400; the authority of an absolute-form target wins over `Host` (§3.2.2). RFC 9113
+//! §8.3.1: in HTTP/2 `:authority` wins; `Host` is used only when it is absent. The value that
+//! comes out is what the proxy uses everywhere after (the upstream `Host`, `X-Forwarded-Host`,
+//! the CSRF same-origin check), so none of them can disagree.
+
+use http::header::HOST;
+use http::{HeaderMap, HeaderValue, Uri, Version};
+
+/// Why the authority was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostRefusal {
+    Missing,
+    Duplicate,
+    Invalid,
+}
+
+impl HostRefusal {
+    pub fn message(self) -> &'static str {
+        match self {
+            HostRefusal::Missing => "the request has no Host",
+            HostRefusal::Duplicate => "the request has more than one Host",
+            HostRefusal::Invalid => "the request's Host is not a valid host[:port]",
+        }
+    }
+}
+
+/// The request's authority (`host[:port]`), checked.
+pub fn authority(
+    version: Version,
+    headers: &HeaderMap,
+    uri: &Uri,
+) -> Result<HeaderValue, HostRefusal> {
+    let mut hosts = headers.get_all(HOST).iter();
+    let host = hosts.next();
+    if hosts.next().is_some() {
+        return Err(HostRefusal::Duplicate);
+    }
+    if let Some(authority) = uri.authority() {
+        // h2 `:authority`, or an HTTP/1.1 absolute-form target.
+        if version < Version::HTTP_2 && host.is_none() {
+            return Err(HostRefusal::Missing);
+        }
+        return checked(authority.as_str().as_bytes());
+    }
+    match host {
+        Some(value) => checked(value.as_bytes()),
+        None => Err(HostRefusal::Missing),
+    }
+}
+
+fn checked(value: &[u8]) -> Result<HeaderValue, HostRefusal> {
+    if !valid(value) {
+        return Err(HostRefusal::Invalid);
+    }
+    HeaderValue::from_bytes(value).map_err(|_| HostRefusal::Invalid)
+}
+
+/// `host[:port]` where host is a DNS-style name, an IPv4 address or a bracketed IPv6 literal
+/// and port is 1–5 digits up to 65535. No userinfo, no escapes, no sub-delims: nothing that
+/// two parsers could read as different hosts.
+pub fn valid(value: &[u8]) -> bool {
+    if value.is_empty() || value.len() > 261 {
+        return false;
+    }
+    let (host, port) = if value[0] == b'[' {
+        let Some(end) = memchr::memchr(b']', value) else {
+            return false;
+        };
+        let literal = &value[1..end];
+        let ipv6 = std::str::from_utf8(literal)
+            .ok()
+            .and_then(|s| s.parse::<std::net::Ipv6Addr>().ok());
+        if ipv6.is_none() {
+            return false;
+        }
+        match &value[end + 1..] {
+            [] => (&value[..=end], None),
+            [b':', port @ ..] => (&value[..=end], Some(port)),
+            _ => return false,
+        }
+    } else {
+        match memchr::memchr(b':', value) {
+            Some(colon) => (&value[..colon], Some(&value[colon + 1..])),
+            None => (value, None),
+        }
+    };
+    let host_ok = host.first() == Some(&b'[')
+        || (!host.is_empty()
+            && host.len() <= 253
+            && host
+                .iter()
+                .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_')));
+    let port_ok = match port {
+        None => true,
+        Some(p) => {
+            !p.is_empty()
+                && p.len() <= 5
+                && p.iter().all(u8::is_ascii_digit)
+                && std::str::from_utf8(p)
+                    .ok()
+                    .and_then(|s| s.parse::<u32>().ok())
+                    .is_some_and(|n| n <= 65535)
+        }
+    };
+    host_ok && port_ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h1(hosts: &[&str], target: &str) -> Result<String, HostRefusal> {
+        let mut headers = HeaderMap::new();
+        for h in hosts {
+            headers.append(HOST, HeaderValue::from_str(h).expect("value"));
+        }
+        let uri: Uri = target.parse().expect("uri");
+        authority(Version::HTTP_11, &headers, &uri).map(|v| v.to_str().expect("ascii").to_string())
+    }
+
+    #[test]
+    fn one_valid_host_or_400() {
+        assert_eq!(
+            h1(&["app.example.com"], "/").as_deref(),
+            Ok("app.example.com")
+        );
+        assert_eq!(
+            h1(&["127.0.0.1:8080"], "/").as_deref(),
+            Ok("127.0.0.1:8080")
+        );
+        assert_eq!(h1(&["[::1]:8080"], "/").as_deref(), Ok("[::1]:8080"));
+        assert_eq!(h1(&[], "/"), Err(HostRefusal::Missing));
+        assert_eq!(h1(&["a", "b"], "/"), Err(HostRefusal::Duplicate));
+        for bad in [
+            "",
+            "evil.example@app",
+            "app/x",
+            "app:",
+            "app:99999",
+            "app:80:80",
+            "a pp",
+            "app%2e",
+            "[::1",
+            "[zz]:1",
+            "app,evil",
+            "app\\evil",
+        ] {
+            assert_eq!(h1(&[bad], "/"), Err(HostRefusal::Invalid), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_target_authority_wins() {
+        assert_eq!(
+            h1(&["other"], "http://app.example.com/x").as_deref(),
+            Ok("app.example.com")
+        );
+        let uri: Uri = "https://app.example.com/x".parse().expect("uri");
+        let mut headers = HeaderMap::new();
+        headers.insert(HOST, HeaderValue::from_static("evil.example"));
+        let v = authority(Version::HTTP_2, &headers, &uri).expect("h2");
+        assert_eq!(v, "app.example.com");
+        assert_eq!(
+            authority(
+                Version::HTTP_2,
+                &HeaderMap::new(),
+                &"/x".parse().expect("uri")
+            ),
+            Err(HostRefusal::Missing)
+        );
+    }
+}

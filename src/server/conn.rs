@@ -1,0 +1,176 @@
+//! One client connection's life: how long it may sit idle, and when it is closed.
+//!
+//! hyper's `header_read_timeout` starts only once HTTP/1.1 parsing begins, which is after the
+//! HTTP/1.1-or-h2 decision; HTTP/2 has no idle limit at all. So a connection that sends
+//! nothing, only the h2c preface or a SETTINGS frame, would hold a `max_connections` slot
+//! forever. Here the rule is one for both protocols and counts from accept: a connection with
+//! no request in flight (the first one included) for `server.header_read_timeout` is closed,
+//! gracefully (HTTP/2: GOAWAY), and dropped if it has not finished a few seconds later. A
+//! request is in flight from its head until its response body has been sent or dropped
+//! ([`Tracked`]), so a long download or an event stream never counts as idle.
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+/// After a graceful close of an idle connection, how long it may take to finish.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+/// Requests in flight on one connection, and since when it has had none.
+#[derive(Debug)]
+pub struct Activity {
+    epoch: Instant,
+    in_flight: AtomicUsize,
+    /// Milliseconds after `epoch` when the last request finished (0: since accept).
+    idle_since_ms: AtomicU64,
+}
+
+impl Activity {
+    pub fn new() -> Arc<Activity> {
+        Arc::new(Activity {
+            epoch: Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            idle_since_ms: AtomicU64::new(0),
+        })
+    }
+
+    /// A request begins; it ends when the guard is dropped.
+    pub fn begin(self: &Arc<Self>) -> Busy {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        Busy(Arc::clone(self))
+    }
+
+    /// When the connection will have been idle for `timeout`; `None` while requests run.
+    fn idle_deadline(&self, timeout: Duration) -> Option<Instant> {
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        let since = Duration::from_millis(self.idle_since_ms.load(Ordering::Acquire));
+        Some(self.epoch + since + timeout)
+    }
+}
+
+/// One request in flight; dropped with its response body.
+#[derive(Debug)]
+pub struct Busy(Arc<Activity>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let activity = &self.0;
+        let now = activity.epoch.elapsed().as_millis() as u64;
+        activity.idle_since_ms.store(now, Ordering::Release);
+        activity.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A response body that keeps its request in flight until it is done or dropped.
+#[derive(Debug)]
+pub struct Tracked<B> {
+    inner: B,
+    _busy: Busy,
+}
+
+impl<B> Tracked<B> {
+    pub fn new(inner: B, busy: Busy) -> Tracked<B> {
+        Tracked { inner, _busy: busy }
+    }
+}
+
+impl<B: Body<Data = Bytes> + Unpin> Body for Tracked<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// What the connection's owner should do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Close gracefully (HTTP/2: GOAWAY): idle too long, or the server is stopping.
+    Close,
+    /// Drop it: it did not finish within [`CLOSE_GRACE`] of going idle.
+    Drop,
+}
+
+/// Decides when a connection is closed. Its owner polls the connection and
+/// [`Watchdog::next`] together (a `select!`), and acts on each verdict.
+#[derive(Debug)]
+pub struct Watchdog {
+    activity: Arc<Activity>,
+    idle_timeout: Duration,
+    stopping: CancellationToken,
+    timer: Pin<Box<tokio::time::Sleep>>,
+    closing: bool,
+    draining: bool,
+}
+
+impl Watchdog {
+    pub fn new(
+        activity: Arc<Activity>,
+        idle_timeout: Duration,
+        stopping: CancellationToken,
+    ) -> Watchdog {
+        Watchdog {
+            activity,
+            idle_timeout,
+            stopping,
+            timer: Box::pin(tokio::time::sleep(idle_timeout)),
+            closing: false,
+            draining: false,
+        }
+    }
+
+    /// The next verdict. After a shutdown's `Close`, none comes: in-flight requests finish
+    /// (the caller bounds that wait).
+    pub async fn next(&mut self) -> Verdict {
+        loop {
+            tokio::select! {
+                () = self.stopping.cancelled(), if !self.draining => {
+                    self.draining = true;
+                    if !self.closing {
+                        self.closing = true;
+                        return Verdict::Close;
+                    }
+                }
+                () = &mut self.timer, if !self.draining => {
+                    if self.closing {
+                        debug!("an idle connection did not close in time; dropped");
+                        return Verdict::Drop;
+                    }
+                    let now = Instant::now();
+                    match self.activity.idle_deadline(self.idle_timeout) {
+                        None => self.timer.as_mut().reset(now + self.idle_timeout),
+                        Some(deadline) if deadline > now => self.timer.as_mut().reset(deadline),
+                        Some(_) => {
+                            debug!("closing an idle connection");
+                            self.closing = true;
+                            self.timer.as_mut().reset(now + CLOSE_GRACE);
+                            return Verdict::Close;
+                        }
+                    }
+                }
+                else => std::future::pending::<()>().await,
+            }
+        }
+    }
+}

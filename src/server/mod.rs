@@ -1,0 +1,225 @@
+//! Serving: accept loop, optional TLS, per-connection HTTP (HTTP/1.1, HTTP/2 via ALPN or h2c),
+//! connection limits, graceful shutdown.
+//!
+//! Library code never binds sockets (design habit 3): `run` takes a bound listener and a
+//! shutdown future, so tests bind `127.0.0.1:0`. On shutdown the listener closes at once and
+//! `/readyz` turns unready; in-flight requests and upgraded tunnels get
+//! `server.shutdown_grace` to finish. TLS handshakes run in the connection's task, never in
+//! the accept loop, and are bounded by `server.header_read_timeout`.
+//!
+//! What one client may hold: one of `server.max_connections` slots, for at most
+//! `header_read_timeout` without a request in flight (from accept: [`conn`]); a write that
+//! makes no progress for `write_timeout` ends the connection ([`stall`]); HTTP/2 gets at most
+//! `h2_max_concurrent_streams` streams, 64 KiB of buffered response per stream, a header
+//! block limit equal to HTTP/1.1's, and keep-alive pings that must be answered.
+
+pub mod conn;
+mod stall;
+
+use crate::app::App;
+use crate::config::ServerConfig;
+use crate::handler::{handle, ConnInfo};
+use conn::{Activity, Tracked, Verdict, Watchdog};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use stall::WriteDeadline;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+/// Response bytes buffered per HTTP/2 stream beyond what the client has taken (hyper's
+/// default is 400 KiB: a client that never reads pinned that much per stream).
+const H2_MAX_SEND_BUF: usize = 64 * 1024;
+/// Request bytes an HTTP/2 client may send ahead per stream and per connection.
+const H2_STREAM_WINDOW: u32 = 256 * 1024;
+const H2_CONNECTION_WINDOW: u32 = 1024 * 1024;
+/// Room above `max_header_bytes` so an oversized head reaches the handler and gets the JSON
+/// 431 rather than the protocol's bare one.
+const HEADER_ROOM: usize = 16 * 1024;
+
+/// The HTTP/1.1 + HTTP/2 server settings shared by the proxy and admin listeners.
+pub fn builder(server: &ServerConfig) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(server.header_read_timeout)
+        .max_buf_size(server.max_header_bytes + HEADER_ROOM);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(server.h2_max_concurrent_streams)
+        .max_send_buf_size(H2_MAX_SEND_BUF)
+        .initial_stream_window_size(H2_STREAM_WINDOW)
+        .initial_connection_window_size(H2_CONNECTION_WINDOW)
+        .max_header_list_size(
+            u32::try_from(server.max_header_bytes + HEADER_ROOM).unwrap_or(u32::MAX),
+        )
+        .keep_alive_interval(server.h2_keepalive_interval)
+        .keep_alive_timeout(server.h2_keepalive_timeout);
+    builder
+}
+
+/// A client socket whose writes may stall at most `limit` (see [`stall`]).
+pub fn write_deadline(
+    stream: TcpStream,
+    limit: Duration,
+) -> impl AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    WriteDeadline::new(stream, limit)
+}
+
+/// Waits before accepting again after a failed accept (EMFILE and friends), so the loop never
+/// spins.
+pub async fn accept_backoff(e: &std::io::Error) {
+    warn!(error = %e, "accept failed");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+}
+
+/// Serves `listener` until `shutdown` resolves, then drains within the configured grace.
+pub async fn run(
+    listener: TcpListener,
+    app: Arc<App>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let server = &app.config.server;
+    let builder = Arc::new(builder(server));
+    let acceptor = match &app.tls {
+        Some(cert) => Some(TlsAcceptor::from(
+            crate::tls::server_config(Arc::clone(cert)).map_err(std::io::Error::other)?,
+        )),
+        None => None,
+    };
+    let stopping = CancellationToken::new();
+    let connections = TaskTracker::new();
+    let limit = Arc::new(Semaphore::new(server.max_connections));
+    tokio::pin!(shutdown);
+    info!(addr = %listener.local_addr()?, tls = acceptor.is_some(), "proxy listening");
+    loop {
+        // Backpressure: at the connection cap, stop accepting until one closes.
+        let permit = tokio::select! {
+            permit = Arc::clone(&limit).acquire_owned() => permit.expect("semaphore never closed"),
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    accept_backoff(&e).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let (app, builder, acceptor, stopping) = (
+            Arc::clone(&app),
+            Arc::clone(&builder),
+            acceptor.clone(),
+            stopping.clone(),
+        );
+        connections.spawn(async move {
+            app.metrics.connections_active.inc();
+            let metrics = Arc::clone(&app.metrics);
+            connection(app, &builder, acceptor, stream, peer, &stopping).await;
+            metrics.connections_active.dec();
+            drop(permit);
+        });
+    }
+    app.start_draining();
+    drop(listener);
+    let grace = app.config.server.shutdown_grace;
+    info!(?grace, "shutting down: draining in-flight requests");
+    stopping.cancel();
+    connections.close();
+    app.tunnels.close();
+    let drained = tokio::time::timeout(grace, async {
+        connections.wait().await;
+        app.tunnels.wait().await;
+    })
+    .await;
+    match drained {
+        Ok(()) => info!("drained"),
+        Err(_) => warn!("shutdown grace expired with requests still in flight"),
+    }
+    Ok(())
+}
+
+/// One accepted connection: TLS if configured, then HTTP.
+async fn connection(
+    app: Arc<App>,
+    builder: &auto::Builder<TokioExecutor>,
+    acceptor: Option<TlsAcceptor>,
+    stream: TcpStream,
+    peer: std::net::SocketAddr,
+    stopping: &CancellationToken,
+) {
+    let _ = stream.set_nodelay(true);
+    let server = &app.config.server;
+    let stream = WriteDeadline::new(stream, server.write_timeout);
+    let trusted = server.is_trusted_proxy(peer.ip());
+    match acceptor {
+        None => {
+            let info = ConnInfo::new(peer, false, trusted);
+            serve(app, builder, stream, info, stopping).await
+        }
+        Some(acceptor) => {
+            let handshake =
+                tokio::time::timeout(server.header_read_timeout, acceptor.accept(stream));
+            match handshake.await {
+                Ok(Ok(tls)) => {
+                    let info = ConnInfo::new(peer, true, trusted);
+                    serve(app, builder, tls, info, stopping).await
+                }
+                Ok(Err(e)) => debug!(error = %e, "TLS handshake failed"),
+                Err(_) => debug!("TLS handshake timed out"),
+            }
+        }
+    }
+}
+
+/// Serves one connection; closes it when idle; on shutdown, finishes its in-flight requests.
+async fn serve<I>(
+    app: Arc<App>,
+    builder: &auto::Builder<TokioExecutor>,
+    io: I,
+    conn: ConnInfo,
+    stopping: &CancellationToken,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let activity = Activity::new();
+    let idle_timeout = app.config.server.header_read_timeout;
+    let service = {
+        let activity = Arc::clone(&activity);
+        service_fn(move |request| {
+            let busy = activity.begin();
+            let app = Arc::clone(&app);
+            async move {
+                let response = handle(app, request, conn).await;
+                Ok::<_, std::convert::Infallible>(response.map(|body| Tracked::new(body, busy)))
+            }
+        })
+    };
+    let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    tokio::pin!(connection);
+    let mut watchdog = Watchdog::new(activity, idle_timeout, stopping.clone());
+    let ended = loop {
+        tokio::select! {
+            ended = connection.as_mut() => break Some(ended),
+            verdict = watchdog.next() => match verdict {
+                Verdict::Close => connection.as_mut().graceful_shutdown(),
+                Verdict::Drop => break None,
+            },
+        }
+    };
+    if let Some(Err(e)) = ended {
+        debug!(error = %e, "connection ended with an error");
+    }
+}
