@@ -124,7 +124,7 @@ def main() -> None:
 
     # config_parse: TOML text
     write("config_parse", "example", (REPO / "config" / "token-handler.toml").read_bytes())
-    write("config_parse", "minimal", b'[upstream]\nurl = "http://127.0.0.1:3000"\n[idp]\ndialect = "tokenidp"\nissuer = "https://idp.example.com"\nclient_id = "spa"\n')
+    write("config_parse", "minimal", b'[upstream]\nurl = "http://127.0.0.1:3000"\n[idp]\ndialect = "tokenidp"\nissuer = "https://idp.example.com"\nclient_id = "spa"\nredirect_uri = "https://app.example.com/auth/callback"\n')
     write("config_parse", "demo", b"""[server]
 listen = "127.0.0.1:8080"
 shutdown_grace = "2s"

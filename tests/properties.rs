@@ -147,6 +147,7 @@ url = "http://127.0.0.1:3000"
 dialect = "tokenidp"
 issuer = "https://idp.example.com"
 client_id = "spa"
+redirect_uri = "https://app.example.com/auth/callback"
 [session]
 cookie_name = "{cookie_name}"
 host_prefix = {host_prefix}
@@ -1004,6 +1005,7 @@ url = "http://127.0.0.1:3000"
 dialect = "tokenidp"
 issuer = "https://idp.example.com"
 client_id = "spa"
+redirect_uri = "https://app.example.com/auth/callback"
 "#;
         let env = |name: &str| (name == "TOKEN_HANDLER_COOKIE_KEYS").then(|| K1.to_string());
         let config = Config::from_toml(toml, &env).expect("config");
