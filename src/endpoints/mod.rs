@@ -7,7 +7,7 @@ mod flow;
 mod login;
 mod logout;
 mod page;
-mod return_to;
+pub mod return_to;
 mod session;
 
 use crate::app::App;
