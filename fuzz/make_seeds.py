@@ -152,6 +152,40 @@ allowed_origins = ["https://app.example.com"]
 format = "json"
 """)
     write("config_parse", "problems", b'[server]\nlisten = "nope"\nlisen = "typo"\n[upstream]\nconnect_timeout = "soon"\n[idp]\ndialect = "saml"\nclient_auth = "basic"\n[session]\nhost_prefix = true\nsecure = false\n[wat]\n')
+    edge_normalization()
+
+
+def edge_normalization() -> None:
+    """edge_normalization: selector (even: return_to, odd: request path) | text."""
+    rt = lambda text: b"\0" + text.encode()
+    path = lambda text: b"\1" + text.encode()
+    seeds = {
+        # return_to: the open-redirect shapes, and ordinary destinations
+        "rt_dot_slash_slash": rt("/.//evil.example"),
+        "rt_dotdot_slash_slash": rt("/a/..//evil.example"),
+        "rt_encoded_dot": rt("/%2e//evil.example"),
+        "rt_encoded_slashes": rt("/%2F%2Fevil.example"),
+        "rt_backslash_escape": rt("/%5Cevil.example"),
+        "rt_absolute_other_host": rt("https://evil.example/x"),
+        "rt_absolute_same_origin": rt("https://app.example.com/orders?id=7#top"),
+        "rt_plain": rt("/dashboard?tab=a+b&x=1#frag"),
+        "rt_relative": rt("orders/../list"),
+        "rt_utf8": rt("/caf\u00e9/%C3%A9?q=\u00fc"),
+        # request paths: the access-control shapes, and ordinary paths
+        "path_dotdot": path("/api/public/../admin"),
+        "path_encoded_dotdot": path("/api/public/%2e%2e/admin"),
+        "path_encoded_slash": path("/api/public%2F..%2Fadmin"),
+        "path_double_slash": path("//api/admin"),
+        "path_unreserved_escape": path("/%61pi/admin"),
+        "path_param_dotdot": path("/api/public;/../admin"),
+        "path_double_encoded": path("/api/%252e%252e/x"),
+        "path_public": path("/api/public/items;v=1/"),
+        "path_reserved_escapes": path("/api/orders/a%20b/%C3%A9%3B"),
+        "path_root": path("/"),
+        "path_utf8": path("/api/caf\u00e9/%7Euser"),
+    }
+    for name, data in seeds.items():
+        write("edge_normalization", name, data)
 
 
 if __name__ == "__main__":

@@ -301,15 +301,6 @@ async fn a_response_lost_after_a_refresh_is_recovered_through_the_grace_window()
     );
 }
 
-/// Sends raw bytes to the proxy, returns what it answered until it closed (or 2 s passed).
-async fn raw(addr: std::net::SocketAddr, request: &[u8]) -> String {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    stream.write_all(request).await.expect("write");
-    let mut out = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(2), stream.read_to_end(&mut out)).await;
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[tokio::test]
 async fn hostile_cookies_headers_and_smuggling_shapes() {
     let h = Harness::start(Flavor::TokenIdpServer).await;

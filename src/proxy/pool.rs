@@ -26,8 +26,9 @@ use tracing::debug;
 
 /// A connection idle longer than this is closed rather than reused.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// Largest read buffer of an upstream connection.
-const UPSTREAM_READ_BUF: usize = 64 * 1024;
+/// Largest read buffer of an upstream connection; also the largest upstream response head
+/// (nginx's default `proxy_buffer_size` allows only 4 or 8 KiB).
+const UPSTREAM_READ_BUF: usize = 16 * 1024;
 /// At most this many idle connections are kept; the oldest go first.
 const MAX_IDLE: usize = 512;
 
@@ -108,7 +109,7 @@ impl Pool {
             UpstreamError::Unavailable("connect failed".into())
         })?;
         // The read buffer bounds what one response pins in memory while its client is slow to
-        // read (hyper's default grows to ~400 KiB); 64 KiB still fits any sane response head.
+        // read (hyper's default grows to ~400 KiB, and a stalled client pinned two of them).
         let (sender, connection) = http1::Builder::new()
             .max_buf_size(UPSTREAM_READ_BUF)
             .handshake(io)

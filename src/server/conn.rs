@@ -5,7 +5,7 @@
 //! nothing, only the h2c preface or a SETTINGS frame, would hold a `max_connections` slot
 //! forever. Here the rule is one for both protocols and counts from accept: a connection with
 //! no request in flight (the first one included) for `server.header_read_timeout` is closed,
-//! gracefully (HTTP/2: GOAWAY), and dropped if it has not finished a few seconds later. A
+//! gracefully (HTTP/2: GOAWAY), and dropped if it has not finished a second later. A
 //! request is in flight from its head until its response body has been sent or dropped
 //! ([`Tracked`]), so a long download or an event stream never counts as idle.
 
@@ -20,8 +20,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
-/// After a graceful close of an idle connection, how long it may take to finish.
-const CLOSE_GRACE: Duration = Duration::from_secs(5);
+/// After a graceful close of an idle connection, how long it may take to finish (HTTP/2
+/// waits for the client to acknowledge a PING after the first GOAWAY; a client that never
+/// does must not keep the slot).
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// Requests in flight on one connection, and since when it has had none.
 #[derive(Debug)]

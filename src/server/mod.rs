@@ -10,7 +10,7 @@
 //! What one client may hold: one of `server.max_connections` slots, for at most
 //! `header_read_timeout` without a request in flight (from accept: [`conn`]); a write that
 //! makes no progress for `write_timeout` ends the connection ([`stall`]); HTTP/2 gets at most
-//! `h2_max_concurrent_streams` streams, 64 KiB of buffered response per stream, a header
+//! `h2_max_concurrent_streams` streams, 16 KiB of buffered response per stream, a header
 //! block limit equal to HTTP/1.1's, and keep-alive pings that must be answered.
 
 pub mod conn;
@@ -36,8 +36,9 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 /// Response bytes buffered per HTTP/2 stream beyond what the client has taken (hyper's
-/// default is 400 KiB: a client that never reads pinned that much per stream).
-const H2_MAX_SEND_BUF: usize = 64 * 1024;
+/// default is 400 KiB: a client that never reads pinned that much per stream; with this and
+/// the upstream read buffer at 16 KiB a stalled stream holds ~83 KiB, BENCHMARKS.md).
+const H2_MAX_SEND_BUF: usize = 16 * 1024;
 /// Request bytes an HTTP/2 client may send ahead per stream and per connection.
 const H2_STREAM_WINDOW: u32 = 256 * 1024;
 const H2_CONNECTION_WINDOW: u32 = 1024 * 1024;

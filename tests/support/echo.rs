@@ -2,7 +2,9 @@
 //!
 //! Routes: `/stream` (answers one chunk, then the next when the test releases it),
 //! `/upload` (reports each request-body chunk as it arrives), `/ws` (WebSocket echo),
-//! `/slow` (answers when released), `/hang` (never answers), anything else: 200 JSON.
+//! `/slow` (answers when released), `/hang` (never answers), `/big` (8 MiB, as fast as it is
+//! read), `/plant` (tries to set the proxy's own cookies), `/cacheable` (200 JSON marked
+//! `public, max-age=600`), anything else: 200 JSON.
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -239,6 +241,35 @@ impl Echo {
                 });
                 Response::new(BodyExt::boxed(StreamBody::new(tokio_stream_from(rx))))
             }
+            "/big" => {
+                let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(1);
+                tokio::spawn(async move {
+                    let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
+                    for _ in 0..128 {
+                        if tx.send(Ok(Frame::data(chunk.clone()))).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+                let mut r = Response::new(BodyExt::boxed(StreamBody::new(tokio_stream_from(rx))));
+                r.headers_mut()
+                    .insert("content-length", (128 * 64 * 1024).into());
+                r
+            }
+            "/plant" => {
+                let mut r = text(StatusCode::OK, "planted");
+                for line in [
+                    "__Host-th_session=planted; Path=/; Secure; HttpOnly",
+                    "__Host-th_session.1=planted; Path=/; Secure",
+                    " __host-TH_session=planted; Path=/; Secure",
+                    "__Host-th_session_flow_abc=planted; Path=/; Secure",
+                    "app_cookie=1; Path=/",
+                ] {
+                    r.headers_mut()
+                        .append("set-cookie", line.parse().expect("hv"));
+                }
+                r
+            }
             "/hang" => {
                 std::future::pending::<()>().await;
                 unreachable!()
@@ -260,6 +291,11 @@ impl Echo {
                 response
                     .headers_mut()
                     .append("set-cookie", "app_cookie=1; Path=/".parse().expect("hv"));
+                if path == "/cacheable" {
+                    response
+                        .headers_mut()
+                        .insert("cache-control", "public, max-age=600".parse().expect("hv"));
+                }
                 response
             }
         }

@@ -2,7 +2,9 @@
 //! upstream, plus a tiny browser-like cookie jar.
 #![allow(dead_code)]
 
+pub mod child;
 pub mod echo;
+pub mod h2raw;
 pub mod logs;
 pub mod oidc_provider;
 pub mod redis_server;
@@ -411,6 +413,20 @@ pub fn session_set_cookies(response: &reqwest::Response) -> Vec<String> {
         .into_iter()
         .filter(|l| l.starts_with(COOKIE))
         .collect()
+}
+
+/// Sends raw bytes to `addr`, returns what came back until the peer closed (or 2 s passed).
+pub async fn raw(addr: SocketAddr, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(request).await.expect("write");
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        stream.read_to_end(&mut out),
+    )
+    .await;
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 pub async fn json(response: reqwest::Response) -> serde_json::Value {

@@ -1,0 +1,100 @@
+//! The real binary as a child process, for what only a process shows: its resident memory.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_token-handler");
+
+pub struct Running {
+    child: Child,
+    /// The proxy listener and the admin listener.
+    pub addr: std::net::SocketAddr,
+    pub admin: std::net::SocketAddr,
+}
+
+impl Running {
+    /// Starts the binary with `config` (admin on 127.0.0.1:0) and waits until it listens and
+    /// knows the IdP.
+    pub async fn start(config: &str, keys: &str) -> Running {
+        let dir = std::env::temp_dir().join(format!(
+            "th-child-{}-{}",
+            std::process::id(),
+            token_handler::crypto::random_token(6)
+        ));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("token-handler.toml");
+        std::fs::write(&path, config).expect("write config");
+        let mut child = Command::new(BIN)
+            .arg("--config")
+            .arg(&path)
+            .env("TOKEN_HANDLER_COOKIE_KEYS", keys)
+            .env("TOKEN_HANDLER_CLIENT_SECRET", super::CLIENT_SECRET)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the proxy");
+        let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let field = |line: &str, key: &str| {
+            line.split(key)
+                .nth(1)
+                .and_then(|r| r.split_whitespace().next())
+                .and_then(|a| a.parse().ok())
+        };
+        let (mut addr, mut admin, mut discovered) = (None, None, false);
+        while addr.is_none() || admin.is_none() || !discovered {
+            let line = rx.recv().await.expect("the proxy logs its start-up");
+            addr = addr.or_else(|| field(&line, "proxy listening addr="));
+            admin = admin.or_else(|| field(&line, "admin listening addr="));
+            discovered |= line.contains("IdP metadata discovered");
+        }
+        // Keep draining its output so it never blocks on a full pipe.
+        tokio::spawn(async move { while rx.recv().await.is_some() {} });
+        Running {
+            child,
+            addr: addr.expect("addr"),
+            admin: admin.expect("admin"),
+        }
+    }
+
+    /// Resident memory of the process, in bytes (`VmRSS` of /proc/<pid>/status).
+    pub fn rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|kb| kb.parse::<u64>().ok())
+            .expect("VmRSS")
+            * 1024
+    }
+
+    /// A metric's value from the admin listener (0 when absent).
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = super::client()
+            .get(format!("http://{}/metrics", self.admin))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|r| r.trim().parse().ok()))
+            .unwrap_or(0.0)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
