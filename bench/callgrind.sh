@@ -42,6 +42,7 @@ token_endpoint = "http://127.0.0.1:9/token"
 authorization_endpoint = "http://127.0.0.1:9/authorize"
 jwks_uri = "http://127.0.0.1:9/jwks"
 client_id = "bench"
+redirect_uri = "http://127.0.0.1/auth/callback"
 [proxy]
 public_paths = ["/public/"]
 [log]

@@ -24,6 +24,9 @@ pub struct App {
     pub upstream: Upstream,
     /// Upgraded connections (WebSocket tunnels), drained on shutdown.
     pub tunnels: TaskTracker,
+    /// A tunnel leaves the connection it came on (and its `max_connections` slot): at most
+    /// `server.max_connections` tunnels are open besides.
+    pub tunnel_slots: Arc<tokio::sync::Semaphore>,
     /// The listener's certificate when TLS is on (swapped when the files change).
     pub tls: Option<Arc<crate::tls::ReloadingCert>>,
     /// Bumped after every change of a mounted file was handled, applied or refused (lets
@@ -91,6 +94,7 @@ impl App {
             refresher,
             ended: EndedSessions::new(config.session.max_ended_sessions),
             tunnels: TaskTracker::new(),
+            tunnel_slots: Arc::new(tokio::sync::Semaphore::new(config.server.max_connections)),
             tls,
             reloads: tokio::sync::watch::channel(0).0,
             draining: AtomicBool::new(false),

@@ -22,6 +22,7 @@ pub enum ErrorCode {
     NotFound,
     MethodNotAllowed,
     RequestTimeout,
+    Overloaded,
 }
 
 impl ErrorCode {
@@ -37,6 +38,7 @@ impl ErrorCode {
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::RequestTimeout => "request_timeout",
+            ErrorCode::Overloaded => "overloaded",
         }
     }
 
@@ -53,6 +55,7 @@ impl ErrorCode {
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            ErrorCode::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }

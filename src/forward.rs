@@ -22,6 +22,7 @@ use http_body::Body as _;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
+use std::sync::Arc;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
@@ -141,7 +142,17 @@ fn relay(
             "the upstream switched protocols unexpectedly",
         );
     }
-    relay_response(response, client_upgrade, &app.tunnels, &app.metrics)
+    let mut slot = None;
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        match Arc::clone(&app.tunnel_slots).try_acquire_owned() {
+            Ok(permit) => slot = Some(permit),
+            Err(_) => {
+                warn!("server.max_connections tunnels are open; upgrade refused");
+                return error_response(ErrorCode::Overloaded, "too many open connections");
+            }
+        }
+    }
+    relay_response(response, client_upgrade, slot, &app.tunnels, &app.metrics)
 }
 
 fn strip_own_set_cookies(app: &App, headers: &mut HeaderMap) {

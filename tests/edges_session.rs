@@ -265,3 +265,37 @@ async fn a_malformed_request_body_is_the_clients_error_not_the_upstreams() {
         "no upstream alert for a client's framing error:\n{log}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_tunnels_count_against_the_connection_limit() {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    let h = Harness::with(
+        Flavor::TokenIdpServer,
+        &[
+            ("server", "max_connections = 2"),
+            ("proxy", "public_paths = [\"/ws\"]"),
+        ],
+        KEY1,
+    )
+    .await;
+    let url = format!("ws://{}/ws", h.proxy.addr);
+    let (first, _) = tokio_tungstenite::connect_async(&url).await.expect("first");
+    let (_second, _) = tokio_tungstenite::connect_async(&url)
+        .await
+        .expect("second");
+    match tokio_tungstenite::connect_async(&url).await {
+        Err(WsError::Http(response)) => assert_eq!(response.status(), 503),
+        other => panic!("a third tunnel was opened: {:?}", other.map(|_| ())),
+    }
+    drop(first);
+    let reopened = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        loop {
+            if tokio_tungstenite::connect_async(&url).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(reopened.is_ok(), "a closed tunnel frees its slot");
+}

@@ -204,7 +204,7 @@ async fn main() {
     let toml = format!(
         "[server]\nlisten = \"127.0.0.1:{}\"\nadmin_listen = \"127.0.0.1:{}\"\nworker_threads = 1\n\
          [upstream]\nurl = \"http://127.0.0.1:{up_port}\"\n\
-         [idp]\ndialect = \"tokenidp\"\nissuer = \"{}\"\nclient_id = \"{CLIENT_ID}\"\nclient_auth = \"basic\"\n\
+         [idp]\ndialect = \"tokenidp\"\nissuer = \"{}\"\nclient_id = \"{CLIENT_ID}\"\nclient_auth = \"basic\"\nredirect_uri = \"http://127.0.0.1/auth/callback\"\n\
          [session]\nrefresh_skew = \"5s\"\n[proxy]\npublic_paths = [\"/public/\"]\n[log]\nlevel = \"warn\"\n",
         free_port(),
         free_port(),

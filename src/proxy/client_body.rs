@@ -13,7 +13,7 @@
 //! an alert about an upstream that did nothing wrong.
 
 use bytes::Bytes;
-use hyper::body::{Frame, Incoming, SizeHint};
+use hyper::body::{Body as _, Frame, Incoming, SizeHint};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
@@ -32,17 +32,20 @@ pub enum BodyFailure {
     Disconnected,
 }
 
-/// Shared between the body (which records) and the request's handler (which reads).
+/// Shared between the body (which records) and the request's handler (which reads). Inert
+/// (nothing allocated) for a request without a body, the usual GET.
 #[derive(Debug, Clone, Default)]
-pub struct Watch(Arc<OnceLock<BodyFailure>>);
+pub struct Watch(Option<Arc<OnceLock<BodyFailure>>>);
 
 impl Watch {
     pub fn failure(&self) -> Option<BodyFailure> {
-        self.0.get().copied()
+        self.0.as_ref().and_then(|slot| slot.get().copied())
     }
 
     fn record(&self, failure: BodyFailure) {
-        let _ = self.0.set(failure);
+        if let Some(slot) = &self.0 {
+            let _ = slot.set(failure);
+        }
     }
 }
 
@@ -81,7 +84,11 @@ impl std::fmt::Debug for ClientBody {
 
 impl ClientBody {
     pub fn new(inner: Incoming, pace: Pace) -> (ClientBody, Watch) {
-        let watch = Watch::default();
+        let watch = if inner.is_end_stream() {
+            Watch(None)
+        } else {
+            Watch(Some(Arc::default()))
+        };
         let body = ClientBody {
             inner,
             pace,

@@ -190,6 +190,7 @@ fn failed(e: &hyper::Error) -> UpstreamError {
 pub fn relay_response(
     mut response: Response<PooledBody>,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    slot: Option<tokio::sync::OwnedSemaphorePermit>,
     tunnels: &TaskTracker,
     metrics: &Arc<Metrics>,
 ) -> Response<Body> {
@@ -213,6 +214,7 @@ pub fn relay_response(
                     Err(e) => debug!(error = %e, "tunnel ended with an error"),
                 }
                 metrics.tunnels_active.dec();
+                drop(slot);
             });
         }
     }

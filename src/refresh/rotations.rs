@@ -143,21 +143,23 @@ impl<S: Clone, W: Clone> Rotations<S, W> {
         }
     }
 
-    /// Drops every finished successor `matches` selects: a rotated one leaves a tombstone
-    /// (its refresh token is still spent), an unrotated one goes.
+    /// Drops every successor still inside the grace window that `matches` selects (only those
+    /// hold tokens; the walk is over the last `grace` of refreshes, not the whole map): a
+    /// rotated one leaves a tombstone (its refresh token is still spent), an unrotated one goes.
     pub fn forget(&mut self, matches: impl Fn(&S) -> bool) {
-        let doomed: Vec<(Fingerprint, Instant, bool)> = self
-            .entries
-            .iter()
-            .filter_map(|(fp, entry)| match entry {
-                Entry::Refreshed {
-                    successor,
-                    at,
-                    rotated,
-                } if matches(successor) => Some((*fp, *at, *rotated)),
-                _ => None,
-            })
-            .collect();
+        let mut doomed = Vec::new();
+        for (fp, at) in &self.recent {
+            if let Some(Entry::Refreshed {
+                successor,
+                at: entry_at,
+                rotated,
+            }) = self.entries.get(fp)
+            {
+                if entry_at == at && matches(successor) {
+                    doomed.push((*fp, *at, *rotated));
+                }
+            }
+        }
         for (fp, at, rotated) in doomed {
             if rotated {
                 self.entries.insert(fp, Entry::Tombstone { at });
