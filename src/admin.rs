@@ -4,7 +4,7 @@
 
 use crate::app::App;
 use crate::body::{full, Body};
-use crate::server::conn::{Activity, Tracked, Verdict, Watchdog};
+use crate::server::conn::{watched, Activity, Tracked, Watchdog};
 use http::header::CONTENT_TYPE;
 use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -66,15 +66,7 @@ pub async fn run(
             let connection = builder.serve_connection(io, service);
             tokio::pin!(connection);
             let mut watchdog = Watchdog::new(activity, idle, stopping);
-            let ended = loop {
-                tokio::select! {
-                    ended = connection.as_mut() => break Some(ended),
-                    verdict = watchdog.next() => match verdict {
-                        Verdict::Close => connection.as_mut().graceful_shutdown(),
-                        Verdict::Drop => break None,
-                    },
-                }
-            };
+            let ended = watched!(connection, watchdog);
             if let Some(Err(e)) = ended {
                 debug!(error = %e, "admin connection ended with an error");
             }

@@ -107,38 +107,8 @@ async fn sigterm_drains_an_in_flight_request_then_exits_0() {
         "tokenidp",
         &[("server", "admin_listen = \"127.0.0.1:0\"")],
     );
-    let path = write_config("sigterm", &config);
-    let mut child = Command::new(BIN)
-        .arg("--config")
-        .arg(&path)
-        .env("TOKEN_HANDLER_COOKIE_KEYS", KEY1)
-        .env("TOKEN_HANDLER_CLIENT_SECRET", CLIENT_SECRET)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start the proxy");
-    let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let (log_tx, mut log_rx) = tokio::sync::mpsc::unbounded_channel();
-    std::thread::spawn(move || {
-        for line in lines.map_while(Result::ok) {
-            let _ = log_tx.send(line);
-        }
-    });
-    let field = |line: &str, key: &str| {
-        line.split(key)
-            .nth(1)
-            .and_then(|r| r.split_whitespace().next())
-            .map(str::to_string)
-    };
-    let (mut addr, mut admin, mut discovered) = (None, None, false);
-    while addr.is_none() || admin.is_none() || !discovered {
-        let line = log_rx.recv().await.expect("the proxy logs its start-up");
-        addr = addr.or_else(|| field(&line, "proxy listening addr="));
-        admin = admin.or_else(|| field(&line, "admin listening addr="));
-        discovered |= line.contains("IdP metadata discovered");
-    }
-    let (addr, admin) = (addr.expect("addr"), admin.expect("admin"));
+    let mut child = child::Running::start(&config, KEY1).await;
+    let (addr, admin) = (child.addr.to_string(), child.admin.to_string());
     let readyz = |admin: String| async move {
         client()
             .get(format!("http://{admin}/readyz"))
@@ -168,11 +138,11 @@ async fn sigterm_drains_an_in_flight_request_then_exits_0() {
     echo.started.notified().await;
 
     let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.pid().to_string()])
         .status()
         .expect("kill");
     assert!(status.success());
-    while let Some(line) = log_rx.recv().await {
+    while let Some(line) = child.logs.recv().await {
         if line.contains("shutting down") {
             break;
         }
@@ -195,11 +165,7 @@ async fn sigterm_drains_an_in_flight_request_then_exits_0() {
         .expect("the in-flight request completed");
     assert_eq!(response.status(), 200);
     assert_eq!(response.text().await.expect("body"), "slow done");
-    let exit = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .expect("join")
-        .expect("wait");
-    assert_eq!(exit.code(), Some(0));
+    assert_eq!(child.exit_code().await, Some(0));
 }
 
 #[test]

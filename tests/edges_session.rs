@@ -8,16 +8,6 @@ use std::net::SocketAddr;
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-fn metric(h: &Harness, name: &str) -> f64 {
-    h.proxy
-        .app
-        .metrics
-        .encode()
-        .lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|r| r.trim().parse().ok()))
-        .unwrap_or(0.0)
-}
-
 #[tokio::test]
 async fn logout_ends_every_copy_of_the_session() {
     let h = Harness::start(Flavor::TokenIdpServer).await;
@@ -41,7 +31,7 @@ async fn logout_ends_every_copy_of_the_session() {
         .expect("logout");
     assert_eq!(r.status(), 200);
     let calls = h.idp.refresh_calls();
-    let grace_hits = metric(&h, r#"token_handler_refreshes_total{outcome="grace_hit"}"#);
+    let grace_hits = h.metric(r#"token_handler_refreshes_total{outcome="grace_hit"}"#);
     for (copy, jar) in [
         ("taken before logout", &stolen),
         ("pre-refresh, in grace", &before_refresh),
@@ -69,7 +59,7 @@ async fn logout_ends_every_copy_of_the_session() {
         "no token was spent for a logged-out session"
     );
     assert_eq!(
-        metric(&h, r#"token_handler_refreshes_total{outcome="grace_hit"}"#),
+        h.metric(r#"token_handler_refreshes_total{outcome="grace_hit"}"#),
         grace_hits,
         "the grace window does not undo the logout"
     );

@@ -10,16 +10,6 @@ use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-fn metric(h: &Harness, name: &str) -> f64 {
-    h.proxy
-        .app
-        .metrics
-        .encode()
-        .lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|r| r.trim().parse().ok()))
-        .unwrap_or(0.0)
-}
-
 /// Whether the peer closes `stream` within `within` (reading and discarding what it sends).
 async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
     let mut buf = [0u8; 4096];
@@ -60,7 +50,7 @@ async fn connections_without_a_request_are_closed_and_free_their_slots() {
         }
         idle.push(stream);
     }
-    while metric(&h, "token_handler_connections_active") < 6.0 {
+    while h.metric("token_handler_connections_active") < 6.0 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     // Every slot is held; a real request waits for one to be freed, and gets it.

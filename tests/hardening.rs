@@ -8,25 +8,12 @@ use support::*;
 use token_handler::demo::tokenidp::Fault;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-fn metric(h: &Harness, name: &str) -> f64 {
-    h.proxy
-        .app
-        .metrics
-        .encode()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(name)
-                .and_then(|rest| rest.trim().parse().ok())
-        })
-        .unwrap_or(0.0)
-}
-
 /// Waits until the proxy's open connections and the runtime's live tasks are back to what they
 /// were (cleanup is asynchronous: it is awaited, bounded, not assumed).
 async fn back_to_baseline(h: &Harness, connections: f64, tasks: usize, case: &str) {
     let metrics = tokio::runtime::Handle::current().metrics();
     for _ in 0..250 {
-        if metric(h, "token_handler_connections_active") <= connections
+        if h.metric("token_handler_connections_active") <= connections
             && metrics.num_alive_tasks() <= tasks
         {
             return;
@@ -35,7 +22,7 @@ async fn back_to_baseline(h: &Harness, connections: f64, tasks: usize, case: &st
     }
     panic!(
         "{case}: connections {} (baseline {connections}), tasks {} (baseline {tasks})",
-        metric(h, "token_handler_connections_active"),
+        h.metric("token_handler_connections_active"),
         metrics.num_alive_tasks()
     );
 }
@@ -166,7 +153,7 @@ async fn idp_fault_matrix_keeps_the_session_and_cleans_up() {
     let tasks = tokio::runtime::Handle::current()
         .metrics()
         .num_alive_tasks();
-    let connections = metric(&h, "token_handler_connections_active");
+    let connections = h.metric("token_handler_connections_active");
     let cases: Vec<(&str, Fault, Option<&str>)> = vec![
         ("IdP drops the connection", Fault::Down, None),
         (
@@ -227,7 +214,7 @@ async fn upstream_fault_matrix() {
     let tasks = tokio::runtime::Handle::current()
         .metrics()
         .num_alive_tasks();
-    let connections = metric(&h, "token_handler_connections_active");
+    let connections = h.metric("token_handler_connections_active");
 
     // Resets mid-body: the client sees the body end in an error, not a hang.
     let http = client();
@@ -287,7 +274,7 @@ async fn a_response_lost_after_a_refresh_is_recovered_through_the_grace_window()
     let lost = tokio::time::timeout(Duration::from_millis(100), h.get("/api/a", &old)).await;
     assert!(lost.is_err(), "the client disconnected before the answer");
     // The refresh is not cancelled with the request.
-    while metric(&h, r#"token_handler_refreshes_total{outcome="refreshed"}"#) < 1.0 {
+    while h.metric(r#"token_handler_refreshes_total{outcome="refreshed"}"#) < 1.0 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     h.idp.set_fault(Fault::None);

@@ -105,6 +105,24 @@ impl<B: Body<Data = Bytes> + Unpin> Body for Tracked<B> {
     }
 }
 
+/// Drives a pinned hyper connection under its [`Watchdog`] until it ends (`Some(result)`) or
+/// is dropped (`None`). A macro rather than a function: a generic async function over hyper's
+/// connection types fails the `Send` proof of the task that spawns it.
+macro_rules! watched {
+    ($connection:ident, $watchdog:ident) => {
+        loop {
+            tokio::select! {
+                ended = $connection.as_mut() => break Some(ended),
+                verdict = $watchdog.next() => match verdict {
+                    $crate::server::conn::Verdict::Close => $connection.as_mut().graceful_shutdown(),
+                    $crate::server::conn::Verdict::Drop => break None,
+                },
+            }
+        }
+    };
+}
+pub(crate) use watched;
+
 /// What the connection's owner should do next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {

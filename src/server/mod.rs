@@ -19,7 +19,7 @@ mod stall;
 use crate::app::App;
 use crate::config::ServerConfig;
 use crate::handler::{handle, ConnInfo};
-use conn::{Activity, Tracked, Verdict, Watchdog};
+use conn::{watched, Activity, Tracked, Watchdog};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -211,15 +211,7 @@ async fn serve<I>(
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(connection);
     let mut watchdog = Watchdog::new(activity, idle_timeout, stopping.clone());
-    let ended = loop {
-        tokio::select! {
-            ended = connection.as_mut() => break Some(ended),
-            verdict = watchdog.next() => match verdict {
-                Verdict::Close => connection.as_mut().graceful_shutdown(),
-                Verdict::Drop => break None,
-            },
-        }
-    };
+    let ended = watched!(connection, watchdog);
     if let Some(Err(e)) = ended {
         debug!(error = %e, "connection ended with an error");
     }

@@ -6,15 +6,19 @@ use std::process::{Child, Command, Stdio};
 const BIN: &str = env!("CARGO_BIN_EXE_token-handler");
 
 pub struct Running {
-    child: Child,
+    /// `None` once waited for.
+    child: Option<Child>,
     /// The proxy listener and the admin listener.
     pub addr: std::net::SocketAddr,
     pub admin: std::net::SocketAddr,
+    /// Its log lines (stdout) after start-up.
+    pub logs: tokio::sync::mpsc::UnboundedReceiver<String>,
 }
 
 impl Running {
-    /// Starts the binary with `config` (admin on 127.0.0.1:0) and waits until it listens and
-    /// knows the IdP.
+    /// Starts the binary with `config` (give it `admin_listen = "127.0.0.1:0"`) and waits until
+    /// it listens and knows the IdP. Its output goes to `logs` through an unbounded channel, so
+    /// the pipe never fills.
     pub async fn start(config: &str, keys: &str) -> Running {
         let dir = std::env::temp_dir().join(format!(
             "th-child-{}-{}",
@@ -54,19 +58,32 @@ impl Running {
             admin = admin.or_else(|| field(&line, "admin listening addr="));
             discovered |= line.contains("IdP metadata discovered");
         }
-        // Keep draining its output so it never blocks on a full pipe.
-        tokio::spawn(async move { while rx.recv().await.is_some() {} });
         Running {
-            child,
+            child: Some(child),
             addr: addr.expect("addr"),
             admin: admin.expect("admin"),
+            logs: rx,
         }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Waits for the process to exit; its exit code.
+    pub async fn exit_code(mut self) -> Option<i32> {
+        let mut child = self.child.take().expect("running");
+        tokio::task::spawn_blocking(move || child.wait())
+            .await
+            .expect("join")
+            .expect("wait")
+            .code()
     }
 
     /// Resident memory of the process, in bytes (`VmRSS` of /proc/<pid>/status).
     pub fn rss(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .expect("proc status");
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("proc status");
         status
             .lines()
             .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -94,7 +111,9 @@ impl Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }

@@ -291,6 +291,18 @@ impl Harness {
         (jar, issued)
     }
 
+    /// A metric's value from the proxy's registry (0 when absent); `name` with its labels,
+    /// as in the exposition (`token_handler_refreshes_total{outcome="refreshed"}`).
+    pub fn metric(&self, name: &str) -> f64 {
+        self.proxy
+            .app
+            .metrics
+            .encode()
+            .lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|r| r.trim().parse().ok()))
+            .unwrap_or(0.0)
+    }
+
     pub async fn get(&self, path: &str, jar: &Jar) -> reqwest::Response {
         self.http
             .get(format!("{}{path}", self.proxy.url))
