@@ -10,7 +10,7 @@
 //! WebSocket handshakes cannot carry custom headers, so they need an allowed `Origin`.
 
 use crate::config::CsrfConfig;
-use http::header::ORIGIN;
+use http::header::{HeaderName, ORIGIN};
 use http::{HeaderMap, Method};
 
 /// Why a request failed the check (for the log line and the message).
@@ -58,18 +58,19 @@ pub fn refusal(
     ))
 }
 
-/// Headers through which frameworks let a request claim another method.
-const METHOD_OVERRIDES: [&str; 3] = [
-    "x-http-method-override",
-    "x-http-method",
-    "x-method-override",
+/// Headers through which frameworks let a request claim another method (parsed once: a
+/// lookup by `&str` would parse the name on every request).
+static METHOD_OVERRIDES: [HeaderName; 3] = [
+    HeaderName::from_static("x-http-method-override"),
+    HeaderName::from_static("x-http-method"),
+    HeaderName::from_static("x-method-override"),
 ];
 
 /// Whether a request may change state: any method but GET, HEAD and OPTIONS, or a
 /// method-override header.
 pub fn is_unsafe(method: &Method, headers: &HeaderMap) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
-        || METHOD_OVERRIDES.iter().any(|h| headers.contains_key(*h))
+        || METHOD_OVERRIDES.iter().any(|h| headers.contains_key(h))
 }
 
 /// Checks a request; `authority` is the request's own host (Host header or URI authority).

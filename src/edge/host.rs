@@ -43,20 +43,31 @@ pub fn authority(
         if version < Version::HTTP_2 && host.is_none() {
             return Err(HostRefusal::Missing);
         }
-        return checked(authority.as_str().as_bytes());
+        let value = authority.as_str().as_bytes();
+        if !valid(value) {
+            return Err(HostRefusal::Invalid);
+        }
+        return HeaderValue::from_bytes(value).map_err(|_| HostRefusal::Invalid);
     }
     match host {
-        Some(value) => checked(value.as_bytes()),
+        // The header itself, shared rather than copied.
+        Some(value) if valid(value.as_bytes()) => Ok(value.clone()),
+        Some(_) => Err(HostRefusal::Invalid),
         None => Err(HostRefusal::Missing),
     }
 }
 
-fn checked(value: &[u8]) -> Result<HeaderValue, HostRefusal> {
-    if !valid(value) {
-        return Err(HostRefusal::Invalid);
+/// Bytes of a DNS-style host name: letters, digits, `-`, `.`, `_`.
+static NAME_BYTE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        table[c] = b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_';
+        c += 1;
     }
-    HeaderValue::from_bytes(value).map_err(|_| HostRefusal::Invalid)
-}
+    table
+};
 
 /// `host[:port]` where host is a DNS-style name, an IPv4 address or a bracketed IPv6 literal
 /// and port is 1–5 digits up to 65535. No userinfo, no escapes, no sub-delims: nothing that
@@ -90,18 +101,15 @@ pub fn valid(value: &[u8]) -> bool {
     let host_ok = host.first() == Some(&b'[')
         || (!host.is_empty()
             && host.len() <= 253
-            && host
-                .iter()
-                .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_')));
+            && host.iter().all(|&c| NAME_BYTE[usize::from(c)]));
     let port_ok = match port {
         None => true,
         Some(p) => {
-            !p.is_empty()
-                && p.len() <= 5
-                && p.iter().all(u8::is_ascii_digit)
-                && std::str::from_utf8(p)
-                    .ok()
-                    .and_then(|s| s.parse::<u32>().ok())
+            (1..=5).contains(&p.len())
+                && p.iter()
+                    .try_fold(0u32, |n, &c| {
+                        c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+                    })
                     .is_some_and(|n| n <= 65535)
         }
     };

@@ -136,24 +136,49 @@ fn hex(b: u8) -> Option<u8> {
     }
 }
 
-/// Segment checks on the decoded path (which starts with `/`).
+/// Bytes the segment check must look at: separators, `;`, `\`, control characters.
+static SPECIAL: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        table[c] = c < 0x20
+            || c == 0x7f
+            || c == b'/' as usize
+            || c == b';' as usize
+            || c == b'\\' as usize;
+        c += 1;
+    }
+    table
+};
+
+/// Segment checks on the decoded path (which starts with `/`), in one pass: it runs on every
+/// request.
 fn check_segments(decoded: &[u8]) -> Result<(), PathRefusal> {
-    if decoded.iter().any(|&c| c < 0x20 || c == 0x7f) {
-        return Err(PathRefusal::ControlCharacter);
-    }
-    if memchr::memchr(b'\\', decoded).is_some() {
-        return Err(PathRefusal::Backslash);
-    }
-    let segments = decoded[1..].split(|&c| c == b'/');
-    let count = decoded[1..].iter().filter(|&&c| c == b'/').count() + 1;
-    for (i, segment) in segments.enumerate() {
-        let name = segment.split(|&c| c == b';').next().unwrap_or(segment);
-        if name == b"." || name == b".." {
-            return Err(PathRefusal::DotSegment);
+    // Start of the current segment, and the end of its name (a `;` ends the name).
+    let mut start = 1;
+    let mut name_end = None;
+    for i in 1..=decoded.len() {
+        let byte = decoded.get(i).copied();
+        if byte.is_some_and(|c| !SPECIAL[usize::from(c)]) {
+            continue;
         }
-        // `/` alone and a trailing slash are fine; `//` anywhere else is not.
-        if segment.is_empty() && i + 1 < count {
-            return Err(PathRefusal::EmptySegment);
+        match byte {
+            Some(c) if c < 0x20 || c == 0x7f => return Err(PathRefusal::ControlCharacter),
+            Some(b'\\') => return Err(PathRefusal::Backslash),
+            Some(b';') if name_end.is_none() => name_end = Some(i),
+            Some(b'/') | None => {
+                let name = &decoded[start..name_end.unwrap_or(i)];
+                if name == b"." || name == b".." {
+                    return Err(PathRefusal::DotSegment);
+                }
+                // `/` alone and a trailing slash are fine; `//` anywhere else is not.
+                if i == start && i < decoded.len() {
+                    return Err(PathRefusal::EmptySegment);
+                }
+                start = i + 1;
+                name_end = None;
+            }
+            Some(_) => {}
         }
     }
     Ok(())

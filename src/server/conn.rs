@@ -112,6 +112,7 @@ macro_rules! watched {
     ($connection:ident, $watchdog:ident) => {
         loop {
             tokio::select! {
+                biased;
                 ended = $connection.as_mut() => break Some(ended),
                 verdict = $watchdog.next() => match verdict {
                     $crate::server::conn::Verdict::Close => $connection.as_mut().graceful_shutdown(),
@@ -165,6 +166,7 @@ impl Watchdog {
     pub async fn next(&mut self) -> Verdict {
         loop {
             tokio::select! {
+                biased;
                 () = self.stopping.cancelled(), if !self.draining => {
                     self.draining = true;
                     if !self.closing {
