@@ -74,15 +74,17 @@ pub fn normalize(raw: &str) -> Result<NormalPath<'_>, PathRefusal> {
     Ok(NormalPath { forward, decoded })
 }
 
-/// One pass over the escapes: the forwarded form and the fully decoded form.
+/// One pass over the escapes: the forwarded form and the fully decoded form. Bytes are
+/// copied as bytes (a non-ASCII character stays the same UTF-8 sequence); only `%XX` of an
+/// unreserved ASCII character is replaced, so the forwarded form stays valid UTF-8.
 fn decode(bytes: &[u8]) -> Result<(String, Vec<u8>), PathRefusal> {
-    let mut forward = String::with_capacity(bytes.len());
+    let mut forward = Vec::with_capacity(bytes.len());
     let mut decoded = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
         if b != b'%' {
-            forward.push(char::from(b));
+            forward.push(b);
             decoded.push(b);
             i += 1;
             continue;
@@ -96,10 +98,10 @@ fn decode(bytes: &[u8]) -> Result<(String, Vec<u8>), PathRefusal> {
             b'/' => return Err(PathRefusal::EncodedSlash),
             b'\\' => return Err(PathRefusal::EncodedSlash),
             v if v.is_ascii_alphanumeric() || matches!(v, b'-' | b'.' | b'_' | b'~') => {
-                forward.push(char::from(v))
+                forward.push(v)
             }
             // Kept as received (reserved characters, non-ASCII bytes, ...).
-            _ => forward.push_str(&String::from_utf8_lossy(&bytes[i..i + 3])),
+            _ => forward.extend_from_slice(&bytes[i..i + 3]),
         }
         decoded.push(value);
         i += 3;
@@ -107,6 +109,7 @@ fn decode(bytes: &[u8]) -> Result<(String, Vec<u8>), PathRefusal> {
     if double_encoded(&decoded) {
         return Err(PathRefusal::DoubleEncoded);
     }
+    let forward = String::from_utf8(forward).map_err(|_| PathRefusal::BadEscape)?;
     Ok((forward, decoded))
 }
 
@@ -230,6 +233,10 @@ mod tests {
         assert_eq!(forward("/%61pi/admin").as_deref(), Ok("/api/admin"));
         assert_eq!(forward("/a%2Eb").as_deref(), Ok("/a.b"));
         assert_eq!(forward("/a%20b/%C3%A9").as_deref(), Ok("/a%20b/%C3%A9"));
+        // Found by the fuzzer: non-ASCII characters next to an escape came out as mojibake.
+        assert_eq!(forward("/café%41").as_deref(), Ok("/caféA"));
+        assert_eq!(forward("//\u{fffd}%5F").map(|_| ()), Err(PathRefusal::EmptySegment));
+        assert_eq!(forward("/\u{fffd}%5F").as_deref(), Ok("/\u{fffd}_"));
         let p = normalize("/a%20b/%C3%A9").expect("valid");
         assert_eq!(&p.decoded[..], "/a b/é".as_bytes());
     }
