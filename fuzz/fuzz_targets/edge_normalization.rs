@@ -77,7 +77,10 @@ fn return_to(raw: &str) {
     // What a browser would make of the raw value: another origin is never accepted.
     if let Ok(parsed) = origin.join(raw) {
         if parsed.origin() != origin.origin() {
-            assert_eq!(result, None, "{raw:?} resolves to {parsed} and was accepted");
+            assert_eq!(
+                result, None,
+                "{raw:?} resolves to {parsed} and was accepted"
+            );
         }
     }
 
