@@ -36,21 +36,28 @@ pub struct App {
     draining: AtomicBool,
 }
 
+/// Why the proxy could not start (after the configuration was accepted).
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error("cannot start: {0}")]
-    Setup(String),
+    Tls(#[from] crate::tls::TlsError),
+    #[error("cannot start: {0}")]
+    Upstream(#[from] crate::proxy::UpstreamSetupError),
+    #[error("cannot start: {0}")]
+    Coordination(#[from] crate::coordination::CoordinationSetupError),
+    #[error("cannot start: the IdP client: {0}")]
+    IdpClient(#[source] reqwest::Error),
 }
 
 impl App {
     /// Builds the app and starts IdP discovery in the background when endpoints are left
-    /// to discover (must run inside a tokio runtime).
+    /// to discover (must run inside a tokio runtime). Watching mounted files for changes
+    /// starts with serving (`server::run`).
     pub fn start(config: Config) -> Result<Arc<App>, StartupError> {
         let app = Arc::new(App::new(config)?);
         if app.idp.metadata().is_none() {
             tokio::spawn(Arc::clone(&app.idp).discover_until_ready());
         }
-        crate::reload::spawn(&app);
         Ok(app)
     }
 
@@ -60,8 +67,7 @@ impl App {
         let metrics = Arc::new(Metrics::new());
         let tls = match &config.server.tls {
             Some(files) => Some(Arc::new(crate::tls::ReloadingCert::new(
-                crate::tls::load_certified_key(&files.cert, &files.key)
-                    .map_err(StartupError::Setup)?,
+                crate::tls::load_certified_key(&files.cert, &files.key)?,
             ))),
             None => None,
         };
@@ -72,10 +78,10 @@ impl App {
             Arc::clone(&metrics),
         ));
         let coordinator = match &config.coordination {
-            Some(c) => Some(Arc::new(
-                crate::coordination::Coordinator::new(c, Arc::clone(&metrics))
-                    .map_err(StartupError::Setup)?,
-            )),
+            Some(c) => Some(Arc::new(crate::coordination::Coordinator::new(
+                c,
+                Arc::clone(&metrics),
+            )?)),
             None => None,
         };
         let refresher = Arc::new(Refresher::new(
@@ -87,7 +93,7 @@ impl App {
             coordinator,
         ));
         Ok(App {
-            upstream: Upstream::new(&config.upstream).map_err(StartupError::Setup)?,
+            upstream: Upstream::new(&config.upstream)?,
             codec,
             metrics,
             idp,
@@ -122,13 +128,10 @@ pub fn idp_http_client(config: &Config) -> Result<reqwest::Client, StartupError>
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("token-handler/", env!("CARGO_PKG_VERSION")));
     if let Some(path) = &config.idp.ca_file {
-        for cert in crate::tls::load_ca_file(path).map_err(StartupError::Setup)? {
-            let cert = reqwest::Certificate::from_der(&cert)
-                .map_err(|e| StartupError::Setup(e.to_string()))?;
+        for cert in crate::tls::load_ca_file(path)? {
+            let cert = reqwest::Certificate::from_der(&cert).map_err(StartupError::IdpClient)?;
             builder = builder.add_root_certificate(cert);
         }
     }
-    builder
-        .build()
-        .map_err(|e| StartupError::Setup(e.to_string()))
+    builder.build().map_err(StartupError::IdpClient)
 }

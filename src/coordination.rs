@@ -81,6 +81,14 @@ impl fmt::Debug for Coordinator {
     }
 }
 
+/// Why coordination could not be set up at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum CoordinationSetupError {
+    /// The URL is never echoed: it may carry a password.
+    #[error("coordination.redis_url: not a valid redis:// or rediss:// URL")]
+    InvalidUrl,
+}
+
 #[derive(Debug, thiserror::Error)]
 enum CoordError {
     #[error("Redis did not answer within {0:?}")]
@@ -90,9 +98,12 @@ enum CoordError {
 }
 
 impl Coordinator {
-    pub fn new(config: &CoordinationConfig, metrics: Arc<Metrics>) -> Result<Coordinator, String> {
+    pub fn new(
+        config: &CoordinationConfig,
+        metrics: Arc<Metrics>,
+    ) -> Result<Coordinator, CoordinationSetupError> {
         let client = redis::Client::open(config.redis_url.as_str())
-            .map_err(|_| "invalid Redis URL".to_string())?;
+            .map_err(|_| CoordinationSetupError::InvalidUrl)?;
         Ok(Coordinator {
             client,
             connection: Mutex::new(None),

@@ -10,8 +10,7 @@
 //! the cookie is opened on every request (measured in BENCHMARKS.md); the tests check it
 //! against the RustCrypto `aes-gcm` implementation on a fixed vector.
 
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use base64::Engine;
+use crate::b64;
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 use std::fmt;
 
@@ -84,10 +83,9 @@ impl KeyRing {
             if !valid_kid(id) {
                 return Err(KeyError::KeyId(n));
             }
-            let bytes = STANDARD
-                .decode(b64.trim())
-                .or_else(|_| URL_SAFE_NO_PAD.decode(b64.trim().trim_end_matches('=')))
-                .map_err(|_| KeyError::Base64(n))?;
+            let bytes = b64::std_decode(b64.trim())
+                .or_else(|| b64::url_decode(b64.trim().trim_end_matches('=')))
+                .ok_or(KeyError::Base64(n))?;
             if bytes.len() != 32 {
                 return Err(KeyError::Length(n, bytes.len()));
             }
@@ -107,15 +105,11 @@ impl KeyRing {
         let Some(first_key) = first_key else {
             return Err(KeyError::Empty);
         };
-        let derive = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &first_key);
-        let derived = ring::hmac::sign(&derive, b"token-handler log fingerprint v1");
         let last_key = last_key.unwrap_or_else(|| first_key.clone());
-        let derive = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &last_key);
-        let shared = ring::hmac::sign(&derive, b"token-handler shared state v1");
         Ok(KeyRing {
             keys,
-            fingerprint_key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, derived.as_ref()),
-            shared_key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, shared.as_ref()),
+            fingerprint_key: derive(&first_key, b"token-handler log fingerprint v2"),
+            shared_key: derive(&last_key, b"token-handler shared state v2"),
         })
     }
 
@@ -126,7 +120,7 @@ impl KeyRing {
         fill_random(&mut key);
         fill_random(&mut id);
         let kid: String = id.iter().map(|b| format!("{b:02x}")).collect();
-        format!("k{kid}:{}", STANDARD.encode(key))
+        format!("k{kid}:{}", b64::std_encode(key))
     }
 
     /// A short keyed hash of `data` (8 hex digits) for log lines: lets an operator follow one
@@ -181,16 +175,14 @@ impl KeyRing {
             // AES-GCM encryption only fails for inputs of ~64 GiB.
             .expect("AES-GCM encryption of a cookie-sized value");
         out.extend_from_slice(tag.as_ref());
-        base64_simd::URL_SAFE_NO_PAD.encode_to_string(out)
+        b64::url_encode(out)
     }
 
     /// Opens a value sealed for the cookie called `name`. `None` for anything that is not a
     /// value this ring sealed for that name: tampered, truncated, foreign key, wrong name.
     pub fn open(&self, name: &str, value: impl AsRef<[u8]>) -> Option<Opened> {
         // SIMD base64: the cookie is decoded on every request (measured in BENCHMARKS.md).
-        let raw = base64_simd::URL_SAFE_NO_PAD
-            .decode_to_vec(value.as_ref())
-            .ok()?;
+        let raw = b64::url_decode(value.as_ref())?;
         let (&version, rest) = raw.split_first()?;
         let (&kid_len, rest) = rest.split_first()?;
         let kid_len = kid_len as usize;
@@ -249,11 +241,24 @@ pub fn fill_random(buf: &mut [u8]) {
     getrandom::getrandom(buf).expect("the OS random number generator is unavailable");
 }
 
+/// A MAC key for one purpose, derived from a cookie key with HKDF-SHA256 (RFC 5869): the
+/// cookie key itself is never used for anything but AES-GCM, and keys for different purposes
+/// are independent.
+fn derive(secret: &[u8], purpose: &'static [u8]) -> ring::hmac::Key {
+    let salt = ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, b"token-handler");
+    let info = [purpose];
+    let prk = salt.extract(secret);
+    let okm = prk
+        .expand(&info, ring::hmac::HMAC_SHA256)
+        .expect("an HMAC-SHA256 key is far below HKDF's output limit");
+    ring::hmac::Key::from(okm)
+}
+
 /// `n` random bytes as base64url (no padding): for `state`, `nonce`, PKCE verifiers.
 pub fn random_token(n: usize) -> String {
     let mut buf = vec![0u8; n];
     fill_random(&mut buf);
-    URL_SAFE_NO_PAD.encode(buf)
+    b64::url_encode(buf)
 }
 
 #[cfg(test)]
@@ -272,7 +277,7 @@ mod tests {
         let nonce = [7u8; 12];
         let sealed = ring_keys.seal_with_nonce("__Host-th", b"hello", nonce);
         assert_eq!(sealed, "AQJrMQcHBwcHBwcHBwcHB2cPyjAAevjcrSHZl75DfxUaEnpjQw");
-        let raw = URL_SAFE_NO_PAD.decode(&sealed).expect("b64");
+        let raw = b64::url_decode(&sealed).expect("b64");
         let key_bytes: Vec<u8> = (0u8..32).collect();
         let cipher = aes_gcm::Aes256Gcm::new_from_slice(&key_bytes).expect("key");
         let mut aad = raw[..4].to_vec();
@@ -287,6 +292,18 @@ mod tests {
             )
             .expect("aes-gcm opens our value");
         assert_eq!(plain, b"hello");
+    }
+
+    #[test]
+    fn derived_keys_follow_rfc5869_and_are_stable() {
+        // Computed independently (Python's hmac/hashlib HKDF-SHA256, salt "token-handler"):
+        // replicas and versions must agree on these, or Redis keys and log fingerprints differ.
+        let keys = KeyRing::parse(K1).expect("k1");
+        assert_eq!(keys.fingerprint(b"session-id"), "42bc3d01");
+        assert_eq!(
+            keys.shared_hash(b"refresh-token"),
+            "f36af00a71bbe367172eaa1674ddb87c"
+        );
     }
 
     #[test]
@@ -308,19 +325,14 @@ mod tests {
             keys.open("other", &sealed).is_none(),
             "name is bound as AAD"
         );
-        let mut raw = URL_SAFE_NO_PAD.decode(&sealed).expect("b64");
+        let mut raw = b64::url_decode(&sealed).expect("b64");
         for i in 0..raw.len() {
             raw[i] ^= 1;
-            assert!(
-                keys.open("c", URL_SAFE_NO_PAD.encode(&raw)).is_none(),
-                "byte {i}"
-            );
+            assert!(keys.open("c", b64::url_encode(&raw)).is_none(), "byte {i}");
             raw[i] ^= 1;
         }
         for len in 0..raw.len() {
-            assert!(keys
-                .open("c", URL_SAFE_NO_PAD.encode(&raw[..len]))
-                .is_none());
+            assert!(keys.open("c", b64::url_encode(&raw[..len])).is_none());
         }
         let foreign = KeyRing::parse(K2).expect("k2");
         assert!(foreign.open("c", &sealed).is_none());

@@ -1,4 +1,5 @@
-//! The proxy's own error answers: JSON `{"error": code, "message": ...}` (design.md codes).
+//! The proxy's own error answers: JSON `{"error": code, "message": ...}`, with the codes
+//! the README lists (they are the SPA's contract: it acts on the code, not on the text).
 //!
 //! One function maps each failure *source* to a status and code, so an SPA can act on the
 //! code: `login_required` → start a login; `idp_unavailable` → retry after `Retry-After`.

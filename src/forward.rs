@@ -13,8 +13,8 @@ use crate::error::{error_response, login_required, ErrorCode};
 use crate::proxy::client_body::{BodyFailure, ClientBody, Pace, Watch};
 use crate::proxy::{headers, relay_response, upgrade, ConnInfo, PooledBody, UpstreamError};
 use crate::refresh::{unix_now, Fresh};
+use crate::request_session::{refresh_now, with_cookies, Freshened};
 use crate::session::Presence;
-use crate::sessions::{refresh_now, with_cookies, Freshened};
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, HOST, SET_COOKIE, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
@@ -226,7 +226,7 @@ pub async fn with_session(
         match hold_if_small(body, &prepared.headers, app.config.proxy.retry_body_bytes).await {
             Ok(Held::Bytes(bytes)) => (full(bytes.clone()), Some(bytes)),
             Ok(Held::Stream(body)) => (boxed(body), None),
-            Err(()) => {
+            Err(Unreadable) => {
                 let refusal = match watch.failure() {
                     Some(failure) => client_body_error(failure),
                     None => {
@@ -291,7 +291,17 @@ enum Held {
 }
 
 /// Holds the body in memory when it is empty or declared no larger than `cap`.
-async fn hold_if_small(body: ClientBody, headers: &HeaderMap, cap: usize) -> Result<Held, ()> {
+/// A body that could not be held: the client's body failed (its [`Watch`] says why), or it
+/// ran past the length it declared.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body could not be read")]
+struct Unreadable;
+
+async fn hold_if_small(
+    body: ClientBody,
+    headers: &HeaderMap,
+    cap: usize,
+) -> Result<Held, Unreadable> {
     if body.is_end_stream() {
         return Ok(Held::Bytes(Bytes::new()));
     }
@@ -304,7 +314,7 @@ async fn hold_if_small(body: ClientBody, headers: &HeaderMap, cap: usize) -> Res
             .collect()
             .await
             .map(|collected| Held::Bytes(collected.to_bytes()))
-            .map_err(|_| ()),
+            .map_err(|_| Unreadable),
         _ => Ok(Held::Stream(body)),
     }
 }

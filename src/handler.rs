@@ -17,8 +17,8 @@ use crate::metrics::RequestLabels;
 use crate::proxy::upgrade;
 pub use crate::proxy::ConnInfo;
 use crate::refresh::unix_now;
+use crate::request_session::{self, freshen, with_cookies, Freshened};
 use crate::session::ReadOutcome;
-use crate::sessions::{self, freshen, with_cookies, Freshened};
 use http::header::{AUTHORIZATION, CACHE_CONTROL};
 use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
@@ -158,7 +158,7 @@ async fn proxy(
         return refusal;
     }
     let now = unix_now();
-    let (presence, outcome) = sessions::read(app, request.headers(), now);
+    let (presence, outcome) = request_session::read(app, request.headers(), now);
     let (session, retired_key) = match outcome {
         ReadOutcome::Valid {
             session,

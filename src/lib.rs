@@ -7,6 +7,7 @@
 //! # Layout (each module imports only those above it in this list)
 //!
 //! ```text
+//! b64.rs        base64, one implementation (SIMD), named by alphabet
 //! secret.rs     AccessToken / RefreshToken / ClientSecret / ...: redacted Debug, .expose()
 //! crypto.rs     KeyRing: seal(name, bytes) / open(name, value), AES-256-GCM, name as AAD
 //! edge/         a request's method, Host and path checked and normalised once; headers only
@@ -28,7 +29,7 @@
 //!               upgrades are tunnelled; client_body.rs: the request body, timed and watched
 //! app.rs        App: everything a request needs, built once
 //! reload.rs     hot reload of mounted TLS files, cookie keys and client secret
-//! sessions.rs   a request's session opened, made fresh, and its response cookies
+//! request_session.rs   a request's session opened, made fresh, and its response cookies
 //! endpoints/    /auth/login, /auth/callback, /auth/session, /auth/logout
 //! forward.rs    one request upstream: rewrite, Bearer, one retry after a refresh on invalid_token
 //! handler.rs    per request: session → CSRF → ensure_fresh → forward → cookies
@@ -45,6 +46,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod b64;
 pub mod body;
 pub mod config;
 pub mod coordination;
@@ -62,9 +64,9 @@ pub mod metrics;
 pub mod proxy;
 pub mod refresh;
 pub mod reload;
+pub mod request_session;
 pub mod secret;
 pub mod server;
 pub mod session;
-pub mod sessions;
 pub mod telemetry;
 pub mod tls;

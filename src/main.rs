@@ -131,18 +131,38 @@ fn runtime(workers: usize) -> tokio::runtime::Runtime {
     builder.enable_all().build().expect("tokio runtime")
 }
 
-async fn serve(config: Config) -> Result<(), String> {
+/// Why serving stopped with an error.
+#[derive(Debug, thiserror::Error)]
+enum ServeError {
+    #[error(transparent)]
+    Startup(#[from] token_handler::app::StartupError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("serving failed: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+async fn serve(config: Config) -> Result<(), ServeError> {
     let listen = config.server.listen;
-    let app = App::start(config).map_err(|e| e.to_string())?;
+    let app = App::start(config)?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+        .map_err(|source| ServeError::Bind {
+            addr: listen,
+            source,
+        })?;
     // The admin listener outlives the proxy's drain, so /readyz can say "shutting down".
     let admin_done = tokio_util::sync::CancellationToken::new();
     if let Some(admin_addr) = app.config.server.admin_listen {
         let admin = tokio::net::TcpListener::bind(admin_addr)
             .await
-            .map_err(|e| format!("cannot listen on {admin_addr}: {e}"))?;
+            .map_err(|source| ServeError::Bind {
+                addr: admin_addr,
+                source,
+            })?;
         let done = admin_done.clone();
         tokio::spawn(token_handler::admin::run(
             admin,
@@ -152,7 +172,7 @@ async fn serve(config: Config) -> Result<(), String> {
     }
     let result = token_handler::server::run(listener, app, shutdown_signal()).await;
     admin_done.cancel();
-    result.map_err(|e| e.to_string())?;
+    result.map_err(ServeError::Serve)?;
     info!("stopped");
     Ok(())
 }

@@ -86,11 +86,28 @@ fn contents_digest(paths: &[PathBuf]) -> Option<Vec<u8>> {
     Some(digest(&SHA256, &all).as_ref().to_vec())
 }
 
-fn apply(app: &App, what: What, paths: &[PathBuf]) -> Result<(), String> {
+/// Why a changed file was not applied (the previous value stays).
+#[derive(Debug, thiserror::Error)]
+enum ReloadError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    #[error(transparent)]
+    Keys(#[from] crate::crypto::KeyError),
+}
+
+fn apply(app: &App, what: What, paths: &[PathBuf]) -> Result<(), ReloadError> {
     let read = |path: &PathBuf| {
         std::fs::read_to_string(path)
             .map(|s| s.trim().to_string())
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))
+            .map_err(|source| ReloadError::Read {
+                path: path.clone(),
+                source,
+            })
     };
     match what {
         What::Tls => {
@@ -100,7 +117,7 @@ fn apply(app: &App, what: What, paths: &[PathBuf]) -> Result<(), String> {
             }
         }
         What::CookieKeys => {
-            let ring = KeyRing::parse(&read(&paths[0])?).map_err(|e| e.to_string())?;
+            let ring = KeyRing::parse(&read(&paths[0])?)?;
             info!(current_kid = ring.current_kid(), "cookie keys reloaded");
             app.codec.set_keys(ring);
         }

@@ -3,8 +3,6 @@
 //! token itself. It decodes the Bearer's payload without verifying it: it stands for "your
 //! API", which would verify it against the IdP's keys.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Request, Response, StatusCode};
@@ -75,7 +73,7 @@ fn bearer_claims(request: &Request<Incoming>) -> Option<Map<String, Value>> {
     let value = request.headers().get(AUTHORIZATION)?.to_str().ok()?;
     let token = value.strip_prefix("Bearer ")?;
     let payload = token.split('.').nth(1)?;
-    let bytes = URL_SAFE_NO_PAD.decode(payload).ok()?;
+    let bytes = crate::b64::url_decode(payload)?;
     serde_json::from_slice(&bytes).ok()
 }
 

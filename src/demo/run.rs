@@ -26,24 +26,43 @@ pub struct DemoOptions {
     pub access_token_ttl: Duration,
 }
 
+/// Why the demo could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("the demo binds loopback only (its IdP is a development emulator); got {0}")]
+    NotLoopback(SocketAddr),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Startup(#[from] crate::app::StartupError),
+}
+
 /// Runs the demo until `shutdown` resolves.
-pub async fn run(options: DemoOptions, shutdown: impl Future<Output = ()>) -> Result<(), String> {
+pub async fn run(
+    options: DemoOptions,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), DemoError> {
     if !options.listen.ip().is_loopback() {
-        return Err(format!(
-            "the demo binds loopback only (its IdP is a development emulator); got {}",
-            options.listen
-        ));
+        return Err(DemoError::NotLoopback(options.listen));
     }
     let listener = TcpListener::bind(options.listen)
         .await
-        .map_err(|e| format!("cannot listen on {}: {e}", options.listen))?;
-    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+        .map_err(|source| DemoError::Bind {
+            addr: options.listen,
+            source,
+        })?;
+    let port = listener.local_addr()?.port();
     let app_url = format!("http://localhost:{port}");
 
     let idp = TokenIdp::start(
-        TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(|e| e.to_string())?,
+        TcpListener::bind("127.0.0.1:0").await?,
         Options {
             access_token_ttl: options.access_token_ttl,
             login: LoginMode::Form,
@@ -57,15 +76,9 @@ pub async fn run(options: DemoOptions, shutdown: impl Future<Output = ()>) -> Re
             ..Options::default()
         },
     )
-    .await
-    .map_err(|e| e.to_string())?;
-    let api_listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| e.to_string())?;
-    let api_url = format!(
-        "http://{}",
-        api_listener.local_addr().map_err(|e| e.to_string())?
-    );
+    .await?;
+    let api_listener = TcpListener::bind("127.0.0.1:0").await?;
+    let api_url = format!("http://{}", api_listener.local_addr()?);
     tokio::spawn(api::serve(api_listener));
 
     let toml = format!(
@@ -98,8 +111,8 @@ protected_paths = ["/api/"]
         "TOKEN_HANDLER_CLIENT_SECRET" => Some(CLIENT_SECRET.to_string()),
         _ => None,
     };
-    let config = Config::from_toml(&toml, &env).map_err(|e| e.to_string())?;
-    let app = App::start(config).map_err(|e| e.to_string())?;
+    let config = Config::from_toml(&toml, &env)?;
+    let app = App::start(config)?;
     app.idp.ready().await;
 
     println!(
@@ -112,5 +125,5 @@ protected_paths = ["/api/"]
     );
     let result = crate::server::run(listener, app, shutdown).await;
     idp.shutdown().await;
-    result.map_err(|e| e.to_string())
+    Ok(result?)
 }

@@ -7,8 +7,6 @@
 
 use crate::secret::CodeVerifier;
 use crate::session::{cookie_pairs, CookieCodec};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use http::{HeaderMap, HeaderValue};
 use serde::{Deserialize, Serialize};
 
@@ -44,7 +42,7 @@ pub fn cookie_name(codec: &CookieCodec, state: &str) -> String {
     format!(
         "{}{}",
         prefix(codec),
-        URL_SAFE_NO_PAD.encode(&digest.as_ref()[..9])
+        crate::b64::url_encode(&digest.as_ref()[..9])
     )
 }
 

@@ -8,10 +8,8 @@ use crate::body::{empty, Body};
 use crate::crypto::random_token;
 use crate::error::{error_response, idp_unavailable, ErrorCode};
 use crate::refresh::unix_now;
+use crate::request_session::with_cookies;
 use crate::secret::CodeVerifier;
-use crate::sessions::with_cookies;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use http::header::{CACHE_CONTROL, LOCATION};
 use http::{HeaderValue, Request, Response, StatusCode};
 use tracing::info;
@@ -37,7 +35,7 @@ pub fn login<B>(app: &App, request: &Request<B>) -> Response<Body> {
     };
     let config = &app.config.idp;
     let verifier = random_token(32);
-    let challenge = URL_SAFE_NO_PAD.encode(ring::digest::digest(
+    let challenge = crate::b64::url_encode(ring::digest::digest(
         &ring::digest::SHA256,
         verifier.as_bytes(),
     ));

@@ -13,8 +13,8 @@ use crate::body::{full, Body};
 use crate::config::Dialect;
 use crate::csrf;
 use crate::refresh::unix_now;
+use crate::request_session::{self, freshen, with_cookies, Freshened};
 use crate::session::{ReadOutcome, Session};
-use crate::sessions::{self, freshen, with_cookies, Freshened};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Request, Response};
 use serde_json::json;
@@ -32,7 +32,7 @@ pub async fn logout<B>(app: &App, request: &Request<B>, authority: &HeaderValue)
         return refusal;
     }
     let now = unix_now();
-    let (presence, outcome) = sessions::read(app, request.headers(), now);
+    let (presence, outcome) = request_session::read(app, request.headers(), now);
     let mut id_token_hint = None;
     if let ReadOutcome::Valid {
         session,

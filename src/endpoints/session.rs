@@ -5,15 +5,15 @@ use crate::app::App;
 use crate::body::{full, Body};
 use crate::error::idp_unavailable;
 use crate::refresh::unix_now;
+use crate::request_session::{self, freshen, with_cookies, Freshened};
 use crate::session::ReadOutcome;
-use crate::sessions::{self, freshen, with_cookies, Freshened};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Request, Response};
 use serde_json::{json, Value};
 
 pub async fn session<B>(app: &App, request: &Request<B>) -> Response<Body> {
     let now = unix_now();
-    let (presence, outcome) = sessions::read(app, request.headers(), now);
+    let (presence, outcome) = request_session::read(app, request.headers(), now);
     match outcome {
         ReadOutcome::Absent => answer(json!({"authenticated": false})),
         ReadOutcome::Invalid => with_cookies(

@@ -29,11 +29,32 @@ pub fn needs_discovery(config: &IdpConfig) -> bool {
             || config.jwks_uri.is_none())
 }
 
+/// Why discovery did not give usable metadata (the proxy stays unready and retries).
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoveryError {
+    #[error("no token_endpoint in the config or the discovery document")]
+    NoTokenEndpoint,
+    #[error("GET {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("GET {url}: HTTP {status}")]
+    Status {
+        url: String,
+        status: reqwest::StatusCode,
+    },
+    #[error("GET {url}: {kind}")]
+    Body { url: String, kind: super::Transient },
+    #[error("GET {url}: not a JSON object: {source}")]
+    NotJson {
+        url: String,
+        source: serde_json::Error,
+    },
+}
+
 /// Metadata from the config and (optionally) a discovery document; `Err` names what is missing.
 pub fn resolve(
     config: &IdpConfig,
     document: Option<&Map<String, Value>>,
-) -> Result<Metadata, String> {
+) -> Result<Metadata, DiscoveryError> {
     let discovered = |key: &str| -> Option<Url> {
         let doc = document?;
         Url::parse(&string_field(doc, key)?).ok()
@@ -46,7 +67,7 @@ pub fn resolve(
         .token_endpoint
         .clone()
         .or_else(|| discovered("tokenendpoint"))
-        .ok_or("no token_endpoint in the config or the discovery document")?;
+        .ok_or(DiscoveryError::NoTokenEndpoint)?;
     let tokenidp = config.dialect == Dialect::TokenIdp;
     let revocation_endpoint = config
         .revocation_endpoint
@@ -97,7 +118,7 @@ pub async fn fetch(
     http: &reqwest::Client,
     issuer: &Url,
     max_bytes: usize,
-) -> Result<Map<String, Value>, String> {
+) -> Result<Map<String, Value>, DiscoveryError> {
     let url = format!(
         "{}/.well-known/openid-configuration",
         issuer.as_str().trim_end_matches('/')
@@ -106,15 +127,19 @@ pub async fn fetch(
         .get(&url)
         .send()
         .await
-        .map_err(|e| format!("GET {url}: {}", super::response::describe(&e)))?;
+        .map_err(|e| DiscoveryError::Unreachable {
+            url: url.clone(),
+            reason: super::response::describe(&e),
+        })?;
     let status = response.status();
     if !status.is_success() {
-        return Err(format!("GET {url}: HTTP {status}"));
+        return Err(DiscoveryError::Status { url, status });
     }
-    let body = super::response::read_limited(response, max_bytes)
-        .await
-        .map_err(|kind| format!("GET {url}: {kind}"))?;
-    serde_json::from_slice(&body).map_err(|e| format!("GET {url}: not a JSON object: {e}"))
+    let body = match super::response::read_limited(response, max_bytes).await {
+        Ok(body) => body,
+        Err(kind) => return Err(DiscoveryError::Body { url, kind }),
+    };
+    serde_json::from_slice(&body).map_err(|source| DiscoveryError::NotJson { url, source })
 }
 
 #[cfg(test)]

@@ -1,10 +1,10 @@
 //! The IdP's token endpoint: one client, two wire dialects, a typed outcome.
 //!
-//! What matters most is the *classification* of failures (design habit 8): a **rejected**
+//! What matters most is the *classification* of failures: a **rejected**
 //! grant (the IdP said no to this refresh token or this client) ends the session; anything
 //! **transient** (network, timeout, 5xx, 429, a body we cannot read) keeps it, so a user is
 //! never logged out by an IdP hiccup. Dialect files only build requests and parse answers;
-//! they are pure and tested on the exact bytes of tokenidp-protocol.md and RFC 6749.
+//! they are pure and tested on the exact bytes TokenIDP and RFC 6749 servers send.
 
 mod client;
 mod discovery;

@@ -3,8 +3,6 @@
 
 use super::{IdpError, Rejection, Transient};
 use crate::secret::ClientSecret;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use base64::Engine;
 use http::HeaderMap;
 use serde_json::{Map, Value};
 use std::time::{Duration, SystemTime};
@@ -61,7 +59,7 @@ pub(super) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 pub(super) fn basic_auth(client_id: &str, secret: &ClientSecret) -> String {
     let id: String = url::form_urlencoded::byte_serialize(client_id.as_bytes()).collect();
     let pw: String = url::form_urlencoded::byte_serialize(secret.expose().as_bytes()).collect();
-    format!("Basic {}", STANDARD.encode(format!("{id}:{pw}")))
+    format!("Basic {}", crate::b64::std_encode(format!("{id}:{pw}")))
 }
 
 /// A request that never got an answer: logged (what, and why) and classified as transient.
@@ -146,7 +144,7 @@ fn sanitize(text: &str) -> String {
 /// skewed local clock does not matter. `None` for opaque tokens.
 pub fn unverified_lifetime(token: &str) -> Option<u64> {
     let payload = token.split('.').nth(1)?;
-    let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    let bytes = crate::b64::url_decode(payload.trim_end_matches('='))?;
     let claims: Map<String, Value> = serde_json::from_slice(&bytes).ok()?;
     let exp = claims.get("exp")?.as_u64()?;
     let iat = claims.get("iat").or_else(|| claims.get("nbf"))?.as_u64()?;
@@ -185,15 +183,13 @@ mod tests {
     #[test]
     fn basic_auth_form_encodes_per_rfc6749() {
         let h = basic_auth("my client", &ClientSecret::new("p@ss:w+rd"));
-        let decoded = STANDARD
-            .decode(h.trim_start_matches("Basic "))
-            .expect("b64");
+        let decoded = crate::b64::std_decode(h.trim_start_matches("Basic ")).expect("b64");
         assert_eq!(decoded, b"my+client:p%40ss%3Aw%2Brd");
     }
 
     #[test]
     fn jwt_lifetime_uses_the_issuers_clock_difference() {
-        let payload = URL_SAFE_NO_PAD.encode(r#"{"iat":1000,"exp":1300}"#);
+        let payload = crate::b64::url_encode(r#"{"iat":1000,"exp":1300}"#);
         assert_eq!(unverified_lifetime(&format!("h.{payload}.s")), Some(300));
         assert_eq!(unverified_lifetime("opaque-token"), None);
     }

@@ -1,4 +1,4 @@
-//! TokenIDP's `/token` dialect (shared/tokenidp-protocol.md).
+//! TokenIDP's `/token` dialect, quirks included.
 //!
 //! Requests are the JSON the published guide shows (`grantType`, `clientId`, `refreshToken`,
 //! `scope`). Answers come in every shape the server really produces: a `data` (guide) or

@@ -48,10 +48,23 @@ impl ConnInfo {
     }
 }
 
+/// Why the upstream client could not be built at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamSetupError {
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    #[error("upstream.url: {0}")]
+    Url(#[from] http::uri::InvalidUri),
+    #[error("upstream.url: {0}")]
+    Origin(#[from] http::Error),
+    #[error("upstream.url: {0}")]
+    Host(#[from] http::header::InvalidHeaderValue),
+}
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum UpstreamError {
     #[error("upstream unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(&'static str),
     #[error("upstream did not answer within {0:?}")]
     Timeout(Duration),
     #[error("upstream closed the connection before answering")]
@@ -69,7 +82,7 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    pub fn new(config: &UpstreamConfig) -> Result<Upstream, String> {
+    pub fn new(config: &UpstreamConfig) -> Result<Upstream, UpstreamSetupError> {
         let mut http = HttpConnector::new();
         http.set_nodelay(true);
         http.set_connect_timeout(Some(config.connect_timeout));
@@ -82,22 +95,16 @@ impl Upstream {
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
-        let uri: Uri = config
-            .url
-            .as_str()
-            .parse()
-            .map_err(|e| format!("upstream.url: {e}"))?;
+        let uri: Uri = config.url.as_str().parse()?;
         let authority = uri.authority().cloned().expect("validated URL has a host");
         let origin = Uri::builder()
             .scheme(uri.scheme().cloned().unwrap_or(http::uri::Scheme::HTTP))
             .authority(authority.clone())
             .path_and_query("/")
-            .build()
-            .map_err(|e| format!("upstream.url: {e}"))?;
+            .build()?;
         Ok(Upstream {
             pool: Arc::new(Pool::new(connector, origin)),
-            host: HeaderValue::from_str(authority.as_str())
-                .map_err(|e| format!("upstream.url: {e}"))?,
+            host: HeaderValue::from_str(authority.as_str())?,
             base_path: uri.path().trim_end_matches('/').to_string(),
             header_timeout: config.response_header_timeout,
         })
@@ -181,7 +188,7 @@ fn failed(e: &hyper::Error) -> UpstreamError {
     if e.is_incomplete_message() || e.is_canceled() {
         UpstreamError::Closed
     } else {
-        UpstreamError::Unavailable("connection failed".into())
+        UpstreamError::Unavailable("connection failed")
     }
 }
 

@@ -106,7 +106,7 @@ impl Pool {
         .await
         .map_err(|e| {
             debug!(error = %super::describe(e.as_ref()), "upstream connect failed");
-            UpstreamError::Unavailable("connect failed".into())
+            UpstreamError::Unavailable("connect failed")
         })?;
         // The read buffer bounds what one response pins in memory while its client is slow to
         // read (hyper's default grows to ~400 KiB, and a stalled client pinned two of them).
@@ -116,7 +116,7 @@ impl Pool {
             .await
             .map_err(|e| {
                 debug!(error = %super::describe(&e), "upstream handshake failed");
-                UpstreamError::Unavailable("connection failed".into())
+                UpstreamError::Unavailable("connection failed")
             })?;
         tokio::spawn(async move {
             if let Err(e) = connection.with_upgrades().await {

@@ -9,8 +9,6 @@
 //! WebSocket) carries a `Sec-WebSocket-Accept` that does not match the client's key, is
 //! refused with 502 and its connection closed (RFC 9110 §7.8, RFC 6455 §4.1).
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
 use http::header::{CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, UPGRADE};
 use http::{HeaderMap, Method, Response, Version};
 
@@ -87,7 +85,7 @@ fn accept_value(key: &[u8]) -> String {
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY);
     ctx.update(key);
     ctx.update(WEBSOCKET_GUID.as_bytes());
-    STANDARD.encode(ctx.finish())
+    crate::b64::std_encode(ctx.finish())
 }
 
 #[cfg(test)]

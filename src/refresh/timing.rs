@@ -34,8 +34,6 @@ pub fn expires_at(response: &TokenResponse, now: u64) -> u64 {
 mod tests {
     use super::*;
     use crate::secret::AccessToken;
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    use base64::Engine;
 
     #[test]
     fn refreshes_within_skew_of_expiry() {
@@ -70,7 +68,7 @@ mod tests {
     fn earlier_of_expires_in_and_jwt_lifetime() {
         let jwt = format!(
             "h.{}.s",
-            URL_SAFE_NO_PAD.encode(r#"{"iat":5000,"exp":5100}"#)
+            crate::b64::url_encode(r#"{"iat":5000,"exp":5100}"#)
         );
         assert_eq!(expires_at(&response(Some(300), &jwt), 1000), 1100);
         assert_eq!(expires_at(&response(Some(50), &jwt), 1000), 1050);

@@ -1,8 +1,8 @@
 //! Serving: accept loop, optional TLS, per-connection HTTP (HTTP/1.1, HTTP/2 via ALPN or h2c),
 //! connection limits, graceful shutdown.
 //!
-//! Library code never binds sockets (design habit 3): `run` takes a bound listener and a
-//! shutdown future, so tests bind `127.0.0.1:0`. On shutdown the listener closes at once and
+//! Library code never binds sockets: `run` takes a bound listener and a shutdown future, so
+//! tests bind `127.0.0.1:0` and nothing depends on a fixed port. On shutdown the listener closes at once and
 //! `/readyz` turns unready; in-flight requests and upgraded tunnels get
 //! `server.shutdown_grace` to finish. TLS handshakes run in the connection's task, never in
 //! the accept loop, and are bounded by `server.header_read_timeout`.
@@ -90,6 +90,7 @@ pub async fn run(
     app: Arc<App>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    crate::reload::spawn(&app);
     let server = &app.config.server;
     let builder = Arc::new(builder(server));
     let acceptor = match &app.tls {

@@ -1,9 +1,6 @@
 //! Random identifiers in TokenIDP's formats: UUIDs (codes, `jti`, correlation ids) and
 //! 64-byte standard-Base64 refresh tokens.
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
-
 /// The OS random source failed. Handlers turn it into TokenIDP's PascalCase 500.
 #[derive(Debug)]
 pub(super) struct RandomUnavailable;
@@ -39,12 +36,12 @@ pub(super) fn correlation_id() -> String {
 /// `/` and `=`), not a UUID as the guide suggests. Kept that way on purpose: a client that
 /// forgets to percent-encode it in a form body turns `+` into a space and breaks.
 pub(super) fn refresh_token() -> Result<String, RandomUnavailable> {
-    Ok(STANDARD.encode(random_bytes::<64>()?))
+    Ok(crate::b64::std_encode(random_bytes::<64>()?))
 }
 
 /// An opaque IdP browser-session id (the login form's cookie).
 pub(super) fn session_id() -> Result<String, RandomUnavailable> {
-    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<32>()?))
+    Ok(crate::b64::url_encode(random_bytes::<32>()?))
 }
 
 #[cfg(test)]
@@ -64,6 +61,6 @@ mod tests {
         let t = refresh_token().expect("random");
         assert_eq!(t.len(), 88);
         assert!(t.ends_with("=="));
-        assert_eq!(STANDARD.decode(&t).expect("base64").len(), 64);
+        assert_eq!(crate::b64::std_decode(&t).expect("base64").len(), 64);
     }
 }

@@ -6,7 +6,7 @@
 //! proxy at it. It depends on nothing else in the crate, so the production path can never
 //! come to depend on it.
 //!
-//! The contract it reproduces is `shared/tokenidp-protocol.md`: JSON *or* form bodies with
+//! The contract it reproduces is TokenIDP's real wire behaviour: JSON *or* form bodies with
 //! field names in both spellings, the `value`/`data` envelopes, `error.code` always empty,
 //! PascalCase 500s for bad codes, 88-character standard-Base64 refresh tokens with rotation
 //! always on, `DELETE /revoke` with a Bearer token, discovery's non-standard keys, tokens with

@@ -5,8 +5,6 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use tokio::time::Instant;
 
 use super::jwt::Signer;
@@ -305,7 +303,7 @@ impl State {
 pub(super) fn pkce_s256_matches(verifier: &str, challenge: &str) -> bool {
     let digest = ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes());
     constant_time_eq(
-        URL_SAFE_NO_PAD.encode(digest).as_bytes(),
+        crate::b64::url_encode(digest).as_bytes(),
         challenge.as_bytes(),
     )
 }

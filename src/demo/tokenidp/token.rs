@@ -1,8 +1,6 @@
 //! `POST /token`: TokenIDP's lenient request parsing, its client-authentication rules, and the
 //! `refresh_token` and `authorization_code` grants.
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
 use http::header::AUTHORIZATION;
 use http::Method;
 use tokio::time::Instant;
@@ -91,7 +89,7 @@ fn basic_credentials(req: &Request) -> Result<Option<(String, String)>, Failure>
     if !scheme.eq_ignore_ascii_case("basic") {
         return Ok(None);
     }
-    let decoded = STANDARD.decode(encoded.trim()).map_err(|_| fail())?;
+    let decoded = crate::b64::std_decode(encoded.trim()).ok_or_else(fail)?;
     let decoded = String::from_utf8(decoded).map_err(|_| fail())?;
     let (id, secret) = decoded.split_once(':').ok_or_else(fail)?;
     let id = form_decode(id).ok_or_else(fail)?;
