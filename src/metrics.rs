@@ -87,7 +87,7 @@ impl Metrics {
         let refreshes = Family::<OutcomeLabel, Counter>::default();
         registry.register(
             "refreshes",
-            "Refresh outcomes: refreshed, rejected, transient (one per /token call); coalesced (waited on another request's call), grace_hit (old cookie served from the rotation window), reuse_suspected (rotated token refused locally)",
+            "Refresh outcomes: refreshed, rejected, transient (one per /token call); coalesced (waited on another request's call), grace_hit (old cookie served from the rotation window), reuse_suspected (rotated token refused locally), remote (another replica's result), panicked (a bug in the refresh task)",
             refreshes.clone(),
         );
         let token_seconds: HistogramFamily<GrantLabel> =

@@ -88,6 +88,8 @@ fn outcome(
         Err(RefreshError::Idp(IdpError::Transient { retry_after, .. })) => {
             return Freshened::Unavailable { retry_after };
         }
+        // A bug of ours, not the user's: keep the session, let the SPA retry.
+        Err(RefreshError::Panicked) => return Freshened::Unavailable { retry_after: None },
         Err(RefreshError::Idp(IdpError::Rejected { .. }) | RefreshError::ReuseSuspected) => {
             return Freshened::Ended {
                 clear: app.codec.clear(presence),

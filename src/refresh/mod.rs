@@ -1,29 +1,36 @@
 //! Keeping a session's access token fresh: single-flight refresh, rotation grace, reuse guard.
 //!
-//! `ensure_fresh` is called on every proxied request. Concurrency rules (design habit 10):
-//! the map lock is never held across `.await`; after waiting on another task's refresh we
-//! look again (the successor may itself have been rotated meanwhile). The `/token` call runs in
-//! its own task, so a client that disconnects mid-refresh cannot cancel it after the IdP has
-//! consumed the old refresh token: the result still lands in the grace map, and the client's
-//! retry with its old cookie gets the new tokens.
+//! `ensure_fresh` is called on every proxied request. The parts, each in its own file:
+//! `flight.rs` decides per request (follow a newer session, wait on a refresh, lead one, refuse
+//! a reused token) under a lock never held across `.await`; `replicas.rs` decides which
+//! replica calls `/token`; `merge.rs` turns the IdP's answer into the new session (pure);
+//! `report.rs` counts and logs every outcome; `timing.rs` holds the pure time rules. After
+//! waiting on another refresh, a request looks again (the successor may itself have been
+//! rotated meanwhile). The `/token` call runs in its own task, so a client that disconnects
+//! mid-refresh cannot cancel it after the IdP has consumed the old refresh token: the result
+//! still lands in the grace map, and the client's retry with its old cookie gets the tokens.
 
+mod flight;
+mod merge;
+mod replicas;
+mod report;
 mod rotations;
 mod timing;
 
+pub use merge::{merge, Merged};
 pub use timing::{expires_at, needs_refresh};
 
 use crate::config::SessionConfig;
-use crate::coordination::{Claim, Coordinator};
-use crate::idp::{Grant, IdpClient, IdpError, Rejection};
+use crate::coordination::Coordinator;
+use crate::idp::{Grant, IdpClient, IdpError, TokenResponse, Transient};
 use crate::metrics::Metrics;
 use crate::session::{CookieCodec, Session};
+use flight::{Flights, Leader, Step, Waiter};
 use http::HeaderValue;
-use rotations::{Fingerprint, Known, Rotations};
-use std::sync::{Arc, Mutex};
+use replicas::{Replicas, Turn};
+use report::{report, Event};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::sync::watch;
-use tokio::time::Instant;
-use tracing::{error, info, warn};
 
 /// Follow at most this many grace-window successors for one request (a chain forms only if
 /// the access token lifetime is shorter than the grace window).
@@ -89,40 +96,22 @@ pub enum RefreshError {
     /// A refresh token we already rotated away, past the grace window.
     #[error("refresh token was already rotated; refusing to spend it again")]
     ReuseSuspected,
+    /// The refresh task panicked: a bug of ours, not the IdP's answer. The session is kept.
+    #[error("the refresh task panicked")]
+    Panicked,
 }
 
-type FlightResult = Option<Result<Arc<Refreshed>, IdpError>>;
-
-/// The outcome of one refresh task.
-struct Refresh {
-    refreshed: Arc<Refreshed>,
-    rotated: bool,
-    /// Metric outcome: `refreshed` (this replica called `/token`) or `remote` (another
-    /// replica did, through Redis).
-    source: &'static str,
-}
-
-type Waiter = watch::Receiver<FlightResult>;
-
-/// Refreshes sessions, once per refresh token, process-wide.
+/// Refreshes sessions, once per refresh token, process-wide (and across replicas with Redis).
 #[derive(Debug)]
 pub struct Refresher {
     client: Arc<IdpClient>,
-    coordinator: Option<Arc<Coordinator>>,
+    replicas: Replicas,
+    flights: Flights,
     grace: Duration,
     metrics: Arc<Metrics>,
     codec: CookieCodec,
     skew: u64,
     send_scope: bool,
-    fingerprint_key: (u64, u64),
-    rotations: Mutex<Rotations<Arc<Refreshed>, Waiter>>,
-}
-
-enum Step {
-    Follow(Arc<Refreshed>),
-    Wait(Waiter, bool),
-    Reuse,
-    Done,
 }
 
 impl Refresher {
@@ -134,25 +123,20 @@ impl Refresher {
         send_scope: bool,
         coordinator: Option<Arc<Coordinator>>,
     ) -> Refresher {
-        let mut key = [0u8; 32];
-        crate::crypto::fill_random(&mut key);
         Refresher {
             client,
-            coordinator,
+            replicas: Replicas::new(coordinator),
+            flights: Flights::new(
+                config.rotation_grace,
+                config.reuse_window,
+                config.max_tracked_rotations,
+                Arc::clone(&metrics),
+            ),
             grace: config.rotation_grace,
             metrics,
             codec,
             skew: config.refresh_skew.as_secs(),
             send_scope,
-            fingerprint_key: (
-                u64::from_le_bytes(key[..8].try_into().expect("8 bytes")),
-                u64::from_le_bytes(key[8..16].try_into().expect("8 bytes")),
-            ),
-            rotations: Mutex::new(Rotations::new(
-                config.rotation_grace,
-                config.reuse_window,
-                config.max_tracked_rotations,
-            )),
         }
     }
 
@@ -173,43 +157,35 @@ impl Refresher {
         let mut outcome = Outcome::Unchanged;
         for hop in 0..MAX_HOPS {
             // Forcing applies to the request's own session only, never to a successor.
-            let step = self.next_step(&current, force && hop == 0);
-            match step {
+            let forced = force && hop == 0;
+            let session = match &current {
+                FreshSession::Same(s) => s,
+                FreshSession::Newer(r) => &r.session,
+            };
+            let step = self.flights.next_step(session, |s| forced || self.due(s));
+            let (successor, this_outcome) = match step {
                 Step::Done => break,
                 Step::Reuse => {
-                    self.metrics.refresh("reuse_suspected");
-                    warn!(event = "reuse_suspected", "a rotated-away refresh token came back after the grace window; refused without calling the IdP");
+                    report(&self.metrics, Event::ReuseSuspected);
                     return Err(RefreshError::ReuseSuspected);
                 }
                 Step::Follow(successor) => {
-                    self.metrics.refresh("grace_hit");
-                    if outcome == Outcome::Unchanged {
-                        outcome = Outcome::GraceHit;
-                    }
-                    current = FreshSession::Newer(successor);
+                    report(&self.metrics, Event::GraceHit);
+                    (successor, Outcome::GraceHit)
                 }
-                Step::Wait(mut waiter, leader) => {
-                    if !leader {
-                        self.metrics.refresh("coalesced");
-                    }
-                    let result = match waiter.wait_for(Option::is_some).await {
-                        Ok(value) => value.clone().expect("waited for Some"),
-                        // The refresh task ended without a result (it panicked): not the
-                        // user's fault, keep the session.
-                        Err(_) => Err(IdpError::Transient {
-                            kind: crate::idp::Transient::Status(500),
-                            retry_after: None,
-                        }),
-                    };
-                    let successor = result?;
-                    outcome = match (outcome, leader) {
-                        (Outcome::Unchanged, true) => Outcome::Refreshed,
-                        (Outcome::Unchanged, false) => Outcome::Coalesced,
-                        (o, _) => o,
-                    };
-                    current = FreshSession::Newer(successor);
+                Step::Join(waiter) => {
+                    report(&self.metrics, Event::Coalesced);
+                    (wait(waiter).await?, Outcome::Coalesced)
                 }
+                Step::Lead(leader, waiter) => {
+                    self.spawn_refresh(leader, session.clone());
+                    (wait(waiter).await?, Outcome::Refreshed)
+                }
+            };
+            if outcome == Outcome::Unchanged {
+                outcome = this_outcome;
             }
+            current = FreshSession::Newer(successor);
         }
         Ok(Fresh {
             session: current,
@@ -217,147 +193,75 @@ impl Refresher {
         })
     }
 
-    /// Decides, under the lock and without awaiting, what to do with `current`.
-    fn next_step(self: &Arc<Self>, current: &FreshSession, force: bool) -> Step {
-        let session = match current {
-            FreshSession::Same(s) => s,
-            FreshSession::Newer(r) => &r.session,
-        };
-        let fp = self.fingerprint(session.refresh_token.expose());
-        let now = Instant::now();
-        let mut rotations = self.rotations.lock().expect("rotations lock");
-        match rotations.lookup(&fp, now) {
-            Known::InFlight(waiter) => Step::Wait(waiter, false),
-            Known::ReuseSuspected => Step::Reuse,
-            // An unrotated successor shares the refresh token: follow it only if it is newer.
-            Known::Successor(s)
-                if s.session.access_token.expose() != session.access_token.expose() =>
-            {
-                Step::Follow(s)
-            }
-            Known::Successor(_) | Known::Nothing => {
-                if !force
-                    && !needs_refresh(
-                        session.access_issued_at,
-                        session.access_expires_at,
-                        unix_now(),
-                        self.skew,
-                    )
-                {
-                    return Step::Done;
-                }
-                let (tx, rx) = watch::channel(None);
-                rotations.begin(fp, rx.clone());
-                drop(rotations);
-                let this = Arc::clone(self);
-                let old = session.clone();
-                tokio::spawn(async move {
-                    let result = this.refresh(old).await;
-                    this.metrics.refresh(match &result {
-                        Ok(r) => r.source,
-                        Err(IdpError::Rejected { .. }) => "rejected",
-                        Err(IdpError::Transient { .. }) => "transient",
-                    });
-                    {
-                        let mut rotations = this.rotations.lock().expect("rotations lock");
-                        match &result {
-                            Ok(r) => rotations.succeeded(
-                                fp,
-                                Arc::clone(&r.refreshed),
-                                r.rotated,
-                                Instant::now(),
-                            ),
-                            Err(_) => rotations.failed(&fp),
-                        }
-                    }
-                    // Waiters may all be gone (clients disconnected): the map keeps the result.
-                    let _ = tx.send(Some(result.map(|r| r.refreshed)));
-                });
-                Step::Wait(rx, true)
-            }
-        }
+    fn due(&self, session: &Session) -> bool {
+        needs_refresh(
+            session.access_issued_at,
+            session.access_expires_at,
+            unix_now(),
+            self.skew,
+        )
     }
 
-    /// One `/token` call and the new session, sealed.
-    /// One refresh of `old`: coordinated with the other replicas when Redis is configured,
-    /// then one `/token` call unless another replica already made it.
-    async fn refresh(&self, old: Session) -> Result<Refresh, IdpError> {
+    /// Runs the refresh in its own task (see the module docs), reporting through `leader`.
+    fn spawn_refresh(self: &Arc<Self>, leader: Leader, old: Session) {
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            let result = this.refresh(old).await;
+            leader.finish(result);
+        });
+    }
+
+    /// One refresh of `old`: this replica's turn (or another replica's result), one `/token`
+    /// call, the merged session, sealed once for every request that needs it.
+    async fn refresh(&self, old: Session) -> Result<(Arc<Refreshed>, bool), RefreshError> {
         let keys = self.codec.key_ring();
-        let mut lease = None;
-        if let Some(coordinator) = &self.coordinator {
-            match coordinator.claim(&keys, &old.refresh_token).await {
-                Claim::Done(session) => {
-                    info!(
-                        event = "refreshed_elsewhere",
-                        "another replica refreshed this session"
-                    );
-                    let rotated = session.refresh_token.expose() != old.refresh_token.expose();
-                    return Ok(Refresh {
-                        refreshed: self.sealed(session),
-                        rotated,
-                        source: "remote",
-                    });
-                }
-                Claim::Won(l) => lease = Some(l),
-                Claim::Fallback => {}
-                Claim::Busy => {
-                    return Err(IdpError::Transient {
-                        kind: crate::idp::Transient::Busy,
-                        retry_after: Some(Duration::from_secs(1)),
-                    })
-                }
+        let ticket = match self.replicas.claim(&keys, &old).await {
+            Turn::Mine(ticket) => ticket,
+            Turn::Theirs(session) => {
+                report(&self.metrics, Event::RefreshedElsewhere);
+                let rotated = session.refresh_token.expose() != old.refresh_token.expose();
+                return Ok((self.sealed(session), rotated));
             }
-        }
+            Turn::Busy => {
+                let busy = IdpError::Transient {
+                    kind: Transient::Busy,
+                    retry_after: Some(Duration::from_secs(1)),
+                };
+                report(&self.metrics, Event::Failed(&busy));
+                return Err(busy.into());
+            }
+        };
+        let answer = match self.call_token_endpoint(&old).await {
+            Ok(answer) => answer,
+            Err(e) => {
+                report(&self.metrics, Event::Failed(&e));
+                self.replicas.abandon(ticket).await;
+                return Err(e.into());
+            }
+        };
+        let now = unix_now();
+        let merged = merge(old, answer, now);
+        report(
+            &self.metrics,
+            Event::Refreshed {
+                rotated: merged.rotated,
+                expires_in: merged.session.access_expires_at.saturating_sub(now),
+            },
+        );
+        self.replicas
+            .publish(&keys, ticket, &merged.session, self.grace)
+            .await;
+        Ok((self.sealed(merged.session), merged.rotated))
+    }
+
+    /// The one `/token` call of a refresh (the scope goes along where the dialect wants it).
+    async fn call_token_endpoint(&self, old: &Session) -> Result<TokenResponse, IdpError> {
         let scope = (self.send_scope && !old.scope.is_empty()).then_some(old.scope.as_str());
         let grant = Grant::Refresh {
             refresh_token: &old.refresh_token,
             scope,
         };
-        let response = match self.client.token(&grant).await {
-            Ok(r) => r,
-            Err(e) => {
-                log_failure(&e);
-                if let (Some(coordinator), Some(lease)) = (&self.coordinator, lease) {
-                    coordinator.abandon(lease).await;
-                }
-                return Err(e);
-            }
-        };
-        let now = unix_now();
-        let rotated = response
-            .refresh_token
-            .as_ref()
-            .is_some_and(|new| new.expose() != old.refresh_token.expose());
-        let session = Session {
-            access_expires_at: expires_at(&response, now),
-            access_issued_at: now,
-            access_token: response.access_token,
-            // RFC 6749 §6: no new refresh token means keep the old one.
-            refresh_token: response.refresh_token.unwrap_or(old.refresh_token),
-            scope: response.scope.unwrap_or(old.scope),
-            id_token: if old.id_token.is_some() {
-                response.id_token.or(old.id_token)
-            } else {
-                None
-            },
-            ..old
-        };
-        info!(
-            event = "refreshed",
-            rotated,
-            expires_in = session.access_expires_at.saturating_sub(now),
-            "access token refreshed"
-        );
-        if let (Some(coordinator), Some(lease)) = (&self.coordinator, lease) {
-            coordinator
-                .publish(&keys, lease, &session, self.grace)
-                .await;
-        }
-        Ok(Refresh {
-            refreshed: self.sealed(session),
-            rotated,
-            source: "refreshed",
-        })
+        self.client.token(&grant).await
     }
 
     fn sealed(&self, session: Session) -> Arc<Refreshed> {
@@ -372,49 +276,21 @@ impl Refresher {
     /// Drops the grace-window successors of session `id` (it was logged out): their tokens
     /// leave memory at once. Spent refresh tokens stay remembered as spent.
     pub fn forget_session(&self, id: &str) {
-        self.rotations
-            .lock()
-            .expect("rotations lock")
-            .forget(|refreshed| refreshed.session.id == id);
+        self.flights.forget_session(id);
     }
 
     /// Refresh tokens currently remembered (in flight, in grace, or as tombstones).
     pub fn tracked(&self) -> usize {
-        self.rotations.lock().expect("rotations lock").len()
-    }
-
-    /// A keyed 128-bit SipHash of the refresh token: a PRF under a random per-process key, so
-    /// map keys are unpredictable and collisions negligible, at a fraction of HMAC-SHA256's
-    /// cost (it runs on every request; measured in BENCHMARKS.md).
-    fn fingerprint(&self, refresh_token: &str) -> Fingerprint {
-        use std::hash::Hasher;
-        let (k0, k1) = self.fingerprint_key;
-        let mut hasher = siphasher::sip128::SipHasher13::new_with_keys(k0, k1);
-        hasher.write(refresh_token.as_bytes());
-        siphasher::sip128::Hasher128::finish128(&hasher).as_bytes()
+        self.flights.tracked()
     }
 }
 
-fn log_failure(e: &IdpError) {
-    match e {
-        IdpError::Rejected {
-            reason: Rejection::InvalidClient,
-            detail,
-        } => error!(
-            event = "rejected",
-            reason = "invalid_client",
-            detail = %detail,
-            "the IdP refused the client's credentials: operator error (wrong client_id or secret, or the client is disabled)"
-        ),
-        IdpError::Rejected { reason, detail } => {
-            warn!(event = "rejected", reason = %reason, detail = %detail, "the IdP rejected the refresh token; the session ends")
-        }
-        IdpError::Transient { kind, retry_after } => warn!(
-            event = "transient",
-            kind = %kind,
-            retry_after_s = retry_after.map(|d| d.as_secs()),
-            "refresh failed transiently; the session is kept"
-        ),
+/// Waits for a refresh to end. A refresh task always reports (its leader guard does so even
+/// when it panics); a closed channel can only mean the same.
+async fn wait(mut waiter: Waiter) -> Result<Arc<Refreshed>, RefreshError> {
+    match waiter.wait_for(Option::is_some).await {
+        Ok(value) => value.clone().unwrap_or(Err(RefreshError::Panicked)),
+        Err(_) => Err(RefreshError::Panicked),
     }
 }
 
