@@ -10,10 +10,11 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 # Cache mounts (BuildKit) keep the registry and the build directory between builds; the binary is
-# copied out of the cache so the next stage can take it.
+# copied out of the cache so the next stage can take it. `--no-default-features`: without the
+# development demo (`token-handler demo`, its IdP emulator and the emulator's published key).
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked \
+    cargo build --release --locked --no-default-features \
  && cp target/release/token-handler /token-handler
 
 # glibc and libgcc (what a Rust binary links against) and nothing else: no shell, no package

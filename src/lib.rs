@@ -38,8 +38,9 @@
 //! admin.rs      admin listener: /healthz, /readyz, /metrics
 //! telemetry.rs  tracing-subscriber set-up
 //!
-//! demo/         DEVELOPMENT ONLY: `token-handler demo` (TokenIDP emulator, demo API + SPA);
-//!               uses the modules above like any library user; nothing above imports it
+//! demo/         DEVELOPMENT ONLY, cargo feature `demo` (default; production builds use
+//!               `--no-default-features`): `token-handler demo` (TokenIDP emulator, demo API +
+//!               SPA); uses the modules above like any library user; nothing above imports it
 //! ```
 
 #![forbid(unsafe_code)]
@@ -52,6 +53,7 @@ pub mod config;
 pub mod coordination;
 pub mod crypto;
 pub mod csrf;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod edge;
 pub mod ended;

@@ -42,6 +42,7 @@ enum Command {
     /// Print a new random cookie key as `kid:base64`, for TOKEN_HANDLER_COOKIE_KEYS.
     Keygen,
     /// Run the self-contained demo: a development IdP, a demo API and SPA, and the proxy.
+    #[cfg(feature = "demo")]
     Demo {
         /// Where the proxy listens (loopback only).
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -60,6 +61,7 @@ fn main() -> ExitCode {
             println!("{}", KeyRing::generate_spec());
             ExitCode::SUCCESS
         }
+        #[cfg(feature = "demo")]
         Some(Command::Demo {
             listen,
             access_token_ttl,
