@@ -126,21 +126,13 @@ impl KeyRing {
     /// A short keyed hash of `data` (8 hex digits) for log lines: lets an operator follow one
     /// session across requests and replicas without logging anything usable.
     pub fn fingerprint(&self, data: &[u8]) -> String {
-        let tag = ring::hmac::sign(&self.fingerprint_key, data);
-        tag.as_ref()[..4]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        hex(&ring::hmac::sign(&self.fingerprint_key, data).as_ref()[..4])
     }
 
     /// A keyed hash (32 hex digits) naming shared state, identical on every replica with the
     /// same keys and useless without them (a Redis key never contains a token).
     pub fn shared_hash(&self, data: &[u8]) -> String {
-        let tag = ring::hmac::sign(&self.shared_key, data);
-        tag.as_ref()[..16]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        hex(&ring::hmac::sign(&self.shared_key, data).as_ref()[..16])
     }
 
     /// The id of the key that seals.
@@ -239,6 +231,10 @@ fn aad(header: &[u8], name: &str) -> Vec<u8> {
 /// Fills `buf` from the OS CSPRNG. Failing to read it means the host is unusable for crypto.
 pub fn fill_random(buf: &mut [u8]) {
     getrandom::getrandom(buf).expect("the OS random number generator is unavailable");
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A MAC key for one purpose, derived from a cookie key with HKDF-SHA256 (RFC 5869): the

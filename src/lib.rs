@@ -8,6 +8,7 @@
 //!
 //! ```text
 //! b64.rs        base64, one implementation (SIMD), named by alphabet
+//! html.rs       HTML escaping for the pages served to browsers
 //! secret.rs     AccessToken / RefreshToken / ClientSecret / ...: redacted Debug, .expose()
 //! crypto.rs     KeyRing: seal(name, bytes) / open(name, value), AES-256-GCM, name as AAD
 //! edge/         a request's method, Host and path checked and normalised once; headers only
@@ -61,6 +62,7 @@ pub mod endpoints;
 pub mod error;
 pub mod forward;
 pub mod handler;
+pub mod html;
 pub mod idp;
 pub mod metrics;
 pub mod proxy;

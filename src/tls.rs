@@ -44,19 +44,10 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 
 /// Reads a certificate chain and its private key (PEM).
 pub fn load_certified_key(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, TlsError> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .map_err(|source| TlsError::ReadCertificates {
-            path: cert.into(),
-            source,
-        })?
-        .collect::<Result<_, _>>()
-        .map_err(|source| TlsError::BadPem {
-            path: cert.into(),
-            source,
-        })?;
-    if certs.is_empty() {
-        return Err(TlsError::NoCertificate { path: cert.into() });
-    }
+    let certs = certificates(cert, |path, source| TlsError::ReadCertificates {
+        path,
+        source,
+    })?;
     // The key's own error text could quote key material: report the path only.
     let private = PrivateKeyDer::from_pem_file(key)
         .map_err(|_| TlsError::NoPrivateKey { path: key.into() })?;
@@ -69,11 +60,16 @@ pub fn load_certified_key(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, 
 
 /// Reads CA certificates (PEM).
 pub fn load_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    certificates(path, |path, source| TlsError::Read { path, source })
+}
+
+/// Every certificate of a PEM file, at least one; `unreadable` words a file that cannot be read.
+fn certificates(
+    path: &Path,
+    unreadable: fn(PathBuf, pem::Error) -> TlsError,
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-        .map_err(|source| TlsError::Read {
-            path: path.into(),
-            source,
-        })?
+        .map_err(|source| unreadable(path.into(), source))?
         .collect::<Result<_, _>>()
         .map_err(|source| TlsError::BadPem {
             path: path.into(),

@@ -5,6 +5,7 @@
 
 use crate::body::{full, Body};
 use crate::error::ErrorCode;
+use crate::html::escape;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Response, StatusCode};
 
@@ -63,33 +64,4 @@ pub fn continue_to(target: &str) -> Response<Body> {
         &format!("<meta http-equiv=\"refresh\" content=\"0;url={target}\">"),
         &format!("<p>Logged in. <a id=\"continue\" href=\"{target}\">Continue</a></p>"),
     )
-}
-
-/// HTML-escapes text for element content and quoted attributes.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn escapes_markup_and_quotes() {
-        assert_eq!(
-            escape(r#"<a href="x">'&'</a>"#),
-            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
-        );
-    }
 }

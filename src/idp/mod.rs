@@ -155,3 +155,13 @@ struct Wire {
     /// Send the client credentials as HTTP Basic.
     basic: bool,
 }
+
+impl Wire {
+    fn new(content_type: &'static str, body: Vec<u8>, auth: crate::config::ClientAuth) -> Wire {
+        Wire {
+            content_type,
+            body,
+            basic: auth == crate::config::ClientAuth::Basic,
+        }
+    }
+}

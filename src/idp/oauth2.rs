@@ -4,10 +4,10 @@
 //! percent-encodes), `client_secret_basic` or `client_secret_post`, §5.1 success JSON and
 //! §5.2 error codes mapped to rejected/transient.
 
-use super::response::{classify_failure, seconds_field, string_field};
-use super::{Grant, IdpError, Rejection, TokenResponse, Transient, Wire};
+use super::response::{parse_answer, token_object};
+use super::{Grant, IdpError, Rejection, TokenResponse, Wire};
 use crate::config::ClientAuth;
-use crate::secret::{AccessToken, ClientSecret, IdToken, RefreshToken};
+use crate::secret::ClientSecret;
 use serde_json::{Map, Value};
 
 pub(super) fn request(
@@ -50,65 +50,39 @@ pub(super) fn request(
             form.append_pair("client_id", client_id);
         }
     }
-    Wire {
-        content_type: "application/x-www-form-urlencoded",
-        body: form.finish().into_bytes(),
-        basic: auth == ClientAuth::Basic,
-    }
+    Wire::new(
+        "application/x-www-form-urlencoded",
+        form.finish().into_bytes(),
+        auth,
+    )
 }
 
 pub(super) fn parse(status: u16, body: &[u8]) -> Result<TokenResponse, IdpError> {
-    let parsed: Option<Map<String, Value>> = serde_json::from_slice(body).ok();
-    if (200..300).contains(&status) {
-        let object = parsed.ok_or(IdpError::transient(Transient::MalformedBody))?;
-        let Some(access_token) = string_field(&object, "accesstoken") else {
-            return Err(IdpError::transient(Transient::NoAccessToken));
-        };
-        return Ok(TokenResponse {
-            access_token: AccessToken::new(access_token),
-            refresh_token: string_field(&object, "refreshtoken").map(RefreshToken::new),
-            id_token: string_field(&object, "idtoken").map(IdToken::new),
-            expires_in: seconds_field(&object, "expiresin"),
-            scope: string_field(&object, "scope"),
-        });
-    }
-    let error = parsed.as_ref().and_then(|o| {
-        let code = o.get("error")?.as_str()?.to_string();
-        let description = o
-            .get("error_description")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        Some((code, description.to_string()))
-    });
-    let rejection = match error {
-        // RFC 6749 §5.2 codes are verdicts on this grant or client.
-        Some((code, description)) => {
-            let reason = match code.as_str() {
-                "invalid_grant" => Some(Rejection::InvalidGrant),
-                "invalid_client" | "unauthorized_client" => Some(Rejection::InvalidClient),
-                "invalid_request" | "invalid_scope" | "unsupported_grant_type" => {
-                    Some(Rejection::Other)
-                }
-                // `temporarily_unavailable`, `server_error`, `slow_down`, unknown codes: not a verdict.
-                _ => None,
-            };
-            reason.map(|r| {
-                let detail = if description.is_empty() {
-                    code
-                } else {
-                    format!("{code}: {description}")
-                };
-                (r, detail)
-            })
-        }
-        None => None,
+    parse_answer(status, body, token_object, rejection)
+}
+
+/// RFC 6749 §5.2: the codes that are verdicts on this grant or client, with the description.
+/// `temporarily_unavailable`, `server_error`, `slow_down` and unknown codes are not.
+fn rejection(object: &Map<String, Value>) -> Option<(Rejection, String)> {
+    let code = object.get("error")?.as_str()?;
+    let reason = match code {
+        "invalid_grant" => Rejection::InvalidGrant,
+        "invalid_client" | "unauthorized_client" => Rejection::InvalidClient,
+        "invalid_request" | "invalid_scope" | "unsupported_grant_type" => Rejection::Other,
+        _ => return None,
     };
-    Err(classify_failure(status, rejection))
+    let detail = match object.get("error_description").and_then(Value::as_str) {
+        Some(description) if !description.is_empty() => format!("{code}: {description}"),
+        _ => code.to_string(),
+    };
+    Some((reason, detail))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::idp::Transient;
+    use crate::secret::RefreshToken;
 
     #[test]
     fn refresh_is_form_encoded_with_plus_slash_equals_escaped() {

@@ -1,8 +1,8 @@
 //! Shared handling of token-endpoint answers: size-capped reads, `Retry-After`, Basic auth,
 //! and the HTTP-status half of the rejected/transient classification.
 
-use super::{IdpError, Rejection, Transient};
-use crate::secret::ClientSecret;
+use super::{IdpError, Rejection, TokenResponse, Transient};
+use crate::secret::{AccessToken, ClientSecret, IdToken, RefreshToken};
 use http::HeaderMap;
 use serde_json::{Map, Value};
 use std::time::{Duration, SystemTime};
@@ -121,7 +121,41 @@ pub(super) fn seconds_field(object: &Map<String, Value>, name: &str) -> Option<u
 
 /// The status half of classification, for answers that are not a success.
 /// `rejection` is what the dialect read from a well-formed error body (if any).
-pub(super) fn classify_failure(status: u16, rejection: Option<(Rejection, String)>) -> IdpError {
+/// A `/token` answer: a 2xx JSON object goes to `success` (the dialect finds its token
+/// object); anything else is a failure, worded by `rejection` from the JSON body, if any.
+pub(super) fn parse_answer(
+    status: u16,
+    body: &[u8],
+    success: impl FnOnce(&Map<String, Value>) -> Result<TokenResponse, IdpError>,
+    rejection: impl FnOnce(&Map<String, Value>) -> Option<(Rejection, String)>,
+) -> Result<TokenResponse, IdpError> {
+    let parsed: Option<Map<String, Value>> = serde_json::from_slice(body).ok();
+    if (200..300).contains(&status) {
+        let object = parsed.ok_or(IdpError::transient(Transient::MalformedBody))?;
+        return success(&object);
+    }
+    Err(classify_failure(
+        status,
+        parsed.as_ref().and_then(rejection),
+    ))
+}
+
+/// The tokens of a successful answer's token object (field names in either spelling). No
+/// access token means no success, whatever the status said.
+pub(super) fn token_object(object: &Map<String, Value>) -> Result<TokenResponse, IdpError> {
+    let Some(access_token) = string_field(object, "accesstoken") else {
+        return Err(IdpError::transient(Transient::NoAccessToken));
+    };
+    Ok(TokenResponse {
+        access_token: AccessToken::new(access_token),
+        refresh_token: string_field(object, "refreshtoken").map(RefreshToken::new),
+        id_token: string_field(object, "idtoken").map(IdToken::new),
+        expires_in: seconds_field(object, "expiresin"),
+        scope: string_field(object, "scope"),
+    })
+}
+
+fn classify_failure(status: u16, rejection: Option<(Rejection, String)>) -> IdpError {
     match (status, rejection) {
         (400 | 401, Some((reason, detail))) => IdpError::Rejected {
             reason,

@@ -7,10 +7,10 @@
 //! `error.code` is always empty (only the status and message text tell what happened), and
 //! PascalCase 500s.
 
-use super::response::{classify_failure, field, seconds_field, string_field};
-use super::{Grant, IdpError, Rejection, TokenResponse, Transient, Wire};
+use super::response::{field, parse_answer, string_field, token_object};
+use super::{Grant, IdpError, Rejection, TokenResponse, Wire};
 use crate::config::ClientAuth;
-use crate::secret::{AccessToken, ClientSecret, IdToken, RefreshToken};
+use crate::secret::ClientSecret;
 use serde_json::{json, Map, Value};
 
 pub(super) fn request(
@@ -50,37 +50,19 @@ pub(super) fn request(
     if let (ClientAuth::Body, Some(secret)) = (auth, secret) {
         body["clientSecret"] = json!(secret.expose());
     }
-    Wire {
-        content_type: "application/json",
-        body: body.to_string().into_bytes(),
-        basic: auth == ClientAuth::Basic,
-    }
+    Wire::new("application/json", body.to_string().into_bytes(), auth)
 }
 
 pub(super) fn parse(status: u16, body: &[u8]) -> Result<TokenResponse, IdpError> {
-    let parsed: Option<Map<String, Value>> = serde_json::from_slice(body).ok();
-    if (200..300).contains(&status) {
-        let outer = parsed.ok_or(IdpError::transient(Transient::MalformedBody))?;
+    let success = |outer: &Map<String, Value>| {
         // `data` (guide) or `value` (server); tolerate a bare token object too.
         let inner = ["data", "value"]
             .iter()
-            .find_map(|k| field(&outer, k).and_then(Value::as_object))
-            .unwrap_or(&outer);
-        let Some(access_token) = string_field(inner, "accesstoken") else {
-            return Err(IdpError::transient(Transient::NoAccessToken));
-        };
-        return Ok(TokenResponse {
-            access_token: AccessToken::new(access_token),
-            refresh_token: string_field(inner, "refreshtoken").map(RefreshToken::new),
-            id_token: string_field(inner, "idtoken").map(IdToken::new),
-            expires_in: seconds_field(inner, "expiresin"),
-            scope: string_field(inner, "scope"),
-        });
-    }
-    Err(classify_failure(
-        status,
-        parsed.as_ref().and_then(|o| rejection(status, o)),
-    ))
+            .find_map(|k| field(outer, k).and_then(Value::as_object))
+            .unwrap_or(outer);
+        token_object(inner)
+    };
+    parse_answer(status, body, success, |outer| rejection(status, outer))
 }
 
 /// Reads a failure body: `{"isSuccess":false,"error":{"code":"","error":"Invalid refresh token."}}`
@@ -112,7 +94,8 @@ fn rejection(status: u16, outer: &Map<String, Value>) -> Option<(Rejection, Stri
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secret::{AuthCode, CodeVerifier};
+    use crate::idp::Transient;
+    use crate::secret::{AuthCode, CodeVerifier, RefreshToken};
 
     fn body(wire: &Wire) -> Value {
         serde_json::from_slice(&wire.body).expect("json")

@@ -9,11 +9,15 @@
 //! scanning (measured in BENCHMARKS.md). Claims ride as one JSON string inside, since they
 //! are free-form. A new layout gets a new format byte.
 
+#[cfg(test)]
+mod codec_tests;
 mod cookie_header;
 mod cookies;
+mod incoming;
 
 pub use cookie_header::{cookie_pair_bytes, cookie_pairs};
-pub use cookies::{CookieCodec, Incoming, Presence, ReadOutcome, MAX_CHUNKS};
+pub use cookies::{CookieCodec, MAX_CHUNKS};
+pub use incoming::{Incoming, Presence, ReadOutcome};
 
 use crate::secret::{AccessToken, IdToken, RefreshToken};
 use serde::{Deserialize, Serialize};

@@ -29,17 +29,8 @@ const REQUIRED: [&str; 6] = [
     "code_challenge_method",
 ];
 
-/// Parameters carried through the login form in hidden fields.
-const CARRIED: [&str; 8] = [
-    "client_id",
-    "redirect_uri",
-    "response_type",
-    "scope",
-    "code_challenge",
-    "code_challenge_method",
-    "state",
-    "nonce",
-];
+/// Parameters carried through the login form in hidden fields besides the required ones.
+const CARRIED_TOO: [&str; 2] = ["state", "nonce"];
 
 /// A checked authorization request.
 #[derive(Debug)]
@@ -275,8 +266,9 @@ fn form(
     error: Option<&str>,
 ) -> Response {
     let (demo_login, demo_password) = demo_credentials(st);
-    let hidden = CARRIED
+    let hidden = REQUIRED
         .iter()
+        .chain(&CARRIED_TOO)
         .filter_map(|name| params.get(*name).map(|v| (*name, v.as_str())))
         .collect();
     let page = LoginPage {

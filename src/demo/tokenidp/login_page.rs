@@ -1,6 +1,8 @@
 //! The HTML login form of `LoginMode::Form`: one small plain page that says loudly that it is
 //! a development IdP.
 
+use crate::html::escape;
+
 /// Everything the form shows.
 #[derive(Debug)]
 pub(super) struct LoginPage<'a> {
@@ -68,23 +70,6 @@ impl LoginPage<'_> {
             password = escape(self.password),
         )
     }
-}
-
-/// HTML-escapes text for element content and double-quoted attributes: every value on the
-/// page comes from the query string.
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -1,0 +1,158 @@
+//! Cookies → session: the proxy's cookies found on a request (chunks reassembled), opened and
+//! checked; what was present, for the cookies the response must clear.
+
+use super::cookie_header::cookie_pair_bytes;
+use super::cookies::{CookieCodec, CHUNK_BYTES, MAX_CHUNKS};
+use super::Session;
+use http::HeaderMap;
+use std::borrow::Cow;
+
+/// The proxy's cookies found on one request: raw bytes (ours are base64url, which the opening
+/// checks; anything else cannot open, and reads as an invalid session).
+#[derive(Default)]
+pub struct Incoming<'a> {
+    pub(super) base: Option<&'a [u8]>,
+    pub(super) chunks: [Option<&'a [u8]>; MAX_CHUNKS],
+    /// 1 + highest chunk index seen (0 when none of ours were sent).
+    pub(super) present: usize,
+    /// The request also carries cookies that are not ours (the app's).
+    pub(super) foreign: bool,
+}
+
+/// Never the values: a sealed session cookie is a credential for the session.
+impl std::fmt::Debug for Incoming<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Incoming")
+            .field("base", &self.base.map(<[u8]>::len))
+            .field("chunks", &self.chunks.map(|c| c.map(<[u8]>::len)))
+            .field("present", &self.present)
+            .field("foreign", &self.foreign)
+            .finish()
+    }
+}
+
+/// Which session cookies a request carried (not their values): what is needed to delete
+/// stale chunks after the request's headers are gone.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Presence {
+    pub(super) chunks: [bool; MAX_CHUNKS],
+    pub(super) present: usize,
+    pub(super) foreign: bool,
+}
+
+impl Presence {
+    /// Whether the request carries cookies other than the proxy's (to forward upstream).
+    pub fn foreign_cookies(&self) -> bool {
+        self.foreign
+    }
+}
+
+impl Incoming<'_> {
+    pub fn presence(&self) -> Presence {
+        let mut chunks = [false; MAX_CHUNKS];
+        for (i, c) in self.chunks.iter().enumerate() {
+            chunks[i] = c.is_some();
+        }
+        Presence {
+            chunks,
+            present: self.present,
+            foreign: self.foreign,
+        }
+    }
+
+    /// Whether the request carried any of the session cookies.
+    pub fn any(&self) -> bool {
+        self.present > 0
+    }
+
+    pub fn present(&self) -> usize {
+        self.present
+    }
+}
+
+/// What a request's cookies say about its session.
+#[derive(Debug)]
+pub enum ReadOutcome {
+    /// No session cookie at all.
+    Absent,
+    /// Cookies present but not a session we sealed (tampered, truncated, foreign key, expired
+    /// lifetime, missing chunk): the request is anonymous and the cookies get cleared.
+    Invalid,
+    Valid {
+        session: Session,
+        /// Opened with a retired key: re-seal on this response.
+        retired_key: bool,
+    },
+}
+
+impl CookieCodec {
+    /// Collects the session cookies of a request.
+    pub fn incoming<'a>(&self, headers: &'a HeaderMap) -> Incoming<'a> {
+        let mut found = Incoming::default();
+        for (name, value) in cookie_pair_bytes(headers) {
+            let Some(rest) = name.strip_prefix(self.name.as_bytes()) else {
+                found.foreign = true;
+                continue;
+            };
+            if rest.is_empty() {
+                // Duplicates (possible with non-__Host- names): the first one wins, as most
+                // servers do; a wrong pick fails to open and is treated as no session.
+                found.base.get_or_insert(value);
+                found.present = found.present.max(1);
+            } else if let Some(index) = rest
+                .strip_prefix(b".")
+                .and_then(|i| std::str::from_utf8(i).ok())
+                .and_then(|i| i.parse::<usize>().ok())
+            {
+                if (1..MAX_CHUNKS).contains(&index) {
+                    found.chunks[index].get_or_insert(value);
+                    found.present = found.present.max(index + 1);
+                }
+            }
+        }
+        found
+    }
+
+    /// Opens the session carried by `incoming`, if any.
+    pub fn read(&self, incoming: &Incoming<'_>, now: u64) -> ReadOutcome {
+        if !incoming.any() {
+            return ReadOutcome::Absent;
+        }
+        let Some(sealed) = self.reassemble(incoming) else {
+            return ReadOutcome::Invalid;
+        };
+        let Some(opened) = self.keys.load().open(&self.name, &sealed) else {
+            return ReadOutcome::Invalid;
+        };
+        let Some(session) = Session::from_bytes(&opened.plaintext) else {
+            return ReadOutcome::Invalid;
+        };
+        if self.remaining_lifetime(&session, now) == 0 {
+            return ReadOutcome::Invalid;
+        }
+        ReadOutcome::Valid {
+            session,
+            retired_key: !opened.current_key,
+        }
+    }
+
+    fn reassemble<'a>(&self, incoming: &Incoming<'a>) -> Option<Cow<'a, [u8]>> {
+        let base = incoming.base?;
+        // `count.first-chunk`: the count is at most two digits and base64url has no '.', so
+        // only the first bytes are looked at (not the whole kilobyte of an unchunked value).
+        let Some(dot) = base.iter().take(3).position(|&b| b == b'.') else {
+            return Some(Cow::Borrowed(base));
+        };
+        let (count, first) = (&base[..dot], &base[dot + 1..]);
+        let count: usize = std::str::from_utf8(count).ok()?.parse().ok()?;
+        if !(2..=MAX_CHUNKS).contains(&count) {
+            return None;
+        }
+        let mut sealed = Vec::with_capacity(count * CHUNK_BYTES);
+        sealed.extend_from_slice(first);
+        for chunk in &incoming.chunks[1..count] {
+            sealed.extend_from_slice((*chunk)?);
+        }
+        Some(Cow::Owned(sealed))
+    }
+}
