@@ -1,6 +1,5 @@
 //! The cookie codec both ways: sealing, chunking, attributes, reading back, clearing.
 
-use super::cookies::CHUNK_BYTES;
 use super::*;
 use crate::config::SameSite;
 use crate::config::SessionConfig;
