@@ -43,6 +43,17 @@ impl Problems {
         self.0.push(p.into());
     }
 
+    /// A secret's value, or `None` with its problem noted.
+    pub(super) fn secret<T>(&mut self, read: Result<T, secrets::SecretError>) -> Option<T> {
+        match read {
+            Ok(value) => Some(value),
+            Err(e) => {
+                self.push(e.to_string());
+                None
+            }
+        }
+    }
+
     pub(super) fn duration(
         &mut self,
         key: &str,
@@ -143,7 +154,7 @@ pub(super) fn validate(
     }
     let server = super::server::server(section(&table, "server", &mut p), &mut p);
     let upstream = upstream(section(&table, "upstream", &mut p), &mut p);
-    let client_secret = secrets::client_secret(env, &mut p.0);
+    let client_secret = p.secret(secrets::client_secret(env)).flatten();
     let idp = idp(
         section(&table, "idp", &mut p),
         client_secret.is_some(),
@@ -159,7 +170,7 @@ pub(super) fn validate(
         idp.timeout,
         &mut p,
     );
-    let cookie_keys = secrets::cookie_keys(env, &mut p.0);
+    let cookie_keys = p.secret(secrets::cookie_keys(env));
     match cookie_keys {
         Some(keys) if p.0.is_empty() => Ok(Config {
             server,
@@ -429,7 +440,10 @@ fn coordination(
     p: &mut Problems,
 ) -> Option<CoordinationConfig> {
     // The environment (a mounted Secret) wins: a URL with a password belongs there.
-    let url = secrets::redis_url(env, &mut p.0).or(r.redis_url)?;
+    let url = p
+        .secret(secrets::redis_url(env))
+        .flatten()
+        .or(r.redis_url)?;
     if redis::Client::open(url.as_str()).is_err() {
         // Never echo the URL: it may carry a password.
         p.push("coordination.redis_url: not a valid redis:// or rediss:// URL");
