@@ -9,6 +9,7 @@ mod proxy;
 mod raw;
 pub mod secrets;
 mod server;
+mod upstream;
 mod validate;
 
 use crate::crypto::KeyRing;
@@ -23,6 +24,7 @@ use url::Url;
 pub use proxy::{BrowserAuthorization, ProxyConfig};
 pub use secrets::{CLIENT_SECRET_ENV, COOKIE_KEYS_ENV};
 pub use server::{ServerConfig, TlsFiles};
+pub use upstream::UpstreamConfig;
 
 /// Every problem found in a configuration, one line each.
 #[derive(Debug, thiserror::Error)]
@@ -66,15 +68,6 @@ impl std::fmt::Debug for CoordinationConfig {
             .field("operation_timeout", &self.operation_timeout)
             .finish()
     }
-}
-
-#[derive(Debug, Clone)]
-pub struct UpstreamConfig {
-    pub url: Url,
-    pub connect_timeout: Duration,
-    pub response_header_timeout: Duration,
-    /// Extra CA certificates (PEM) for an `https://` upstream, besides the system roots.
-    pub ca_file: Option<PathBuf>,
 }
 
 /// Which `/token` wire format the IdP speaks.

@@ -104,6 +104,15 @@ impl Problems {
         }
     }
 
+    /// A CA file path, checked now so a bad file is a config problem, not a failure later.
+    pub(super) fn ca_file(&mut self, key: &str, raw: Option<String>) -> Option<PathBuf> {
+        let path = PathBuf::from(raw?);
+        if let Err(e) = crate::tls::load_ca_file(&path) {
+            self.push(format!("{key}: {e}"));
+        }
+        Some(path)
+    }
+
     pub(super) fn one_of<T: Copy>(
         &mut self,
         key: &str,
@@ -124,6 +133,14 @@ impl Problems {
             }
         }
     }
+}
+
+/// Runs one section's validation on its own: what it built and the problems it noted.
+#[cfg(test)]
+pub(super) fn checked<T>(validate: impl FnOnce(&mut Problems) -> T) -> (T, Vec<String>) {
+    let mut p = Problems::default();
+    let built = validate(&mut p);
+    (built, p.0)
 }
 
 fn section<T: DeserializeOwned + Default>(table: &toml::Table, name: &str, p: &mut Problems) -> T {
@@ -153,7 +170,7 @@ pub(super) fn validate(
         }
     }
     let server = super::server::server(section(&table, "server", &mut p), &mut p);
-    let upstream = upstream(section(&table, "upstream", &mut p), &mut p);
+    let upstream = super::upstream::upstream(section(&table, "upstream", &mut p), &mut p);
     let client_secret = p.secret(secrets::client_secret(env)).flatten();
     let idp = idp(
         section(&table, "idp", &mut p),
@@ -189,40 +206,6 @@ pub(super) fn validate(
             },
         }),
         _ => Err(ConfigError(p.0)),
-    }
-}
-
-fn ca_file(key: &str, raw: Option<String>, p: &mut Problems) -> Option<PathBuf> {
-    let path = PathBuf::from(raw?);
-    if let Err(e) = crate::tls::load_ca_file(&path) {
-        p.push(format!("{key}: {e}"));
-    }
-    Some(path)
-}
-
-fn upstream(r: raw::Upstream, p: &mut Problems) -> UpstreamConfig {
-    let url = match p.url("upstream.url", r.url.clone()) {
-        Some(u) => u,
-        None => {
-            if r.url.is_none() {
-                p.push("upstream.url: required (the API this proxy fronts, e.g. \"http://127.0.0.1:3000\")");
-            }
-            Url::parse("http://127.0.0.1/").expect("static URL")
-        }
-    };
-    UpstreamConfig {
-        url,
-        connect_timeout: p.duration(
-            "upstream.connect_timeout",
-            r.connect_timeout,
-            Duration::from_secs(2),
-        ),
-        response_header_timeout: p.duration(
-            "upstream.response_header_timeout",
-            r.response_header_timeout,
-            Duration::from_secs(60),
-        ),
-        ca_file: ca_file("upstream.ca_file", r.ca_file, p),
     }
 }
 
@@ -324,7 +307,7 @@ fn idp(r: raw::Idp, has_secret: bool, p: &mut Problems) -> IdpConfig {
         logout_id_token_hint: r.logout_id_token_hint.unwrap_or(false),
         timeout: p.duration("idp.timeout", r.timeout, Duration::from_secs(10)),
         max_response_bytes,
-        ca_file: ca_file("idp.ca_file", r.ca_file, p),
+        ca_file: p.ca_file("idp.ca_file", r.ca_file),
     }
 }
 
