@@ -5,6 +5,7 @@
 //! Secrets never come from the TOML file (it lands in ConfigMaps and repositories): only from
 //! `TOKEN_HANDLER_CLIENT_SECRET[_FILE]` and `TOKEN_HANDLER_COOKIE_KEYS[_FILE]`.
 
+mod idp;
 mod proxy;
 mod raw;
 pub mod secrets;
@@ -21,6 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use url::Url;
 
+pub use idp::{ClientAuth, Dialect, IdpConfig};
 pub use proxy::{BrowserAuthorization, ProxyConfig};
 pub use secrets::{CLIENT_SECRET_ENV, COOKIE_KEYS_ENV};
 pub use server::{ServerConfig, TlsFiles};
@@ -68,53 +70,6 @@ impl std::fmt::Debug for CoordinationConfig {
             .field("operation_timeout", &self.operation_timeout)
             .finish()
     }
-}
-
-/// Which `/token` wire format the IdP speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    /// TokenIDP's JSON dialect (see shared/tokenidp-protocol.md).
-    TokenIdp,
-    /// Standard OAuth 2.0 (RFC 6749) / OpenID Connect.
-    OAuth2,
-}
-
-/// How the client authenticates at the token endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClientAuth {
-    /// HTTP Basic (RFC 6749 §2.3.1, `client_secret_basic`).
-    Basic,
-    /// Secret in the request body (`client_secret_post`; TokenIDP's `clientSecret`).
-    Body,
-    /// Public client: `client_id` only.
-    None,
-}
-
-#[derive(Debug, Clone)]
-pub struct IdpConfig {
-    pub dialect: Dialect,
-    pub issuer: Option<Url>,
-    pub token_endpoint: Option<Url>,
-    pub authorization_endpoint: Option<Url>,
-    pub revocation_endpoint: Option<Url>,
-    pub end_session_endpoint: Option<Url>,
-    pub jwks_uri: Option<Url>,
-    pub client_id: String,
-    pub client_auth: ClientAuth,
-    pub scope: String,
-    pub send_scope_on_refresh: bool,
-    /// This proxy's `/auth/callback` as registered at the IdP; its origin is the proxy's
-    /// public origin (post-login `return_to` must stay on it).
-    pub redirect_uri: Url,
-    pub post_logout_redirect_uri: Option<String>,
-    pub extra_authorize_params: Vec<(String, String)>,
-    /// Send `id_token_hint` (the ID token, in a URL) to the end-session endpoint. Off by
-    /// default: it puts a token in the browser and a URL; `client_id` identifies us instead.
-    pub logout_id_token_hint: bool,
-    pub timeout: Duration,
-    pub max_response_bytes: usize,
-    /// Extra CA certificates (PEM) for the IdP.
-    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,18 +13,6 @@ const SECTIONS: &[&str] = &[
     "log",
     "coordination",
 ];
-/// Authorize parameters the proxy sets itself; `extra_authorize_params` may not override them.
-const RESERVED_AUTHORIZE_PARAMS: &[&str] = &[
-    "client_id",
-    "redirect_uri",
-    "response_type",
-    "scope",
-    "state",
-    "nonce",
-    "code_challenge",
-    "code_challenge_method",
-];
-
 #[derive(Debug, Default)]
 pub(super) struct Problems(pub(super) Vec<String>);
 
@@ -172,7 +160,7 @@ pub(super) fn validate(
     let server = super::server::server(section(&table, "server", &mut p), &mut p);
     let upstream = super::upstream::upstream(section(&table, "upstream", &mut p), &mut p);
     let client_secret = p.secret(secrets::client_secret(env)).flatten();
-    let idp = idp(
+    let idp = super::idp::idp(
         section(&table, "idp", &mut p),
         client_secret.is_some(),
         &mut p,
@@ -206,108 +194,6 @@ pub(super) fn validate(
             },
         }),
         _ => Err(ConfigError(p.0)),
-    }
-}
-
-fn idp(r: raw::Idp, has_secret: bool, p: &mut Problems) -> IdpConfig {
-    let dialect = match r.dialect.as_deref() {
-        None => {
-            p.push("idp.dialect: required, \"tokenidp\" or \"oauth2\"");
-            Dialect::OAuth2
-        }
-        Some(_) => p.one_of(
-            "idp.dialect",
-            r.dialect,
-            Dialect::OAuth2,
-            &[("tokenidp", Dialect::TokenIdp), ("oauth2", Dialect::OAuth2)],
-        ),
-    };
-    let issuer = p.url("idp.issuer", r.issuer);
-    let token_endpoint = p.url("idp.token_endpoint", r.token_endpoint);
-    if issuer.is_none() && token_endpoint.is_none() {
-        p.push("idp.issuer: required unless every endpoint is given (endpoints left out are discovered from it)");
-    }
-    let client_id = r.client_id.unwrap_or_default();
-    if client_id.is_empty() {
-        p.push("idp.client_id: required");
-    }
-    let default_auth = if has_secret {
-        ClientAuth::Basic
-    } else {
-        ClientAuth::None
-    };
-    let client_auth = p.one_of(
-        "idp.client_auth",
-        r.client_auth,
-        default_auth,
-        &[
-            ("basic", ClientAuth::Basic),
-            ("client_secret_basic", ClientAuth::Basic),
-            ("body", ClientAuth::Body),
-            ("client_secret_post", ClientAuth::Body),
-            ("none", ClientAuth::None),
-        ],
-    );
-    if client_auth != ClientAuth::None && !has_secret {
-        p.push(format!(
-            "idp.client_auth: {client_auth:?} needs a client secret in {} (or {}_FILE)",
-            secrets::CLIENT_SECRET_ENV,
-            secrets::CLIENT_SECRET_ENV
-        ));
-    }
-    let scope = r
-        .scope
-        .unwrap_or_else(|| "openid profile email offline_access".to_string());
-    let mut extra = Vec::new();
-    for (k, v) in r.extra_authorize_params.unwrap_or_default() {
-        if RESERVED_AUTHORIZE_PARAMS.contains(&k.as_str()) {
-            p.push(format!(
-                "idp.extra_authorize_params: `{k}` is set by the proxy itself"
-            ));
-        }
-        match v {
-            toml::Value::String(s) => extra.push((k, s)),
-            _ => p.push(format!("idp.extra_authorize_params.{k}: must be a string")),
-        }
-    }
-    // Required: derived from the request's Host it would be attacker-chosen and always
-    // http://, even behind TLS.
-    let given = r.redirect_uri.is_some();
-    let redirect_uri = match p.url("idp.redirect_uri", r.redirect_uri) {
-        Some(url) => url,
-        None => {
-            if !given {
-                p.push("idp.redirect_uri: required: this proxy's callback as registered at the IdP, like \"https://app.example.com/auth/callback\"");
-            }
-            Url::parse("https://redirect-uri.invalid/auth/callback").expect("static URL")
-        }
-    };
-    let max_response_bytes = r.max_response_bytes.unwrap_or(256 * 1024);
-    if max_response_bytes < 1024 {
-        p.push("idp.max_response_bytes: must be at least 1024");
-    }
-    IdpConfig {
-        dialect,
-        issuer,
-        token_endpoint,
-        authorization_endpoint: p.url("idp.authorization_endpoint", r.authorization_endpoint),
-        revocation_endpoint: p.url("idp.revocation_endpoint", r.revocation_endpoint),
-        end_session_endpoint: p.url("idp.end_session_endpoint", r.end_session_endpoint),
-        jwks_uri: p.url("idp.jwks_uri", r.jwks_uri),
-        client_id,
-        client_auth,
-        scope,
-        // The TokenIDP guide sends the scope with every refresh; RFC 6749 §6 makes it optional.
-        send_scope_on_refresh: r
-            .send_scope_on_refresh
-            .unwrap_or(dialect == Dialect::TokenIdp),
-        redirect_uri,
-        post_logout_redirect_uri: r.post_logout_redirect_uri,
-        extra_authorize_params: extra,
-        logout_id_token_hint: r.logout_id_token_hint.unwrap_or(false),
-        timeout: p.duration("idp.timeout", r.timeout, Duration::from_secs(10)),
-        max_response_bytes,
-        ca_file: p.ca_file("idp.ca_file", r.ca_file),
     }
 }
 
@@ -502,8 +388,6 @@ mod tests {
         assert_eq!(c.session.cookie_name, "__Host-th_session");
         assert!(c.session.secure);
         assert_eq!(c.session.same_site, SameSite::Strict);
-        assert_eq!(c.idp.client_auth, ClientAuth::None);
-        assert!(c.idp.send_scope_on_refresh, "TokenIDP guide sends scope");
         assert_eq!(c.session.rotation_grace, Duration::from_secs(60));
         assert_eq!(c.proxy.auth_prefix, "/auth");
         assert!(
