@@ -10,6 +10,7 @@ mod proxy;
 mod raw;
 pub mod secrets;
 mod server;
+mod session;
 mod upstream;
 mod validate;
 
@@ -26,6 +27,7 @@ pub use idp::{ClientAuth, Dialect, IdpConfig};
 pub use proxy::{BrowserAuthorization, ProxyConfig};
 pub use secrets::{CLIENT_SECRET_ENV, COOKIE_KEYS_ENV};
 pub use server::{ServerConfig, TlsFiles};
+pub use session::{SameSite, SessionConfig};
 pub use upstream::UpstreamConfig;
 
 /// Every problem found in a configuration, one line each.
@@ -70,46 +72,6 @@ impl std::fmt::Debug for CoordinationConfig {
             .field("operation_timeout", &self.operation_timeout)
             .finish()
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SameSite {
-    Strict,
-    Lax,
-    None,
-}
-
-impl SameSite {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SameSite::Strict => "Strict",
-            SameSite::Lax => "Lax",
-            SameSite::None => "None",
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct SessionConfig {
-    /// Full cookie name, `__Host-` prefix included when enabled.
-    pub cookie_name: String,
-    pub secure: bool,
-    pub same_site: SameSite,
-    /// Absolute session lifetime from login; bounds the cookie's Max-Age.
-    pub lifetime: Duration,
-    /// Refresh this long before the access token expires.
-    pub refresh_skew: Duration,
-    /// After a refresh, the old cookie is still honoured (with the new tokens) this long.
-    pub rotation_grace: Duration,
-    /// After the grace window, a rotated refresh token is remembered this long so a replay is
-    /// refused locally instead of being spent at the IdP (which may revoke the whole grant).
-    pub reuse_window: Duration,
-    /// Cap on remembered rotations (memory bound).
-    pub max_tracked_rotations: usize,
-    /// Cap on remembered logged-out sessions (memory bound; see `ended`).
-    pub max_ended_sessions: usize,
-    /// ID-token claims copied into the session (and shown by `/auth/session`).
-    pub claims: Vec<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -165,7 +165,7 @@ pub(super) fn validate(
         client_secret.is_some(),
         &mut p,
     );
-    let session = session(section(&table, "session", &mut p), &mut p);
+    let session = super::session::session(section(&table, "session", &mut p), &mut p);
     let proxy = super::proxy::proxy(section(&table, "proxy", &mut p), &mut p);
     let csrf = csrf(section(&table, "csrf", &mut p), &mut p);
     let log = log(section(&table, "log", &mut p), &mut p);
@@ -194,90 +194,6 @@ pub(super) fn validate(
             },
         }),
         _ => Err(ConfigError(p.0)),
-    }
-}
-
-fn session(r: raw::Session, p: &mut Problems) -> SessionConfig {
-    let base = r.cookie_name.unwrap_or_else(|| "th_session".to_string());
-    if base.is_empty()
-        || !base
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-    {
-        p.push(format!(
-            "session.cookie_name: `{base}` must be letters, digits, `_` or `-`"
-        ));
-    }
-    let host_prefix = r.host_prefix.unwrap_or(true);
-    let secure = r.secure.unwrap_or(true);
-    if host_prefix && !secure {
-        p.push("session.host_prefix: browsers drop `__Host-` cookies without `Secure`; set secure = true or host_prefix = false");
-    }
-    let same_site = p.one_of(
-        "session.same_site",
-        r.same_site,
-        SameSite::Strict,
-        &[
-            ("strict", SameSite::Strict),
-            ("lax", SameSite::Lax),
-            ("none", SameSite::None),
-        ],
-    );
-    if same_site == SameSite::None && !secure {
-        p.push("session.same_site: \"none\" requires secure = true");
-    }
-    let lifetime = p.duration(
-        "session.lifetime",
-        r.lifetime,
-        Duration::from_secs(12 * 3600),
-    );
-    if !(Duration::from_secs(60)..=Duration::from_secs(366 * 24 * 3600)).contains(&lifetime) {
-        p.push("session.lifetime: must be between 1m and 366d");
-    }
-    let rotation_grace = p.duration(
-        "session.rotation_grace",
-        r.rotation_grace,
-        Duration::from_secs(60),
-    );
-    let reuse_window = p.duration(
-        "session.reuse_window",
-        r.reuse_window,
-        Duration::from_secs(600),
-    );
-    if reuse_window < rotation_grace {
-        p.push("session.reuse_window: must be at least session.rotation_grace");
-    }
-    let max_tracked_rotations = r.max_tracked_rotations.unwrap_or(100_000);
-    if max_tracked_rotations == 0 {
-        p.push("session.max_tracked_rotations: must be at least 1");
-    }
-    let max_ended_sessions = r.max_ended_sessions.unwrap_or(100_000);
-    if max_ended_sessions == 0 {
-        p.push("session.max_ended_sessions: must be at least 1");
-    }
-    SessionConfig {
-        cookie_name: if host_prefix {
-            format!("__Host-{base}")
-        } else {
-            base
-        },
-        secure,
-        same_site,
-        lifetime,
-        refresh_skew: p.duration(
-            "session.refresh_skew",
-            r.refresh_skew,
-            Duration::from_secs(30),
-        ),
-        rotation_grace,
-        reuse_window,
-        max_tracked_rotations,
-        max_ended_sessions,
-        claims: r.claims.unwrap_or_else(|| {
-            ["sub", "name", "email", "preferred_username"]
-                .map(String::from)
-                .to_vec()
-        }),
     }
 }
 
@@ -385,10 +301,6 @@ mod tests {
     #[test]
     fn minimal_config_gets_safe_defaults() {
         let c = Config::from_toml(MINIMAL, &env_with(&[(COOKIE_KEYS_ENV, KEY)])).expect("valid");
-        assert_eq!(c.session.cookie_name, "__Host-th_session");
-        assert!(c.session.secure);
-        assert_eq!(c.session.same_site, SameSite::Strict);
-        assert_eq!(c.session.rotation_grace, Duration::from_secs(60));
         assert_eq!(c.proxy.auth_prefix, "/auth");
         assert!(
             c.proxy.public_paths.is_empty(),
