@@ -5,7 +5,9 @@
 //! Secrets never come from the TOML file (it lands in ConfigMaps and repositories): only from
 //! `TOKEN_HANDLER_CLIENT_SECRET[_FILE]` and `TOKEN_HANDLER_COOKIE_KEYS[_FILE]`.
 
+mod csrf;
 mod idp;
+mod log;
 mod proxy;
 mod raw;
 pub mod secrets;
@@ -16,14 +18,15 @@ mod validate;
 
 use crate::crypto::KeyRing;
 use crate::secret::ClientSecret;
-use http::HeaderName;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use url::Url;
 
+pub use csrf::CsrfConfig;
 pub use idp::{ClientAuth, Dialect, IdpConfig};
+pub use log::{LogConfig, LogFormat};
 pub use proxy::{BrowserAuthorization, ProxyConfig};
 pub use secrets::{CLIENT_SECRET_ENV, COOKIE_KEYS_ENV};
 pub use server::{ServerConfig, TlsFiles};
@@ -72,27 +75,6 @@ impl std::fmt::Debug for CoordinationConfig {
             .field("operation_timeout", &self.operation_timeout)
             .finish()
     }
-}
-
-#[derive(Debug, Clone)]
-pub struct CsrfConfig {
-    pub header: HeaderName,
-    /// Origins allowed besides the request's own (`scheme://host[:port]`).
-    pub allowed_origins: Vec<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
-#[derive(Debug, Clone)]
-pub struct LogConfig {
-    pub format: LogFormat,
-    pub level: String,
-    /// One info line per request (method, route class, status, latency, session fingerprint).
-    pub access_log: bool,
 }
 
 #[derive(Debug, Clone)]

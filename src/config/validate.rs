@@ -167,8 +167,8 @@ pub(super) fn validate(
     );
     let session = super::session::session(section(&table, "session", &mut p), &mut p);
     let proxy = super::proxy::proxy(section(&table, "proxy", &mut p), &mut p);
-    let csrf = csrf(section(&table, "csrf", &mut p), &mut p);
-    let log = log(section(&table, "log", &mut p), &mut p);
+    let csrf = super::csrf::csrf(section(&table, "csrf", &mut p), &mut p);
+    let log = super::log::log(section(&table, "log", &mut p), &mut p);
     let coordination = coordination(
         section(&table, "coordination", &mut p),
         env,
@@ -194,27 +194,6 @@ pub(super) fn validate(
             },
         }),
         _ => Err(ConfigError(p.0)),
-    }
-}
-
-fn csrf(r: raw::Csrf, p: &mut Problems) -> CsrfConfig {
-    let name = r.header.unwrap_or_else(|| "x-csrf".to_string());
-    let header = HeaderName::from_bytes(name.as_bytes()).unwrap_or_else(|_| {
-        p.push(format!("csrf.header: `{name}` is not a header name"));
-        HeaderName::from_static("x-csrf")
-    });
-    let mut allowed_origins = Vec::new();
-    for origin in r.allowed_origins.unwrap_or_default() {
-        match Url::parse(&origin) {
-            Ok(u) if u.host().is_some() && matches!(u.path(), "" | "/") && u.query().is_none() => {
-                allowed_origins.push(u.origin().ascii_serialization())
-            }
-            _ => p.push(format!("csrf.allowed_origins: `{origin}` must be an origin like \"https://app.example.com\"")),
-        }
-    }
-    CsrfConfig {
-        header,
-        allowed_origins,
     }
 }
 
@@ -255,19 +234,6 @@ fn coordination(
             Duration::from_millis(250),
         ),
     })
-}
-
-fn log(r: raw::Log, p: &mut Problems) -> LogConfig {
-    LogConfig {
-        format: p.one_of(
-            "log.format",
-            r.format,
-            LogFormat::Text,
-            &[("text", LogFormat::Text), ("json", LogFormat::Json)],
-        ),
-        level: r.level.unwrap_or_else(|| "info".to_string()),
-        access_log: r.access_log.unwrap_or(false),
-    }
 }
 
 #[cfg(test)]
