@@ -5,6 +5,7 @@
 //! Secrets never come from the TOML file (it lands in ConfigMaps and repositories): only from
 //! `TOKEN_HANDLER_CLIENT_SECRET[_FILE]` and `TOKEN_HANDLER_COOKIE_KEYS[_FILE]`.
 
+mod coordination;
 mod csrf;
 mod idp;
 mod log;
@@ -18,12 +19,10 @@ mod validate;
 
 use crate::crypto::KeyRing;
 use crate::secret::ClientSecret;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
-use url::Url;
 
+pub use coordination::CoordinationConfig;
 pub use csrf::CsrfConfig;
 pub use idp::{ClientAuth, Dialect, IdpConfig};
 pub use log::{LogConfig, LogFormat};
@@ -50,31 +49,6 @@ pub struct Config {
     pub log: LogConfig,
     pub coordination: Option<CoordinationConfig>,
     pub secrets: Secrets,
-}
-
-/// Cross-replica refresh coordination on Redis (optional).
-#[derive(Clone)]
-pub struct CoordinationConfig {
-    /// `redis://` or `rediss://` (TLS), user and password in the URL. Never logged.
-    pub redis_url: String,
-    /// Lease on one session's refresh; renewed while the `/token` call runs.
-    pub lease_ttl: Duration,
-    /// Longest a replica waits for another replica's refresh before answering 503.
-    pub wait_timeout: Duration,
-    /// Longest one Redis operation may take before this replica falls back to per-process
-    /// behaviour.
-    pub operation_timeout: Duration,
-}
-
-impl std::fmt::Debug for CoordinationConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CoordinationConfig")
-            .field("redis_url", &"[redacted]")
-            .field("lease_ttl", &self.lease_ttl)
-            .field("wait_timeout", &self.wait_timeout)
-            .field("operation_timeout", &self.operation_timeout)
-            .finish()
-    }
 }
 
 #[derive(Debug, Clone)]

@@ -133,6 +133,20 @@ mod tests {
     }
 
     #[test]
+    fn defaults_protect_every_path_and_tunnel_websockets() {
+        let mut p = Problems::default();
+        let c = proxy(raw::Proxy::default(), &mut p);
+        assert!(p.is_empty(), "{:?}", p);
+        assert_eq!(c.protected_paths, ["/"]);
+        assert!(c.public_paths.is_empty(), "every path needs a session");
+        assert!(c.is_protected(b"/"));
+        assert_eq!(c.browser_authorization, BrowserAuthorization::Replace);
+        assert_eq!(c.auth_prefix, "/auth");
+        assert_eq!(c.retry_body_bytes, 64 * 1024);
+        assert_eq!(c.upgrades, ["websocket"]);
+    }
+
+    #[test]
     fn protection_is_decided_on_segments() {
         let c = config(&["/api"], &["/api/public/"]);
         assert!(c.is_protected(b"/api"));

@@ -71,14 +71,7 @@ pub fn redis_url(env: &dyn Fn(&str) -> Option<String>) -> Result<Option<String>,
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn env_with(vars: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |k: &str| {
-            vars.iter()
-                .find(|(name, _)| *name == k)
-                .map(|(_, v)| v.to_string())
-        }
-    }
+    use crate::config::validate::env_with;
 
     #[test]
     fn messages_name_the_variable_and_path_never_the_value() {

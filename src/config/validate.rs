@@ -1,8 +1,16 @@
 //! Raw TOML sections → typed [`Config`], collecting every problem before failing.
 
-use super::{raw, secrets, *};
+use super::secrets::{self, CLIENT_SECRET_ENV, COOKIE_KEYS_ENV};
+use super::{coordination, csrf, idp, log, proxy, server, session, upstream};
+use super::{Config, ConfigError, Secrets};
 use serde::de::DeserializeOwned;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use url::Url;
 
+/// Every section a config file may have; any other is a problem.
 const SECTIONS: &[&str] = &[
     "server",
     "upstream",
@@ -13,6 +21,10 @@ const SECTIONS: &[&str] = &[
     "log",
     "coordination",
 ];
+
+/// What is wrong with a config so far, one line each, in the order found. Each section's
+/// validation notes its problems here and goes on with a default, so that one run lists them
+/// all.
 #[derive(Debug, Default)]
 pub(super) struct Problems(pub(super) Vec<String>);
 
@@ -131,6 +143,20 @@ pub(super) fn checked<T>(validate: impl FnOnce(&mut Problems) -> T) -> (T, Vec<S
     (built, p.0)
 }
 
+/// An environment holding only `vars`, for tests.
+#[cfg(test)]
+pub(super) fn env_with(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let vars: Vec<(String, String)> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    move |k: &str| {
+        vars.iter()
+            .find(|(name, _)| name == k)
+            .map(|(_, v)| v.clone())
+    }
+}
+
 fn section<T: DeserializeOwned + Default>(table: &toml::Table, name: &str, p: &mut Problems) -> T {
     match table.get(name) {
         None => T::default(),
@@ -157,19 +183,19 @@ pub(super) fn validate(
             ));
         }
     }
-    let server = super::server::server(section(&table, "server", &mut p), &mut p);
-    let upstream = super::upstream::upstream(section(&table, "upstream", &mut p), &mut p);
+    let server = server::server(section(&table, "server", &mut p), &mut p);
+    let upstream = upstream::upstream(section(&table, "upstream", &mut p), &mut p);
     let client_secret = p.secret(secrets::client_secret(env)).flatten();
-    let idp = super::idp::idp(
+    let idp = idp::idp(
         section(&table, "idp", &mut p),
         client_secret.is_some(),
         &mut p,
     );
-    let session = super::session::session(section(&table, "session", &mut p), &mut p);
-    let proxy = super::proxy::proxy(section(&table, "proxy", &mut p), &mut p);
-    let csrf = super::csrf::csrf(section(&table, "csrf", &mut p), &mut p);
-    let log = super::log::log(section(&table, "log", &mut p), &mut p);
-    let coordination = coordination(
+    let session = session::session(section(&table, "session", &mut p), &mut p);
+    let proxy = proxy::proxy(section(&table, "proxy", &mut p), &mut p);
+    let csrf = csrf::csrf(section(&table, "csrf", &mut p), &mut p);
+    let log = log::log(section(&table, "log", &mut p), &mut p);
+    let coordination = coordination::coordination(
         section(&table, "coordination", &mut p),
         env,
         idp.timeout,
@@ -197,62 +223,12 @@ pub(super) fn validate(
     }
 }
 
-fn coordination(
-    r: raw::Coordination,
-    env: &dyn Fn(&str) -> Option<String>,
-    idp_timeout: Duration,
-    p: &mut Problems,
-) -> Option<CoordinationConfig> {
-    // The environment (a mounted Secret) wins: a URL with a password belongs there.
-    let url = p
-        .secret(secrets::redis_url(env))
-        .flatten()
-        .or(r.redis_url)?;
-    if redis::Client::open(url.as_str()).is_err() {
-        // Never echo the URL: it may carry a password.
-        p.push("coordination.redis_url: not a valid redis:// or rediss:// URL");
-    }
-    let lease_ttl = p.duration(
-        "coordination.lease_ttl",
-        r.lease_ttl,
-        Duration::from_secs(5),
-    );
-    if lease_ttl < Duration::from_millis(300) {
-        p.push("coordination.lease_ttl: must be at least 300ms");
-    }
-    Some(CoordinationConfig {
-        redis_url: url,
-        lease_ttl,
-        wait_timeout: p.duration(
-            "coordination.wait_timeout",
-            r.wait_timeout,
-            idp_timeout + Duration::from_secs(2),
-        ),
-        operation_timeout: p.duration(
-            "coordination.operation_timeout",
-            r.operation_timeout,
-            Duration::from_millis(250),
-        ),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::ClientAuth;
 
     const KEY: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-
-    fn env_with(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let vars: Vec<(String, String)> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |k: &str| {
-            vars.iter()
-                .find(|(name, _)| name == k)
-                .map(|(_, v)| v.clone())
-        }
-    }
 
     const MINIMAL: &str = r#"
         [upstream]
@@ -265,13 +241,14 @@ mod tests {
     "#;
 
     #[test]
-    fn minimal_config_gets_safe_defaults() {
+    fn a_minimal_config_is_valid() {
         let c = Config::from_toml(MINIMAL, &env_with(&[(COOKIE_KEYS_ENV, KEY)])).expect("valid");
-        assert_eq!(c.proxy.auth_prefix, "/auth");
         assert!(
-            c.proxy.public_paths.is_empty(),
-            "every path needs a session by default"
+            c.coordination.is_none(),
+            "one replica unless a Redis is named"
         );
+        assert!(c.secrets.client_secret.is_none());
+        assert!(c.secrets.cookie_keys_file.is_none());
     }
 
     #[test]
@@ -319,6 +296,61 @@ mod tests {
             "TOKEN_HANDLER_COOKIE_KEYS",
         ] {
             assert!(all.contains(needle), "missing `{needle}` in:\n{all}");
+        }
+    }
+
+    /// `token-handler check` lists problems in the order sections are validated (the secrets
+    /// where they are needed: the client secret before `[idp]`, the cookie keys last);
+    /// operators and scripts compare that output, so the order is part of the interface.
+    #[test]
+    fn problems_come_in_section_order() {
+        let text = r#"
+            [wat]
+            [coordination]
+            redis_url = "nope"
+            [log]
+            format = "yaml"
+            [csrf]
+            header = "bad header"
+            [proxy]
+            auth_prefix = "x"
+            [session]
+            secure = false
+            [idp]
+            dialect = "saml"
+            [upstream]
+            connect_timeout = "soon"
+            [server]
+            listen = "nope"
+        "#;
+        let env = env_with(&[
+            (CLIENT_SECRET_ENV, "x"),
+            ("TOKEN_HANDLER_CLIENT_SECRET_FILE", "y"),
+        ]);
+        let err = Config::from_toml(text, &env).expect_err("invalid");
+        let order = [
+            "unknown section [wat]",
+            "server.listen",
+            "upstream.url",
+            "upstream.connect_timeout",
+            "set TOKEN_HANDLER_CLIENT_SECRET or",
+            "idp.dialect",
+            "idp.issuer",
+            "idp.client_id",
+            "idp.redirect_uri",
+            "session.host_prefix",
+            "proxy.auth_prefix",
+            "csrf.header",
+            "log.format",
+            "coordination.redis_url",
+            "TOKEN_HANDLER_COOKIE_KEYS (or",
+        ];
+        assert_eq!(err.0.len(), order.len(), "{:#?}", err.0);
+        for (problem, start) in err.0.iter().zip(order) {
+            assert!(
+                problem.starts_with(start),
+                "`{start}` expected, got `{problem}`"
+            );
         }
     }
 
