@@ -45,14 +45,12 @@ pub(super) fn coordination(
         // Never echo the URL: it may carry a password.
         p.push("coordination.redis_url: not a valid redis:// or rediss:// URL");
     }
-    let lease_ttl = p.duration(
+    let lease_ttl = p.duration_at_least(
         "coordination.lease_ttl",
         r.lease_ttl,
         Duration::from_secs(5),
+        Duration::from_millis(300),
     );
-    if lease_ttl < Duration::from_millis(300) {
-        p.push("coordination.lease_ttl: must be at least 300ms");
-    }
     Some(CoordinationConfig {
         redis_url: url,
         lease_ttl,
@@ -72,7 +70,7 @@ pub(super) fn coordination(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::validate::checked;
+    use crate::config::validate::{checked, valid};
 
     const IDP_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -89,18 +87,14 @@ mod tests {
 
     #[test]
     fn off_without_a_url() {
-        let (c, problems) =
-            checked(|p| coordination(raw::Coordination::default(), &no_env, IDP_TIMEOUT, p));
-        assert!(problems.is_empty(), "{problems:?}");
+        let c = valid(|p| coordination(raw::Coordination::default(), &no_env, IDP_TIMEOUT, p));
         assert!(c.is_none());
     }
 
     #[test]
     fn defaults_wait_a_little_longer_than_one_idp_call() {
         let r = with_url("redis://redis:6379/0");
-        let (c, problems) = checked(|p| coordination(r, &no_env, IDP_TIMEOUT, p));
-        assert!(problems.is_empty(), "{problems:?}");
-        let c = c.expect("on");
+        let c = valid(|p| coordination(r, &no_env, IDP_TIMEOUT, p)).expect("on");
         assert_eq!(c.redis_url, "redis://redis:6379/0");
         assert_eq!(c.lease_ttl, Duration::from_secs(5));
         assert_eq!(c.wait_timeout, Duration::from_secs(12));
@@ -113,9 +107,7 @@ mod tests {
             (k == secrets::REDIS_URL_ENV).then(|| "rediss://:hunter2@redis:6380".to_string())
         };
         let r = with_url("redis://redis:6379/0");
-        let (c, problems) = checked(|p| coordination(r, &env, IDP_TIMEOUT, p));
-        assert!(problems.is_empty(), "{problems:?}");
-        let c = c.expect("on");
+        let c = valid(|p| coordination(r, &env, IDP_TIMEOUT, p)).expect("on");
         assert_eq!(c.redis_url, "rediss://:hunter2@redis:6380");
         assert!(!format!("{c:?}").contains("hunter2"), "{c:?}");
     }

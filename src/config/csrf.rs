@@ -36,28 +36,33 @@ pub(super) fn csrf(r: raw::Csrf, p: &mut Problems) -> CsrfConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::validate::checked;
+    use crate::config::validate::{checked, valid};
 
     #[test]
     fn defaults_allow_only_the_request_origin() {
-        let (c, problems) = checked(|p| csrf(raw::Csrf::default(), p));
-        assert!(problems.is_empty(), "{problems:?}");
+        let c = valid(|p| csrf(raw::Csrf::default(), p));
         assert_eq!(c.header, "x-csrf");
         assert!(c.allowed_origins.is_empty());
     }
 
+    fn section(header: &str, origins: &[&str]) -> raw::Csrf {
+        raw::Csrf {
+            header: Some(header.into()),
+            allowed_origins: Some(origins.iter().map(|o| o.to_string()).collect()),
+        }
+    }
+
     #[test]
     fn origins_are_kept_in_their_serialised_form() {
-        let r = raw::Csrf {
-            header: Some("X-Requested-With".into()),
-            allowed_origins: Some(vec![
-                "https://App.example.com".into(),
-                "https://b.example.com:8443/".into(),
-                "https://c.example.com:443".into(),
-            ]),
-        };
-        let (c, problems) = checked(|p| csrf(r, p));
-        assert!(problems.is_empty(), "{problems:?}");
+        let r = section(
+            "X-Requested-With",
+            &[
+                "https://App.example.com",
+                "https://b.example.com:8443/",
+                "https://c.example.com:443",
+            ],
+        );
+        let c = valid(|p| csrf(r, p));
         assert_eq!(c.header, "x-requested-with");
         assert_eq!(
             c.allowed_origins,
@@ -71,30 +76,23 @@ mod tests {
 
     #[test]
     fn refusals_name_the_key_and_the_value() {
-        let r = raw::Csrf {
-            header: Some("x csrf".into()),
-            allowed_origins: Some(vec![
-                "https://app.example.com/path".into(),
-                "https://app.example.com/?q=1".into(),
-                "app.example.com".into(),
-                "data:text/plain,hi".into(),
-            ]),
-        };
-        let (c, problems) = checked(|p| csrf(r, p));
+        let bad = [
+            "https://app.example.com/path",
+            "https://app.example.com/?q=1",
+            "app.example.com",
+            "data:text/plain,hi",
+        ];
+        let (c, problems) = checked(|p| csrf(section("x csrf", &bad), p));
         assert_eq!(c.header, "x-csrf", "the default stands in");
-        assert_eq!(
-            problems,
-            [
-                "csrf.header: `x csrf` is not a header name",
-                "csrf.allowed_origins: `https://app.example.com/path` must be an origin like \
-                 \"https://app.example.com\"",
-                "csrf.allowed_origins: `https://app.example.com/?q=1` must be an origin like \
-                 \"https://app.example.com\"",
-                "csrf.allowed_origins: `app.example.com` must be an origin like \
-                 \"https://app.example.com\"",
-                "csrf.allowed_origins: `data:text/plain,hi` must be an origin like \
-                 \"https://app.example.com\"",
-            ]
-        );
+        assert_eq!(problems.len(), 1 + bad.len(), "{problems:?}");
+        assert_eq!(problems[0], "csrf.header: `x csrf` is not a header name");
+        for (problem, origin) in problems[1..].iter().zip(bad) {
+            assert_eq!(
+                *problem,
+                format!(
+                    "csrf.allowed_origins: `{origin}` must be an origin like \"https://app.example.com\""
+                )
+            );
+        }
     }
 }

@@ -171,7 +171,7 @@ pub(super) fn idp(r: raw::Idp, has_secret: bool, p: &mut Problems) -> IdpConfig 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::validate::checked;
+    use crate::config::validate::{checked, valid};
 
     /// The least an `[idp]` section needs.
     fn minimal(dialect: &str) -> raw::Idp {
@@ -186,8 +186,7 @@ mod tests {
 
     #[test]
     fn defaults_follow_the_dialect_and_the_secret() {
-        let (c, problems) = checked(|p| idp(minimal("tokenidp"), false, p));
-        assert!(problems.is_empty(), "{problems:?}");
+        let c = valid(|p| idp(minimal("tokenidp"), false, p));
         assert_eq!(c.dialect, Dialect::TokenIdp);
         assert_eq!(
             c.client_auth,
@@ -202,8 +201,7 @@ mod tests {
         assert_eq!(c.max_response_bytes, 256 * 1024);
         assert!(c.token_endpoint.is_none(), "discovered from the issuer");
 
-        let (c, problems) = checked(|p| idp(minimal("OAuth2"), true, p));
-        assert!(problems.is_empty(), "{problems:?}");
+        let c = valid(|p| idp(minimal("OAuth2"), true, p));
         assert_eq!(c.dialect, Dialect::OAuth2, "names match in any case");
         assert_eq!(
             c.client_auth,
@@ -221,8 +219,7 @@ mod tests {
             client_auth: Some("client_secret_post".into()),
             ..minimal("oauth2")
         };
-        let (c, problems) = checked(|p| idp(r, true, p));
-        assert!(problems.is_empty(), "{problems:?}");
+        let c = valid(|p| idp(r, true, p));
         assert_eq!(c.client_auth, ClientAuth::Body);
     }
 
@@ -290,8 +287,7 @@ mod tests {
             extra_authorize_params: Some(extra),
             ..minimal("oauth2")
         };
-        let (c, problems) = checked(|p| idp(r, false, p));
-        assert!(problems.is_empty(), "{problems:?}");
+        let c = valid(|p| idp(r, false, p));
         assert_eq!(
             c.extra_authorize_params,
             [("prompt".to_string(), "consent".to_string())]

@@ -33,12 +33,11 @@ pub(super) fn log(r: raw::Log, p: &mut Problems) -> LogConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::validate::checked;
+    use crate::config::validate::{checked, valid};
 
     #[test]
     fn defaults_are_text_at_info_without_access_lines() {
-        let (c, problems) = checked(|p| log(raw::Log::default(), p));
-        assert!(problems.is_empty(), "{problems:?}");
+        let c = valid(|p| log(raw::Log::default(), p));
         assert_eq!(c.format, LogFormat::Text);
         assert_eq!(c.level, "info");
         assert!(!c.access_log);
@@ -51,8 +50,7 @@ mod tests {
             level: Some("token_handler=debug".into()),
             access_log: Some(true),
         };
-        let (c, problems) = checked(|p| log(r, p));
-        assert!(problems.is_empty(), "{problems:?}");
+        let c = valid(|p| log(r, p));
         assert_eq!(c.format, LogFormat::Json);
         assert_eq!(
             c.level, "token_handler=debug",

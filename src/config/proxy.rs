@@ -117,6 +117,7 @@ fn prefixes(key: &str, paths: &[String], p: &mut Problems) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::validate::valid;
 
     fn config(protected: &[&str], public: &[&str]) -> ProxyConfig {
         let mut p = Problems::default();
@@ -134,9 +135,7 @@ mod tests {
 
     #[test]
     fn defaults_protect_every_path_and_tunnel_websockets() {
-        let mut p = Problems::default();
-        let c = proxy(raw::Proxy::default(), &mut p);
-        assert!(p.is_empty(), "{:?}", p);
+        let c = valid(|p| proxy(raw::Proxy::default(), p));
         assert_eq!(c.protected_paths, ["/"]);
         assert!(c.public_paths.is_empty(), "every path needs a session");
         assert!(c.is_protected(b"/"));

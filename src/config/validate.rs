@@ -71,6 +71,22 @@ impl Problems {
         }
     }
 
+    /// As `duration`, and no shorter than `min`.
+    pub(super) fn duration_at_least(
+        &mut self,
+        key: &str,
+        raw: Option<String>,
+        default: Duration,
+        min: Duration,
+    ) -> Duration {
+        let d = self.duration(key, raw, default);
+        if d < min {
+            let min = humantime::format_duration(min);
+            self.push(format!("{key}: must be at least {min}"));
+        }
+        d
+    }
+
     pub(super) fn addr(&mut self, key: &str, raw: Option<String>, default: &str) -> SocketAddr {
         let s = raw.unwrap_or_else(|| default.to_string());
         s.parse().unwrap_or_else(|_| {
@@ -143,6 +159,15 @@ pub(super) fn checked<T>(validate: impl FnOnce(&mut Problems) -> T) -> (T, Vec<S
     (built, p.0)
 }
 
+/// Runs one section's validation, which must find nothing wrong: what it built.
+#[cfg(test)]
+#[track_caller]
+pub(super) fn valid<T>(validate: impl FnOnce(&mut Problems) -> T) -> T {
+    let (built, problems) = checked(validate);
+    assert!(problems.is_empty(), "{problems:?}");
+    built
+}
+
 /// An environment holding only `vars`, for tests.
 #[cfg(test)]
 pub(super) fn env_with(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
@@ -157,6 +182,8 @@ pub(super) fn env_with(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String>
     }
 }
 
+/// One section deserialized on its own, so that a typo in it hides no other section's
+/// problems; a section that does not deserialize is validated as if empty.
 fn section<T: DeserializeOwned + Default>(table: &toml::Table, name: &str, p: &mut Problems) -> T {
     match table.get(name) {
         None => T::default(),
@@ -183,6 +210,7 @@ pub(super) fn validate(
             ));
         }
     }
+    // This order is the order `check` lists problems in (pinned by a test): keep it.
     let server = server::server(section(&table, "server", &mut p), &mut p);
     let upstream = upstream::upstream(section(&table, "upstream", &mut p), &mut p);
     let client_secret = p.secret(secrets::client_secret(env)).flatten();
