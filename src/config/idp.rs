@@ -10,7 +10,7 @@ use url::Url;
 /// Which `/token` wire format the IdP speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
-    /// TokenIDP's JSON dialect (see shared/tokenidp-protocol.md).
+    /// TokenIDP's JSON dialect (`idp/tokenidp.rs` lists its quirks).
     TokenIdp,
     /// Standard OAuth 2.0 (RFC 6749) / OpenID Connect.
     OAuth2,
