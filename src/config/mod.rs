@@ -5,24 +5,32 @@
 //! Secrets never come from the TOML file (it lands in ConfigMaps and repositories): only from
 //! `TOKEN_HANDLER_CLIENT_SECRET[_FILE]` and `TOKEN_HANDLER_COOKIE_KEYS[_FILE]`.
 
+mod coordination;
+mod csrf;
+mod idp;
+mod log;
 mod proxy;
 mod raw;
 pub mod secrets;
 mod server;
+mod session;
+mod upstream;
 mod validate;
 
 use crate::crypto::KeyRing;
 use crate::secret::ClientSecret;
-use http::HeaderName;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
-use url::Url;
 
+pub use coordination::CoordinationConfig;
+pub use csrf::CsrfConfig;
+pub use idp::{ClientAuth, Dialect, IdpConfig};
+pub use log::{LogConfig, LogFormat};
 pub use proxy::{BrowserAuthorization, ProxyConfig};
 pub use secrets::{CLIENT_SECRET_ENV, COOKIE_KEYS_ENV};
 pub use server::{ServerConfig, TlsFiles};
+pub use session::{SameSite, SessionConfig};
+pub use upstream::UpstreamConfig;
 
 /// Every problem found in a configuration, one line each.
 #[derive(Debug, thiserror::Error)]
@@ -41,148 +49,6 @@ pub struct Config {
     pub log: LogConfig,
     pub coordination: Option<CoordinationConfig>,
     pub secrets: Secrets,
-}
-
-/// Cross-replica refresh coordination on Redis (optional).
-#[derive(Clone)]
-pub struct CoordinationConfig {
-    /// `redis://` or `rediss://` (TLS), user and password in the URL. Never logged.
-    pub redis_url: String,
-    /// Lease on one session's refresh; renewed while the `/token` call runs.
-    pub lease_ttl: Duration,
-    /// Longest a replica waits for another replica's refresh before answering 503.
-    pub wait_timeout: Duration,
-    /// Longest one Redis operation may take before this replica falls back to per-process
-    /// behaviour.
-    pub operation_timeout: Duration,
-}
-
-impl std::fmt::Debug for CoordinationConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CoordinationConfig")
-            .field("redis_url", &"[redacted]")
-            .field("lease_ttl", &self.lease_ttl)
-            .field("wait_timeout", &self.wait_timeout)
-            .field("operation_timeout", &self.operation_timeout)
-            .finish()
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct UpstreamConfig {
-    pub url: Url,
-    pub connect_timeout: Duration,
-    pub response_header_timeout: Duration,
-    /// Extra CA certificates (PEM) for an `https://` upstream, besides the system roots.
-    pub ca_file: Option<PathBuf>,
-}
-
-/// Which `/token` wire format the IdP speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    /// TokenIDP's JSON dialect (`idp/tokenidp.rs` lists its quirks).
-    TokenIdp,
-    /// Standard OAuth 2.0 (RFC 6749) / OpenID Connect.
-    OAuth2,
-}
-
-/// How the client authenticates at the token endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClientAuth {
-    /// HTTP Basic (RFC 6749 §2.3.1, `client_secret_basic`).
-    Basic,
-    /// Secret in the request body (`client_secret_post`; TokenIDP's `clientSecret`).
-    Body,
-    /// Public client: `client_id` only.
-    None,
-}
-
-#[derive(Debug, Clone)]
-pub struct IdpConfig {
-    pub dialect: Dialect,
-    pub issuer: Option<Url>,
-    pub token_endpoint: Option<Url>,
-    pub authorization_endpoint: Option<Url>,
-    pub revocation_endpoint: Option<Url>,
-    pub end_session_endpoint: Option<Url>,
-    pub jwks_uri: Option<Url>,
-    pub client_id: String,
-    pub client_auth: ClientAuth,
-    pub scope: String,
-    pub send_scope_on_refresh: bool,
-    /// This proxy's `/auth/callback` as registered at the IdP; its origin is the proxy's
-    /// public origin (post-login `return_to` must stay on it).
-    pub redirect_uri: Url,
-    pub post_logout_redirect_uri: Option<String>,
-    pub extra_authorize_params: Vec<(String, String)>,
-    /// Send `id_token_hint` (the ID token, in a URL) to the end-session endpoint. Off by
-    /// default: it puts a token in the browser and a URL; `client_id` identifies us instead.
-    pub logout_id_token_hint: bool,
-    pub timeout: Duration,
-    pub max_response_bytes: usize,
-    /// Extra CA certificates (PEM) for the IdP.
-    pub ca_file: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SameSite {
-    Strict,
-    Lax,
-    None,
-}
-
-impl SameSite {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SameSite::Strict => "Strict",
-            SameSite::Lax => "Lax",
-            SameSite::None => "None",
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct SessionConfig {
-    /// Full cookie name, `__Host-` prefix included when enabled.
-    pub cookie_name: String,
-    pub secure: bool,
-    pub same_site: SameSite,
-    /// Absolute session lifetime from login; bounds the cookie's Max-Age.
-    pub lifetime: Duration,
-    /// Refresh this long before the access token expires.
-    pub refresh_skew: Duration,
-    /// After a refresh, the old cookie is still honoured (with the new tokens) this long.
-    pub rotation_grace: Duration,
-    /// After the grace window, a rotated refresh token is remembered this long so a replay is
-    /// refused locally instead of being spent at the IdP (which may revoke the whole grant).
-    pub reuse_window: Duration,
-    /// Cap on remembered rotations (memory bound).
-    pub max_tracked_rotations: usize,
-    /// Cap on remembered logged-out sessions (memory bound; see `ended`).
-    pub max_ended_sessions: usize,
-    /// ID-token claims copied into the session (and shown by `/auth/session`).
-    pub claims: Vec<String>,
-}
-
-#[derive(Debug, Clone)]
-pub struct CsrfConfig {
-    pub header: HeaderName,
-    /// Origins allowed besides the request's own (`scheme://host[:port]`).
-    pub allowed_origins: Vec<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
-#[derive(Debug, Clone)]
-pub struct LogConfig {
-    pub format: LogFormat,
-    pub level: String,
-    /// One info line per request (method, route class, status, latency, session fingerprint).
-    pub access_log: bool,
 }
 
 #[derive(Debug, Clone)]

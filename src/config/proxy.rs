@@ -117,6 +117,7 @@ fn prefixes(key: &str, paths: &[String], p: &mut Problems) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::validate::valid;
 
     fn config(protected: &[&str], public: &[&str]) -> ProxyConfig {
         let mut p = Problems::default();
@@ -130,6 +131,18 @@ mod tests {
         );
         assert!(p.is_empty(), "{:?}", p);
         c
+    }
+
+    #[test]
+    fn defaults_protect_every_path_and_tunnel_websockets() {
+        let c = valid(|p| proxy(raw::Proxy::default(), p));
+        assert_eq!(c.protected_paths, ["/"]);
+        assert!(c.public_paths.is_empty(), "every path needs a session");
+        assert!(c.is_protected(b"/"));
+        assert_eq!(c.browser_authorization, BrowserAuthorization::Replace);
+        assert_eq!(c.auth_prefix, "/auth");
+        assert_eq!(c.retry_body_bytes, 64 * 1024);
+        assert_eq!(c.upgrades, ["websocket"]);
     }
 
     #[test]

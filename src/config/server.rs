@@ -64,14 +64,12 @@ pub(super) fn server(r: raw::Server, p: &mut Problems) -> ServerConfig {
     if !(1024..=1024 * 1024).contains(&max_header_bytes) {
         p.push("server.max_header_bytes: must be between 1024 and 1048576");
     }
-    let reload_interval = p.duration(
+    let reload_interval = p.duration_at_least(
         "server.reload_interval",
         r.reload_interval,
         Duration::from_secs(10),
+        Duration::from_millis(100),
     );
-    if reload_interval < Duration::from_millis(100) {
-        p.push("server.reload_interval: must be at least 100ms");
-    }
     let mut positive = |key: &str, raw: Option<String>, default: u64| {
         let d = p.duration(key, raw, Duration::from_secs(default));
         if d.is_zero() {

@@ -1,8 +1,16 @@
 //! Raw TOML sections → typed [`Config`], collecting every problem before failing.
 
-use super::{raw, secrets, *};
+use super::secrets::{self, CLIENT_SECRET_ENV, COOKIE_KEYS_ENV};
+use super::{coordination, csrf, idp, log, proxy, server, session, upstream};
+use super::{Config, ConfigError, Secrets};
 use serde::de::DeserializeOwned;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use url::Url;
 
+/// Every section a config file may have; any other is a problem.
 const SECTIONS: &[&str] = &[
     "server",
     "upstream",
@@ -13,18 +21,10 @@ const SECTIONS: &[&str] = &[
     "log",
     "coordination",
 ];
-/// Authorize parameters the proxy sets itself; `extra_authorize_params` may not override them.
-const RESERVED_AUTHORIZE_PARAMS: &[&str] = &[
-    "client_id",
-    "redirect_uri",
-    "response_type",
-    "scope",
-    "state",
-    "nonce",
-    "code_challenge",
-    "code_challenge_method",
-];
 
+/// What is wrong with a config so far, one line each, in the order found. Each section's
+/// validation notes its problems here and goes on with a default, so that one run lists them
+/// all.
 #[derive(Debug, Default)]
 pub(super) struct Problems(pub(super) Vec<String>);
 
@@ -43,6 +43,17 @@ impl Problems {
         self.0.push(p.into());
     }
 
+    /// A secret's value, or `None` with its problem noted.
+    pub(super) fn secret<T>(&mut self, read: Result<T, secrets::SecretError>) -> Option<T> {
+        match read {
+            Ok(value) => Some(value),
+            Err(e) => {
+                self.push(e.to_string());
+                None
+            }
+        }
+    }
+
     pub(super) fn duration(
         &mut self,
         key: &str,
@@ -58,6 +69,22 @@ impl Problems {
                 default
             }),
         }
+    }
+
+    /// As `duration`, and no shorter than `min`.
+    pub(super) fn duration_at_least(
+        &mut self,
+        key: &str,
+        raw: Option<String>,
+        default: Duration,
+        min: Duration,
+    ) -> Duration {
+        let d = self.duration(key, raw, default);
+        if d < min {
+            let min = humantime::format_duration(min);
+            self.push(format!("{key}: must be at least {min}"));
+        }
+        d
     }
 
     pub(super) fn addr(&mut self, key: &str, raw: Option<String>, default: &str) -> SocketAddr {
@@ -93,6 +120,15 @@ impl Problems {
         }
     }
 
+    /// A CA file path, checked now so a bad file is a config problem, not a failure later.
+    pub(super) fn ca_file(&mut self, key: &str, raw: Option<String>) -> Option<PathBuf> {
+        let path = PathBuf::from(raw?);
+        if let Err(e) = crate::tls::load_ca_file(&path) {
+            self.push(format!("{key}: {e}"));
+        }
+        Some(path)
+    }
+
     pub(super) fn one_of<T: Copy>(
         &mut self,
         key: &str,
@@ -115,6 +151,39 @@ impl Problems {
     }
 }
 
+/// Runs one section's validation on its own: what it built and the problems it noted.
+#[cfg(test)]
+pub(super) fn checked<T>(validate: impl FnOnce(&mut Problems) -> T) -> (T, Vec<String>) {
+    let mut p = Problems::default();
+    let built = validate(&mut p);
+    (built, p.0)
+}
+
+/// Runs one section's validation, which must find nothing wrong: what it built.
+#[cfg(test)]
+#[track_caller]
+pub(super) fn valid<T>(validate: impl FnOnce(&mut Problems) -> T) -> T {
+    let (built, problems) = checked(validate);
+    assert!(problems.is_empty(), "{problems:?}");
+    built
+}
+
+/// An environment holding only `vars`, for tests.
+#[cfg(test)]
+pub(super) fn env_with(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let vars: Vec<(String, String)> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    move |k: &str| {
+        vars.iter()
+            .find(|(name, _)| name == k)
+            .map(|(_, v)| v.clone())
+    }
+}
+
+/// One section deserialized on its own, so that a typo in it hides no other section's
+/// problems; a section that does not deserialize is validated as if empty.
 fn section<T: DeserializeOwned + Default>(table: &toml::Table, name: &str, p: &mut Problems) -> T {
     match table.get(name) {
         None => T::default(),
@@ -141,25 +210,26 @@ pub(super) fn validate(
             ));
         }
     }
-    let server = super::server::server(section(&table, "server", &mut p), &mut p);
-    let upstream = upstream(section(&table, "upstream", &mut p), &mut p);
-    let client_secret = secrets::client_secret(env, &mut p.0);
-    let idp = idp(
+    // This order is the order `check` lists problems in (pinned by a test): keep it.
+    let server = server::server(section(&table, "server", &mut p), &mut p);
+    let upstream = upstream::upstream(section(&table, "upstream", &mut p), &mut p);
+    let client_secret = p.secret(secrets::client_secret(env)).flatten();
+    let idp = idp::idp(
         section(&table, "idp", &mut p),
         client_secret.is_some(),
         &mut p,
     );
-    let session = session(section(&table, "session", &mut p), &mut p);
-    let proxy = super::proxy::proxy(section(&table, "proxy", &mut p), &mut p);
-    let csrf = csrf(section(&table, "csrf", &mut p), &mut p);
-    let log = log(section(&table, "log", &mut p), &mut p);
-    let coordination = coordination(
+    let session = session::session(section(&table, "session", &mut p), &mut p);
+    let proxy = proxy::proxy(section(&table, "proxy", &mut p), &mut p);
+    let csrf = csrf::csrf(section(&table, "csrf", &mut p), &mut p);
+    let log = log::log(section(&table, "log", &mut p), &mut p);
+    let coordination = coordination::coordination(
         section(&table, "coordination", &mut p),
         env,
         idp.timeout,
         &mut p,
     );
-    let cookie_keys = secrets::cookie_keys(env, &mut p.0);
+    let cookie_keys = p.secret(secrets::cookie_keys(env));
     match cookie_keys {
         Some(keys) if p.0.is_empty() => Ok(Config {
             server,
@@ -181,313 +251,12 @@ pub(super) fn validate(
     }
 }
 
-fn ca_file(key: &str, raw: Option<String>, p: &mut Problems) -> Option<PathBuf> {
-    let path = PathBuf::from(raw?);
-    if let Err(e) = crate::tls::load_ca_file(&path) {
-        p.push(format!("{key}: {e}"));
-    }
-    Some(path)
-}
-
-fn upstream(r: raw::Upstream, p: &mut Problems) -> UpstreamConfig {
-    let url = match p.url("upstream.url", r.url.clone()) {
-        Some(u) => u,
-        None => {
-            if r.url.is_none() {
-                p.push("upstream.url: required (the API this proxy fronts, e.g. \"http://127.0.0.1:3000\")");
-            }
-            Url::parse("http://127.0.0.1/").expect("static URL")
-        }
-    };
-    UpstreamConfig {
-        url,
-        connect_timeout: p.duration(
-            "upstream.connect_timeout",
-            r.connect_timeout,
-            Duration::from_secs(2),
-        ),
-        response_header_timeout: p.duration(
-            "upstream.response_header_timeout",
-            r.response_header_timeout,
-            Duration::from_secs(60),
-        ),
-        ca_file: ca_file("upstream.ca_file", r.ca_file, p),
-    }
-}
-
-fn idp(r: raw::Idp, has_secret: bool, p: &mut Problems) -> IdpConfig {
-    let dialect = match r.dialect.as_deref() {
-        None => {
-            p.push("idp.dialect: required, \"tokenidp\" or \"oauth2\"");
-            Dialect::OAuth2
-        }
-        Some(_) => p.one_of(
-            "idp.dialect",
-            r.dialect,
-            Dialect::OAuth2,
-            &[("tokenidp", Dialect::TokenIdp), ("oauth2", Dialect::OAuth2)],
-        ),
-    };
-    let issuer = p.url("idp.issuer", r.issuer);
-    let token_endpoint = p.url("idp.token_endpoint", r.token_endpoint);
-    if issuer.is_none() && token_endpoint.is_none() {
-        p.push("idp.issuer: required unless every endpoint is given (endpoints left out are discovered from it)");
-    }
-    let client_id = r.client_id.unwrap_or_default();
-    if client_id.is_empty() {
-        p.push("idp.client_id: required");
-    }
-    let default_auth = if has_secret {
-        ClientAuth::Basic
-    } else {
-        ClientAuth::None
-    };
-    let client_auth = p.one_of(
-        "idp.client_auth",
-        r.client_auth,
-        default_auth,
-        &[
-            ("basic", ClientAuth::Basic),
-            ("client_secret_basic", ClientAuth::Basic),
-            ("body", ClientAuth::Body),
-            ("client_secret_post", ClientAuth::Body),
-            ("none", ClientAuth::None),
-        ],
-    );
-    if client_auth != ClientAuth::None && !has_secret {
-        p.push(format!(
-            "idp.client_auth: {client_auth:?} needs a client secret in {} (or {}_FILE)",
-            secrets::CLIENT_SECRET_ENV,
-            secrets::CLIENT_SECRET_ENV
-        ));
-    }
-    let scope = r
-        .scope
-        .unwrap_or_else(|| "openid profile email offline_access".to_string());
-    let mut extra = Vec::new();
-    for (k, v) in r.extra_authorize_params.unwrap_or_default() {
-        if RESERVED_AUTHORIZE_PARAMS.contains(&k.as_str()) {
-            p.push(format!(
-                "idp.extra_authorize_params: `{k}` is set by the proxy itself"
-            ));
-        }
-        match v {
-            toml::Value::String(s) => extra.push((k, s)),
-            _ => p.push(format!("idp.extra_authorize_params.{k}: must be a string")),
-        }
-    }
-    // Required: derived from the request's Host it would be attacker-chosen and always
-    // http://, even behind TLS.
-    let given = r.redirect_uri.is_some();
-    let redirect_uri = match p.url("idp.redirect_uri", r.redirect_uri) {
-        Some(url) => url,
-        None => {
-            if !given {
-                p.push("idp.redirect_uri: required: this proxy's callback as registered at the IdP, like \"https://app.example.com/auth/callback\"");
-            }
-            Url::parse("https://redirect-uri.invalid/auth/callback").expect("static URL")
-        }
-    };
-    let max_response_bytes = r.max_response_bytes.unwrap_or(256 * 1024);
-    if max_response_bytes < 1024 {
-        p.push("idp.max_response_bytes: must be at least 1024");
-    }
-    IdpConfig {
-        dialect,
-        issuer,
-        token_endpoint,
-        authorization_endpoint: p.url("idp.authorization_endpoint", r.authorization_endpoint),
-        revocation_endpoint: p.url("idp.revocation_endpoint", r.revocation_endpoint),
-        end_session_endpoint: p.url("idp.end_session_endpoint", r.end_session_endpoint),
-        jwks_uri: p.url("idp.jwks_uri", r.jwks_uri),
-        client_id,
-        client_auth,
-        scope,
-        // The TokenIDP guide sends the scope with every refresh; RFC 6749 §6 makes it optional.
-        send_scope_on_refresh: r
-            .send_scope_on_refresh
-            .unwrap_or(dialect == Dialect::TokenIdp),
-        redirect_uri,
-        post_logout_redirect_uri: r.post_logout_redirect_uri,
-        extra_authorize_params: extra,
-        logout_id_token_hint: r.logout_id_token_hint.unwrap_or(false),
-        timeout: p.duration("idp.timeout", r.timeout, Duration::from_secs(10)),
-        max_response_bytes,
-        ca_file: ca_file("idp.ca_file", r.ca_file, p),
-    }
-}
-
-fn session(r: raw::Session, p: &mut Problems) -> SessionConfig {
-    let base = r.cookie_name.unwrap_or_else(|| "th_session".to_string());
-    if base.is_empty()
-        || !base
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-    {
-        p.push(format!(
-            "session.cookie_name: `{base}` must be letters, digits, `_` or `-`"
-        ));
-    }
-    let host_prefix = r.host_prefix.unwrap_or(true);
-    let secure = r.secure.unwrap_or(true);
-    if host_prefix && !secure {
-        p.push("session.host_prefix: browsers drop `__Host-` cookies without `Secure`; set secure = true or host_prefix = false");
-    }
-    let same_site = p.one_of(
-        "session.same_site",
-        r.same_site,
-        SameSite::Strict,
-        &[
-            ("strict", SameSite::Strict),
-            ("lax", SameSite::Lax),
-            ("none", SameSite::None),
-        ],
-    );
-    if same_site == SameSite::None && !secure {
-        p.push("session.same_site: \"none\" requires secure = true");
-    }
-    let lifetime = p.duration(
-        "session.lifetime",
-        r.lifetime,
-        Duration::from_secs(12 * 3600),
-    );
-    if !(Duration::from_secs(60)..=Duration::from_secs(366 * 24 * 3600)).contains(&lifetime) {
-        p.push("session.lifetime: must be between 1m and 366d");
-    }
-    let rotation_grace = p.duration(
-        "session.rotation_grace",
-        r.rotation_grace,
-        Duration::from_secs(60),
-    );
-    let reuse_window = p.duration(
-        "session.reuse_window",
-        r.reuse_window,
-        Duration::from_secs(600),
-    );
-    if reuse_window < rotation_grace {
-        p.push("session.reuse_window: must be at least session.rotation_grace");
-    }
-    let max_tracked_rotations = r.max_tracked_rotations.unwrap_or(100_000);
-    if max_tracked_rotations == 0 {
-        p.push("session.max_tracked_rotations: must be at least 1");
-    }
-    let max_ended_sessions = r.max_ended_sessions.unwrap_or(100_000);
-    if max_ended_sessions == 0 {
-        p.push("session.max_ended_sessions: must be at least 1");
-    }
-    SessionConfig {
-        cookie_name: if host_prefix {
-            format!("__Host-{base}")
-        } else {
-            base
-        },
-        secure,
-        same_site,
-        lifetime,
-        refresh_skew: p.duration(
-            "session.refresh_skew",
-            r.refresh_skew,
-            Duration::from_secs(30),
-        ),
-        rotation_grace,
-        reuse_window,
-        max_tracked_rotations,
-        max_ended_sessions,
-        claims: r.claims.unwrap_or_else(|| {
-            ["sub", "name", "email", "preferred_username"]
-                .map(String::from)
-                .to_vec()
-        }),
-    }
-}
-
-fn csrf(r: raw::Csrf, p: &mut Problems) -> CsrfConfig {
-    let name = r.header.unwrap_or_else(|| "x-csrf".to_string());
-    let header = HeaderName::from_bytes(name.as_bytes()).unwrap_or_else(|_| {
-        p.push(format!("csrf.header: `{name}` is not a header name"));
-        HeaderName::from_static("x-csrf")
-    });
-    let mut allowed_origins = Vec::new();
-    for origin in r.allowed_origins.unwrap_or_default() {
-        match Url::parse(&origin) {
-            Ok(u) if u.host().is_some() && matches!(u.path(), "" | "/") && u.query().is_none() => {
-                allowed_origins.push(u.origin().ascii_serialization())
-            }
-            _ => p.push(format!("csrf.allowed_origins: `{origin}` must be an origin like \"https://app.example.com\"")),
-        }
-    }
-    CsrfConfig {
-        header,
-        allowed_origins,
-    }
-}
-
-fn coordination(
-    r: raw::Coordination,
-    env: &dyn Fn(&str) -> Option<String>,
-    idp_timeout: Duration,
-    p: &mut Problems,
-) -> Option<CoordinationConfig> {
-    // The environment (a mounted Secret) wins: a URL with a password belongs there.
-    let url = secrets::redis_url(env, &mut p.0).or(r.redis_url)?;
-    if redis::Client::open(url.as_str()).is_err() {
-        // Never echo the URL: it may carry a password.
-        p.push("coordination.redis_url: not a valid redis:// or rediss:// URL");
-    }
-    let lease_ttl = p.duration(
-        "coordination.lease_ttl",
-        r.lease_ttl,
-        Duration::from_secs(5),
-    );
-    if lease_ttl < Duration::from_millis(300) {
-        p.push("coordination.lease_ttl: must be at least 300ms");
-    }
-    Some(CoordinationConfig {
-        redis_url: url,
-        lease_ttl,
-        wait_timeout: p.duration(
-            "coordination.wait_timeout",
-            r.wait_timeout,
-            idp_timeout + Duration::from_secs(2),
-        ),
-        operation_timeout: p.duration(
-            "coordination.operation_timeout",
-            r.operation_timeout,
-            Duration::from_millis(250),
-        ),
-    })
-}
-
-fn log(r: raw::Log, p: &mut Problems) -> LogConfig {
-    LogConfig {
-        format: p.one_of(
-            "log.format",
-            r.format,
-            LogFormat::Text,
-            &[("text", LogFormat::Text), ("json", LogFormat::Json)],
-        ),
-        level: r.level.unwrap_or_else(|| "info".to_string()),
-        access_log: r.access_log.unwrap_or(false),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::ClientAuth;
 
     const KEY: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-
-    fn env_with(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let vars: Vec<(String, String)> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |k: &str| {
-            vars.iter()
-                .find(|(name, _)| name == k)
-                .map(|(_, v)| v.clone())
-        }
-    }
 
     const MINIMAL: &str = r#"
         [upstream]
@@ -500,66 +269,82 @@ mod tests {
     "#;
 
     #[test]
-    fn minimal_config_gets_safe_defaults() {
+    fn a_minimal_config_is_valid() {
         let c = Config::from_toml(MINIMAL, &env_with(&[(COOKIE_KEYS_ENV, KEY)])).expect("valid");
-        assert_eq!(c.session.cookie_name, "__Host-th_session");
-        assert!(c.session.secure);
-        assert_eq!(c.session.same_site, SameSite::Strict);
-        assert_eq!(c.idp.client_auth, ClientAuth::None);
-        assert!(c.idp.send_scope_on_refresh, "TokenIDP guide sends scope");
-        assert_eq!(c.session.rotation_grace, Duration::from_secs(60));
-        assert_eq!(c.proxy.auth_prefix, "/auth");
         assert!(
-            c.proxy.public_paths.is_empty(),
-            "every path needs a session by default"
+            c.coordination.is_none(),
+            "one replica unless a Redis is named"
         );
+        assert!(c.secrets.client_secret.is_none());
+        assert!(c.secrets.cookie_keys_file.is_none());
     }
 
     #[test]
     fn urls_with_credentials_are_refused_without_echoing_them() {
-        let text = MINIMAL.replace("127.0.0.1:3000", "api:hunter2@127.0.0.1:3000");
-        let err = Config::from_toml(&text, &env_with(&[(COOKIE_KEYS_ENV, KEY)]))
-            .expect_err("credentials refused");
-        let all = err.0.join("\n");
-        assert!(
-            all.contains("upstream.url: must not carry credentials"),
-            "{all}"
+        let url = Some("http://api:hunter2@127.0.0.1:3000".to_string());
+        let (url, problems) = checked(|p| p.url("upstream.url", url));
+        assert!(url.is_none());
+        assert_eq!(
+            problems,
+            ["upstream.url: must not carry credentials (user:password@)"]
         );
-        assert!(!all.contains("hunter2"), "{all}");
     }
 
+    /// Every problem is listed, in the order sections are validated (the secrets where they
+    /// are needed: the client secret before `[idp]`, the cookie keys last): operators and
+    /// scripts compare `token-handler check` output, so the order is part of the interface.
     #[test]
-    fn every_problem_is_reported_together() {
+    fn every_problem_is_reported_together_in_section_order() {
         let text = r#"
-            [server]
-            listen = "nope"
-            lisen = "typo"
-            [upstream]
-            connect_timeout = "soon"
+            [wat]
+            [coordination]
+            redis_url = "nope"
+            [log]
+            format = "yaml"
+            [csrf]
+            header = "bad header"
+            [proxy]
+            auth_prefix = "x"
+            [session]
+            secure = false
             [idp]
             dialect = "saml"
             client_auth = "basic"
-            [session]
-            host_prefix = true
-            secure = false
-            [wat]
+            [upstream]
+            connect_timeout = "soon"
+            [server]
+            listen = "nope"
+            lisen = "typo"
         "#;
-        let err = Config::from_toml(text, &env_with(&[])).expect_err("invalid");
-        let all = err.0.join("\n");
-        for needle in [
-            "[server]",
+        let env = env_with(&[
+            (CLIENT_SECRET_ENV, "x"),
+            ("TOKEN_HANDLER_CLIENT_SECRET_FILE", "y"),
+        ]);
+        let err = Config::from_toml(text, &env).expect_err("invalid");
+        let order = [
+            "unknown section [wat]",
+            "[server]: unknown field `lisen`",
             "upstream.url: required",
             "upstream.connect_timeout",
+            "set TOKEN_HANDLER_CLIENT_SECRET or",
             "idp.dialect",
             "idp.issuer",
             "idp.client_id",
+            "idp.client_auth: Basic needs a client secret",
             "idp.redirect_uri: required",
-            "needs a client secret",
             "session.host_prefix",
-            "unknown section [wat]",
-            "TOKEN_HANDLER_COOKIE_KEYS",
-        ] {
-            assert!(all.contains(needle), "missing `{needle}` in:\n{all}");
+            "proxy.auth_prefix",
+            "csrf.header",
+            "log.format",
+            "coordination.redis_url",
+            "TOKEN_HANDLER_COOKIE_KEYS (or",
+        ];
+        assert_eq!(err.0.len(), order.len(), "{:#?}", err.0);
+        for (problem, start) in err.0.iter().zip(order) {
+            assert!(
+                problem.starts_with(start),
+                "`{start}` expected, got `{problem}`"
+            );
         }
     }
 

@@ -1,0 +1,93 @@
+//! `[upstream]`: the API this proxy fronts and how long it may take to answer.
+
+use super::raw;
+use super::validate::Problems;
+use std::path::PathBuf;
+use std::time::Duration;
+use url::Url;
+
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    pub url: Url,
+    pub connect_timeout: Duration,
+    pub response_header_timeout: Duration,
+    /// Extra CA certificates (PEM) for an `https://` upstream, besides the system roots.
+    pub ca_file: Option<PathBuf>,
+}
+
+pub(super) fn upstream(r: raw::Upstream, p: &mut Problems) -> UpstreamConfig {
+    let url = match p.url("upstream.url", r.url.clone()) {
+        Some(u) => u,
+        None => {
+            if r.url.is_none() {
+                p.push("upstream.url: required (the API this proxy fronts, e.g. \"http://127.0.0.1:3000\")");
+            }
+            Url::parse("http://127.0.0.1/").expect("static URL")
+        }
+    };
+    UpstreamConfig {
+        url,
+        connect_timeout: p.duration(
+            "upstream.connect_timeout",
+            r.connect_timeout,
+            Duration::from_secs(2),
+        ),
+        response_header_timeout: p.duration(
+            "upstream.response_header_timeout",
+            r.response_header_timeout,
+            Duration::from_secs(60),
+        ),
+        ca_file: p.ca_file("upstream.ca_file", r.ca_file),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::validate::{checked, valid};
+
+    #[test]
+    fn only_the_url_is_required() {
+        let c = valid(|p| {
+            let url = Some("http://127.0.0.1:3000".into());
+            upstream(
+                raw::Upstream {
+                    url,
+                    ..raw::Upstream::default()
+                },
+                p,
+            )
+        });
+        assert_eq!(c.url.as_str(), "http://127.0.0.1:3000/");
+        assert_eq!(c.connect_timeout, Duration::from_secs(2));
+        assert_eq!(c.response_header_timeout, Duration::from_secs(60));
+        assert!(c.ca_file.is_none());
+
+        let (_, problems) = checked(|p| upstream(raw::Upstream::default(), p));
+        assert_eq!(
+            problems,
+            ["upstream.url: required (the API this proxy fronts, e.g. \"http://127.0.0.1:3000\")"]
+        );
+    }
+
+    #[test]
+    fn refusals_name_the_key_and_the_value() {
+        let r = raw::Upstream {
+            url: Some("ftp://127.0.0.1".into()),
+            connect_timeout: Some("soon".into()),
+            response_header_timeout: Some("1 fortnight".into()),
+            ca_file: Some("/nonexistent/ca.pem".into()),
+        };
+        let (_, problems) = checked(|p| upstream(r, p));
+        assert_eq!(problems.len(), 4, "{problems:?}");
+        assert_eq!(
+            problems[0],
+            "upstream.url: `ftp://127.0.0.1` must be an http(s) URL with a host"
+        );
+        assert!(problems[1].starts_with(
+            "upstream.connect_timeout: `soon` is not a duration like \"30s\" or \"5m\""
+        ));
+        assert!(problems[2].starts_with("upstream.response_header_timeout: `1 fortnight`"));
+        assert!(problems[3].starts_with("upstream.ca_file: cannot read /nonexistent/ca.pem"));
+    }
+}
