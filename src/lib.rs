@@ -14,16 +14,20 @@
 //! edge/         a request's method, Host and path checked and normalised once; headers only
 //!               a trusted proxy may send (pure: no I/O, no responses)
 //! tls.rs        listener certificate (hot-swappable), client trust roots
-//! config/       TOML + env secrets → validated Config; every problem at once (exit 64)
+//! config/       TOML + env secrets → validated Config; every problem at once (exit 64);
+//!               one module per section (server.rs, upstream.rs, idp.rs, session.rs, ...),
+//!               validate.rs: the shared machinery and the order problems are reported in
 //! metrics.rs    Prometheus metrics (bounded labels)
 //! body.rs       the data path's body type
 //! error.rs      the proxy's JSON errors (login_required, idp_unavailable, ...)
 //! ended.rs      the record of logged-out sessions (every copy of their cookies refused)
-//! session/      Session <-> cookies: chunking, __Host- prefix, attributes, stripping; no I/O;
-//!               cookie_header.rs: the `Cookie` header read as bytes
+//! session/      Session <-> cookies, no I/O: cookies.rs seals, chunks and clears; incoming.rs
+//!               reads a request's cookies back; cookie_header.rs: the `Cookie` header as bytes
 //! idp/          TokenClient + one file per dialect (tokenidp.rs, oauth2.rs); typed IdpError
 //! coordination.rs  cross-replica refresh leases and results on Redis (optional)
-//! refresh/      pure timing (needs_refresh), rotations map, single-flight ensure_fresh
+//! refresh/      ensure_fresh: flight.rs (in-process single flight, panic-safe), replicas.rs
+//!               (alone or on Redis, one interface), merge.rs (IdP answer → session, pure),
+//!               report.rs (each outcome's metric and log), rotations.rs, timing.rs (pure)
 //! csrf.rs       custom-header + Origin checks
 //! proxy/        hop-by-hop strip, X-Forwarded-*, cookie strip, Bearer inject, stream, upgrade;
 //!               pool.rs: keep-alive connections to the one upstream; upgrade.rs: which
