@@ -2,10 +2,8 @@
 //! cookie-setting answers are never cacheable, the upstream cannot plant the proxy's cookies,
 //! only requested upgrades are tunnelled, and a client's broken body is the client's error.
 
-mod support;
-
+use crate::support::*;
 use std::net::SocketAddr;
-use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test]

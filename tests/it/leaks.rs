@@ -1,10 +1,8 @@
 //! No token byte reaches a client response or a log line, whatever the scenario.
 //! Logs are captured at TRACE for every crate (hyper and reqwest included).
 
-mod support;
-
+use crate::support::*;
 use base64::Engine;
-use support::*;
 
 // The code itself travels in the callback URL the browser requests; what matters is that the
 // proxy never echoes it, logs it, or leaks the verifier it exchanged it with.

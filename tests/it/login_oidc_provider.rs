@@ -2,12 +2,10 @@
 //! (tests/oidc), with PKCE, `client_secret_basic`, rotating refresh tokens where a reused one
 //! revokes the whole grant, RFC 7009 revocation and RP-initiated logout.
 
-mod support;
-
+use crate::support::echo::Echo;
+use crate::support::oidc_provider::{OidcProvider, OIDC_CLIENT_ID, OIDC_CLIENT_SECRET};
+use crate::support::*;
 use std::time::Duration;
-use support::echo::Echo;
-use support::oidc_provider::{OidcProvider, OIDC_CLIENT_ID, OIDC_CLIENT_SECRET};
-use support::*;
 use token_handler::refresh::unix_now;
 use token_handler::session::ReadOutcome;
 
