@@ -1,9 +1,16 @@
-//! Captures every log line of this test binary (TRACE, all crates) for leak scans.
+//! Captures every log line of one test (TRACE, all crates, `log` records of reqwest and rustls
+//! included) for leak scans and checks of what was logged.
+//!
+//! The integration tests share one process, so the capturing subscriber is the default of the
+//! calling thread only, never the process's: another test's lines (legitimate upstream WARNs,
+//! say) cannot land in this test's buffer, and the other tests do not pay for TRACE
+//! formatting. A capturing test therefore runs on a current-thread runtime (`#[tokio::test]`'s
+//! default flavor, checked here): every task that the in-process proxy, the emulator and the
+//! echo upstream spawn then runs on the test's thread, under its subscriber.
 
 use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
-
-static BUFFER: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+use std::sync::{Arc, Mutex, Once};
+use tracing::subscriber::DefaultGuard;
 
 #[derive(Clone)]
 struct Sink(Arc<Mutex<Vec<u8>>>);
@@ -18,22 +25,41 @@ impl Write for Sink {
     }
 }
 
-/// Installs the capturing subscriber (once per test binary).
-pub fn capture() {
-    BUFFER.get_or_init(|| {
-        let buffer = Arc::new(Mutex::new(Vec::new()));
-        let sink = Sink(Arc::clone(&buffer));
-        tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(move || sink.clone())
-            .init();
-        buffer
-    });
+/// The capture of one test; capturing stops when it is dropped.
+pub struct Capture {
+    buffer: Arc<Mutex<Vec<u8>>>,
+    _default: DefaultGuard,
 }
 
-/// Everything logged so far.
-pub fn text() -> String {
-    let buffer = BUFFER.get().expect("capture() was called");
-    String::from_utf8_lossy(&buffer.lock().expect("log buffer")).into_owned()
+/// Starts capturing what this thread logs from now on. Call it first thing in a
+/// `#[tokio::test]` (current-thread) test and keep the result alive until the end.
+pub fn capture() -> Capture {
+    assert_eq!(
+        tokio::runtime::Handle::current().runtime_flavor(),
+        tokio::runtime::RuntimeFlavor::CurrentThread,
+        "logs::capture() sees only its own thread: on a multi-thread runtime it would miss \
+         what the proxy's tasks log on the other workers"
+    );
+    // `log` records reach the tracing dispatcher of the thread that logs them, so they land
+    // in the capture of that thread's test and nowhere else.
+    static LOG_BRIDGE: Once = Once::new();
+    LOG_BRIDGE.call_once(|| tracing_log::LogTracer::init().expect("the only `log` logger"));
+    let buffer = Arc::new(Mutex::new(Vec::new()));
+    let sink = Sink(Arc::clone(&buffer));
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || sink.clone())
+        .finish();
+    Capture {
+        buffer,
+        _default: tracing::subscriber::set_default(subscriber),
+    }
+}
+
+impl Capture {
+    /// Everything this test logged so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.buffer.lock().expect("log buffer")).into_owned()
+    }
 }
