@@ -40,10 +40,20 @@ pub fn capture() -> Capture {
         "logs::capture() sees only its own thread: on a multi-thread runtime it would miss \
          what the proxy's tasks log on the other workers"
     );
-    // `log` records reach the tracing dispatcher of the thread that logs them, so they land
-    // in the capture of that thread's test and nowhere else.
-    static LOG_BRIDGE: Once = Once::new();
-    LOG_BRIDGE.call_once(|| tracing_log::LogTracer::init().expect("the only `log` logger"));
+    static PROCESS: Once = Once::new();
+    PROCESS.call_once(|| {
+        // A global default that records nothing. Without one, tracing-core computes the
+        // interest of a callsite first hit while a single dispatcher is registered from the
+        // hitting thread's default alone: another test's thread (no subscriber) would cache
+        // "never" for the proxy's callsites, and this capture would miss them (it did: spans
+        // and INFO lines went missing when other tests ran alongside). With this one
+        // registered too, every callsite's interest is combined over all live dispatchers.
+        tracing::subscriber::set_global_default(tracing::subscriber::NoSubscriber::new())
+            .expect("the only global subscriber of the test binary");
+        // `log` records reach the tracing dispatcher of the thread that logs them, so they
+        // land in the capture of that thread's test and nowhere else.
+        tracing_log::LogTracer::init().expect("the only `log` logger");
+    });
     let buffer = Arc::new(Mutex::new(Vec::new()));
     let sink = Sink(Arc::clone(&buffer));
     let subscriber = tracing_subscriber::fmt()
@@ -62,4 +72,19 @@ impl Capture {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.buffer.lock().expect("log buffer")).into_owned()
     }
+}
+
+#[tokio::test]
+async fn a_callsite_first_hit_on_another_thread_is_still_captured() {
+    fn hit(thread: &str) {
+        tracing::info!(thread, "capture check");
+    }
+    let capture = capture();
+    std::thread::spawn(|| hit("other"))
+        .join()
+        .expect("other thread");
+    hit("test");
+    let text = capture.text();
+    assert!(text.contains("capture check thread=\"test\""), "{text:?}");
+    assert!(!text.contains("thread=\"other\""), "{text:?}");
 }
