@@ -5,7 +5,7 @@ Sealed cookie values (cookie_open) are made here with the crate's published unit
 K2 in src/crypto.rs) in the format of src/crypto.rs; the script first reproduces that file's
 fixed test vector, so a format change makes it fail instead of writing stale seeds. Seeds that
 hold a whole sealed *session* (chunk_reassembly) depend on the session's binary layout and are
-written by the crate itself: `cargo test --test properties -- --ignored write_fuzz_seeds`.
+written by the crate itself: `cargo test --test it -- --ignored write_fuzz_seeds`.
 Needs Python 3 and the `cryptography` package (dev machines only; the fuzz runs need neither).
 """
 
@@ -82,7 +82,7 @@ def main() -> None:
     # chunk_reassembly: Cookie header values, one per line. The seeds with real sealed
     # sessions (small, chunked_*, chunk_missing, retired_key, duplicates) follow the session
     # format of src/session/ and are written by the crate itself:
-    #   cargo test --test properties -- --ignored write_fuzz_seeds
+    #   cargo test --test it -- --ignored write_fuzz_seeds
     cr = lambda lines: "\n".join(lines).encode()
     write("chunk_reassembly", "flow_cookies", cr(["__Host-th_session_flow_abc=x; __Host-th_session_flow_def=y; a=b"]))
     many = "; ".join(f"{COOKIE}.{i}=x" for i in range(2000))

@@ -1,5 +1,5 @@
 // End-to-end test of `token-handler demo` in a real browser (Debian's Chromium, headless),
-// driven by playwright-core. Run by tests/browser_demo.rs:
+// driven by playwright-core. Run by tests/it/browser_demo.rs:
 //   node tests/browser/e2e.mjs <app url, e.g. http://localhost:PORT> <artifact dir>
 // The app is on `localhost` and the demo IdP on `127.0.0.1`: two sites, as in production.
 import { chromium } from 'playwright-core';

@@ -1,5 +1,5 @@
 // A real OpenID provider (`oidc-provider`, pinned in package-lock.json) for token-handler's
-// end-to-end tests. Started by tests/support/oidc_provider.rs.
+// end-to-end tests. Started by tests/it/support/oidc_provider.rs.
 //
 // Contract with the test harness:
 // - listens on 127.0.0.1 with an OS-assigned port (never a fixed one), issuer

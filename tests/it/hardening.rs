@@ -1,10 +1,8 @@
 //! Hardening: refresh on an upstream 401, the fault matrix (with connections and tasks back to
 //! their baseline after each case), a lost response, limits, and hostile input.
 
-mod support;
-
+use crate::support::*;
 use std::time::Duration;
-use support::*;
 use token_handler::demo::tokenidp::Fault;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

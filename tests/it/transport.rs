@@ -3,12 +3,10 @@
 //! cookie keys and client secret re-read from mounted files with no restart and no dropped
 //! session. Certificates come from a CA generated per test.
 
-mod support;
-
+use crate::support::*;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use support::*;
 use token_handler::crypto::KeyRing;
 
 struct Ca {

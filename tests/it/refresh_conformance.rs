@@ -1,10 +1,8 @@
 //! The refresh conformance suite, run against every IdP dialect and answer shape:
 //! TokenIDP (guide `data`/camelCase and server `value`/snake_case answers) and OAuth 2.0.
 
-mod support;
-
+use crate::support::*;
 use std::time::Duration;
-use support::*;
 use token_handler::demo::tokenidp::{Fault, RefreshTokenState};
 use token_handler::session::ReadOutcome;
 

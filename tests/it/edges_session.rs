@@ -2,10 +2,8 @@
 //! cookie-setting answers are never cacheable, the upstream cannot plant the proxy's cookies,
 //! only requested upgrades are tunnelled, and a client's broken body is the client's error.
 
-mod support;
-
+use crate::support::*;
 use std::net::SocketAddr;
-use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test]
@@ -224,7 +222,7 @@ async fn only_requested_websocket_upgrades_are_tunnelled_and_the_101_is_checked(
 
 #[tokio::test]
 async fn a_malformed_request_body_is_the_clients_error_not_the_upstreams() {
-    logs::capture();
+    let capture = logs::capture();
     let h = Harness::with(
         Flavor::TokenIdpServer,
         &[("proxy", "public_paths = [\"/public\"]")],
@@ -248,7 +246,12 @@ async fn a_malformed_request_body_is_the_clients_error_not_the_upstreams() {
         assert!(answer.starts_with("HTTP/1.1 400"), "{case}: {answer}");
         assert!(answer.contains("bad_request"), "{case}: {answer}");
     }
-    let log = logs::text();
+    let log = capture.text();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("request{method=POST route=\"public\"") && l.contains("status=400")),
+        "the proxy's answers were captured:\n{log}"
+    );
     assert!(
         !log.lines()
             .any(|l| l.contains("WARN") && l.contains("upstream")),

@@ -2,9 +2,7 @@
 //! the TokenIDP emulator and a recording upstream: post-login redirects, path spellings,
 //! spoofed forwarding headers and Host values, methods.
 
-mod support;
-
-use support::*;
+use crate::support::*;
 use url::Url;
 
 /// `(return_to, must be refused)`: `false` means "refused, or the browser lands on the

@@ -1,13 +1,11 @@
 //! Many replicas, one refresh: three proxies sharing keys and a real Redis, in front of the real
 //! oidc-provider (rotation on; reusing a refresh token revokes the whole grant).
 
-mod support;
-
+use crate::support::echo::Echo;
+use crate::support::oidc_provider::{OidcProvider, OIDC_CLIENT_ID, OIDC_CLIENT_SECRET};
+use crate::support::redis_server::RedisServer;
+use crate::support::*;
 use std::time::Duration;
-use support::echo::Echo;
-use support::oidc_provider::{OidcProvider, OIDC_CLIENT_ID, OIDC_CLIENT_SECRET};
-use support::redis_server::RedisServer;
-use support::*;
 use token_handler::refresh::unix_now;
 use token_handler::session::ReadOutcome;
 

@@ -1,6 +1,5 @@
 //! Test harness: the real proxy on 127.0.0.1:0 in front of the TokenIDP emulator and an echo
 //! upstream, plus a tiny browser-like cookie jar.
-#![allow(dead_code)]
 
 pub mod child;
 pub mod echo;
@@ -20,7 +19,6 @@ use token_handler::refresh::unix_now;
 use token_handler::session::Session;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 pub const KEY1: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 pub const KEY2: &str = "k2:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
@@ -119,8 +117,8 @@ pub struct Proxy {
     pub addr: SocketAddr,
     pub url: String,
     pub app: Arc<App>,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<std::io::Result<()>>>,
+    /// Held, never sent: dropping the proxy drops it, which starts the server's drain.
+    _shutdown: oneshot::Sender<()>,
 }
 
 impl Proxy {
@@ -146,7 +144,7 @@ impl Proxy {
         app.idp.ready().await;
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(token_handler::server::run(
+        tokio::spawn(token_handler::server::run(
             listener,
             Arc::clone(&app),
             async {
@@ -157,18 +155,7 @@ impl Proxy {
             addr,
             url: format!("http://{addr}"),
             app,
-            shutdown: Some(tx),
-            task: Some(task),
-        }
-    }
-
-    /// Signals shutdown and waits for the drain to finish.
-    pub async fn stop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.await.expect("server task").expect("server ran");
+            _shutdown: tx,
         }
     }
 }
@@ -178,7 +165,6 @@ pub struct Harness {
     pub idp: TokenIdp,
     pub echo: Echo,
     pub proxy: Proxy,
-    pub flavor: Flavor,
     pub http: reqwest::Client,
 }
 
@@ -230,7 +216,6 @@ impl Harness {
             idp,
             echo,
             proxy,
-            flavor,
             http: client(),
         }
     }

@@ -1,18 +1,18 @@
 //! No token byte reaches a client response or a log line, whatever the scenario.
-//! Logs are captured at TRACE for every crate (hyper and reqwest included).
+//! Logs are captured at TRACE for every crate (hyper and reqwest included), from the test's
+//! own thread: the test runs on a current-thread runtime, so the proxy, the emulator and the
+//! clients all log there (see `support::logs`).
 
-mod support;
-
+use crate::support::*;
 use base64::Engine;
-use support::*;
 
 // The code itself travels in the callback URL the browser requests; what matters is that the
 // proxy never echoes it, logs it, or leaks the verifier it exchanged it with.
 use token_handler::demo::tokenidp::Fault;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn no_token_or_secret_in_responses_or_logs() {
-    logs::capture();
+    let capture = logs::capture();
     let mut seen = String::new();
     for flavor in [
         Flavor::TokenIdpGuide,
@@ -74,10 +74,18 @@ async fn no_token_or_secret_in_responses_or_logs() {
         seen.push_str(&format!("{:?}", h.proxy.app));
         seen.push_str(&h.proxy.app.metrics.encode());
 
-        let logs = logs::text();
+        let logs = capture.text();
         assert!(
             logs.contains("access token refreshed"),
             "the scenario logged its refreshes"
+        );
+        assert!(
+            logs.contains("request{method=GET route=\"protected\""),
+            "the proxy's request spans were captured"
+        );
+        assert!(
+            logs.contains("reqwest::connect"),
+            "reqwest's `log` records were captured"
         );
         let mut secrets = h.idp.issued_secrets();
         // PKCE verifiers, as the proxy sent them in its code exchanges.

@@ -3,10 +3,8 @@
 //! the limit on both protocols, and clients that never read (resident memory of the real
 //! binary, read from /proc).
 
-mod support;
-
+use crate::support::*;
 use std::time::Duration;
-use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

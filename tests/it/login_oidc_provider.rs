@@ -2,12 +2,10 @@
 //! (tests/oidc), with PKCE, `client_secret_basic`, rotating refresh tokens where a reused one
 //! revokes the whole grant, RFC 7009 revocation and RP-initiated logout.
 
-mod support;
-
+use crate::support::echo::Echo;
+use crate::support::oidc_provider::{OidcProvider, OIDC_CLIENT_ID, OIDC_CLIENT_SECRET};
+use crate::support::*;
 use std::time::Duration;
-use support::echo::Echo;
-use support::oidc_provider::{OidcProvider, OIDC_CLIENT_ID, OIDC_CLIENT_SECRET};
-use support::*;
 use token_handler::refresh::unix_now;
 use token_handler::session::ReadOutcome;
 
@@ -24,8 +22,12 @@ impl Oidc {
             .await
             .expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
+        // Access tokens live 4 s: a refresh is due half-way (the 5 s skew is capped at half the
+        // lifetime), on whole seconds. With 2 s it was due at the next second boundary after
+        // the login, so the first API call, which must carry the login's token, refreshed
+        // whenever the login ended late in its second (seen under load).
         let provider =
-            OidcProvider::start(&format!("{url}/auth/callback"), &format!("{url}/"), 2).await;
+            OidcProvider::start(&format!("{url}/auth/callback"), &format!("{url}/"), 4).await;
         let echo = Echo::start().await;
         let toml = format!(
             r#"

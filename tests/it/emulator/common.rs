@@ -1,6 +1,5 @@
 //! Shared helpers for the emulator's HTTP tests: start it on 127.0.0.1:0, a client that does
 //! not follow redirects, PKCE, and a full authorize + code exchange.
-#![allow(dead_code)]
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;

@@ -1,10 +1,8 @@
 //! Login, callback, session and logout against the TokenIDP emulator: the whole life of a
 //! session through the proxy's own endpoints, and every way a login can go wrong.
 
-mod support;
-
+use crate::support::*;
 use std::time::Duration;
-use support::*;
 use token_handler::demo::tokenidp::{Fault, KidMode, RefreshTokenState};
 use token_handler::refresh::unix_now;
 use token_handler::session::ReadOutcome;

@@ -1,10 +1,8 @@
 //! Proxy behaviour around the refresh path: sessions, CSRF, headers, failures, streaming,
 //! upgrades, cookie chunking and key rotation. Real proxy, emulator and echo upstream.
 
-mod support;
-
+use crate::support::*;
 use futures_util::{SinkExt, StreamExt};
-use support::*;
 use token_handler::crypto::KeyRing;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
@@ -366,7 +364,7 @@ async fn upstream_connections_are_kept_alive_and_a_busy_one_is_not_reused() {
     for _ in 0..3 {
         assert_eq!(h.get("/api/a", &jar).await.status(), 200);
     }
-    let connections = |records: &[support::echo::Recorded]| {
+    let connections = |records: &[crate::support::echo::Recorded]| {
         records.iter().map(|r| r.connection).collect::<Vec<_>>()
     };
     assert_eq!(

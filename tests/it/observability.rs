@@ -1,12 +1,10 @@
 //! `/metrics` on the admin listener moves as the scenarios say; labels stay bounded.
 
-mod support;
-
+use crate::support::*;
 use futures_util::{SinkExt, StreamExt};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
-use support::*;
 use token_handler::demo::tokenidp::Fault;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 

@@ -1,10 +1,8 @@
 //! The binary: `check`, `keygen`, exit 64 on bad config, and SIGTERM draining a request.
 
-mod support;
-
+use crate::support::*;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use support::*;
 use token_handler::crypto::KeyRing;
 
 const BIN: &str = env!("CARGO_BIN_EXE_token-handler");

@@ -1,0 +1,25 @@
+//! The integration tests, in one binary: every module below was a test binary of its own, and
+//! each linked the whole crate again. `support` is the shared harness (the real proxy
+//! in-process, the TokenIDP emulator, an echo upstream, child processes, log capture).
+//!
+//! Run one module with `cargo test --test it <module>::`, e.g. `cargo test --test it leaks::`.
+
+mod support;
+
+mod browser_demo;
+mod cli;
+mod coordination;
+mod edges;
+mod edges_session;
+mod emulator;
+mod exhaustion;
+mod hardening;
+mod helm_chart;
+mod leaks;
+mod login_oidc_provider;
+mod login_tokenidp;
+mod observability;
+mod properties;
+mod proxy_behaviour;
+mod refresh_conformance;
+mod transport;
