@@ -42,7 +42,7 @@ if ! cmp -s tests/helm/requirements.txt target/venv/.requirements.txt; then
 fi
 
 # The production binary, built as the Dockerfile builds it (without the `demo` feature), for
-# tests/no_demo.rs: copied next to the test build's binary as token-handler-no-demo. Same target
+# tests/it/no_demo.rs: copied next to the test build's binary as token-handler-no-demo. Same target
 # directory, so only this crate is compiled again. `--example seal` (an example that does not need
 # the demo) is there for that: with it Cargo resolves the dependencies with the dev-dependencies'
 # features, as `cargo test` does; without it 29 dependencies (tokio, hyper, h2, reqwest, redis, ...)

@@ -18,6 +18,7 @@ mod helm_chart;
 mod leaks;
 mod login_oidc_provider;
 mod login_tokenidp;
+mod no_demo;
 mod observability;
 mod properties;
 mod proxy_behaviour;

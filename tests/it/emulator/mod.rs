@@ -1,5 +1,5 @@
-//! The TokenIDP emulator (the tests' and the demo's IdP) checked against the wire contract of
-//! shared/tokenidp-protocol.md over real HTTP: if it drifts from TokenIDP, every other suite
+//! The TokenIDP emulator (the tests' and the demo's IdP) checked against TokenIDP's real wire
+//! contract, quirks included, over real HTTP: if it drifts from TokenIDP, every other suite
 //! would test the proxy against the wrong thing.
 
 mod common;

@@ -9,7 +9,7 @@ use token_handler::secret::{AccessToken, RefreshToken};
 use token_handler::session::{CookieCodec, ReadOutcome, Session};
 
 /// What the `config_parse` fuzz target checks of an *accepted* config: start-up and the
-/// session codec can use it (design habit 4: every problem is reported before binding).
+/// session codec can use it (every problem must be reported before anything is bound).
 fn accepted_config_is_usable(text: &str) {
     let env = |name: &str| match name {
         "TOKEN_HANDLER_COOKIE_KEYS" => Some(K1.to_string()),

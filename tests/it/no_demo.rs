@@ -5,7 +5,6 @@
 //! `./scripts/test.sh` builds that binary before `cargo test` and puts it next to the test
 //! build's binary as `token-handler-no-demo`. The test build's binary (default features, with
 //! the demo) is the control: the same checks must find the demo there, so they can fail.
-//! Self-contained: std only.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
