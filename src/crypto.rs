@@ -4,7 +4,9 @@
 //! `version (1) | kid length (1) | kid | nonce (12) | ciphertext + tag (16)`.
 //! The associated data is `version | kid length | kid | cookie name`, so a value sealed for
 //! one cookie cannot be replayed under another name, and the header cannot be edited.
-//! The first key of the ring seals; every key opens (rotation without logging anyone out).
+//! The first key of the ring that is not staged seals; every key opens (rotation without
+//! logging anyone out). A staged key (`staged:kid:base64`) opens but never seals: the first
+//! step of a rotation across pods that receive the new key at different moments.
 //! Failures are opaque: `open` returns `None` whatever went wrong, and the tag comparison
 //! inside AES-GCM is constant time. AES-GCM is ring's (hardware AES and carry-less multiply):
 //! the cookie is opened on every request (measured in BENCHMARKS.md); the tests check it
@@ -35,22 +37,35 @@ pub enum KeyError {
     Length(usize, usize),
     #[error("cookie key #{0}: key id `{1}` is used twice")]
     Duplicate(usize, String),
+    #[error("every cookie key is staged: one must seal (list it without `staged:`)")]
+    AllStaged,
 }
 
 struct Key {
     id: String,
     cipher: LessSafeKey,
+    /// Opens, never seals.
+    staged: bool,
+}
+
+/// Why a value did not open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenError {
+    /// Not a value this ring sealed (tampered, truncated, wrong name, wrong key).
+    Invalid,
+    /// Well-formed, but sealed with a key id this ring does not hold: on a pod that has not
+    /// received a new key yet, the value is fine and the pod is behind.
+    UnknownKey,
 }
 
 /// The cookie key ring. `Debug` shows key ids only.
 pub struct KeyRing {
     keys: Vec<Key>,
-    /// Derived from the first key: keyed hashes for log fingerprints, stable across replicas.
+    /// Index of the key that seals: the first one that is not staged.
+    sealer: usize,
+    /// Derived from the sealing key: keyed hashes for log fingerprints, the same on every
+    /// replica with the same sealing key.
     fingerprint_key: ring::hmac::Key,
-    /// Derived from the *last* (oldest) key: names of shared state in Redis, the same on every
-    /// replica. The oldest key changes only when it is finally removed, so a rotation (which
-    /// prepends) does not split replicas that reloaded at different moments.
-    shared_key: ring::hmac::Key,
 }
 
 impl fmt::Debug for KeyRing {
@@ -64,21 +79,27 @@ impl fmt::Debug for KeyRing {
 #[derive(Debug)]
 pub struct Opened {
     pub plaintext: Vec<u8>,
-    /// False when a retired key (not the first) opened it: the caller re-seals.
+    /// False when a retired key (neither the sealing one nor a staged one) opened it: the
+    /// caller re-seals. A staged key is the next sealing key: its values are not re-sealed
+    /// backwards by a pod that has not switched yet.
     pub current_key: bool,
 }
 
 impl KeyRing {
-    /// Parses `kid:base64,kid:base64,...` (standard or URL-safe base64, 32 bytes each).
+    /// Parses `kid:base64,kid:base64,...` (standard or URL-safe base64, 32 bytes each); an
+    /// entry written `staged:kid:base64` opens but does not seal.
     pub fn parse(spec: &str) -> Result<KeyRing, KeyError> {
         let mut keys: Vec<Key> = Vec::new();
-        let mut first_key: Option<Vec<u8>> = None;
-        let mut last_key: Option<Vec<u8>> = None;
+        let mut sealing_key: Option<Vec<u8>> = None;
         for (i, part) in spec.split(',').map(str::trim).enumerate() {
             let n = i + 1;
             if part.is_empty() {
                 continue;
             }
+            let (staged, part) = match part.strip_prefix("staged:") {
+                Some(rest) => (true, rest.trim()),
+                None => (false, part),
+            };
             let (id, b64) = part.split_once(':').ok_or(KeyError::Shape(n))?;
             if !valid_kid(id) {
                 return Err(KeyError::KeyId(n));
@@ -95,22 +116,46 @@ impl KeyRing {
             let cipher = LessSafeKey::new(
                 UnboundKey::new(&AES_256_GCM, &bytes).map_err(|_| KeyError::Length(n, 0))?,
             );
-            first_key.get_or_insert(bytes.clone());
-            last_key = Some(bytes);
+            if !staged {
+                sealing_key.get_or_insert(bytes);
+            }
             keys.push(Key {
                 id: id.to_string(),
                 cipher,
+                staged,
             });
         }
-        let Some(first_key) = first_key else {
+        if keys.is_empty() {
             return Err(KeyError::Empty);
+        }
+        let (Some(sealer), Some(sealing_key)) = (keys.iter().position(|k| !k.staged), sealing_key)
+        else {
+            return Err(KeyError::AllStaged);
         };
-        let last_key = last_key.unwrap_or_else(|| first_key.clone());
         Ok(KeyRing {
             keys,
-            fingerprint_key: derive(&first_key, b"token-handler log fingerprint v2"),
-            shared_key: derive(&last_key, b"token-handler shared state v2"),
+            sealer,
+            fingerprint_key: derive(&sealing_key, b"token-handler log fingerprint v2"),
         })
+    }
+
+    /// Every key id with its role, in order: `seals`, `opens` or `staged` (for `check` and
+    /// the reload log).
+    pub fn roles(&self) -> Vec<(&str, &'static str)> {
+        self.keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                let role = if i == self.sealer {
+                    "seals"
+                } else if k.staged {
+                    "staged"
+                } else {
+                    "opens"
+                };
+                (k.id.as_str(), role)
+            })
+            .collect()
     }
 
     /// A fresh random key spec `kid:base64`, for `token-handler keygen`.
@@ -129,15 +174,9 @@ impl KeyRing {
         hex(&ring::hmac::sign(&self.fingerprint_key, data).as_ref()[..4])
     }
 
-    /// A keyed hash (32 hex digits) naming shared state, identical on every replica with the
-    /// same keys and useless without them (a Redis key never contains a token).
-    pub fn shared_hash(&self, data: &[u8]) -> String {
-        hex(&ring::hmac::sign(&self.shared_key, data).as_ref()[..16])
-    }
-
     /// The id of the key that seals.
     pub fn current_kid(&self) -> &str {
-        &self.keys[0].id
+        &self.keys[self.sealer].id
     }
 
     /// Seals `plaintext` for the cookie called `name` with the current key.
@@ -150,7 +189,7 @@ impl KeyRing {
     }
 
     fn seal_with_nonce(&self, name: &str, plaintext: &[u8], nonce: [u8; NONCE_LEN]) -> String {
-        let key = &self.keys[0];
+        let key = &self.keys[self.sealer];
         let header = header(&key.id);
         let aad = aad(&header, name);
         let mut out = Vec::with_capacity(header.len() + NONCE_LEN + plaintext.len() + TAG_LEN);
@@ -173,33 +212,49 @@ impl KeyRing {
     /// Opens a value sealed for the cookie called `name`. `None` for anything that is not a
     /// value this ring sealed for that name: tampered, truncated, foreign key, wrong name.
     pub fn open(&self, name: &str, value: impl AsRef<[u8]>) -> Option<Opened> {
+        self.open_checked(name, value).ok()
+    }
+
+    /// Like [`KeyRing::open`], telling a value sealed with a key this ring does not hold
+    /// (yet) from one that is not valid at all. The key id is read from the value's header,
+    /// which anyone can write: `UnknownKey` proves nothing about the value, only that this
+    /// ring cannot judge it.
+    pub fn open_checked(&self, name: &str, value: impl AsRef<[u8]>) -> Result<Opened, OpenError> {
         // SIMD base64: the cookie is decoded on every request (measured in BENCHMARKS.md).
-        let raw = b64::url_decode(value.as_ref())?;
-        let (&version, rest) = raw.split_first()?;
-        let (&kid_len, rest) = rest.split_first()?;
+        let raw = b64::url_decode(value.as_ref()).ok_or(OpenError::Invalid)?;
+        let (&version, rest) = raw.split_first().ok_or(OpenError::Invalid)?;
+        let (&kid_len, rest) = rest.split_first().ok_or(OpenError::Invalid)?;
         let kid_len = kid_len as usize;
         if version != VERSION || kid_len == 0 || kid_len > MAX_KID_LEN {
-            return None;
+            return Err(OpenError::Invalid);
         }
         if rest.len() < kid_len + NONCE_LEN + TAG_LEN {
-            return None;
+            return Err(OpenError::Invalid);
         }
         let (kid, rest) = rest.split_at(kid_len);
         let (nonce, sealed) = rest.split_at(NONCE_LEN);
-        let index = self.keys.iter().position(|k| k.id.as_bytes() == kid)?;
+        let Some(index) = self.keys.iter().position(|k| k.id.as_bytes() == kid) else {
+            let well_formed = std::str::from_utf8(kid).is_ok_and(valid_kid);
+            return Err(if well_formed {
+                OpenError::UnknownKey
+            } else {
+                OpenError::Invalid
+            });
+        };
         let aad = aad(&raw[..2 + kid_len], name);
-        let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| OpenError::Invalid)?;
         let mut in_out = sealed.to_vec();
         let plaintext = self.keys[index]
             .cipher
             .open_in_place(nonce, Aad::from(&aad), &mut in_out)
-            .ok()?
+            .map_err(|_| OpenError::Invalid)?
             .len();
         in_out.truncate(plaintext);
         let plaintext = in_out;
-        Some(Opened {
+        let key = &self.keys[index];
+        Ok(Opened {
             plaintext,
-            current_key: index == 0,
+            current_key: index == self.sealer || key.staged,
         })
     }
 }
@@ -293,13 +348,9 @@ mod tests {
     #[test]
     fn derived_keys_follow_rfc5869_and_are_stable() {
         // Computed independently (Python's hmac/hashlib HKDF-SHA256, salt "token-handler"):
-        // replicas and versions must agree on these, or Redis keys and log fingerprints differ.
+        // replicas and versions must agree, or log fingerprints differ between pods.
         let keys = KeyRing::parse(K1).expect("k1");
         assert_eq!(keys.fingerprint(b"session-id"), "42bc3d01");
-        assert_eq!(
-            keys.shared_hash(b"refresh-token"),
-            "f36af00a71bbe367172eaa1674ddb87c"
-        );
     }
 
     #[test]
@@ -346,6 +397,33 @@ mod tests {
         let resealed = rotated.seal("c", b"x");
         assert!(rotated.open("c", &resealed).expect("new").current_key);
         assert_eq!(rotated.current_kid(), "k2");
+    }
+
+    #[test]
+    fn a_staged_key_opens_but_does_not_seal_and_unknown_keys_are_told_apart() {
+        let new_key = K2.replace("k2:", "staged:k2:");
+        let staged = KeyRing::parse(&format!("{new_key},{K1}")).expect("staged first");
+        assert_eq!(staged.current_kid(), "k1", "a staged key never seals");
+        assert_eq!(staged.roles(), [("k2", "staged"), ("k1", "seals")]);
+        let switched = KeyRing::parse(&format!("{K2},{K1}")).expect("switched");
+        let from_switched = switched.seal("c", b"x");
+        let opened = staged
+            .open("c", &from_switched)
+            .expect("the staged key opens");
+        assert!(
+            opened.current_key,
+            "not re-sealed backwards by a pod that has not switched yet"
+        );
+        let old_only = KeyRing::parse(K1).expect("old");
+        assert_eq!(
+            old_only.open_checked("c", &from_switched).unwrap_err(),
+            OpenError::UnknownKey
+        );
+        assert_eq!(
+            old_only.open_checked("c", "garbage").unwrap_err(),
+            OpenError::Invalid
+        );
+        assert_eq!(KeyRing::parse(&new_key).unwrap_err(), KeyError::AllStaged);
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub enum ErrorCode {
     MethodNotAllowed,
     RequestTimeout,
     Overloaded,
+    KeyUnavailable,
 }
 
 impl ErrorCode {
@@ -40,6 +41,7 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::RequestTimeout => "request_timeout",
             ErrorCode::Overloaded => "overloaded",
+            ErrorCode::KeyUnavailable => "key_unavailable",
         }
     }
 
@@ -56,7 +58,7 @@ impl ErrorCode {
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            ErrorCode::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Overloaded | ErrorCode::KeyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -86,6 +88,21 @@ pub fn error_response(code: ErrorCode, message: &str) -> Response<Body> {
 /// one to the IdP usefully).
 pub fn login_required() -> Response<Body> {
     error_response(ErrorCode::LoginRequired, "no valid session; log in again")
+}
+
+/// 503 `key_unavailable` with `Retry-After`: the session cookie was sealed with a key this
+/// replica has not received yet; the cookie is left alone and a retry (maybe on another
+/// replica, or after this one reloads its keys) works.
+pub fn key_unavailable() -> Response<Body> {
+    let mut response = error_response(
+        ErrorCode::KeyUnavailable,
+        "this replica does not have the session's cookie key yet; retry later",
+    );
+    response.headers_mut().insert(
+        RETRY_AFTER,
+        HeaderValue::from(DEFAULT_RETRY_AFTER.as_secs()),
+    );
+    response
 }
 
 /// 503 `idp_unavailable` with `Retry-After` (the IdP's, when it sent one).

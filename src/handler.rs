@@ -10,7 +10,7 @@ use crate::config::BrowserAuthorization;
 use crate::csrf;
 use crate::edge;
 use crate::endpoints;
-use crate::error::{error_response, idp_unavailable, login_required, ErrorCode};
+use crate::error::{error_response, idp_unavailable, key_unavailable, login_required, ErrorCode};
 use crate::forward;
 pub use crate::forward::Target;
 use crate::metrics::RequestLabels;
@@ -165,6 +165,13 @@ async fn proxy(
             retired_key,
         } => (Some(session), retired_key),
         ReadOutcome::Absent => (None, false),
+        ReadOutcome::UnknownKey => {
+            debug!("session sealed with a cookie key this replica does not have yet");
+            if protected {
+                return key_unavailable();
+            }
+            (None, false)
+        }
         ReadOutcome::Invalid => {
             debug!("session cookie present but not valid; treated as no session");
             if protected {

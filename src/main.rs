@@ -84,8 +84,20 @@ fn main() -> ExitCode {
             }
         }
         Some(Command::Check { config }) => match Config::load(&config, &env) {
-            Ok(_) => {
-                println!("{}: OK", config.display());
+            Ok(loaded) => {
+                // Which key seals matters during a rotation across pods (README: "Key rotation").
+                let roles: Vec<String> = loaded
+                    .secrets
+                    .cookie_keys
+                    .roles()
+                    .iter()
+                    .map(|(kid, role)| format!("{kid} {role}"))
+                    .collect();
+                println!(
+                    "{}: OK (cookie keys: {})",
+                    config.display(),
+                    roles.join(", ")
+                );
                 ExitCode::SUCCESS
             }
             Err(e) => {

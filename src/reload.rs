@@ -118,7 +118,16 @@ fn apply(app: &App, what: What, paths: &[PathBuf]) -> Result<(), ReloadError> {
         }
         What::CookieKeys => {
             let ring = KeyRing::parse(&read(&paths[0])?)?;
-            info!(current_kid = ring.current_kid(), "cookie keys reloaded");
+            let roles: Vec<String> = ring
+                .roles()
+                .iter()
+                .map(|(kid, role)| format!("{kid} {role}"))
+                .collect();
+            info!(
+                current_kid = ring.current_kid(),
+                keys = %roles.join(", "),
+                "cookie keys reloaded"
+            );
             app.codec.set_keys(ring);
         }
         What::ClientSecret => {

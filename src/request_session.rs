@@ -3,7 +3,7 @@
 
 use crate::app::App;
 use crate::body::Body;
-use crate::idp::IdpError;
+use crate::idp::{IdpError, Rejection};
 use crate::refresh::{Fresh, RefreshError};
 use crate::session::{Presence, ReadOutcome, Session};
 use http::header::{CACHE_CONTROL, SET_COOKIE};
@@ -90,6 +90,12 @@ fn outcome(
         }
         // A bug of ours, not the user's: keep the session, let the SPA retry.
         Err(RefreshError::Panicked) => return Freshened::Unavailable { retry_after: None },
+        // The client was refused, not the grant (e.g. a client secret that reached this pod
+        // before or after the IdP): keep the session.
+        Err(RefreshError::Idp(IdpError::Rejected {
+            reason: Rejection::InvalidClient,
+            ..
+        })) => return Freshened::Unavailable { retry_after: None },
         Err(RefreshError::Idp(IdpError::Rejected { .. }) | RefreshError::ReuseSuspected) => {
             return Freshened::Ended {
                 clear: app.codec.clear(presence),

@@ -10,7 +10,8 @@ use std::time::Duration;
 pub struct CoordinationConfig {
     /// `redis://` or `rediss://` (TLS), user and password in the URL. Never logged.
     pub redis_url: String,
-    /// Lease on one session's refresh; renewed while the `/token` call runs.
+    /// Lease on one session's refresh: longer than `idp.timeout` (so it outlives the `/token`
+    /// call it protects), and renewed while the call runs.
     pub lease_ttl: Duration,
     /// Longest a replica waits for another replica's refresh before answering 503.
     pub wait_timeout: Duration,
@@ -45,12 +46,19 @@ pub(super) fn coordination(
         // Never echo the URL: it may carry a password.
         p.push("coordination.redis_url: not a valid redis:// or rediss:// URL");
     }
-    let lease_ttl = p.duration_at_least(
+    // The lease must outlive the `/token` call it protects, by construction: a renewal that
+    // Redis answers late must not hand it to another replica while the call still runs.
+    let lease_ttl = p.duration(
         "coordination.lease_ttl",
         r.lease_ttl,
-        Duration::from_secs(5),
-        Duration::from_millis(300),
+        idp_timeout + Duration::from_secs(5),
     );
+    if lease_ttl < idp_timeout + Duration::from_secs(1) {
+        p.push(format!(
+            "coordination.lease_ttl: must be at least idp.timeout + 1s ({}), so that the lease outlives the /token call it protects",
+            humantime::format_duration(idp_timeout + Duration::from_secs(1))
+        ));
+    }
     Some(CoordinationConfig {
         redis_url: url,
         lease_ttl,
@@ -96,7 +104,7 @@ mod tests {
         let r = with_url("redis://redis:6379/0");
         let c = valid(|p| coordination(r, &no_env, IDP_TIMEOUT, p)).expect("on");
         assert_eq!(c.redis_url, "redis://redis:6379/0");
-        assert_eq!(c.lease_ttl, Duration::from_secs(5));
+        assert_eq!(c.lease_ttl, Duration::from_secs(15), "idp.timeout + 5s");
         assert_eq!(c.wait_timeout, Duration::from_secs(12));
         assert_eq!(c.operation_timeout, Duration::from_millis(250));
     }
@@ -115,7 +123,7 @@ mod tests {
     #[test]
     fn refusals_name_the_key_never_the_url() {
         let r = raw::Coordination {
-            lease_ttl: Some("299ms".into()),
+            lease_ttl: Some("10s".into()),
             wait_timeout: Some("forever".into()),
             operation_timeout: Some("1 blink".into()),
             ..with_url("http://user:hunter2@redis:6379")
@@ -128,7 +136,7 @@ mod tests {
         );
         assert_eq!(
             problems[1],
-            "coordination.lease_ttl: must be at least 300ms"
+            "coordination.lease_ttl: must be at least idp.timeout + 1s (11s), so that the lease outlives the /token call it protects"
         );
         assert!(problems[2].starts_with("coordination.wait_timeout: `forever` is not a duration"));
         assert!(problems[3].starts_with("coordination.operation_timeout: `1 blink`"));

@@ -3,7 +3,7 @@
 
 use crate::app::App;
 use crate::body::{full, Body};
-use crate::error::idp_unavailable;
+use crate::error::{idp_unavailable, key_unavailable};
 use crate::refresh::unix_now;
 use crate::request_session::{self, freshen, with_cookies, Freshened};
 use crate::session::ReadOutcome;
@@ -16,6 +16,7 @@ pub async fn session<B>(app: &App, request: &Request<B>) -> Response<Body> {
     let (presence, outcome) = request_session::read(app, request.headers(), now);
     match outcome {
         ReadOutcome::Absent => answer(json!({"authenticated": false})),
+        ReadOutcome::UnknownKey => key_unavailable(),
         ReadOutcome::Invalid => with_cookies(
             answer(json!({"authenticated": false})),
             app.codec.clear(&presence),

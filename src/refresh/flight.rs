@@ -70,12 +70,15 @@ impl Flights {
 
     /// Decides, under the lock and without awaiting, what to do with `session`. `due` says
     /// whether its access token needs a refresh (asked only when nothing else applies).
-    pub fn next_step(&self, session: &Session, due: impl FnOnce(&Session) -> bool) -> Step {
+    pub fn next_step(&self, session: &Session, due: impl Fn(&Session) -> bool) -> Step {
         let fp = self.fingerprint(session.refresh_token.expose());
         let mut map = lock(&self.map);
         match map.lookup(&fp, Instant::now()) {
             Known::InFlight(waiter) => Step::Join(waiter),
-            Known::ReuseSuspected => Step::Reuse,
+            // Refused when a refresh is due, as another replica that only learns of the spent
+            // token from Redis at refresh time does: the answer never depends on the pod.
+            Known::ReuseSuspected if due(session) => Step::Reuse,
+            Known::ReuseSuspected => Step::Done,
             // An unrotated successor shares the refresh token: follow it only if it is newer.
             Known::Successor(s)
                 if s.session.access_token.expose() != session.access_token.expose() =>
@@ -144,6 +147,8 @@ impl Leader {
                 Ok((refreshed, rotated)) => {
                     map.succeeded(self.fp, Arc::clone(refreshed), *rotated, Instant::now())
                 }
+                // Learnt from another replica: remember it here too, no second Redis trip.
+                Err(RefreshError::ReuseSuspected) => map.spent(self.fp, Instant::now()),
                 Err(_) => map.failed(&self.fp),
             }
         }

@@ -108,6 +108,7 @@ pub struct Refresher {
     replicas: Replicas,
     flights: Flights,
     grace: Duration,
+    reuse_window: Duration,
     metrics: Arc<Metrics>,
     codec: CookieCodec,
     skew: u64,
@@ -133,6 +134,7 @@ impl Refresher {
                 Arc::clone(&metrics),
             ),
             grace: config.rotation_grace,
+            reuse_window: config.reuse_window,
             metrics,
             codec,
             skew: config.refresh_skew.as_secs(),
@@ -222,6 +224,10 @@ impl Refresher {
                 let rotated = session.refresh_token.expose() != old.refresh_token.expose();
                 return Ok((self.sealed(session), rotated));
             }
+            Turn::Spent => {
+                report(&self.metrics, Event::ReuseSuspectedShared);
+                return Err(RefreshError::ReuseSuspected);
+            }
             Turn::Busy => {
                 let busy = IdpError::Transient {
                     kind: Transient::Busy,
@@ -249,7 +255,13 @@ impl Refresher {
             },
         );
         self.replicas
-            .publish(&keys, ticket, &merged.session, self.grace)
+            .publish(
+                &keys,
+                ticket,
+                &merged.session,
+                merged.rotated,
+                (self.grace, self.reuse_window),
+            )
             .await;
         Ok((self.sealed(merged.session), merged.rotated))
     }

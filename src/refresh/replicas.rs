@@ -27,6 +27,8 @@ pub enum Turn {
     Mine(Ticket),
     /// Another replica already refreshed: its new session.
     Theirs(Session),
+    /// The refresh token was rotated away longer ago than the grace window (seen in Redis).
+    Spent,
     /// Another replica holds the refresh past the wait limit: keep the session, retry later.
     Busy,
 }
@@ -48,18 +50,30 @@ impl Replicas {
         let Replicas::Redis(coordinator) = self else {
             return Turn::Mine(Ticket(None));
         };
-        match coordinator.claim(keys, &old.refresh_token).await {
+        match coordinator.claim(keys, old).await {
             Claim::Done(session) => Turn::Theirs(session),
+            Claim::Spent => Turn::Spent,
             Claim::Won(lease) => Turn::Mine(Ticket(Some(lease))),
             Claim::Fallback => Turn::Mine(Ticket(None)),
             Claim::Busy => Turn::Busy,
         }
     }
 
-    /// Shares the new session with the other replicas for `grace`, and releases the turn.
-    pub async fn publish(&self, keys: &KeyRing, ticket: Ticket, new: &Session, grace: Duration) {
+    /// Shares the new session with the other replicas for `grace` (and, when `rotated`, that
+    /// the old refresh token is spent, for `reuse_window`), and releases the turn.
+    pub async fn publish(
+        &self,
+        keys: &KeyRing,
+        ticket: Ticket,
+        new: &Session,
+        rotated: bool,
+        windows: (Duration, Duration),
+    ) {
         if let (Replicas::Redis(coordinator), Some(lease)) = (self, ticket.0) {
-            coordinator.publish(keys, lease, new, grace).await;
+            let (grace, reuse_window) = windows;
+            coordinator
+                .publish(keys, lease, new, rotated, grace, reuse_window)
+                .await;
         }
     }
 

@@ -21,6 +21,8 @@ pub enum Event<'a> {
     GraceHit,
     /// A rotated-away refresh token came back after the grace window: refused locally.
     ReuseSuspected,
+    /// The same, known from another replica's spent marker in Redis.
+    ReuseSuspectedShared,
     /// The refresh task panicked (a bug): the session is kept, the request gets a 503.
     Panicked,
 }
@@ -45,18 +47,23 @@ pub fn report(metrics: &Metrics, event: Event<'_>) {
                 "another replica refreshed this session"
             );
         }
+        Event::Failed(IdpError::Rejected {
+            reason: Rejection::InvalidClient,
+            detail,
+        }) => {
+            // The client, not the grant, was refused (a secret rotating across pods, a
+            // disabled client): sessions are kept, requests get 503 until it is fixed.
+            metrics.refresh("client_refused");
+            error!(
+                event = "client_refused",
+                reason = "invalid_client",
+                detail = %detail,
+                "the IdP refused the client's credentials: operator error (wrong client_id or secret, a secret not yet rotated on this pod, or the client is disabled); sessions are kept"
+            );
+        }
         Event::Failed(IdpError::Rejected { reason, detail }) => {
             metrics.refresh("rejected");
-            if *reason == Rejection::InvalidClient {
-                error!(
-                    event = "rejected",
-                    reason = "invalid_client",
-                    detail = %detail,
-                    "the IdP refused the client's credentials: operator error (wrong client_id or secret, or the client is disabled)"
-                );
-            } else {
-                warn!(event = "rejected", reason = %reason, detail = %detail, "the IdP rejected the refresh token; the session ends");
-            }
+            warn!(event = "rejected", reason = %reason, detail = %detail, "the IdP rejected the refresh token; the session ends");
         }
         Event::Failed(IdpError::Transient { kind, retry_after }) => {
             metrics.refresh("transient");
@@ -74,6 +81,14 @@ pub fn report(metrics: &Metrics, event: Event<'_>) {
             warn!(
                 event = "reuse_suspected",
                 "a rotated-away refresh token came back after the grace window; refused without calling the IdP"
+            );
+        }
+        Event::ReuseSuspectedShared => {
+            metrics.refresh("reuse_suspected_shared");
+            warn!(
+                event = "reuse_suspected",
+                seen = "redis",
+                "a refresh token another replica rotated away came back after the grace window; refused without calling the IdP"
             );
         }
         Event::Panicked => {

@@ -136,6 +136,14 @@ impl<S: Clone, W: Clone> Rotations<S, W> {
         self.prune(now);
     }
 
+    /// Records `fp` as spent elsewhere (another replica rotated it): refused until the reuse
+    /// window ends.
+    pub fn spent(&mut self, fp: Fingerprint, now: Instant) {
+        self.entries.insert(fp, Entry::Tombstone { at: now });
+        self.rotated.push_back((fp, now));
+        self.prune(now);
+    }
+
     /// Forgets a failed refresh so the next request tries again.
     pub fn failed(&mut self, fp: &Fingerprint) {
         if matches!(self.entries.get(fp), Some(Entry::InFlight(_))) {

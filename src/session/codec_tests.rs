@@ -171,8 +171,15 @@ fn tampered_foreign_and_expired_cookies_are_invalid_not_errors() {
     assert!(matches!(open(&c, &h), ReadOutcome::Invalid));
     h.insert(COOKIE, HeaderValue::from_static("__Host-th=9.x"));
     assert!(matches!(open(&c, &h), ReadOutcome::Invalid));
+    // Another key id: this replica may not have received the key yet (never cleared).
     assert!(matches!(
         open(&codec(K2), &request_with(&good)),
+        ReadOutcome::UnknownKey
+    ));
+    // The same key id with other key bytes: forged or foreign, invalid.
+    let impostor = K2.replace("k2:", "k1:");
+    assert!(matches!(
+        open(&codec(&impostor), &request_with(&good)),
         ReadOutcome::Invalid
     ));
     let c_late = c.read(&c.incoming(&request_with(&good)), 1000 + 3600);

@@ -4,6 +4,7 @@
 use super::cookie_header::cookie_pair_bytes;
 use super::cookies::{CookieCodec, CHUNK_BYTES, MAX_CHUNKS};
 use super::Session;
+use crate::crypto::OpenError;
 use http::HeaderMap;
 use std::borrow::Cow;
 
@@ -78,6 +79,9 @@ pub enum ReadOutcome {
     /// Cookies present but not a session we sealed (tampered, truncated, foreign key, expired
     /// lifetime, missing chunk): the request is anonymous and the cookies get cleared.
     Invalid,
+    /// Sealed with a cookie key this replica does not have yet (a rotation reaching the pods
+    /// at different moments): the pod is behind, not the browser. Never cleared.
+    UnknownKey,
     Valid {
         session: Session,
         /// Opened with a retired key: re-seal on this response.
@@ -121,8 +125,10 @@ impl CookieCodec {
         let Some(sealed) = self.reassemble(incoming) else {
             return ReadOutcome::Invalid;
         };
-        let Some(opened) = self.keys.load().open(&self.name, &sealed) else {
-            return ReadOutcome::Invalid;
+        let opened = match self.keys.load().open_checked(&self.name, &sealed) {
+            Ok(opened) => opened,
+            Err(OpenError::UnknownKey) => return ReadOutcome::UnknownKey,
+            Err(OpenError::Invalid) => return ReadOutcome::Invalid,
         };
         let Some(session) = Session::from_bytes(&opened.plaintext) else {
             return ReadOutcome::Invalid;

@@ -605,7 +605,7 @@ def main() -> int:
     # -- cross-replica coordination ---------------------------------------------------------------
     coord_values = {"replicas": 3, "coordination": {"enabled": True},
                     "secrets": {"redisUrl": "redis://:s3cret@redis-master:6379/0"},
-                    "config": {"coordination": {"lease_ttl": "4s"}}}
+                    "config": {"coordination": {"lease_ttl": "15s"}}}
     r = standard_checks("coordination on", coord_values)
     if r:
         def coordination() -> None:
@@ -614,7 +614,7 @@ def main() -> int:
             secret = r.one("Secret")["data"]
             assert base64.b64decode(secret["redis-url"]).decode().startswith("redis://")
             assert "s3cret" not in r.toml_text(), "the Redis password stays in the Secret"
-            assert r.toml()["coordination"]["lease_ttl"] == "4s"
+            assert r.toml()["coordination"]["lease_ttl"] == "15s"
 
         check("coordination on: Redis URL from the Secret, tuning in the config", coordination)
 

@@ -31,7 +31,7 @@ impl Cluster {
             OidcProvider::start(&format!("{first}/auth/callback"), &format!("{first}/"), 2).await;
         let echo = Echo::start().await;
         let coordination = redis_url
-            .map(|url| format!("[coordination]\nredis_url = \"{url}\"\nlease_ttl = \"3s\"\n"))
+            .map(|url| format!("[coordination]\nredis_url = \"{url}\"\nwait_timeout = \"2s\"\n"))
             .unwrap_or_default();
         let toml = format!(
             r#"
@@ -41,6 +41,7 @@ listen = "127.0.0.1:0"
 url = "{upstream}"
 [idp]
 dialect = "oauth2"
+timeout = "3s"
 issuer = "{issuer}"
 client_id = "{OIDC_CLIENT_ID}"
 client_auth = "client_secret_basic"
@@ -281,8 +282,9 @@ async fn redis_down_falls_back_and_coordination_resumes_after_restart() {
         .await
         .expect("answered");
     assert_eq!(r.status(), 200, "Redis down: the request still succeeds");
+    // Redis is waited for up to `wait_timeout` (2 s here): a pause is not an outage.
     assert!(
-        started.elapsed() < Duration::from_secs(2),
+        started.elapsed() < Duration::from_secs(4),
         "bounded wait, no hang"
     );
     assert!(c.count("token_handler_coordination_fallbacks_total") >= 1.0);

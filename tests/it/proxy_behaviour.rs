@@ -36,12 +36,13 @@ async fn public_paths_are_forwarded_anonymously() {
 }
 
 #[tokio::test]
-async fn tampered_truncated_and_foreign_cookies_are_no_session() {
+async fn tampered_truncated_and_forged_cookies_are_no_session_unknown_keys_are_left_alone() {
     let h = Harness::start(Flavor::TokenIdpServer).await;
     let (jar, issued) = h.login(false);
     let good = jar.session().expect("session cookie").clone();
-    let foreign = {
-        let other = KeyRing::parse(KEY2).expect("key");
+    // A value forged under our key id with another key: invalid.
+    let forged = {
+        let other = KeyRing::parse(&KEY2.replace("k2:", "k1:")).expect("key");
         other.seal(
             COOKIE,
             format!(
@@ -57,7 +58,7 @@ async fn tampered_truncated_and_foreign_cookies_are_no_session() {
     let cases = [
         String::from_utf8(flipped).expect("ascii"),
         good[..good.len() / 2].to_string(),
-        foreign,
+        forged,
         "garbage".to_string(),
         "5.abc".to_string(),
         String::new(),
@@ -76,6 +77,18 @@ async fn tampered_truncated_and_foreign_cookies_are_no_session() {
         );
         assert_eq!(json(response).await["error"], "login_required");
     }
+    // Sealed with a key id this replica does not hold (a rotation that has not reached it
+    // yet): not judged, not cleared, 503 so that the SPA retries.
+    let from_the_future = KeyRing::parse(KEY2)
+        .expect("key")
+        .seal(COOKIE, b"a session this replica cannot read yet");
+    let mut ahead = Jar::default();
+    ahead.0.insert(COOKIE.into(), from_the_future);
+    let response = h.get("/api/a", &ahead).await;
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+    assert!(session_set_cookies(&response).is_empty(), "never cleared");
+    assert_eq!(json(response).await["error"], "key_unavailable");
     assert_eq!(h.idp.token_calls(), 0);
     assert!(h.echo.records().is_empty());
 }

@@ -34,7 +34,7 @@ suite!(
     old_cookie_inside_the_grace_window_gets_the_new_tokens,
     old_cookie_after_the_grace_window_is_refused_without_spending_it,
     rejected_grant_ends_the_session,
-    disabled_client_ends_the_session,
+    a_refused_client_keeps_the_session,
     transient_faults_keep_the_session_and_recover,
 );
 
@@ -254,13 +254,28 @@ async fn rejected_grant_ends_the_session(flavor: Flavor) {
     assert!(h.echo.records().is_empty(), "nothing reached the upstream");
 }
 
-async fn disabled_client_ends_the_session(flavor: Flavor) {
+/// `invalid_client` refuses the client, not the grant (a client secret rotating across pods, a
+/// client disabled by mistake): the session is kept (503) and works again once it is fixed.
+async fn a_refused_client_keeps_the_session(flavor: Flavor) {
     let h = Harness::start(flavor).await;
     let (jar, _) = h.login(true);
     h.idp.set_client_enabled(CLIENT_ID, false);
     let response = h.get("/api/a", &jar).await;
-    assert_eq!(response.status(), 401);
-    assert_eq!(json(response).await["error"], "login_required");
+    assert_eq!(response.status(), 503);
+    assert!(session_set_cookies(&response).is_empty(), "cookies kept");
+    assert_eq!(json(response).await["error"], "idp_unavailable");
+    assert_eq!(
+        h.metric(r#"token_handler_refreshes_total{outcome="client_refused"}"#),
+        1.0
+    );
+    h.idp.set_client_enabled(CLIENT_ID, true);
+    let response = h.get("/api/a", &jar).await;
+    assert_eq!(
+        response.status(),
+        200,
+        "the same session, once the client is fixed"
+    );
+    assert_eq!(session_set_cookies(&response).len(), 1);
 }
 
 async fn transient_faults_keep_the_session_and_recover(flavor: Flavor) {
