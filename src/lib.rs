@@ -10,7 +10,7 @@
 //! b64.rs        base64, one implementation (SIMD), named by alphabet
 //! html.rs       HTML escaping for the pages served to browsers
 //! secret.rs     AccessToken / RefreshToken / ClientSecret / ...: redacted Debug, .expose()
-//! crypto.rs     KeyRing: seal(name, bytes) / open(name, value), AES-256-GCM, name as AAD
+//! crypto/       KeyRing: seal(name, bytes) / open(name, value), AES-256-GCM, name as AAD
 //! edge/         a request's method, Host and path checked and normalised once; headers only
 //!               a trusted proxy may send (pure: no I/O, no responses)
 //! tls.rs        listener certificate (hot-swappable), client trust roots
