@@ -324,10 +324,7 @@ impl Coordinator {
 fn open_result(ring: &KeyRing, keys: &Keys, old: &Session, sealed: &str) -> Option<Session> {
     let opened = ring.open(&keys.aad("result", &old.id), sealed.as_bytes())?;
     let session = Session::from_bytes(&opened.plaintext)?;
-    let newer = session.id == old.id
-        && session.access_issued_at > old.access_issued_at
-        && session.access_token.expose() != old.access_token.expose();
-    newer.then_some(session)
+    (session.id == old.id && session.succeeds(old)).then_some(session)
 }
 
 #[cfg(test)]
@@ -373,8 +370,11 @@ mod tests {
         let bob = session("bob", "rt-b", "at-b", 100);
         let bob_keys = Keys::of(&bob.refresh_token);
         assert!(open_result(&ring, &bob_keys, &bob, &sealed).is_none());
-        // A non-rotating IdP: the request already holds that result (same refresh token).
-        let holds_it = session("alice", "rt", "at-2", 200);
-        assert!(open_result(&ring, &keys, &holds_it, &sealed).is_none());
+        // An IdP that does not rotate: the result keeps the refresh token. It counts for a
+        // request holding an older session, not for one that already holds it.
+        let unrotated = session("alice", "rt", "at-2", 200);
+        let sealed = ring.seal(&keys.aad("result", "alice"), &unrotated.to_bytes());
+        assert!(open_result(&ring, &keys, &old, &sealed).is_some());
+        assert!(open_result(&ring, &keys, &unrotated, &sealed).is_none());
     }
 }

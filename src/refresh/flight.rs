@@ -79,12 +79,7 @@ impl Flights {
             // token from Redis at refresh time does: the answer never depends on the pod.
             Known::ReuseSuspected if due(session) => Step::Reuse,
             Known::ReuseSuspected => Step::Done,
-            // An unrotated successor shares the refresh token: follow it only if it is newer.
-            Known::Successor(s)
-                if s.session.access_token.expose() != session.access_token.expose() =>
-            {
-                Step::Follow(s)
-            }
+            Known::Successor(s) if s.session.succeeds(session) => Step::Follow(s),
             Known::Successor(_) | Known::Nothing => {
                 if !due(session) {
                     return Step::Done;
@@ -250,6 +245,30 @@ mod tests {
             .contains("token_handler_refreshes_total{outcome=\"panicked\"} 1"));
         // The next request is not stuck behind the dead refresh: it leads a new one.
         assert!(matches!(f.next_step(&s, |_| true), Step::Lead(..)));
+    }
+
+    #[test]
+    fn a_successor_is_followed_only_when_newer() {
+        let mut old = session("rt");
+        old.access_issued_at = 100;
+        let mut rotated = session("rt-2");
+        rotated.access_issued_at = 100;
+        assert!(
+            rotated.succeeds(&old),
+            "a rotation spent the token: always newer"
+        );
+        let mut later = session("rt");
+        later.access_token = AccessToken::new("a-2");
+        later.access_issued_at = 101;
+        assert!(later.succeeds(&old));
+        assert!(!old.succeeds(&later), "never back to an older token");
+        let mut same_second = later.clone();
+        same_second.access_token = AccessToken::new("a-3");
+        same_second.access_issued_at = 101;
+        assert!(
+            !same_second.succeeds(&later),
+            "a tie keeps the request's own (it may be the later one)"
+        );
     }
 
     #[test]

@@ -46,6 +46,19 @@ pub struct Session {
 }
 
 impl Session {
+    /// Whether this session, recorded as the result of refreshing `earlier`'s refresh token,
+    /// is newer than `earlier`. A rotated one spent that token: newer, always (not taking it
+    /// would spend the token again). An IdP that does not rotate leaves the token as it was:
+    /// then it is newer only if its access token was issued later; on a tie `earlier` is kept
+    /// (it may be a later refresh made elsewhere in the same second).
+    pub fn succeeds(&self, earlier: &Session) -> bool {
+        if self.refresh_token.expose() != earlier.refresh_token.expose() {
+            return true;
+        }
+        self.access_issued_at > earlier.access_issued_at
+            && self.access_token.expose() != earlier.access_token.expose()
+    }
+
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = vec![FORMAT];
         // Serializing strings and numbers into a Vec cannot fail.
