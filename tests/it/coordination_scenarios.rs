@@ -7,6 +7,7 @@
 //! lease killed with SIGKILL in the middle of its `/token` call (`lease_holder_killed.rs`).
 
 mod key_rotation;
+mod lease_holder_killed;
 
 use crate::support::cluster::{newest, Cluster, Options};
 use crate::support::redis_server::RedisServer;

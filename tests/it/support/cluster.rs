@@ -51,6 +51,8 @@ pub struct Cluster {
     pub echo: Echo,
     pub proxies: Vec<Proxy>,
     pub http: reqwest::Client,
+    /// The replicas' configuration (the same for all), for more replicas as child processes.
+    pub toml: String,
 }
 
 impl Cluster {
@@ -137,6 +139,7 @@ refresh_skew = "5s"
             echo,
             proxies,
             http: client(),
+            toml,
         }
     }
 
