@@ -15,6 +15,8 @@
 //   ACCESS_TOKEN_TTL          seconds, default 60
 //   CLIENT_ID                 default "token-handler"
 //   CLIENT_SECRET             default "oidc-provider-secret"
+//   ROTATE_REFRESH_TOKEN      "0": refresh tokens are never rotated (the same one comes back and
+//                             stays valid, as with IdPs that do not rotate); default "1"
 
 import http from 'node:http';
 import crypto from 'node:crypto';
@@ -51,6 +53,7 @@ const POST_LOGOUT_REDIRECT_URI = required('POST_LOGOUT_REDIRECT_URI');
 const ACCESS_TOKEN_TTL = seconds('ACCESS_TOKEN_TTL', 60);
 const CLIENT_ID = process.env.CLIENT_ID || 'token-handler';
 const CLIENT_SECRET = process.env.CLIENT_SECRET || 'oidc-provider-secret';
+const ROTATE_REFRESH_TOKEN = (process.env.ROTATE_REFRESH_TOKEN || '1') !== '0';
 
 const { default: Provider } = await import('oidc-provider');
 
@@ -99,8 +102,9 @@ const configuration = {
   pkce: { required: () => true },
 
   // Every refresh returns a new refresh token; presenting a consumed one revokes the whole
-  // grant (built into oidc-provider's refresh_token grant).
-  rotateRefreshToken: true,
+  // grant (built into oidc-provider's refresh_token grant). Off (ROTATE_REFRESH_TOKEN=0): the
+  // same refresh token comes back, for the tests of IdPs that do not rotate.
+  rotateRefreshToken: ROTATE_REFRESH_TOKEN,
   // Tests expire short-lived tokens on purpose: no 15 s grace.
   clockTolerance: 0,
 

@@ -1,4 +1,5 @@
-//! The real binary as a child process, for what only a process shows: its resident memory.
+//! The real binary as a child process, for what only a process shows: its resident memory, and
+//! a replica killed with SIGKILL.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -20,6 +21,18 @@ impl Running {
     /// it listens and knows the IdP. Its output goes to `logs` through an unbounded channel, so
     /// the pipe never fills.
     pub async fn start(config: &str, keys: &str) -> Running {
+        Running::start_with_env(
+            config,
+            &[
+                ("TOKEN_HANDLER_COOKIE_KEYS", keys),
+                ("TOKEN_HANDLER_CLIENT_SECRET", super::CLIENT_SECRET),
+            ],
+        )
+        .await
+    }
+
+    /// Like [`Running::start`] with the secrets in `env` (names and values).
+    pub async fn start_with_env(config: &str, env: &[(&str, &str)]) -> Running {
         let dir = std::env::temp_dir().join(format!(
             "th-child-{}-{}",
             std::process::id(),
@@ -31,8 +44,7 @@ impl Running {
         let mut child = Command::new(BIN)
             .arg("--config")
             .arg(&path)
-            .env("TOKEN_HANDLER_COOKIE_KEYS", keys)
-            .env("TOKEN_HANDLER_CLIENT_SECRET", super::CLIENT_SECRET)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -68,6 +80,16 @@ impl Running {
 
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()
+    }
+
+    /// Kills the process with SIGKILL (what `Child::kill` sends on Unix): no drain, no cleanup,
+    /// and waits for it to be gone.
+    pub fn sigkill(mut self) {
+        let mut child = self.child.take().expect("running");
+        child.kill().expect("SIGKILL");
+        let status = child.wait().expect("wait");
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(9), "killed by SIGKILL: {status:?}");
     }
 
     /// Waits for the process to exit; its exit code.

@@ -2,6 +2,7 @@
 //! upstream, plus a tiny browser-like cookie jar.
 
 pub mod child;
+pub mod cluster;
 pub mod echo;
 pub mod h2raw;
 pub mod logs;

@@ -3,7 +3,8 @@
 //!
 //! The provider speaks standard OAuth 2.0 / OpenID Connect: PKCE (S256) required,
 //! `client_secret_basic`, opaque access tokens, rotating refresh tokens where replaying a
-//! consumed one revokes the whole grant, RFC 7009 revocation and RP-initiated logout.
+//! consumed one revokes the whole grant (or, with `start_with(.., false)`, refresh tokens that
+//! are never rotated), RFC 7009 revocation, RFC 7662 introspection and RP-initiated logout.
 //! `offline_access` (a refresh token) is only granted when the authorization request carries
 //! `prompt=consent`.
 
@@ -45,6 +46,23 @@ impl OidcProvider {
         post_logout_redirect_uri: &str,
         access_token_ttl_secs: u64,
     ) -> OidcProvider {
+        OidcProvider::start_with(
+            redirect_uri,
+            post_logout_redirect_uri,
+            access_token_ttl_secs,
+            true,
+        )
+        .await
+    }
+
+    /// Like [`OidcProvider::start`]; `rotate`: whether each refresh issues a new refresh token
+    /// (otherwise the same one is returned and stays valid).
+    pub async fn start_with(
+        redirect_uri: &str,
+        post_logout_redirect_uri: &str,
+        access_token_ttl_secs: u64,
+        rotate: bool,
+    ) -> OidcProvider {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/oidc");
         let package = dir.join("node_modules/oidc-provider/package.json");
         assert!(
@@ -62,6 +80,7 @@ impl OidcProvider {
             .env("ACCESS_TOKEN_TTL", access_token_ttl_secs.to_string())
             .env("CLIENT_ID", OIDC_CLIENT_ID)
             .env("CLIENT_SECRET", OIDC_CLIENT_SECRET)
+            .env("ROTATE_REFRESH_TOKEN", if rotate { "1" } else { "0" })
             // The server exits when its stdin closes: no orphan if this test process dies.
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -114,6 +133,11 @@ impl OidcProvider {
     /// If the provider redirects back with an error instead (`?error=...`), that URL is returned
     /// as well; anything else (an error page, too many hops) panics with the response.
     pub async fn login(&self, authorize_url: &str) -> String {
+        self.login_as(authorize_url, "oidc-user").await
+    }
+
+    /// [`OidcProvider::login`] as the account `user` (every login id is an account).
+    pub async fn login_as(&self, authorize_url: &str, user: &str) -> String {
         // A fresh jar per login: devInteractions keeps its state in cookies
         // (`_interaction`, `_interaction_resume`, `_session`, each with `.sig`).
         let client = Client::builder()
@@ -164,7 +188,7 @@ impl OidcProvider {
             let mut fields = form.hidden;
             // The login page carries a hidden `prompt=login`; the consent page `prompt=consent`.
             if fields.iter().any(|(k, v)| k == "prompt" && v == "login") {
-                fields.push(("login".to_owned(), "oidc-user".to_owned()));
+                fields.push(("login".to_owned(), user.to_owned()));
                 fields.push(("password".to_owned(), "any-password".to_owned()));
             }
             url = url.join(&form.action).expect("form action is a valid URL");
@@ -176,6 +200,29 @@ impl OidcProvider {
                 .expect("POST form at oidc-provider");
         }
         panic!("oidc-provider login did not reach the redirect_uri within {MAX_HOPS} hops (last: {url})");
+    }
+}
+
+impl OidcProvider {
+    /// RFC 7662 introspection of `token` (access or refresh) by the test client: `active`, and
+    /// `sub` when active. Spends nothing, so a test can ask whether a grant is alive and still
+    /// use its refresh token afterwards.
+    pub async fn introspect(&self, token: &str) -> serde_json::Value {
+        Client::new()
+            .post(format!("{}/token/introspection", self.issuer))
+            .basic_auth(OIDC_CLIENT_ID, Some(OIDC_CLIENT_SECRET))
+            .form(&[("token", token)])
+            .send()
+            .await
+            .expect("introspection endpoint")
+            .json()
+            .await
+            .expect("introspection JSON")
+    }
+
+    /// Whether `token` is active at the provider (a revoked grant takes all its tokens along).
+    pub async fn active(&self, token: &str) -> bool {
+        self.introspect(token).await["active"] == true
     }
 }
 

@@ -1,0 +1,296 @@
+//! Several in-process replicas of the proxy in front of the real `oidc-provider`, sharing cookie
+//! keys and (optionally) a Redis: the set-up of the cross-replica tests (`coordination.rs`,
+//! `coordination_scenarios`).
+
+use super::echo::Echo;
+use super::oidc_provider::{OidcProvider, OIDC_CLIENT_ID, OIDC_CLIENT_SECRET};
+use super::*;
+use std::path::PathBuf;
+use std::time::Duration;
+use token_handler::refresh::unix_now;
+use token_handler::session::{ReadOutcome, Session};
+
+/// What a cluster is made of. `Default`: three replicas, no Redis, access tokens of 2 s, a
+/// rotating provider, the shared key `KEY1` from the environment.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub replicas: usize,
+    pub redis_url: Option<String>,
+    /// The provider's access-token lifetime, in seconds.
+    pub access_ttl: u64,
+    /// Whether the provider rotates refresh tokens (reusing a consumed one revokes the grant).
+    pub rotate: bool,
+    /// Extra lines of each section (a key given here must not be among the defaults).
+    pub server: String,
+    pub idp: String,
+    pub session: String,
+    /// The `[coordination]` lines after `redis_url` (only with a Redis).
+    pub coordination: String,
+    /// One cookie-keys file per replica (`TOKEN_HANDLER_COOKIE_KEYS_FILE`); empty: `KEY1` for all.
+    pub key_files: Vec<PathBuf>,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            replicas: 3,
+            redis_url: None,
+            access_ttl: 2,
+            rotate: true,
+            server: String::new(),
+            idp: "timeout = \"3s\"\n".into(),
+            session: String::new(),
+            coordination: "wait_timeout = \"2s\"\n".into(),
+            key_files: Vec::new(),
+        }
+    }
+}
+
+pub struct Cluster {
+    pub provider: OidcProvider,
+    pub echo: Echo,
+    pub proxies: Vec<Proxy>,
+    pub http: reqwest::Client,
+    /// The replicas' configuration (the same for all), for more replicas as child processes.
+    pub toml: String,
+}
+
+impl Cluster {
+    /// Three replicas with the defaults, on `redis_url` when given.
+    pub async fn start(redis_url: Option<&str>) -> Cluster {
+        Cluster::build(Options {
+            redis_url: redis_url.map(str::to_string),
+            ..Options::default()
+        })
+        .await
+    }
+
+    /// The replicas of `options`; the first one's callback is registered at the provider
+    /// (logins go there).
+    pub async fn build(options: Options) -> Cluster {
+        let listeners: Vec<tokio::net::TcpListener> = futures_util::future::join_all(
+            (0..options.replicas).map(|_| tokio::net::TcpListener::bind("127.0.0.1:0")),
+        )
+        .await
+        .into_iter()
+        .map(|l| l.expect("bind"))
+        .collect();
+        let first = format!("http://{}", listeners[0].local_addr().expect("addr"));
+        let provider = OidcProvider::start_with(
+            &format!("{first}/auth/callback"),
+            &format!("{first}/"),
+            options.access_ttl,
+            options.rotate,
+        )
+        .await;
+        let echo = Echo::start().await;
+        let coordination = options
+            .redis_url
+            .as_ref()
+            .map(|url| {
+                format!(
+                    "[coordination]\nredis_url = \"{url}\"\n{}",
+                    options.coordination
+                )
+            })
+            .unwrap_or_default();
+        let toml = format!(
+            r#"
+[server]
+listen = "127.0.0.1:0"
+{server}
+[upstream]
+url = "{upstream}"
+[idp]
+dialect = "oauth2"
+issuer = "{issuer}"
+client_id = "{OIDC_CLIENT_ID}"
+client_auth = "client_secret_basic"
+scope = "openid offline_access profile email"
+redirect_uri = "{first}/auth/callback"
+extra_authorize_params = {{ prompt = "consent" }}
+{idp}
+[session]
+refresh_skew = "5s"
+{session}
+{coordination}"#,
+            server = options.server,
+            upstream = echo.url(),
+            issuer = provider.issuer,
+            idp = options.idp,
+            session = options.session,
+        );
+        let mut proxies = Vec::new();
+        for (i, listener) in listeners.into_iter().enumerate() {
+            let file = options
+                .key_files
+                .get(i)
+                .map(|p| p.to_string_lossy().into_owned());
+            let env = |name: &str| match (name, &file) {
+                ("TOKEN_HANDLER_COOKIE_KEYS_FILE", Some(file)) => Some(file.clone()),
+                ("TOKEN_HANDLER_COOKIE_KEYS", None) => Some(KEY1.to_string()),
+                ("TOKEN_HANDLER_CLIENT_SECRET", _) => Some(OIDC_CLIENT_SECRET.to_string()),
+                _ => None,
+            };
+            proxies.push(Proxy::start_with_env(listener, &toml, &env).await);
+        }
+        Cluster {
+            provider,
+            echo,
+            proxies,
+            http: client(),
+            toml,
+        }
+    }
+
+    /// A browser logged in as the provider's default user.
+    pub async fn login(&self) -> Jar {
+        self.login_as("oidc-user").await
+    }
+
+    /// A browser logged in as `user` (any login id is an account at the test provider).
+    pub async fn login_as(&self, user: &str) -> Jar {
+        let mut jar = Jar::default();
+        let r = self
+            .http
+            .get(format!("{}/auth/login", self.proxies[0].url))
+            .send()
+            .await
+            .expect("login");
+        jar.update(&r);
+        let callback = self.provider.login_as(&location(&r), user).await;
+        let r = self
+            .http
+            .get(&callback)
+            .header("cookie", jar.header())
+            .send()
+            .await
+            .expect("callback");
+        assert_eq!(r.status(), 200);
+        jar.update(&r);
+        jar
+    }
+
+    /// The session `jar` carries, opened by the first replica whose keys open it.
+    pub fn session(&self, jar: &Jar) -> Session {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("cookie", jar.header().parse().expect("hv"));
+        let mut seen = Vec::new();
+        for proxy in &self.proxies {
+            let codec = &proxy.app.codec;
+            match codec.read(&codec.incoming(&headers), unix_now()) {
+                ReadOutcome::Valid { session, .. } => return session,
+                other => seen.push(format!("{other:?}")),
+            }
+        }
+        panic!("no session: {seen:?}")
+    }
+
+    /// Waits for the access token to fall due (a time window, not an event).
+    pub async fn wait_for_expiry(&self, jar: &Jar) {
+        let s = self.session(jar);
+        let due = s.access_expires_at - (s.access_expires_at - s.access_issued_at) / 2;
+        while unix_now() < due {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// One `GET` to replica `replica` with `jar`'s cookies.
+    pub async fn get(&self, replica: usize, path: &str, jar: &Jar) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.proxies[replica].url))
+            .header("cookie", jar.header())
+            .send()
+            .await
+            .expect("answered")
+    }
+
+    /// `n` requests at once, round-robin over the replicas; (status, Set-Cookie lines).
+    pub async fn storm(&self, jar: &Jar, n: usize) -> Vec<(u16, Vec<String>)> {
+        let replicas: Vec<usize> = (0..self.proxies.len()).collect();
+        self.storm_on(jar, n, &replicas).await
+    }
+
+    /// `n` requests at once, round-robin over `replicas`; (status, Set-Cookie lines).
+    pub async fn storm_on(
+        &self,
+        jar: &Jar,
+        n: usize,
+        replicas: &[usize],
+    ) -> Vec<(u16, Vec<String>)> {
+        let mut tasks = Vec::new();
+        for i in 0..n {
+            let url = format!(
+                "{}/api/storm/{i}",
+                self.proxies[replicas[i % replicas.len()]].url
+            );
+            let (http, cookie) = (self.http.clone(), jar.header());
+            tasks.push(tokio::spawn(async move {
+                let r = http
+                    .get(url)
+                    .header("cookie", cookie)
+                    .send()
+                    .await
+                    .expect("answered");
+                (r.status().as_u16(), session_set_cookies(&r))
+            }));
+        }
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.expect("task"));
+        }
+        out
+    }
+
+    /// A metric sample of replica `replica` (0 when absent).
+    pub fn metric(&self, replica: usize, sample: &str) -> f64 {
+        self.proxies[replica]
+            .app
+            .metrics
+            .encode()
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(sample)
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+            })
+            .unwrap_or(0.0)
+    }
+
+    /// A metric sample summed over the replicas.
+    pub fn count(&self, sample: &str) -> f64 {
+        (0..self.proxies.len())
+            .map(|i| self.metric(i, sample))
+            .sum()
+    }
+
+    /// `/token` calls the replicas made that the provider answered with new tokens.
+    pub fn refreshes(&self) -> f64 {
+        self.count(r#"token_handler_refreshes_total{outcome="refreshed"}"#)
+    }
+
+    /// Whether `refresh_token` still refreshes at the provider. Spends it (rotation): only for
+    /// the last check of a test.
+    pub async fn grant_alive(&self, refresh_token: &str) -> bool {
+        let r = self
+            .http
+            .post(format!("{}/token", self.provider.issuer))
+            .basic_auth(OIDC_CLIENT_ID, Some(OIDC_CLIENT_SECRET))
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+            ])
+            .send()
+            .await
+            .expect("token endpoint");
+        r.status() == 200
+    }
+}
+
+/// The jar after the first session `Set-Cookie` lines found in `results`.
+pub fn newest(jar: &Jar, results: &[(u16, Vec<String>)]) -> Jar {
+    let mut next = jar.clone();
+    for line in results.iter().flat_map(|(_, lines)| lines).take(1) {
+        next.set(line);
+    }
+    next
+}
