@@ -3,9 +3,11 @@
 //! (README) that a simple storm at expiry does not reach. Here: a replay after the grace window
 //! on a replica that never saw the refresh, an IdP that does not rotate, Redis paused in the
 //! middle of a refresh, a forged Redis value. Beside this file: a cookie-key rotation that
-//! reaches the replicas at different moments (`key_rotation.rs`), and the replica holding the
-//! lease killed with SIGKILL in the middle of its `/token` call (`lease_holder_killed.rs`).
+//! reaches the replicas at different moments (`key_rotation.rs`), the replica holding the lease
+//! killed with SIGKILL in the middle of its `/token` call (`lease_holder_killed.rs`), and forced
+//! refreshes on an IdP that does not rotate (`forced_refresh.rs`).
 
+mod forced_refresh;
 mod key_rotation;
 mod lease_holder_killed;
 
@@ -55,7 +57,7 @@ fn statuses(results: &[(u16, Vec<String>)]) -> Vec<u16> {
 }
 
 /// The access token the upstream received last.
-fn last_bearer(c: &Cluster) -> String {
+pub(super) fn last_bearer(c: &Cluster) -> String {
     let auth = c.echo.last().header("authorization").expect("a Bearer");
     auth.strip_prefix("Bearer ").expect("Bearer").to_string()
 }
