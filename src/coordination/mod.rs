@@ -28,6 +28,7 @@
 //! (they change at different moments on different pods during a rotation), and useless without
 //! `t` (refresh tokens are long random strings). No key or value holds a plaintext token.
 
+mod connect;
 mod redis;
 
 pub use self::redis::{CoordinationSetupError, Redis, RedisError};
