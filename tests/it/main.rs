@@ -9,6 +9,7 @@ mod support;
 mod browser_demo;
 mod cli;
 mod coordination;
+mod coordination_topologies;
 mod edges;
 mod edges_session;
 mod emulator;
