@@ -7,7 +7,7 @@ use super::echo::Echo;
 use super::oidc_provider::{OidcProvider, OIDC_CLIENT_ID, OIDC_CLIENT_SECRET};
 use super::*;
 use std::time::Duration;
-use token_handler::refresh::unix_now;
+use token_handler::refresh::{needs_refresh, unix_now};
 use token_handler::session::ReadOutcome;
 
 pub struct Replicas {
@@ -23,13 +23,17 @@ impl Replicas {
         let coordination = redis_url
             .map(|url| format!("[coordination]\nredis_url = \"{url}\"\nwait_timeout = \"2s\"\n"))
             .unwrap_or_default();
-        Replicas::start_with(&coordination, &[]).await
+        Replicas::start_with(&coordination, &[], 2).await
     }
 
     /// Three proxies with this `[coordination]` section (TOML) and these extra environment
-    /// variables (Redis credentials); the first one's callback is registered at the provider
-    /// (logins go there).
-    pub async fn start_with(coordination: &str, extra_env: &[(&str, String)]) -> Replicas {
+    /// variables (Redis credentials), the provider's access tokens living `access_ttl` seconds;
+    /// the first one's callback is registered at the provider (logins go there).
+    pub async fn start_with(
+        coordination: &str,
+        extra_env: &[(&str, String)],
+        access_ttl: u64,
+    ) -> Replicas {
         let listeners: Vec<tokio::net::TcpListener> = futures_util::future::join_all(
             (0..3).map(|_| tokio::net::TcpListener::bind("127.0.0.1:0")),
         )
@@ -38,8 +42,12 @@ impl Replicas {
         .map(|l| l.expect("bind"))
         .collect();
         let first = format!("http://{}", listeners[0].local_addr().expect("addr"));
-        let provider =
-            OidcProvider::start(&format!("{first}/auth/callback"), &format!("{first}/"), 2).await;
+        let provider = OidcProvider::start(
+            &format!("{first}/auth/callback"),
+            &format!("{first}/"),
+            access_ttl,
+        )
+        .await;
         let echo = Echo::start().await;
         let toml = format!(
             r#"
@@ -117,8 +125,9 @@ refresh_skew = "5s"
     /// Waits for the access token to fall due (a time window, not an event).
     pub async fn wait_for_expiry(&self, jar: &Jar) {
         let s = self.session(jar);
-        let due = s.access_expires_at - (s.access_expires_at - s.access_issued_at) / 2;
-        while unix_now() < due {
+        // As the proxies decide it, with the `refresh_skew` of `start_with`.
+        let due = |now| needs_refresh(s.access_issued_at, s.access_expires_at, now, 5);
+        while !due(unix_now()) {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -161,6 +170,21 @@ refresh_skew = "5s"
                     .unwrap_or(0.0)
             })
             .sum()
+    }
+
+    /// Every refresh outcome and the fallbacks, summed over the replicas (for failure messages).
+    pub fn outcomes(&self) -> String {
+        let mut lines: Vec<String> = Vec::new();
+        for p in &self.proxies {
+            for l in p.app.metrics.encode().lines() {
+                if l.starts_with("token_handler_refreshes_total{")
+                    || l.starts_with("token_handler_coordination_fallbacks_total")
+                {
+                    lines.push(l.to_string());
+                }
+            }
+        }
+        lines.join("\n")
     }
 
     pub fn refreshes(&self) -> f64 {
