@@ -58,10 +58,7 @@ impl RedisCluster {
 
     /// `redis://` addresses of the nodes, for `coordination.cluster_nodes`.
     pub fn urls(&self) -> Vec<String> {
-        self.nodes
-            .iter()
-            .map(|n| format!("redis://127.0.0.1:{}", n.port))
-            .collect()
+        self.nodes.iter().map(RedisNode::url).collect()
     }
 
     /// Every `th:*` key and value, by the port of the node holding it.

@@ -127,6 +127,11 @@ impl RedisNode {
         node
     }
 
+    /// Its address for the proxy's config (no credentials: those come from the environment).
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
     async fn try_connection(&self) -> Option<MultiplexedConnection> {
         let url = format!("redis://:{}@127.0.0.1:{}/", self.password, self.port);
         let client = redis::Client::open(url).ok()?;

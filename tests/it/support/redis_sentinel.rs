@@ -88,10 +88,7 @@ impl SentinelSet {
 
     /// `redis://` addresses of the Sentinels, for `coordination.sentinels`.
     pub fn sentinel_urls(&self) -> Vec<String> {
-        self.sentinels
-            .iter()
-            .map(|s| format!("redis://127.0.0.1:{}", s.port))
-            .collect()
+        self.sentinels.iter().map(RedisNode::url).collect()
     }
 
     /// The port every Sentinel names as the primary's, once they agree.
