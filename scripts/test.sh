@@ -2,7 +2,8 @@
 # The test command: installs what the tests need when it is missing, then runs `cargo test`.
 # Safe to run again; a fresh Debian machine with the Rust toolchain is enough.
 #   - Debian packages: chromium (browser test), nodejs + npm (browser test, oidc-provider),
-#     redis-server (cross-replica coordination tests)
+#     redis-server (cross-replica coordination tests; it is the Sentinel too, with --sentinel),
+#     redis-tools (redis-cli, which joins the Redis Cluster of the topology tests)
 #   - npm packages from the lockfiles in tests/browser and tests/oidc
 #   - a Python venv (target/venv) with tests/helm/requirements.txt for the Helm chart tests
 set -euo pipefail
@@ -14,6 +15,7 @@ need_apt=()
 command -v node >/dev/null || need_apt+=(nodejs)
 command -v npm >/dev/null || need_apt+=(npm)
 [ -x /usr/bin/redis-server ] || need_apt+=(redis-server)
+[ -x /usr/bin/redis-cli ] || need_apt+=(redis-tools)
 if [ "${#need_apt[@]}" -gt 0 ]; then
   echo "test.sh: installing ${need_apt[*]}"
   $SUDO apt-get update -qq

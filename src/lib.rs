@@ -25,7 +25,8 @@
 //!               reads a request's cookies back; cookie_header.rs: the `Cookie` header as bytes
 //! idp/          TokenClient + one file per dialect (tokenidp.rs, oauth2.rs); typed IdpError
 //! coordination/ cross-replica refresh on Redis (optional): mod.rs the protocol (leases,
-//!               results, spent markers), redis.rs the connection
+//!               results, spent markers), redis.rs bounded calls, connect.rs standalone /
+//!               Sentinel / Cluster
 //! refresh/      ensure_fresh: flight.rs (in-process single flight, panic-safe), replicas.rs
 //!               (alone or on Redis, one interface), merge.rs (IdP answer → session, pure),
 //!               report.rs (each outcome's metric and log), rotations.rs, timing.rs (pure)

@@ -51,6 +51,10 @@ secret_string!(
     ClientSecret
 );
 secret_string!(
+    /// A Redis password (coordination), read from the environment, a mounted file or the URL.
+    RedisPassword
+);
+secret_string!(
     /// A one-time authorization code from the IdP's redirect.
     AuthCode
 );
@@ -72,6 +76,7 @@ mod tests {
             format!("{:?}", ClientSecret::new("cs-secret-4")),
             format!("{:?}", AuthCode::new("code-secret-5")),
             format!("{:?}", CodeVerifier::new("cv-secret-6")),
+            format!("{:?}", RedisPassword::new("redis-secret-7")),
         ];
         for v in &values {
             assert!(v.contains("[redacted]"), "{v}");

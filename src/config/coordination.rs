@@ -1,15 +1,23 @@
 //! `[coordination]`: the Redis that lets replicas share one refresh per session (optional).
 
 use super::raw;
-use super::secrets;
+use super::redis_nodes::{self, RedisAuth, RedisTopology};
+use super::secrets::{self, REDIS_PASSWORD_ENV, REDIS_SENTINEL_PASSWORD_ENV};
 use super::validate::Problems;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Cross-replica refresh coordination on Redis (optional).
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct CoordinationConfig {
-    /// `redis://` or `rediss://` (TLS), user and password in the URL. Never logged.
-    pub redis_url: String,
+    /// Standalone (`redis_url`), Sentinel or Cluster; `rediss://` for TLS. Never logged.
+    pub topology: RedisTopology,
+    /// The data nodes' ACL user and password, from the environment (standalone: or the URL).
+    pub auth: RedisAuth,
+    /// The Sentinels' own, when they require one.
+    pub sentinel_auth: RedisAuth,
+    /// Trust roots for `rediss://` instead of the system's (a private CA).
+    pub ca_file: Option<PathBuf>,
     /// Lease on one session's refresh: longer than `idp.timeout` (so it outlives the `/token`
     /// call it protects), and renewed while the call runs.
     pub lease_ttl: Duration,
@@ -20,17 +28,6 @@ pub struct CoordinationConfig {
     pub operation_timeout: Duration,
 }
 
-impl std::fmt::Debug for CoordinationConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CoordinationConfig")
-            .field("redis_url", &"[redacted]")
-            .field("lease_ttl", &self.lease_ttl)
-            .field("wait_timeout", &self.wait_timeout)
-            .field("operation_timeout", &self.operation_timeout)
-            .finish()
-    }
-}
-
 pub(super) fn coordination(
     r: raw::Coordination,
     env: &dyn Fn(&str) -> Option<String>,
@@ -38,14 +35,23 @@ pub(super) fn coordination(
     p: &mut Problems,
 ) -> Option<CoordinationConfig> {
     // The environment (a mounted Secret) wins: a URL with a password belongs there.
-    let url = p
-        .secret(secrets::redis_url(env))
-        .flatten()
-        .or(r.redis_url)?;
-    if redis::Client::open(url.as_str()).is_err() {
-        // Never echo the URL: it may carry a password.
-        p.push("coordination.redis_url: not a valid redis:// or rediss:// URL");
-    }
+    let url = p.secret(secrets::redis_url(env)).flatten().or(r.redis_url);
+    let (auth, sentinel_auth) = redis_nodes::credentials(env, p);
+    let named = url.is_some() || r.sentinels.is_some() || r.cluster_nodes.is_some();
+    let topology = redis_nodes::topology(url, r.sentinels, r.sentinel_master, r.cluster_nodes, p);
+    let ca_file = p.ca_file("coordination.ca_file", r.ca_file);
+    let Some(topology) = topology else {
+        for (var, set) in [
+            (REDIS_PASSWORD_ENV, auth.is_set()),
+            (REDIS_SENTINEL_PASSWORD_ENV, sentinel_auth.is_set()),
+        ] {
+            if set && !named {
+                p.push(format!("{var}: set, but [coordination] names no Redis"));
+            }
+        }
+        return None;
+    };
+    check_together(&topology, &auth, &sentinel_auth, ca_file.is_some(), p);
     // The lease must outlive the `/token` call it protects, by construction: a renewal that
     // Redis answers late must not hand it to another replica while the call still runs.
     let lease_ttl = p.duration(
@@ -60,7 +66,10 @@ pub(super) fn coordination(
         ));
     }
     Some(CoordinationConfig {
-        redis_url: url,
+        topology,
+        auth,
+        sentinel_auth,
+        ca_file,
         lease_ttl,
         wait_timeout: p.duration(
             "coordination.wait_timeout",
@@ -73,6 +82,32 @@ pub(super) fn coordination(
             Duration::from_millis(250),
         ),
     })
+}
+
+/// What each setting means only with some topology.
+fn check_together(
+    topology: &RedisTopology,
+    auth: &RedisAuth,
+    sentinel_auth: &RedisAuth,
+    ca_file: bool,
+    p: &mut Problems,
+) {
+    if let RedisTopology::Standalone { url } = topology {
+        if auth.is_set() && redis_nodes::url_has_password(url) {
+            p.push(format!(
+                "{REDIS_PASSWORD_ENV}: the Redis URL carries a password already: set one or the other"
+            ));
+        }
+    }
+    let sentinels = matches!(topology, RedisTopology::Sentinel { .. });
+    if sentinel_auth.is_set() && !sentinels {
+        p.push(format!(
+            "{REDIS_SENTINEL_PASSWORD_ENV}: set, but coordination.sentinels is not"
+        ));
+    }
+    if ca_file && !topology.tls() {
+        p.push("coordination.ca_file: the Redis addresses are redis://, not rediss:// (TLS)");
+    }
 }
 
 #[cfg(test)]
@@ -103,7 +138,12 @@ mod tests {
     fn defaults_wait_a_little_longer_than_one_idp_call() {
         let r = with_url("redis://redis:6379/0");
         let c = valid(|p| coordination(r, &no_env, IDP_TIMEOUT, p)).expect("on");
-        assert_eq!(c.redis_url, "redis://redis:6379/0");
+        assert_eq!(
+            c.topology,
+            RedisTopology::Standalone {
+                url: "redis://redis:6379/0".into()
+            }
+        );
         assert_eq!(c.lease_ttl, Duration::from_secs(15), "idp.timeout + 5s");
         assert_eq!(c.wait_timeout, Duration::from_secs(12));
         assert_eq!(c.operation_timeout, Duration::from_millis(250));
@@ -116,7 +156,12 @@ mod tests {
         };
         let r = with_url("redis://redis:6379/0");
         let c = valid(|p| coordination(r, &env, IDP_TIMEOUT, p)).expect("on");
-        assert_eq!(c.redis_url, "rediss://:hunter2@redis:6380");
+        assert_eq!(
+            c.topology,
+            RedisTopology::Standalone {
+                url: "rediss://:hunter2@redis:6380".into()
+            }
+        );
         assert!(!format!("{c:?}").contains("hunter2"), "{c:?}");
     }
 
@@ -152,6 +197,83 @@ mod tests {
         assert_eq!(
             problems,
             ["set TOKEN_HANDLER_REDIS_URL or TOKEN_HANDLER_REDIS_URL_FILE, not both"]
+        );
+    }
+
+    #[test]
+    fn sentinels_with_credentials_from_the_environment_never_shown() {
+        let r = raw::Coordination {
+            sentinels: Some(vec!["redis://s0:26379".into(), "redis://s1:26379".into()]),
+            sentinel_master: Some("mymaster".into()),
+            ..raw::Coordination::default()
+        };
+        let env = crate::config::validate::env_with(&[
+            (secrets::REDIS_USERNAME_ENV, "token-handler"),
+            (REDIS_PASSWORD_ENV, "hunter2"),
+            (REDIS_SENTINEL_PASSWORD_ENV, "swordfish"),
+        ]);
+        let c = valid(|p| coordination(r, &env, IDP_TIMEOUT, p)).expect("on");
+        assert_eq!(c.auth.username.as_deref(), Some("token-handler"));
+        assert_eq!(
+            c.auth.password.as_ref().map(|p| p.expose()),
+            Some("hunter2")
+        );
+        assert_eq!(
+            c.sentinel_auth.password.as_ref().map(|p| p.expose()),
+            Some("swordfish")
+        );
+        let shown = format!("{c:?}");
+        assert!(
+            shown.contains("Sentinel { sentinels: 2, master: \"mymaster\" }"),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("swordfish"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn credentials_fit_the_topology() {
+        let env = crate::config::validate::env_with(&[
+            (REDIS_PASSWORD_ENV, "hunter2"),
+            (REDIS_SENTINEL_PASSWORD_ENV, "swordfish"),
+        ]);
+        let (c, problems) =
+            checked(|p| coordination(with_url("redis://:pw@redis:6379"), &env, IDP_TIMEOUT, p));
+        assert!(c.is_some());
+        assert_eq!(
+            problems,
+            [
+                "TOKEN_HANDLER_REDIS_PASSWORD: the Redis URL carries a password already: set one or the other",
+                "TOKEN_HANDLER_REDIS_SENTINEL_PASSWORD: set, but coordination.sentinels is not",
+            ]
+        );
+        let (c, problems) =
+            checked(|p| coordination(raw::Coordination::default(), &env, IDP_TIMEOUT, p));
+        assert!(c.is_none());
+        assert_eq!(
+            problems,
+            [
+                "TOKEN_HANDLER_REDIS_PASSWORD: set, but [coordination] names no Redis",
+                "TOKEN_HANDLER_REDIS_SENTINEL_PASSWORD: set, but [coordination] names no Redis",
+            ]
+        );
+        let cluster = RedisTopology::Cluster {
+            nodes: vec!["redis://r0:6379".into()],
+        };
+        let (_, problems) = checked(|p| {
+            check_together(
+                &cluster,
+                &RedisAuth::default(),
+                &RedisAuth::default(),
+                true,
+                p,
+            )
+        });
+        assert_eq!(
+            problems,
+            ["coordination.ca_file: the Redis addresses are redis://, not rediss:// (TLS)"]
         );
     }
 }

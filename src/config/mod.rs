@@ -3,7 +3,8 @@
 //! `load` reads the file, `validate` turns the raw sections into the typed [`Config`] and
 //! collects *every* problem before failing, so an operator fixes a config in one round trip.
 //! Secrets never come from the TOML file (it lands in ConfigMaps and repositories): only from
-//! `TOKEN_HANDLER_CLIENT_SECRET[_FILE]` and `TOKEN_HANDLER_COOKIE_KEYS[_FILE]`.
+//! `TOKEN_HANDLER_CLIENT_SECRET[_FILE]`, `TOKEN_HANDLER_COOKIE_KEYS[_FILE]` and the Redis ones
+//! (`TOKEN_HANDLER_REDIS_*`, see `redis_nodes.rs`).
 
 mod coordination;
 mod csrf;
@@ -11,6 +12,7 @@ mod idp;
 mod log;
 mod proxy;
 mod raw;
+mod redis_nodes;
 pub mod secrets;
 mod server;
 mod session;
@@ -27,6 +29,7 @@ pub use csrf::CsrfConfig;
 pub use idp::{ClientAuth, Dialect, IdpConfig};
 pub use log::{LogConfig, LogFormat};
 pub use proxy::{BrowserAuthorization, ProxyConfig};
+pub use redis_nodes::{RedisAuth, RedisTopology};
 pub use secrets::{CLIENT_SECRET_ENV, COOKIE_KEYS_ENV};
 pub use server::{ServerConfig, TlsFiles};
 pub use session::{SameSite, SessionConfig};

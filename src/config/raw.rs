@@ -106,6 +106,10 @@ pub struct Log {
 #[serde(deny_unknown_fields)]
 pub struct Coordination {
     pub redis_url: Option<String>,
+    pub sentinels: Option<Vec<String>>,
+    pub sentinel_master: Option<String>,
+    pub cluster_nodes: Option<Vec<String>>,
+    pub ca_file: Option<String>,
     pub lease_ttl: Option<String>,
     pub wait_timeout: Option<String>,
     pub operation_timeout: Option<String>,

@@ -6,6 +6,12 @@ use crate::secret::ClientSecret;
 pub const CLIENT_SECRET_ENV: &str = "TOKEN_HANDLER_CLIENT_SECRET";
 pub const COOKIE_KEYS_ENV: &str = "TOKEN_HANDLER_COOKIE_KEYS";
 pub const REDIS_URL_ENV: &str = "TOKEN_HANDLER_REDIS_URL";
+/// The Redis data nodes' ACL user and password (any topology).
+pub const REDIS_USERNAME_ENV: &str = "TOKEN_HANDLER_REDIS_USERNAME";
+pub const REDIS_PASSWORD_ENV: &str = "TOKEN_HANDLER_REDIS_PASSWORD";
+/// The Sentinels' own user and password, when they require one (often not the data nodes').
+pub const REDIS_SENTINEL_USERNAME_ENV: &str = "TOKEN_HANDLER_REDIS_SENTINEL_USERNAME";
+pub const REDIS_SENTINEL_PASSWORD_ENV: &str = "TOKEN_HANDLER_REDIS_SENTINEL_PASSWORD";
 
 /// Why a secret could not be read. Each names the variable (and the path), never the value:
 /// the messages end up in `token-handler check` output and in logs.
@@ -65,7 +71,15 @@ pub fn cookie_keys(env: &dyn Fn(&str) -> Option<String>) -> Result<KeyRing, Secr
 
 /// A Redis URL from the environment or a mounted file (it may carry a password).
 pub fn redis_url(env: &dyn Fn(&str) -> Option<String>) -> Result<Option<String>, SecretError> {
-    Ok(read(REDIS_URL_ENV, env)?.filter(|s| !s.is_empty()))
+    optional(REDIS_URL_ENV, env)
+}
+
+/// An optional secret (`NAME` or `NAME_FILE`): `Ok(None)` when unset or empty.
+pub fn optional(
+    name: &'static str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<String>, SecretError> {
+    Ok(read(name, env)?.filter(|s| !s.is_empty()))
 }
 
 #[cfg(test)]

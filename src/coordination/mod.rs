@@ -10,8 +10,9 @@
 //!    replica's refresh: use it (the rotation grace window, across replicas). No result but a
 //!    spent marker: `t` was rotated away longer ago than the grace window: refuse it
 //!    (`reuse_suspected`), whichever replica refreshed it, instead of spending it again.
-//! 2. Otherwise `SET th:{h}:lease <fence> NX PX lease_ttl`: the winner calls `/token` (the
-//!    lease outlives that call by construction: `lease_ttl` > `idp.timeout`; it is renewed too),
+//! 2. Otherwise `SET th:{h}:lease <fence> NX PX lease_ttl`; the winner reads (1.) again (the
+//!    lease was perhaps freed by a publish), then calls `/token` (the lease outlives that call
+//!    by construction: `lease_ttl` > `idp.timeout`; it is renewed too),
 //!    then stores the result for the grace window and, when the IdP rotated `t`, the spent
 //!    marker for the reuse window, and releases the lease, in one script.
 //! 3. The others poll for the result (bounded by `wait_timeout`).
@@ -28,6 +29,7 @@
 //! (they change at different moments on different pods during a rotation), and useless without
 //! `t` (refresh tokens are long random strings). No key or value holds a plaintext token.
 
+mod connect;
 mod redis;
 
 pub use self::redis::{CoordinationSetupError, Redis, RedisError};
@@ -188,28 +190,10 @@ impl Coordinator {
         let keys = Keys::of(&old.refresh_token);
         let deadline = Instant::now() + self.config.wait_timeout;
         loop {
-            let mget = ::redis::cmd("MGET")
-                .arg(&keys.result)
-                .arg(&keys.spent)
-                .clone();
-            let found = self
-                .patiently(deadline, || {
-                    self.redis.run::<(Option<String>, Option<String>)>(&mget)
-                })
-                .await;
-            let (result, spent) = match found {
-                Ok(found) => found,
+            match self.found(ring, &keys, old, deadline).await {
+                Ok(Some(found)) => return found,
+                Ok(None) => {}
                 Err(e) => return self.fallback(e),
-            };
-            if let Some(newer) = result.and_then(|r| open_result(ring, &keys, old, &r)) {
-                return Claim::Done(newer);
-            }
-            let spent_marker = spent.is_some_and(|s| {
-                ring.open(&keys.aad("spent", &old.id), s.as_bytes())
-                    .is_some()
-            });
-            if spent_marker {
-                return Claim::Spent;
             }
             let fence = crate::crypto::random_token(16);
             let ttl = self.config.lease_ttl.as_millis().to_string();
@@ -225,6 +209,13 @@ impl Coordinator {
                 .await
             {
                 Ok(Some(_)) => {
+                    // The lease may be free because its holder published between our read and
+                    // our SET (the script stores the result before it deletes the lease): look
+                    // again before spending a token that may be rotated away already.
+                    if let Ok(Some(found)) = self.found(ring, &keys, old, deadline).await {
+                        self.release(&keys.lease, &fence).await;
+                        return found;
+                    }
                     let renewer = self.spawn_renewer(keys.lease.clone(), fence.clone());
                     return Claim::Won(Lease {
                         keys,
@@ -241,6 +232,34 @@ impl Coordinator {
             }
             tokio::time::sleep(POLL).await;
         }
+    }
+
+    /// Another replica's newer result for `old` ([`Claim::Done`]), or its spent marker
+    /// ([`Claim::Spent`]), or nothing yet.
+    async fn found(
+        &self,
+        ring: &KeyRing,
+        keys: &Keys,
+        old: &Session,
+        deadline: Instant,
+    ) -> Result<Option<Claim>, RedisError> {
+        let mget = ::redis::cmd("MGET")
+            .arg(&keys.result)
+            .arg(&keys.spent)
+            .clone();
+        let (result, spent) = self
+            .patiently(deadline, || {
+                self.redis.run::<(Option<String>, Option<String>)>(&mget)
+            })
+            .await?;
+        if let Some(newer) = result.and_then(|r| open_result(ring, keys, old, &r)) {
+            return Ok(Some(Claim::Done(newer)));
+        }
+        let spent_marker = spent.is_some_and(|s| {
+            ring.open(&keys.aad("spent", &old.id), s.as_bytes())
+                .is_some()
+        });
+        Ok(spent_marker.then_some(Claim::Spent))
     }
 
     /// Keeps the lease alive while the `/token` call runs. A failed renewal is tried again at
@@ -309,11 +328,11 @@ impl Coordinator {
     /// Releases the lease after a failed refresh: another replica may try.
     pub async fn abandon(&self, lease: Lease) {
         lease.renewer.abort();
-        if let Err(e) = self
-            .redis
-            .script::<i64>(&RELEASE, &[&lease.keys.lease], &[&lease.fence])
-            .await
-        {
+        self.release(&lease.keys.lease, &lease.fence).await;
+    }
+
+    async fn release(&self, key: &str, fence: &str) {
+        if let Err(e) = self.redis.script::<i64>(&RELEASE, &[key], &[fence]).await {
             debug!(error = %e, "lease release failed; it expires by itself");
         }
     }

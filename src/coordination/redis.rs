@@ -1,22 +1,18 @@
 //! How this replica talks to Redis: one connection, established lazily (Redis may start after
-//! the proxy) and re-established by the connection manager, every command bounded by
-//! `coordination.operation_timeout`. The protocol on top (`mod.rs`) never sees which kind of
-//! Redis deployment answers.
+//! the proxy) and re-established when lost, every call (connecting included) bounded by
+//! `coordination.operation_timeout`. Standalone, Sentinel or Cluster (`connect.rs`): the
+//! protocol on top (`mod.rs`) never sees which kind of deployment answers.
 
+use super::connect::{self, Connection, Connector, PRIMARY_RECHECK};
 use crate::config::CoordinationConfig;
-use redis::aio::ConnectionManager;
 use std::time::Duration;
 use tokio::sync::Mutex;
+use tokio::time::Instant;
+use tracing::{debug, info};
 
-/// Why coordination could not be set up at start-up.
-#[derive(Debug, thiserror::Error)]
-pub enum CoordinationSetupError {
-    /// The URL is never echoed: it may carry a password.
-    #[error("coordination.redis_url: not a valid redis:// or rediss:// URL")]
-    InvalidUrl,
-}
+pub use super::connect::CoordinationSetupError;
 
-/// Why one Redis operation failed (the caller falls back to refreshing alone).
+/// Why one Redis operation failed (the caller tries again until its deadline).
 #[derive(Debug, thiserror::Error)]
 pub enum RedisError {
     #[error("Redis did not answer within {0:?}")]
@@ -32,16 +28,26 @@ impl From<redis::RedisError> for RedisError {
     }
 }
 
+/// The connection in use, numbered so that a failed call drops only the one it used.
+struct Established {
+    connection: Connection,
+    generation: u64,
+    /// When the Sentinels last confirmed that this is the primary.
+    confirmed: Instant,
+}
+
 /// The connection to Redis.
 pub struct Redis {
-    client: redis::Client,
-    connection: Mutex<Option<ConnectionManager>>,
+    connector: Connector,
+    connection: Mutex<Option<Established>>,
+    generations: std::sync::atomic::AtomicU64,
     timeout: Duration,
 }
 
 impl std::fmt::Debug for Redis {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Redis")
+            .field("kind", &self.connector.kind())
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
@@ -49,39 +55,85 @@ impl std::fmt::Debug for Redis {
 
 impl Redis {
     pub fn new(config: &CoordinationConfig) -> Result<Redis, CoordinationSetupError> {
-        let client = redis::Client::open(config.redis_url.as_str())
-            .map_err(|_| CoordinationSetupError::InvalidUrl)?;
         Ok(Redis {
-            client,
+            connector: Connector::new(config)?,
             connection: Mutex::new(None),
+            generations: std::sync::atomic::AtomicU64::new(0),
             timeout: config.operation_timeout,
         })
     }
 
-    async fn connection(&self) -> Result<ConnectionManager, RedisError> {
+    /// The connection to use, made when there is none; with Sentinels, first checked against
+    /// them when the last check is older than [`PRIMARY_RECHECK`].
+    async fn connection(&self) -> redis::RedisResult<(Connection, u64)> {
         let mut slot = self.connection.lock().await;
-        if let Some(c) = slot.as_ref() {
-            return Ok(c.clone());
+        if let Some(current) = slot.as_mut() {
+            if let Connection::Primary(_, addr) = &current.connection {
+                if current.confirmed.elapsed() >= PRIMARY_RECHECK {
+                    current.confirmed = Instant::now();
+                    match self.connector.still_primary(addr).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            info!("the Sentinels name another Redis primary: switching to it");
+                            *slot = None;
+                        }
+                        // Sentinels unreachable: the primary we have is still the best guess.
+                        Err(e) => debug!(error = ?e.kind(), "could not ask the Sentinels"),
+                    }
+                }
+            }
         }
-        let manager = self.bounded(self.client.get_connection_manager()).await?;
-        *slot = Some(manager.clone());
-        Ok(manager)
+        if let Some(current) = slot.as_ref() {
+            return Ok((current.connection.clone(), current.generation));
+        }
+        let connection = self.connector.connect().await?;
+        let generation = self
+            .generations
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        *slot = Some(Established {
+            connection: connection.clone(),
+            generation,
+            confirmed: Instant::now(),
+        });
+        Ok((connection, generation))
     }
 
-    async fn bounded<T>(
-        &self,
-        operation: impl std::future::Future<Output = redis::RedisResult<T>>,
-    ) -> Result<T, RedisError> {
-        tokio::time::timeout(self.timeout, operation)
-            .await
+    /// Runs `op` on the connection within the operation timeout. With Sentinels, a connection
+    /// that failed, timed out or was answered `READONLY` is dropped: the next call asks them
+    /// for the primary again (the caller retries until its deadline).
+    async fn call<T, F, Fut>(&self, op: F) -> Result<T, RedisError>
+    where
+        F: FnOnce(Connection) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let mut used = None;
+        let attempt = async {
+            let (connection, generation) = self.connection().await?;
+            used = Some(generation);
+            op(connection).await
+        };
+        let outcome = tokio::time::timeout(self.timeout, attempt).await;
+        let lost = match &outcome {
+            Err(_) => true,
+            Ok(Err(e)) => connect::primary_lost(e),
+            Ok(Ok(_)) => false,
+        };
+        if let (true, true, Some(generation)) = (lost, self.connector.follows_primary(), used) {
+            let mut slot = self.connection.lock().await;
+            if slot.as_ref().is_some_and(|c| c.generation == generation) {
+                debug!("connection to the Redis primary lost: asking the Sentinels again");
+                *slot = None;
+            }
+        }
+        outcome
             .map_err(|_| RedisError::Timeout(self.timeout))?
             .map_err(RedisError::from)
     }
 
     /// Runs one command.
     pub async fn run<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, RedisError> {
-        let mut conn = self.connection().await?;
-        self.bounded(cmd.query_async(&mut conn)).await
+        self.call(|mut conn| async move { cmd.query_async(&mut conn).await })
+            .await
     }
 
     /// Runs a Lua script on `keys` (all in one hash slot) with `args`.
@@ -91,7 +143,6 @@ impl Redis {
         keys: &[&str],
         args: &[&str],
     ) -> Result<T, RedisError> {
-        let mut conn = self.connection().await?;
         let mut invocation = script.prepare_invoke();
         for k in keys {
             invocation.key(*k);
@@ -99,6 +150,8 @@ impl Redis {
         for a in args {
             invocation.arg(*a);
         }
-        self.bounded(invocation.invoke_async(&mut conn)).await
+        let invocation = &invocation;
+        self.call(|mut conn| async move { invocation.invoke_async(&mut conn).await })
+            .await
     }
 }

@@ -618,6 +618,42 @@ def main() -> int:
 
         check("coordination on: Redis URL from the Secret, tuning in the config", coordination)
 
+    sentinel_values = {"replicas": 3, "coordination": {"enabled": True},
+                       "secrets": {"redisUsername": "token-handler", "redisPassword": "s3cret-data",
+                                   "redisSentinelPassword": "s3cret-sentinel"},
+                       "config": {"coordination": {"sentinels": ["redis://redis-sentinel:26379"],
+                                                   "sentinel_master": "mymaster"}}}
+    r = standard_checks("coordination on Sentinel", sentinel_values)
+    if r:
+        def sentinel() -> None:
+            env = {e["name"]: e.get("value") for e in r.sidecar()["env"]}
+            assert "TOKEN_HANDLER_REDIS_URL_FILE" not in env, "the addresses are in the config"
+            assert env["TOKEN_HANDLER_REDIS_USERNAME_FILE"] == f"{SECRET_DIR}/redis-username", env
+            assert env["TOKEN_HANDLER_REDIS_PASSWORD_FILE"] == f"{SECRET_DIR}/redis-password", env
+            assert env["TOKEN_HANDLER_REDIS_SENTINEL_PASSWORD_FILE"] == f"{SECRET_DIR}/redis-sentinel-password", env
+            assert "TOKEN_HANDLER_REDIS_SENTINEL_USERNAME_FILE" not in env, "not set, not mounted"
+            secret = r.one("Secret")["data"]
+            assert base64.b64decode(secret["redis-password"]).decode() == "s3cret-data"
+            assert base64.b64decode(secret["redis-sentinel-password"]).decode() == "s3cret-sentinel"
+            assert "s3cret" not in r.toml_text(), "the passwords stay in the Secret"
+            assert r.toml()["coordination"]["sentinel_master"] == "mymaster"
+
+        check("coordination on Sentinel: addresses in the config, credentials from the Secret", sentinel)
+
+    cluster_values = {"coordination": {"enabled": True},
+                      "secrets": {"existingSecret": "shop-bff-secrets", "redisPasswordKey": "redis-pw"},
+                      "config": {"coordination": {"cluster_nodes": ["rediss://redis-cluster:6379"]}}}
+    r = standard_checks("coordination on Cluster, existing Secret", cluster_values)
+    if r:
+        def cluster() -> None:
+            env = {e["name"]: e.get("value") for e in r.sidecar()["env"]}
+            redis_env = sorted(k for k in env if "REDIS" in k)
+            assert redis_env == ["TOKEN_HANDLER_REDIS_PASSWORD_FILE"], redis_env
+            assert env["TOKEN_HANDLER_REDIS_PASSWORD_FILE"] == f"{SECRET_DIR}/redis-pw", env
+            assert "Secret" not in r.kinds()
+
+        check("coordination on Cluster: only the named key of the existing Secret is mounted", cluster)
+
     # -- PDB, shutdown timing, replicas ---------------------------------------------------------
     def pdb_min_available() -> None:
         r = render({"podDisruptionBudget": {"minAvailable": "50%", "maxUnavailable": None}})
@@ -702,6 +738,10 @@ def main() -> int:
         ("unknown config key (typo)", {"config": {"idp": {"dialekt": "oauth2"}}}, ["/config/idp", "dialekt"]),
         ("unknown config section", {"config": {"coordinaton": {"lease_ttl": "5s"}}}, ["coordinaton"]),
         ("coordination without a Redis URL scheme", {"config": {"coordination": {"redis_url": "r:6379"}}}, ["/config/coordination/redis_url"]),
+        ("Sentinels without the master's name", {"config": {"coordination": {"sentinels": ["redis://s:26379"]}}}, ["/config/coordination", "sentinel_master"]),
+        ("a password in a Sentinel address", {"config": {"coordination": {"sentinels": ["redis://:pw@s:26379"], "sentinel_master": "m"}}}, ["/config/coordination/sentinels/0"]),
+        ("two Redis deployments at once", {"config": {"coordination": {"sentinels": ["redis://s:26379"], "sentinel_master": "m", "cluster_nodes": ["redis://c:6379"]}}}, ["/config/coordination"]),
+        ("a Redis password besides existingSecret", {"secrets": {"existingSecret": "x", "redisPassword": "pw"}}, ["/secrets/redisPassword"]),
         ("bad dialect", {"config": {"idp": {"dialect": "saml"}}}, ["/config/idp/dialect"]),
         ("bad same_site", {"config": {"session": {"same_site": "sometimes"}}}, ["/config/session/same_site"]),
         ("bad duration", {"config": {"session": {"lifetime": "soon"}}}, ["/config/session/lifetime"]),

@@ -10,6 +10,7 @@ mod browser_demo;
 mod cli;
 mod coordination;
 mod coordination_scenarios;
+mod coordination_topologies;
 mod edges;
 mod edges_session;
 mod emulator;

@@ -67,6 +67,37 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- end }}
 
+{{/*
+The Redis credentials read from the Secret, as a YAML list of {env, key, value}: the data nodes'
+user and password and the Sentinels' own, each only when set (with existingSecret: when its key
+is named; otherwise: when its value is given, under the named or the default key).
+*/}}
+{{- define "token-handler.redisCredentials" -}}
+{{- $s := .Values.secrets }}
+{{- $out := list }}
+{{- if .Values.coordination.enabled }}
+{{- range $name := list "Username" "Password" "SentinelUsername" "SentinelPassword" }}
+{{- $key := index $s (printf "redis%sKey" $name) }}
+{{- $env := printf "TOKEN_HANDLER_REDIS_%s_FILE" (snakecase $name | upper) }}
+{{- if $s.existingSecret }}
+{{- if $key }}
+{{- $out = append $out (dict "env" $env "key" $key) }}
+{{- end }}
+{{- else if index $s (printf "redis%s" $name) }}
+{{- $key = default (printf "redis-%s" (kebabcase $name)) $key }}
+{{- $out = append $out (dict "env" $env "key" $key "value" (index $s (printf "redis%s" $name))) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- toYaml $out }}
+{{- end }}
+
+{{/* Whether the Redis is standalone (its URL from the Secret), not Sentinel or Cluster. */}}
+{{- define "token-handler.redisStandalone" -}}
+{{- $c := .Values.config.coordination | default dict }}
+{{- if and .Values.coordination.enabled (not (or $c.sentinels $c.cluster_nodes)) }}true{{ end }}
+{{- end }}
+
 {{- define "token-handler.image" -}}
 {{- if .Values.image.digest }}
 {{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
@@ -229,9 +260,13 @@ The token-handler container, as a list item: `containers:` then
     - name: TOKEN_HANDLER_CLIENT_SECRET_FILE
       value: {{ printf "%s/%s" (include "token-handler.secretDir" .) .Values.secrets.clientSecretKey | quote }}
     {{- end }}
-        {{- if .Values.coordination.enabled }}
+    {{- if include "token-handler.redisStandalone" . }}
     - name: TOKEN_HANDLER_REDIS_URL_FILE
       value: {{ printf "%s/%s" (include "token-handler.secretDir" .) .Values.secrets.redisUrlKey | quote }}
+    {{- end }}
+    {{- range include "token-handler.redisCredentials" . | fromYamlArray }}
+    - name: {{ .env }}
+      value: {{ printf "%s/%s" (include "token-handler.secretDir" $) .key | quote }}
     {{- end }}
     {{- with .Values.sidecar.env }}
     {{- toYaml . | nindent 4 }}

@@ -7,7 +7,7 @@ use super::oidc_provider::{OidcProvider, OIDC_CLIENT_ID, OIDC_CLIENT_SECRET};
 use super::*;
 use std::path::PathBuf;
 use std::time::Duration;
-use token_handler::refresh::unix_now;
+use token_handler::refresh::{needs_refresh, unix_now};
 use token_handler::session::{ReadOutcome, Session};
 
 /// What a cluster is made of. `Default`: three replicas, no Redis, access tokens of 2 s, a
@@ -28,6 +28,11 @@ pub struct Options {
     pub coordination: String,
     /// One cookie-keys file per replica (`TOKEN_HANDLER_COOKIE_KEYS_FILE`); empty: `KEY1` for all.
     pub key_files: Vec<PathBuf>,
+    /// A whole `[coordination]` section (Sentinel, Cluster), instead of `redis_url` +
+    /// `coordination`.
+    pub coordination_section: Option<String>,
+    /// More environment variables (Redis credentials).
+    pub env: Vec<(&'static str, String)>,
 }
 
 impl Default for Options {
@@ -42,6 +47,8 @@ impl Default for Options {
             session: String::new(),
             coordination: "wait_timeout = \"2s\"\n".into(),
             key_files: Vec::new(),
+            coordination_section: None,
+            env: Vec::new(),
         }
     }
 }
@@ -60,6 +67,22 @@ impl Cluster {
     pub async fn start(redis_url: Option<&str>) -> Cluster {
         Cluster::build(Options {
             redis_url: redis_url.map(str::to_string),
+            ..Options::default()
+        })
+        .await
+    }
+
+    /// Three replicas with this whole `[coordination]` section and these extra environment
+    /// variables, the provider's access tokens living `access_ttl` seconds.
+    pub async fn start_with(
+        coordination: &str,
+        env: &[(&'static str, String)],
+        access_ttl: u64,
+    ) -> Cluster {
+        Cluster::build(Options {
+            coordination_section: Some(coordination.to_string()),
+            env: env.to_vec(),
+            access_ttl,
             ..Options::default()
         })
         .await
@@ -84,16 +107,14 @@ impl Cluster {
         )
         .await;
         let echo = Echo::start().await;
-        let coordination = options
-            .redis_url
-            .as_ref()
-            .map(|url| {
-                format!(
-                    "[coordination]\nredis_url = \"{url}\"\n{}",
-                    options.coordination
-                )
-            })
-            .unwrap_or_default();
+        let coordination = match (&options.coordination_section, &options.redis_url) {
+            (Some(section), _) => section.clone(),
+            (None, Some(url)) => format!(
+                "[coordination]\nredis_url = \"{url}\"\n{}",
+                options.coordination
+            ),
+            (None, None) => String::new(),
+        };
         let toml = format!(
             r#"
 [server]
@@ -130,7 +151,11 @@ refresh_skew = "5s"
                 ("TOKEN_HANDLER_COOKIE_KEYS_FILE", Some(file)) => Some(file.clone()),
                 ("TOKEN_HANDLER_COOKIE_KEYS", None) => Some(KEY1.to_string()),
                 ("TOKEN_HANDLER_CLIENT_SECRET", _) => Some(OIDC_CLIENT_SECRET.to_string()),
-                _ => None,
+                _ => options
+                    .env
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| v.clone()),
             };
             proxies.push(Proxy::start_with_env(listener, &toml, &env).await);
         }
@@ -186,11 +211,12 @@ refresh_skew = "5s"
         panic!("no session: {seen:?}")
     }
 
-    /// Waits for the access token to fall due (a time window, not an event).
+    /// Waits for the access token to fall due (a time window, not an event), as the proxies
+    /// decide it (`refresh_skew` 5 s).
     pub async fn wait_for_expiry(&self, jar: &Jar) {
         let s = self.session(jar);
-        let due = s.access_expires_at - (s.access_expires_at - s.access_issued_at) / 2;
-        while unix_now() < due {
+        let due = |now| needs_refresh(s.access_issued_at, s.access_expires_at, now, 5);
+        while !due(unix_now()) {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -261,6 +287,21 @@ refresh_skew = "5s"
         (0..self.proxies.len())
             .map(|i| self.metric(i, sample))
             .sum()
+    }
+
+    /// Every refresh outcome and the fallbacks, summed over the replicas (failure messages).
+    pub fn outcomes(&self) -> String {
+        let mut lines: Vec<String> = Vec::new();
+        for p in &self.proxies {
+            for l in p.app.metrics.encode().lines() {
+                if l.starts_with("token_handler_refreshes_total{")
+                    || l.starts_with("token_handler_coordination_fallbacks_total")
+                {
+                    lines.push(l.to_string());
+                }
+            }
+        }
+        lines.join("\n")
     }
 
     /// `/token` calls the replicas made that the provider answered with new tokens.

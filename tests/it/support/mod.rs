@@ -7,6 +7,9 @@ pub mod echo;
 pub mod h2raw;
 pub mod logs;
 pub mod oidc_provider;
+pub mod redis_cluster;
+pub mod redis_nodes;
+pub mod redis_sentinel;
 pub mod redis_server;
 
 use echo::Echo;

@@ -11,11 +11,7 @@ pub struct RedisServer {
 
 impl RedisServer {
     pub async fn start() -> RedisServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("bind")
-            .local_addr()
-            .expect("addr")
-            .port();
+        let port = super::redis_nodes::free_port();
         let mut server = RedisServer { port, child: None };
         server.restart().await;
         server
