@@ -12,6 +12,7 @@ mod coordination;
 mod coordination_scenarios;
 mod coordination_topologies;
 mod edges;
+mod edges_return_to;
 mod edges_session;
 mod emulator;
 mod exhaustion;
