@@ -309,21 +309,9 @@ refresh_skew = "5s"
         self.count(r#"token_handler_refreshes_total{outcome="refreshed"}"#)
     }
 
-    /// Whether `refresh_token` still refreshes at the provider. Spends it (rotation): only for
-    /// the last check of a test.
+    /// Whether `refresh_token` still refreshes at the provider (spends it: a last check).
     pub async fn grant_alive(&self, refresh_token: &str) -> bool {
-        let r = self
-            .http
-            .post(format!("{}/token", self.provider.issuer))
-            .basic_auth(OIDC_CLIENT_ID, Some(OIDC_CLIENT_SECRET))
-            .form(&[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", refresh_token),
-            ])
-            .send()
-            .await
-            .expect("token endpoint");
-        r.status() == 200
+        self.provider.grant_alive(refresh_token).await
     }
 }
 

@@ -224,6 +224,22 @@ impl OidcProvider {
     pub async fn active(&self, token: &str) -> bool {
         self.introspect(token).await["active"] == true
     }
+
+    /// Whether `refresh_token` still refreshes at the provider. Spends it (rotation): only for
+    /// the last check of a test.
+    pub async fn grant_alive(&self, refresh_token: &str) -> bool {
+        let r = Client::new()
+            .post(format!("{}/token", self.issuer))
+            .basic_auth(OIDC_CLIENT_ID, Some(OIDC_CLIENT_SECRET))
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+            ])
+            .send()
+            .await
+            .expect("token endpoint");
+        r.status() == 200
+    }
 }
 
 impl Drop for OidcProvider {
