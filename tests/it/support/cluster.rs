@@ -129,6 +129,7 @@ client_id = "{OIDC_CLIENT_ID}"
 client_auth = "client_secret_basic"
 scope = "openid offline_access profile email"
 redirect_uri = "{first}/auth/callback"
+post_logout_redirect_uri = "{first}/"
 extra_authorize_params = {{ prompt = "consent" }}
 {idp}
 [session]

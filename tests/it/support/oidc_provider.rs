@@ -40,23 +40,9 @@ pub struct OidcProvider {
 impl OidcProvider {
     /// Starts `node tests/oidc/server.js` (path from env!("CARGO_MANIFEST_DIR")) with the given
     /// callback and post-logout URIs and access-token TTL; returns once it printed its issuer.
-    /// Panics with a clear message if node or tests/oidc/node_modules is missing ("run ./scripts/test.sh").
-    pub async fn start(
-        redirect_uri: &str,
-        post_logout_redirect_uri: &str,
-        access_token_ttl_secs: u64,
-    ) -> OidcProvider {
-        OidcProvider::start_with(
-            redirect_uri,
-            post_logout_redirect_uri,
-            access_token_ttl_secs,
-            true,
-        )
-        .await
-    }
-
-    /// Like [`OidcProvider::start`]; `rotate`: whether each refresh issues a new refresh token
-    /// (otherwise the same one is returned and stays valid).
+    /// `rotate`: whether each refresh issues a new refresh token (otherwise the same one is
+    /// returned and stays valid). Panics with a clear message if node or
+    /// tests/oidc/node_modules is missing ("run ./scripts/test.sh").
     pub async fn start_with(
         redirect_uri: &str,
         post_logout_redirect_uri: &str,
