@@ -26,6 +26,8 @@ fn codec() -> CookieCodec {
         max_tracked_rotations: 1000,
         max_ended_sessions: 10,
         claims: vec![],
+        idle_timeout: None,
+        idle_touch_interval: Duration::from_secs(60),
     };
     CookieCodec::new(&config, Arc::new(KeyRing::parse(KEY).expect("key")))
 }
@@ -46,6 +48,9 @@ fn session() -> Session {
         claims,
         id_token: None,
         started_at: 1_999_999_000,
+        sub: None,
+        sid: None,
+        last_used_at: 0,
     }
 }
 

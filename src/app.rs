@@ -19,8 +19,9 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     pub idp: Arc<IdpClient>,
     pub refresher: Arc<Refresher>,
-    /// Logged-out sessions, refused whatever copy of their cookies comes back.
-    pub ended: EndedSessions,
+    /// Ended sessions (logout, back-channel, operator), refused whatever copy of their cookies
+    /// comes back; shared through Redis with `[coordination]`.
+    pub ended: Arc<EndedSessions>,
     pub upstream: Upstream,
     /// Upgraded connections (WebSocket tunnels), drained on shutdown.
     pub tunnels: TaskTracker,
@@ -58,6 +59,13 @@ impl App {
         if app.idp.metadata().is_none() {
             tokio::spawn(Arc::clone(&app.idp).discover_until_ready());
         }
+        if app.ended.shared().is_some() {
+            let started = crate::refresh::unix_now();
+            tokio::spawn(crate::ended::shared::follow(
+                Arc::clone(&app.ended),
+                started,
+            ));
+        }
         Ok(app)
     }
 
@@ -84,6 +92,19 @@ impl App {
             )?)),
             None => None,
         };
+        let shared_ended = match &config.coordination {
+            Some(c) => Some(Arc::new(crate::ended::shared::Shared::new(
+                c,
+                config.session.lifetime,
+                Arc::clone(&metrics),
+            )?)),
+            None => None,
+        };
+        let ended = Arc::new(EndedSessions::new(
+            config.session.max_ended_sessions,
+            shared_ended,
+            Arc::clone(&metrics),
+        ));
         let refresher = Arc::new(Refresher::new(
             Arc::clone(&idp),
             Arc::clone(&metrics),
@@ -98,7 +119,7 @@ impl App {
             metrics,
             idp,
             refresher,
-            ended: EndedSessions::new(config.session.max_ended_sessions),
+            ended,
             tunnels: TaskTracker::new(),
             tunnel_slots: Arc::new(tokio::sync::Semaphore::new(config.server.max_connections)),
             tls,

@@ -63,7 +63,7 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>, conn: ConnInfo) -
                 error_response(code, refusal.message())
             }
             Ok(Route::Own { rest, authority }) => {
-                let mut response = endpoints::handle(&app, &request, &rest, &authority).await;
+                let mut response = endpoints::handle(&app, request, &rest, &authority).await;
                 // RFC 9111: nothing the proxy says about a session may be stored by a cache.
                 response
                     .headers_mut()

@@ -20,7 +20,6 @@
 //! metrics.rs    Prometheus metrics (bounded labels)
 //! body.rs       the data path's body type
 //! error.rs      the proxy's JSON errors (login_required, idp_unavailable, ...)
-//! ended.rs      the record of logged-out sessions (every copy of their cookies refused)
 //! session/      Session <-> cookies, no I/O: cookies.rs seals, chunks and clears; incoming.rs
 //!               reads a request's cookies back; cookie_header.rs: the `Cookie` header as bytes
 //! idp/          TokenClient + one file per dialect (tokenidp.rs, oauth2.rs); typed IdpError
@@ -30,6 +29,8 @@
 //! refresh/      ensure_fresh: flight.rs (in-process single flight, panic-safe), replicas.rs
 //!               (alone or on Redis, one interface), merge.rs (IdP answer → session, pure),
 //!               report.rs (each outcome's metric and log), rotations.rs, timing.rs (pure)
+//! ended/        the record of ended sessions (logout, back-channel, operator): every copy of
+//!               their cookies refused; entry.rs what an entry names; shared.rs Redis stream
 //! csrf.rs       custom-header + Origin checks
 //! proxy/        hop-by-hop strip, X-Forwarded-*, cookie strip, Bearer inject, stream, upgrade;
 //!               pool.rs: keep-alive connections to the one upstream; upgrade.rs: which
@@ -37,7 +38,8 @@
 //! app.rs        App: everything a request needs, built once
 //! reload.rs     hot reload of mounted TLS files, cookie keys and client secret
 //! request_session.rs   a request's session opened, made fresh, and its response cookies
-//! endpoints/    /auth/login, /auth/callback, /auth/session, /auth/logout
+//! endpoints/    /auth/login, /auth/callback, /auth/session, /auth/logout,
+//!               /auth/backchannel-logout
 //! forward.rs    one request upstream: rewrite, Bearer, one retry after a refresh on invalid_token
 //! handler.rs    per request: session → CSRF → ensure_fresh → forward → cookies
 //! server/       run(listener, app, shutdown): accept loop, HTTP/1.1 + h2c, graceful drain;
@@ -50,6 +52,9 @@
 //!               SPA); uses the modules above like any library user; nothing above imports it
 //! ```
 
+// The request future (connection → handler → endpoints → Redis) nests deeper than the
+// default limit of rustc's `Send` check.
+#![recursion_limit = "256"]
 #![forbid(unsafe_code)]
 
 pub mod admin;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use token_handler::app::App;
 use token_handler::config::Config;
 use token_handler::crypto::KeyRing;
+use token_handler::ended::Kind;
 use tracing::{error, info};
 
 // The data path allocates small, short-lived buffers per request; mimalloc serves them with
@@ -41,6 +42,11 @@ enum Command {
     },
     /// Print a new random cookie key as `kid:base64`, for TOKEN_HANDLER_COOKIE_KEYS.
     Keygen,
+    /// Operate on live sessions (needs [coordination]: writes the record all replicas read).
+    Sessions {
+        #[command(subcommand)]
+        action: SessionsCommand,
+    },
     /// Run the self-contained demo: a development IdP, a demo API and SPA, and the proxy.
     #[cfg(feature = "demo")]
     Demo {
@@ -50,6 +56,23 @@ enum Command {
         /// Lifetime of the development IdP's access tokens.
         #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
         access_token_ttl: std::time::Duration,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SessionsCommand {
+    /// End sessions on every replica, without the IdP: every session of a user (`--sub`, those
+    /// begun by now) or of one IdP session (`--sid`). Each is refused on its next request
+    /// (401 login_required) and its refresh token revoked once.
+    End {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// The user's `sub` (the ID token's subject).
+        #[arg(long, required_unless_present = "sid", conflicts_with = "sid")]
+        sub: Option<String>,
+        /// The IdP session's `sid` (the ID token's session id).
+        #[arg(long)]
+        sid: Option<String>,
     },
 }
 
@@ -79,6 +102,35 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("demo: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Some(Command::Sessions {
+            action: SessionsCommand::End { config, sub, sid },
+        }) => {
+            let loaded = match Config::load(&config, &env) {
+                Ok(loaded) => loaded,
+                Err(e) => {
+                    eprintln!("{}: {e}", config.display());
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
+            let (kind, value, what) = match (sub, sid) {
+                (Some(sub), _) => (Kind::Sub, sub, "sub"),
+                (None, Some(sid)) => (Kind::Sid, sid, "sid"),
+                (None, None) => unreachable!("clap requires --sub or --sid"),
+            };
+            match runtime(1).block_on(token_handler::ended::operator::end(&loaded, kind, &value)) {
+                Ok(entry) => {
+                    println!(
+                        "{}",
+                        serde_json::json!({ "ended": what, "at": entry.at, "until": entry.until })
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("sessions end: {e}");
                     ExitCode::FAILURE
                 }
             }

@@ -50,6 +50,10 @@ pub struct Metrics {
     pub tunnels_active: Gauge,
     pub connections_active: Gauge,
     pub coordination_fallbacks: Counter,
+    pub ended_refusals: Family<ReasonLabel, Counter>,
+    pub ended_entries: Gauge,
+    pub ended_sync_errors: Counter,
+    pub logout_token_refusals: Family<ReasonLabel, Counter>,
 }
 
 impl fmt::Debug for Metrics {
@@ -104,7 +108,11 @@ impl Metrics {
             logins.clone(),
         );
         let logouts = Family::<OutcomeLabel, Counter>::default();
-        registry.register("logouts", "Logouts, by revocation outcome", logouts.clone());
+        registry.register(
+            "logouts",
+            "Logouts: by the browser (revoked, not_revoked, revocation_failed, no_session), backchannel (a valid logout token from the IdP), operator (a `sessions end` this replica learned of)",
+            logouts.clone(),
+        );
         let csrf_refusals = Family::<ReasonLabel, Counter>::default();
         registry.register(
             "csrf_refusals",
@@ -141,7 +149,35 @@ impl Metrics {
             "Refreshes done without cross-replica coordination because Redis was slow or down",
             coordination_fallbacks.clone(),
         );
+        let ended_refusals = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "ended_session_refusals",
+            "Requests refused because their session was ended: logout, backchannel, operator, idle",
+            ended_refusals.clone(),
+        );
+        let ended_entries = Gauge::default();
+        registry.register(
+            "ended_sessions",
+            "Entries in this replica's copy of the record of ended sessions",
+            ended_entries.clone(),
+        );
+        let ended_sync_errors = Counter::default();
+        registry.register(
+            "ended_sync_errors",
+            "Failed reads or writes of the shared record of ended sessions in Redis",
+            ended_sync_errors.clone(),
+        );
+        let logout_token_refusals = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "logout_token_refusals",
+            "Back-channel logout tokens refused, by reason",
+            logout_token_refusals.clone(),
+        );
         Metrics {
+            ended_refusals,
+            ended_entries,
+            ended_sync_errors,
+            logout_token_refusals,
             coordination_fallbacks,
             connections_active,
             registry,
@@ -170,6 +206,18 @@ impl Metrics {
 
     pub fn logout(&self, outcome: &'static str) {
         self.logouts.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+
+    pub fn ended_refusal(&self, reason: &'static str) {
+        self.ended_refusals
+            .get_or_create(&ReasonLabel { reason })
+            .inc();
+    }
+
+    pub fn logout_token_refusal(&self, reason: &'static str) {
+        self.logout_token_refusals
+            .get_or_create(&ReasonLabel { reason })
+            .inc();
     }
 
     pub fn csrf_refusal(&self, reason: &'static str) {

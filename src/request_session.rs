@@ -3,11 +3,13 @@
 
 use crate::app::App;
 use crate::body::Body;
+use crate::ended::Reason;
 use crate::idp::{IdpError, Rejection};
 use crate::refresh::{Fresh, RefreshError};
 use crate::session::{Presence, ReadOutcome, Session};
 use http::header::{CACHE_CONTROL, SET_COOKIE};
 use http::{HeaderValue, Response};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The result of making a session fresh.
@@ -26,14 +28,19 @@ pub enum Freshened {
 }
 
 /// Opens the request's session; notes its fingerprint on the request's span and counts
-/// sessions still sealed with a retired key. A session that was logged out reads as invalid,
+/// sessions still sealed with a retired key. A session that was ended (logout on any replica,
+/// back-channel logout, operator) or left idle past `session.idle_timeout` reads as invalid,
 /// whichever copy of its cookies this is.
 pub fn read(app: &App, headers: &http::HeaderMap, now: u64) -> (Presence, ReadOutcome) {
     let incoming = app.codec.incoming(headers);
     let mut outcome = app.codec.read(&incoming, now);
     if let ReadOutcome::Valid { session, .. } = &outcome {
-        if app.ended.is_ended(&session.id, now) {
-            tracing::debug!("the session was logged out; its cookie is refused");
+        if let Some(reason) = ended(app, session, now) {
+            tracing::debug!(reason, "the session was ended; its cookie is refused");
+            app.metrics.ended_refusal(reason);
+            if reason != Reason::Logout.as_str() {
+                revoke_once(app, session, reason);
+            }
             outcome = ReadOutcome::Invalid;
         }
     }
@@ -55,6 +62,49 @@ pub fn read(app: &App, headers: &http::HeaderMap, now: u64) -> (Presence, ReadOu
         }
     }
     (incoming.presence(), outcome)
+}
+
+/// Why `session` is over before its absolute end, if it is.
+fn ended(app: &App, session: &Session, now: u64) -> Option<&'static str> {
+    if let Some(reason) = app.ended.check(session, now) {
+        return Some(reason.as_str());
+    }
+    let idle = app.config.session.idle_timeout?;
+    (now >= session.last_used_at.saturating_add(idle.as_secs())).then_some("idle")
+}
+
+/// Revokes an ended session's refresh token at the IdP, once of all replicas (best effort: the
+/// session is refused whatever the IdP says). A logout revoked it already.
+fn revoke_once(app: &App, session: &Session, reason: &'static str) {
+    app.refresher.forget_session(&session.id);
+    let (idp, ended) = (Arc::clone(&app.idp), Arc::clone(&app.ended));
+    let ttl = app.config.session.lifetime.as_secs();
+    let session = session.clone();
+    tokio::spawn(async move {
+        if !ended.first_revocation(&session.id, ttl).await {
+            return;
+        }
+        match idp
+            .revoke(&session.refresh_token, &session.access_token)
+            .await
+        {
+            Ok(revoked) => {
+                tracing::info!(event = "ended_session", reason, revoked, "an ended session came back: refused, its refresh token revoked at the IdP where it can be")
+            }
+            Err(e) => {
+                tracing::warn!(event = "ended_session", reason, revoked = false, error = %e, "an ended session came back: refused; revoking its refresh token failed")
+            }
+        }
+    });
+}
+
+/// Whether the cookie's last-use time is due to be re-sealed (`session.idle_touch_interval`).
+fn touch_due(app: &App, session: &Session, now: u64) -> bool {
+    app.config.session.idle_timeout.is_some()
+        && now
+            >= session
+                .last_used_at
+                .saturating_add(app.config.session.idle_touch_interval.as_secs())
 }
 
 /// Refreshes `session` when due and works out the cookies to send back.
@@ -108,9 +158,12 @@ fn outcome(
             all.extend(app.codec.clear_stale(cookies.len(), presence));
             all
         }
-        // Opened with a retired key: re-seal with the current one.
-        None if retired_key => {
-            let mut all = app.codec.seal(fresh.session(), now);
+        // Opened with a retired key: re-seal with the current one. Or used after a while with
+        // an idle timeout: re-seal its last use.
+        None if retired_key || touch_due(app, fresh.session(), now) => {
+            let mut session = fresh.session().clone();
+            session.last_used_at = now;
+            let mut all = app.codec.seal(&session, now);
             app.metrics.session_cookies(&all);
             let stale = app.codec.clear_stale(all.len(), presence);
             all.extend(stale);

@@ -26,6 +26,9 @@ pub struct CoordinationConfig {
     /// Longest one Redis operation may take before this replica falls back to per-process
     /// behaviour.
     pub operation_timeout: Duration,
+    /// How often each replica reads the ends recorded by the others (see `ended::shared`):
+    /// the longest an ended session may still be served by another replica, plus a round trip.
+    pub ended_sync_interval: Duration,
 }
 
 pub(super) fn coordination(
@@ -65,6 +68,14 @@ pub(super) fn coordination(
             humantime::format_duration(idp_timeout + Duration::from_secs(1))
         ));
     }
+    let ended_sync_interval = p.duration(
+        "coordination.ended_sync_interval",
+        r.ended_sync_interval,
+        Duration::from_millis(100),
+    );
+    if !(Duration::from_millis(10)..=Duration::from_secs(60)).contains(&ended_sync_interval) {
+        p.push("coordination.ended_sync_interval: must be between 10ms and 60s");
+    }
     Some(CoordinationConfig {
         topology,
         auth,
@@ -81,6 +92,7 @@ pub(super) fn coordination(
             r.operation_timeout,
             Duration::from_millis(250),
         ),
+        ended_sync_interval,
     })
 }
 

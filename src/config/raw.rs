@@ -74,6 +74,8 @@ pub struct Session {
     pub max_tracked_rotations: Option<usize>,
     pub max_ended_sessions: Option<usize>,
     pub claims: Option<Vec<String>>,
+    pub idle_timeout: Option<String>,
+    pub idle_touch_interval: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -113,4 +115,5 @@ pub struct Coordination {
     pub lease_ttl: Option<String>,
     pub wait_timeout: Option<String>,
     pub operation_timeout: Option<String>,
+    pub ended_sync_interval: Option<String>,
 }

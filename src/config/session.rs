@@ -42,6 +42,10 @@ pub struct SessionConfig {
     pub max_ended_sessions: usize,
     /// ID-token claims copied into the session (and shown by `/auth/session`).
     pub claims: Vec<String>,
+    /// A session unused this long is ended (off: `None`).
+    pub idle_timeout: Option<Duration>,
+    /// The cookie's last-use time is re-sealed at most this often (with `idle_timeout`).
+    pub idle_touch_interval: Duration,
 }
 
 pub(super) fn session(r: raw::Session, p: &mut Problems) -> SessionConfig {
@@ -102,6 +106,27 @@ pub(super) fn session(r: raw::Session, p: &mut Problems) -> SessionConfig {
     if max_ended_sessions == 0 {
         p.push("session.max_ended_sessions: must be at least 1");
     }
+    let idle_timeout = r
+        .idle_timeout
+        .map(|raw| p.duration("session.idle_timeout", Some(raw), Duration::ZERO))
+        .filter(|d| !d.is_zero());
+    let idle_touch_interval = p.duration(
+        "session.idle_touch_interval",
+        r.idle_touch_interval,
+        idle_timeout.map_or(Duration::from_secs(60), |idle| {
+            (idle / 10).clamp(Duration::from_secs(1), Duration::from_secs(300))
+        }),
+    );
+    if let Some(idle) = idle_timeout {
+        if idle < Duration::from_secs(2) || idle > lifetime {
+            p.push(
+                "session.idle_timeout: must be between 2s and session.lifetime (or \"0s\": off)",
+            );
+        }
+        if idle_touch_interval.is_zero() || idle_touch_interval * 2 > idle {
+            p.push("session.idle_touch_interval: must be more than 0s and at most half of session.idle_timeout (a session in use must never look idle)");
+        }
+    }
     SessionConfig {
         cookie_name: if host_prefix {
             format!("__Host-{base}")
@@ -125,6 +150,8 @@ pub(super) fn session(r: raw::Session, p: &mut Problems) -> SessionConfig {
                 .map(String::from)
                 .to_vec()
         }),
+        idle_timeout,
+        idle_touch_interval,
     }
 }
 

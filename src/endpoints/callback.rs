@@ -185,6 +185,7 @@ async fn complete(app: &App, uri: &Uri, flow: &Flow, now: u64) -> Result<Session
         .iter()
         .filter_map(|name| claims.get(name).map(|v| (name.clone(), v.clone())))
         .collect();
+    let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_string);
     Ok(Session {
         id: random_token(12),
         access_expires_at: expires_at(&tokens, now),
@@ -197,5 +198,8 @@ async fn complete(app: &App, uri: &Uri, flow: &Flow, now: u64) -> Result<Session
             .id_token
             .filter(|_| app.config.idp.logout_id_token_hint),
         started_at: now,
+        sub: text("sub"),
+        sid: text("sid"),
+        last_used_at: now,
     })
 }

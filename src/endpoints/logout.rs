@@ -3,7 +3,7 @@
 //!
 //! A failed revocation still logs out locally (and is logged): the browser loses the cookie,
 //! and the session's id goes into the record of ended sessions, so no copy of its cookies is
-//! honoured again on this replica. The logout URL carries `client_id` and `post_logout_redirect_uri`; the ID token
+//! honoured again, on any replica (the record is shared through Redis with `[coordination]`). The logout URL carries `client_id` and `post_logout_redirect_uri`; the ID token
 //! (`id_token_hint`) only when `idp.logout_id_token_hint` is on, since it would put a token in
 //! the browser and in a URL.
 
@@ -12,6 +12,7 @@ use crate::app::App;
 use crate::body::{full, Body};
 use crate::config::Dialect;
 use crate::csrf;
+use crate::ended::Entry;
 use crate::refresh::unix_now;
 use crate::request_session::{self, freshen, with_cookies, Freshened};
 use crate::session::{ReadOutcome, Session};
@@ -43,10 +44,12 @@ pub async fn logout<B>(app: &App, request: &Request<B>, authority: &HeaderValue)
         // Every copy of this session's cookies is refused from now on (a copy taken before
         // logout, another tab, a pre-refresh cookie inside the grace window), and the tokens
         // the grace window kept for it are dropped.
-        let until = session
-            .started_at
-            .saturating_add(app.config.session.lifetime.as_secs());
-        app.ended.end(&session.id, until, now);
+        let lifetime = app.config.session.lifetime.as_secs();
+        let entry = Entry::session(&session.id, session.started_at, lifetime, now);
+        if let Err(e) = app.ended.end(entry, now).await {
+            // Logged out here; the others refuse it once Redis takes the entry.
+            warn!(event = "logout", error = %e, "logged out on this replica only for now");
+        }
         app.refresher.forget_session(&session.id);
         let outcome = revoke(app, session, retired_key, &presence, now).await;
         app.metrics.logout(outcome);

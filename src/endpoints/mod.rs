@@ -1,7 +1,8 @@
 //! The proxy's own endpoints under `/auth` (the "OAuth agent" half of a token handler):
-//! login, callback, session and logout. An SPA never touches a token from the first click on
-//! "Log in" to the last on "Log out".
+//! login, callback, session and logout, and the IdP's back-channel logout. An SPA never touches
+//! a token from the first click on "Log in" to the last on "Log out".
 
+mod backchannel;
 mod callback;
 mod flow;
 mod login;
@@ -20,18 +21,26 @@ use http::{HeaderValue, Method, Request, Response, Uri};
 /// `authority` (checked at the edge).
 pub async fn handle<B>(
     app: &App,
-    request: &Request<B>,
+    request: Request<B>,
     rest: &str,
     authority: &HeaderValue,
-) -> Response<Body> {
-    let method = request.method();
-    match (rest, method) {
+) -> Response<Body>
+where
+    B: http_body::Body<Data = bytes::Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    if rest == "/backchannel-logout" && request.method() == Method::POST {
+        // The one endpoint that reads a body.
+        return backchannel::backchannel_logout(app, request).await;
+    }
+    let request = &request;
+    match (rest, request.method()) {
         ("/login", &Method::GET) => login::login(app, request),
         ("/callback", &Method::GET) => callback::callback(app, request).await,
         ("/session", &Method::GET) => session::session(app, request).await,
         ("/logout", &Method::POST) => logout::logout(app, request, authority).await,
         ("/login" | "/callback" | "/session", _) => not_allowed("GET"),
-        ("/logout", _) => not_allowed("POST"),
+        ("/logout" | "/backchannel-logout", _) => not_allowed("POST"),
         _ => error_response(ErrorCode::NotFound, "no such endpoint"),
     }
 }
@@ -43,6 +52,7 @@ pub fn route_class(rest: &str) -> &'static str {
         "/callback" => "auth_callback",
         "/session" => "auth_session",
         "/logout" => "auth_logout",
+        "/backchannel-logout" => "auth_backchannel_logout",
         _ => "auth_other",
     }
 }

@@ -77,24 +77,12 @@ impl IdpClient {
         token: &str,
         nonce: Option<&str>,
     ) -> Result<Map<String, Value>, IdTokenError> {
-        let header = decode_header(token).map_err(|_| IdTokenError::Malformed)?;
-        if !ALLOWED.contains(&header.alg) {
-            return Err(IdTokenError::UnsupportedAlgorithm);
-        }
-        let mut validation = Validation::new(header.alg);
-        validation.set_audience(&[self.config().client_id.as_str()]);
-        if let Some(issuer) = self.metadata().and_then(|m| m.issuer.as_deref()) {
-            validation.set_issuer(&[issuer]);
-        }
-        validation.leeway = 60;
-        let keys = self.jwks_keys(false).await?;
-        let claims = match try_keys(token, header.kid.as_deref(), &keys, &validation) {
-            Err(IdTokenError::BadSignature) if keys.fetched.elapsed() >= REFETCH_AFTER => {
-                let keys = self.jwks_keys(true).await?;
-                try_keys(token, header.kid.as_deref(), &keys, &validation)?
-            }
-            other => other?,
-        };
+        let claims = self
+            .verify_jwt(token, |validation| {
+                validation.set_audience(&[self.config().client_id.as_str()]);
+            })
+            .await?
+            .1;
         match (nonce, claims.get("nonce").and_then(Value::as_str)) {
             // The nonce is single-use and bound to a sealed flow cookie: no timing oracle.
             (Some(expected), Some(got)) if expected != got => Err(IdTokenError::NonceMismatch),
@@ -103,6 +91,34 @@ impl IdpClient {
             }
             _ => Ok(claims),
         }
+    }
+
+    /// Verifies a JWT signed by the provider (a key of its JWKS; `iss` when known) and the
+    /// claims `validation` is set up for; returns its header and claims.
+    pub(super) async fn verify_jwt(
+        &self,
+        token: &str,
+        set_up: impl FnOnce(&mut Validation),
+    ) -> Result<(jsonwebtoken::Header, Map<String, Value>), IdTokenError> {
+        let header = decode_header(token).map_err(|_| IdTokenError::Malformed)?;
+        if !ALLOWED.contains(&header.alg) {
+            return Err(IdTokenError::UnsupportedAlgorithm);
+        }
+        let mut validation = Validation::new(header.alg);
+        if let Some(issuer) = self.metadata().and_then(|m| m.issuer.as_deref()) {
+            validation.set_issuer(&[issuer]);
+        }
+        validation.leeway = 60;
+        set_up(&mut validation);
+        let keys = self.jwks_keys(false).await?;
+        let claims = match try_keys(token, header.kid.as_deref(), &keys, &validation) {
+            Err(IdTokenError::BadSignature) if keys.fetched.elapsed() >= REFETCH_AFTER => {
+                let keys = self.jwks_keys(true).await?;
+                try_keys(token, header.kid.as_deref(), &keys, &validation)?
+            }
+            other => other?,
+        };
+        Ok((header, claims))
     }
 
     async fn jwks_keys(&self, refetch: bool) -> Result<Arc<Keys>, IdTokenError> {

@@ -9,6 +9,7 @@
 mod client;
 mod discovery;
 mod id_token;
+pub mod logout_token;
 mod oauth2;
 mod response;
 mod revoke;
@@ -17,6 +18,7 @@ mod tokenidp;
 pub use client::IdpClient;
 pub use discovery::Metadata;
 pub use id_token::IdTokenError;
+pub use logout_token::{LogoutToken, LogoutTokenError};
 pub use response::unverified_lifetime;
 
 use crate::secret::{AccessToken, AuthCode, CodeVerifier, IdToken, RefreshToken};

@@ -180,6 +180,9 @@ mod tests {
             claims: serde_json::Map::new(),
             id_token: None,
             started_at: 0,
+            sub: None,
+            sid: None,
+            last_used_at: 0,
         }
     }
 

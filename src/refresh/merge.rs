@@ -22,8 +22,8 @@ pub struct Merged {
 /// - The scope is the answer's when it names one, else the old one (RFC 6749 §5.1).
 /// - An ID token is kept only by sessions that keep one (for `id_token_hint`); a new one
 ///   replaces it, none keeps the old.
-/// - Everything that identifies the session (its id, claims, start) is unchanged: a refresh
-///   never extends the absolute lifetime.
+/// - Everything that identifies the session (its id, claims, `sub`/`sid`, start) is
+///   unchanged: a refresh never extends the absolute lifetime. It counts as a use (idle timeout).
 pub fn merge(old: Session, answer: TokenResponse, now: u64) -> Merged {
     let rotated = answer
         .refresh_token
@@ -40,6 +40,8 @@ pub fn merge(old: Session, answer: TokenResponse, now: u64) -> Merged {
         } else {
             None
         },
+        // A refresh happens for a request: the session is in use.
+        last_used_at: now,
         ..old
     };
     Merged { session, rotated }
@@ -63,6 +65,9 @@ mod tests {
             claims,
             id_token: Some(IdToken::new("idt-old")),
             started_at: 10,
+            sub: None,
+            sid: None,
+            last_used_at: 0,
         }
     }
 

@@ -22,6 +22,8 @@ fn codec(keys: &str) -> CookieCodec {
         max_tracked_rotations: 10,
         max_ended_sessions: 10,
         claims: vec![],
+        idle_timeout: None,
+        idle_touch_interval: Duration::from_secs(60),
     };
     CookieCodec::new(&config, Arc::new(KeyRing::parse(keys).expect("keys")))
 }
@@ -40,6 +42,9 @@ fn session(token_len: usize) -> Session {
         claims: Default::default(),
         id_token: None,
         started_at: 1000,
+        sub: None,
+        sid: None,
+        last_used_at: 0,
     }
 }
 

@@ -43,6 +43,26 @@ pub struct Session {
     pub id_token: Option<IdToken>,
     /// Unix seconds of the login that created this session.
     pub started_at: u64,
+    /// The ID token's `sub` and `sid` at login: what a back-channel logout or an operator names
+    /// to end this session. Sealed after the fields above (see [`Session::to_bytes`]).
+    #[serde(skip)]
+    pub sub: Option<String>,
+    #[serde(skip)]
+    pub sid: Option<String>,
+    /// Unix seconds of the last use written into the cookie (for `session.idle_timeout`);
+    /// re-sealed at most every `session.idle_touch_interval`.
+    #[serde(skip)]
+    pub last_used_at: u64,
+}
+
+/// The fields sealed after the first layout's, in their own postcard record: a binary that
+/// knows only the first layout reads a new cookie and ignores them (postcard leaves trailing
+/// bytes alone), so a rolling upgrade or downgrade logs nobody out.
+#[derive(Serialize, Deserialize)]
+struct Extension {
+    sub: Option<String>,
+    sid: Option<String>,
+    last_used_at: u64,
 }
 
 impl Session {
@@ -63,14 +83,30 @@ impl Session {
         let mut out = vec![FORMAT];
         // Serializing strings and numbers into a Vec cannot fail.
         out.extend(postcard::to_allocvec(self).expect("session serializes"));
+        let extension = Extension {
+            sub: self.sub.clone(),
+            sid: self.sid.clone(),
+            last_used_at: self.last_used_at,
+        };
+        out.extend(postcard::to_allocvec(&extension).expect("extension serializes"));
         out
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Option<Session> {
-        match bytes.split_first()? {
-            (&FORMAT, rest) => postcard::from_bytes(rest).ok(),
-            _ => None,
+        let (&FORMAT, rest) = bytes.split_first()? else {
+            return None;
+        };
+        let (mut session, rest) = postcard::take_from_bytes::<Session>(rest).ok()?;
+        if rest.is_empty() {
+            // Sealed before the extension existed: last used when its tokens were obtained.
+            session.last_used_at = session.access_issued_at.max(session.started_at);
+        } else {
+            let extension: Extension = postcard::from_bytes(rest).ok()?;
+            session.sub = extension.sub;
+            session.sid = extension.sid;
+            session.last_used_at = extension.last_used_at;
         }
+        Some(session)
     }
 }
 
@@ -108,17 +144,32 @@ mod tests {
             claims,
             id_token: Some(IdToken::new("id")),
             started_at: 3,
+            sub: Some("u".into()),
+            sid: Some("s".into()),
+            last_used_at: 4,
         };
         let back = Session::from_bytes(&s.to_bytes()).expect("round trip");
         assert_eq!(back.refresh_token.expose(), "r+/=");
         assert_eq!(back.claims["name"], "Zoë \"Q\"");
         assert_eq!(back.claims["groups"][1], "b");
         assert_eq!(back.id_token.expect("id").expose(), "id");
+        assert_eq!(
+            (back.sub.as_deref(), back.sid.as_deref(), back.last_used_at),
+            (Some("u"), Some("s"), 4)
+        );
         assert!(
             Session::from_bytes(b"{\"r\":\"json\"}").is_none(),
             "not our format"
         );
         assert!(Session::from_bytes(&[]).is_none());
+        // The first layout alone (a cookie sealed before the extension) still opens, and a
+        // binary that knows only that layout opens a new cookie (trailing bytes ignored).
+        let first = postcard::to_allocvec(&s).expect("first layout");
+        let old = Session::from_bytes(&[&[FORMAT][..], &first].concat()).expect("old cookie");
+        assert_eq!((old.sub, old.last_used_at), (None, 3));
+        let new = s.to_bytes();
+        let read_by_old: Session = postcard::from_bytes(&new[1..]).expect("old reader");
+        assert_eq!(read_by_old.refresh_token.expose(), "r+/=");
         let mut truncated = s.to_bytes();
         truncated.truncate(10);
         assert!(Session::from_bytes(&truncated).is_none());

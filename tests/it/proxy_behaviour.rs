@@ -463,6 +463,9 @@ async fn large_sessions_are_chunked_and_stale_chunks_cleared_after_refresh() {
         // A huge ID token (some IdPs put group lists in them): the refresh replaces it.
         id_token: Some(token_handler::secret::IdToken::new("x".repeat(9000))),
         started_at: now,
+        sub: None,
+        sid: None,
+        last_used_at: 0,
     };
     let mut jar = Jar::default();
     for line in h.proxy.app.codec.seal(&session, now) {

@@ -39,6 +39,9 @@ fn accepted_config_is_usable(text: &str) {
         claims: Map::new(),
         id_token: None,
         started_at: NOW,
+        sub: None,
+        sid: None,
+        last_used_at: 0,
     };
     let ours: Vec<String> = c.seal(&session, NOW).iter().map(pair).collect();
     let h = request(&ours, &[], 0);

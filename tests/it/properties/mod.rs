@@ -141,6 +141,9 @@ fn build_session(spec: &SessionSpec) -> Session {
             .id_token_len
             .map(|len| IdToken::new(token(len, spec.seed ^ 4))),
         started_at: NOW - 60,
+        sub: None,
+        sid: None,
+        last_used_at: 0,
     }
 }
 

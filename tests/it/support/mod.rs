@@ -351,6 +351,9 @@ pub fn seal(app: &App, issued: &Issued, expired: bool) -> Jar {
         claims,
         id_token: None,
         started_at: now,
+        sub: None,
+        sid: None,
+        last_used_at: 0,
     };
     let mut jar = Jar::default();
     for line in app.codec.seal(&session, now) {
