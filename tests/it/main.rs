@@ -6,6 +6,7 @@
 
 mod support;
 
+mod backchannel_peer;
 mod browser_demo;
 mod cli;
 mod coordination;

@@ -6,6 +6,8 @@
 //   `http://127.0.0.1:<port>`;
 // - prints exactly one line to stdout once it accepts connections:
 //   {"issuer":"http://127.0.0.1:<port>"}
+//   or, with EXPOSE_SIGNING_KEY=1,
+//   {"issuer":"...","signing_key":{<private JWK, kid "test-rs256">},"signing_key_pem":"<PKCS#8>"}
 //   Everything else (oidc-provider's notices and warnings, errors) goes to stderr;
 // - runs until killed, or until its stdin closes, so a test process that dies leaves no orphan.
 //
@@ -17,6 +19,17 @@
 //   CLIENT_SECRET             default "oidc-provider-secret"
 //   ROTATE_REFRESH_TOKEN      "0": refresh tokens are never rotated (the same one comes back and
 //                             stays valid, as with IdPs that do not rotate); default "1"
+//   BACKCHANNEL_LOGOUT_URI    optional: enables OpenID Connect Back-Channel Logout 1.0 and
+//                             registers this URI on the client with
+//                             backchannel_logout_session_required (ID and logout tokens then
+//                             carry `sid`). The provider POSTs `logout_token` there when a session
+//                             ends (e.g. /session/end/confirm with logout=yes) and awaits the POSTs
+//                             before answering; outcomes are logged to stderr
+//                             (`backchannel.success` / `backchannel.error`). Loopback URIs work: the
+//                             provider's SSRF guard is bypassed (see `fetch` below).
+//   EXPOSE_SIGNING_KEY        "1": the stdout line also carries the private signing key (JWK and
+//                             PKCS#8 PEM), so tests can sign crafted tokens with the very key the
+//                             JWKS (/jwks) publishes. Test use only.
 
 import http from 'node:http';
 import crypto from 'node:crypto';
@@ -54,6 +67,8 @@ const ACCESS_TOKEN_TTL = seconds('ACCESS_TOKEN_TTL', 60);
 const CLIENT_ID = process.env.CLIENT_ID || 'token-handler';
 const CLIENT_SECRET = process.env.CLIENT_SECRET || 'oidc-provider-secret';
 const ROTATE_REFRESH_TOKEN = (process.env.ROTATE_REFRESH_TOKEN || '1') !== '0';
+const BACKCHANNEL_LOGOUT_URI = process.env.BACKCHANNEL_LOGOUT_URI || undefined;
+const EXPOSE_SIGNING_KEY = process.env.EXPOSE_SIGNING_KEY === '1';
 
 const { default: Provider } = await import('oidc-provider');
 
@@ -73,6 +88,11 @@ const configuration = {
       response_types: ['code'],
       redirect_uris: [REDIRECT_URI],
       post_logout_redirect_uris: [POST_LOGOUT_REDIRECT_URI],
+      // With backchannel_logout_session_required, oidc-provider also puts `sid` into the
+      // client's ID tokens (Client#includeSid), the value the logout token carries.
+      ...(BACKCHANNEL_LOGOUT_URI
+        ? { backchannel_logout_uri: BACKCHANNEL_LOGOUT_URI, backchannel_logout_session_required: true }
+        : {}),
     },
   ],
   jwks: { keys: [signingKey] },
@@ -125,8 +145,18 @@ const configuration = {
     revocation: { enabled: true },
     introspection: { enabled: true },
     rpInitiatedLogout: { enabled: true },
+    backchannelLogout: { enabled: Boolean(BACKCHANNEL_LOGOUT_URI) },
   },
 };
+
+if (BACKCHANNEL_LOGOUT_URI) {
+  // oidc-provider's outgoing calls (lib/helpers/fetch_request.js) pass an undici `dispatcher`
+  // that destroys sockets to special-use addresses (SSRF guard: "hostname resolves to a
+  // special-use IP address"), loopback included. The proxy under test listens on 127.0.0.1, so
+  // this test provider sends its back-channel POSTs with the plain global fetch instead (the
+  // request's other options, e.g. its 2.5 s timeout signal, are kept).
+  configuration.fetch = (url, { dispatcher: _ssrfGuard, ...options }) => globalThis.fetch(url, options);
+}
 
 const server = http.createServer();
 server.on('error', (err) => fail(`server error: ${err.message}`));
@@ -137,8 +167,19 @@ server.listen(0, '127.0.0.1', () => {
   const provider = new Provider(issuer, configuration);
   // Unexpected 5xx inside the provider: show them in the test output.
   provider.on('server_error', (_ctx, err) => process.stderr.write(`oidc-provider server_error: ${err.stack || err}\n`));
+  provider.on('backchannel.success', (_ctx, client, accountId, sid) => process.stderr.write(
+    `oidc-provider backchannel.success: client=${client.clientId} sub=${accountId} sid=${sid}\n`,
+  ));
+  provider.on('backchannel.error', (_ctx, err, client, accountId, sid) => process.stderr.write(
+    `oidc-provider backchannel.error: client=${client.clientId} sub=${accountId} sid=${sid}: ${err.message}${err.cause ? ` (${err.cause.message || err.cause})` : ''}\n`,
+  ));
   server.on('request', provider.callback());
-  process.stdout.write(`${JSON.stringify({ issuer })}\n`);
+  const line = { issuer };
+  if (EXPOSE_SIGNING_KEY) {
+    line.signing_key = signingKey;
+    line.signing_key_pem = privateKey.export({ format: 'pem', type: 'pkcs8' });
+  }
+  process.stdout.write(`${JSON.stringify(line)}\n`);
 });
 
 // The harness holds our stdin open; when it closes (test finished or crashed), exit.

@@ -3,7 +3,8 @@
 //! `coordination_scenarios`).
 
 use super::echo::Echo;
-use super::oidc_provider::{OidcProvider, OIDC_CLIENT_ID, OIDC_CLIENT_SECRET};
+use super::oidc_provider::{OidcProvider, ProviderOptions, OIDC_CLIENT_ID, OIDC_CLIENT_SECRET};
+use super::provider_browser::ProviderBrowser;
 use super::*;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -11,7 +12,7 @@ use token_handler::refresh::{needs_refresh, unix_now};
 use token_handler::session::{ReadOutcome, Session};
 
 /// What a cluster is made of. `Default`: three replicas, no Redis, access tokens of 2 s, a
-/// rotating provider, the shared key `KEY1` from the environment.
+/// rotating provider without Back-Channel Logout, the shared key `KEY1` from the environment.
 #[derive(Debug, Clone)]
 pub struct Options {
     pub replicas: usize,
@@ -33,6 +34,14 @@ pub struct Options {
     pub coordination_section: Option<String>,
     /// More environment variables (Redis credentials).
     pub env: Vec<(&'static str, String)>,
+    /// Back-Channel Logout at the provider, to the first replica's
+    /// `/auth/backchannel-logout`.
+    pub backchannel: bool,
+    /// The provider's back-channel logout URI instead (enables Back-Channel Logout on its own):
+    /// a capture server, for tests of the provider itself.
+    pub backchannel_uri: Option<String>,
+    /// Whether the provider exposes its signing key (`OidcProvider::sign`).
+    pub expose_key: bool,
 }
 
 impl Default for Options {
@@ -49,6 +58,9 @@ impl Default for Options {
             key_files: Vec::new(),
             coordination_section: None,
             env: Vec::new(),
+            backchannel: false,
+            backchannel_uri: None,
+            expose_key: false,
         }
     }
 }
@@ -99,12 +111,19 @@ impl Cluster {
         .map(|l| l.expect("bind"))
         .collect();
         let first = format!("http://{}", listeners[0].local_addr().expect("addr"));
-        let provider = OidcProvider::start_with(
-            &format!("{first}/auth/callback"),
-            &format!("{first}/"),
-            options.access_ttl,
-            options.rotate,
-        )
+        let backchannel_logout_uri = match (&options.backchannel_uri, options.backchannel) {
+            (Some(uri), _) => Some(uri.clone()),
+            (None, true) => Some(format!("{first}/auth/backchannel-logout")),
+            (None, false) => None,
+        };
+        let provider = OidcProvider::start_opts(&ProviderOptions {
+            redirect_uri: format!("{first}/auth/callback"),
+            post_logout_redirect_uri: format!("{first}/"),
+            access_token_ttl_secs: options.access_ttl,
+            rotate: options.rotate,
+            backchannel_logout_uri,
+            expose_signing_key: options.expose_key,
+        })
         .await;
         let echo = Echo::start().await;
         let coordination = match (&options.coordination_section, &options.redis_url) {
@@ -174,8 +193,15 @@ refresh_skew = "5s"
         self.login_as("oidc-user").await
     }
 
-    /// A browser logged in as `user` (any login id is an account at the test provider).
+    /// A browser logged in as `user` (any login id is an account at the test provider), with
+    /// a provider session of its own.
     pub async fn login_as(&self, user: &str) -> Jar {
+        self.login_in(&ProviderBrowser::new(), user).await
+    }
+
+    /// A new proxy session (a fresh jar) logged in as `user` through `browser`: a second login
+    /// in the same browser reuses its provider session (the same `sid`), as a second tab would.
+    pub async fn login_in(&self, browser: &ProviderBrowser, user: &str) -> Jar {
         let mut jar = Jar::default();
         let r = self
             .http
@@ -184,7 +210,7 @@ refresh_skew = "5s"
             .await
             .expect("login");
         jar.update(&r);
-        let callback = self.provider.login_as(&location(&r), user).await;
+        let callback = browser.login(&self.provider, &location(&r), user).await;
         let r = self
             .http
             .get(&callback)

@@ -7,6 +7,7 @@ pub mod echo;
 pub mod h2raw;
 pub mod logs;
 pub mod oidc_provider;
+pub mod provider_browser;
 pub mod redis_cluster;
 pub mod redis_nodes;
 pub mod redis_sentinel;

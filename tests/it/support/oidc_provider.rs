@@ -12,11 +12,12 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use reqwest::redirect::Policy;
-use reqwest::{Client, StatusCode};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use reqwest::Client;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
-use url::Url;
+
+use super::provider_browser::ProviderBrowser;
 
 /// The client registered in `tests/oidc/server.js` (its defaults).
 pub const OIDC_CLIENT_ID: &str = "token-handler";
@@ -25,14 +26,39 @@ pub const OIDC_CLIENT_SECRET: &str = "oidc-provider-secret";
 /// How long `start` waits for the issuer line. Only a guard against a wedged process: the wait
 /// ends as soon as the line is printed.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
-/// More hops than devInteractions ever needs (auth → login → auth → consent → auth → client).
-const MAX_HOPS: usize = 16;
+/// The `kid` of the provider's only signing key (RS256), as its JWKS publishes it.
+pub const SIGNING_KID: &str = "test-rs256";
+
+/// How to start the provider: [`OidcProvider::start_opts`].
+#[derive(Debug, Clone)]
+pub struct ProviderOptions {
+    /// The client's only `redirect_uri` (the proxy's `/auth/callback`).
+    pub redirect_uri: String,
+    /// The client's only `post_logout_redirect_uri`.
+    pub post_logout_redirect_uri: String,
+    /// Access-token lifetime, in seconds.
+    pub access_token_ttl_secs: u64,
+    /// Whether each refresh issues a new refresh token (otherwise the same one is returned and
+    /// stays valid).
+    pub rotate: bool,
+    /// Enables Back-Channel Logout with this `backchannel_logout_uri` on the client
+    /// (`backchannel_logout_session_required`: ID and logout tokens carry `sid`). Loopback
+    /// addresses are allowed.
+    pub backchannel_logout_uri: Option<String>,
+    /// Whether the provider hands its private signing key over ([`OidcProvider::signing_key`],
+    /// [`OidcProvider::sign`]).
+    pub expose_signing_key: bool,
+}
 
 /// A running `oidc-provider` (Node) process; killed on drop.
 #[derive(Debug)]
 pub struct OidcProvider {
     /// `http://127.0.0.1:<port>`, exactly as the provider puts it in `iss`.
     pub issuer: String,
+    /// The private signing JWK (`kid` [`SIGNING_KID`], RS256), with `expose_signing_key`.
+    pub signing_key: Option<serde_json::Value>,
+    /// The same key as PKCS#8 PEM, with `expose_signing_key`.
+    pub signing_key_pem: Option<String>,
     /// Holds the piped stdin too: when this process dies, the pipe closes and the server exits.
     child: Child,
 }
@@ -49,6 +75,20 @@ impl OidcProvider {
         access_token_ttl_secs: u64,
         rotate: bool,
     ) -> OidcProvider {
+        OidcProvider::start_opts(&ProviderOptions {
+            redirect_uri: redirect_uri.to_owned(),
+            post_logout_redirect_uri: post_logout_redirect_uri.to_owned(),
+            access_token_ttl_secs,
+            rotate,
+            backchannel_logout_uri: None,
+            expose_signing_key: false,
+        })
+        .await
+    }
+
+    /// [`OidcProvider::start_with`] with every option, Back-Channel Logout and the exposed
+    /// signing key included.
+    pub async fn start_opts(options: &ProviderOptions) -> OidcProvider {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/oidc");
         let package = dir.join("node_modules/oidc-provider/package.json");
         assert!(
@@ -58,15 +98,34 @@ impl OidcProvider {
             package.display()
         );
 
-        let mut child = Command::new("node")
+        let mut command = Command::new("node");
+        command
             .arg("server.js")
             .current_dir(&dir)
-            .env("REDIRECT_URI", redirect_uri)
-            .env("POST_LOGOUT_REDIRECT_URI", post_logout_redirect_uri)
-            .env("ACCESS_TOKEN_TTL", access_token_ttl_secs.to_string())
+            .env("REDIRECT_URI", &options.redirect_uri)
+            .env(
+                "POST_LOGOUT_REDIRECT_URI",
+                &options.post_logout_redirect_uri,
+            )
+            .env(
+                "ACCESS_TOKEN_TTL",
+                options.access_token_ttl_secs.to_string(),
+            )
             .env("CLIENT_ID", OIDC_CLIENT_ID)
             .env("CLIENT_SECRET", OIDC_CLIENT_SECRET)
-            .env("ROTATE_REFRESH_TOKEN", if rotate { "1" } else { "0" })
+            .env(
+                "ROTATE_REFRESH_TOKEN",
+                if options.rotate { "1" } else { "0" },
+            )
+            .env(
+                "EXPOSE_SIGNING_KEY",
+                if options.expose_signing_key { "1" } else { "0" },
+            );
+        match &options.backchannel_logout_uri {
+            Some(uri) => command.env("BACKCHANNEL_LOGOUT_URI", uri),
+            None => command.env_remove("BACKCHANNEL_LOGOUT_URI"),
+        };
+        let mut child = command
             // The server exits when its stdin closes: no orphan if this test process dies.
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -79,7 +138,7 @@ impl OidcProvider {
 
         let stdout = child.stdout.take().expect("child stdout is piped");
         let mut lines = BufReader::new(stdout).lines();
-        let issuer = tokio::time::timeout(START_TIMEOUT, async {
+        let first = tokio::time::timeout(START_TIMEOUT, async {
             loop {
                 let line = lines
                     .next_line()
@@ -91,11 +150,10 @@ impl OidcProvider {
                              (see its stderr above; run ./scripts/test.sh if modules are missing)"
                         )
                     });
-                let parsed = serde_json::from_str::<serde_json::Value>(&line).ok();
-                match parsed.as_ref().and_then(|v| v["issuer"].as_str()) {
-                    Some(issuer) => break issuer.to_owned(),
+                match serde_json::from_str::<serde_json::Value>(&line) {
+                    Ok(v) if v["issuer"].is_string() => break v,
                     // Not ours (the server routes notices to stderr, but be lenient).
-                    None => eprintln!("oidc-provider stdout: {line}"),
+                    _ => eprintln!("oidc-provider stdout: {line}"),
                 }
             }
         })
@@ -109,7 +167,35 @@ impl OidcProvider {
             }
         });
 
-        OidcProvider { issuer, child }
+        let signing_key = Some(first["signing_key"].clone()).filter(|k| k.is_object());
+        let signing_key_pem = first["signing_key_pem"].as_str().map(str::to_owned);
+        assert_eq!(
+            (signing_key.is_some(), signing_key_pem.is_some()),
+            (options.expose_signing_key, options.expose_signing_key),
+            "the signing key is exposed exactly when asked: {first}"
+        );
+        OidcProvider {
+            issuer: first["issuer"].as_str().expect("issuer").to_owned(),
+            signing_key,
+            signing_key_pem,
+            child,
+        }
+    }
+
+    /// A JWT over `claims`, signed RS256 with the provider's own key (`kid` [`SIGNING_KID`]), as
+    /// the provider's JWKS publishes it: for forged, expired, wrong-audience... tokens.
+    /// `header_typ`: the header's `typ` (e.g. `Some("logout+jwt")`); `None` leaves it out.
+    /// Panics unless the provider was started with `expose_signing_key`.
+    pub fn sign(&self, claims: &serde_json::Value, header_typ: Option<&str>) -> String {
+        let pem = self
+            .signing_key_pem
+            .as_deref()
+            .expect("OidcProvider::sign needs ProviderOptions::expose_signing_key");
+        let key = EncodingKey::from_rsa_pem(pem.as_bytes()).expect("the provider's PEM key");
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some(SIGNING_KID.to_owned());
+        header.typ = header_typ.map(str::to_owned);
+        jsonwebtoken::encode(&header, claims, &key).expect("sign a JWT")
     }
 
     /// Drives the devInteractions login + consent for `authorize_url` (the full URL the proxy's
@@ -122,70 +208,12 @@ impl OidcProvider {
         self.login_as(authorize_url, "oidc-user").await
     }
 
-    /// [`OidcProvider::login`] as the account `user` (every login id is an account).
+    /// [`OidcProvider::login`] as the account `user` (every login id is an account), in a fresh
+    /// [`ProviderBrowser`] (no provider session: the login page comes first).
     pub async fn login_as(&self, authorize_url: &str, user: &str) -> String {
-        // A fresh jar per login: devInteractions keeps its state in cookies
-        // (`_interaction`, `_interaction_resume`, `_session`, each with `.sig`).
-        let client = Client::builder()
-            .cookie_store(true)
-            .redirect(Policy::none())
-            .build()
-            .expect("build reqwest client for the oidc-provider login");
-        let issuer_prefix = format!("{}/", self.issuer);
-
-        let mut url = Url::parse(authorize_url).expect("authorize_url is an absolute URL");
-        let mut response = client
-            .get(url.clone())
-            .send()
+        ProviderBrowser::new()
+            .login(self, authorize_url, user)
             .await
-            .expect("GET authorize_url at oidc-provider");
-
-        for _ in 0..MAX_HOPS {
-            let status = response.status();
-            if status.is_redirection() {
-                let location = response
-                    .headers()
-                    .get(reqwest::header::LOCATION)
-                    .expect("oidc-provider redirect has a Location")
-                    .to_str()
-                    .expect("Location is ASCII");
-                let next = url.join(location).expect("Location is a valid URL");
-                if !next.as_str().starts_with(&issuer_prefix) {
-                    // Left the provider: this is the redirect to the client's redirect_uri.
-                    return next.to_string();
-                }
-                url = next;
-                response = client
-                    .get(url.clone())
-                    .send()
-                    .await
-                    .expect("GET at oidc-provider");
-                continue;
-            }
-
-            let body = response.text().await.expect("read oidc-provider page");
-            assert_eq!(
-                status,
-                StatusCode::OK,
-                "oidc-provider answered {url} with {status}: {body}"
-            );
-            let form = Form::parse(&body)
-                .unwrap_or_else(|| panic!("no form on the oidc-provider page {url}: {body}"));
-            let mut fields = form.hidden;
-            // The login page carries a hidden `prompt=login`; the consent page `prompt=consent`.
-            if fields.iter().any(|(k, v)| k == "prompt" && v == "login") {
-                fields.push(("login".to_owned(), user.to_owned()));
-                fields.push(("password".to_owned(), "any-password".to_owned()));
-            }
-            url = url.join(&form.action).expect("form action is a valid URL");
-            response = client
-                .post(url.clone())
-                .form(&fields)
-                .send()
-                .await
-                .expect("POST form at oidc-provider");
-        }
-        panic!("oidc-provider login did not reach the redirect_uri within {MAX_HOPS} hops (last: {url})");
     }
 }
 
@@ -233,56 +261,4 @@ impl Drop for OidcProvider {
         // Best effort: the process may already be gone. Dropping `child` closes its stdin too.
         let _ = self.child.start_kill();
     }
-}
-
-/// The first `<form>` of a devInteractions page: its action and hidden inputs.
-#[derive(Debug)]
-struct Form {
-    action: String,
-    hidden: Vec<(String, String)>,
-}
-
-impl Form {
-    fn parse(html: &str) -> Option<Form> {
-        let start = html.find("<form")?;
-        let html = &html[start..];
-        let end = html.find("</form>").unwrap_or(html.len());
-        let form = &html[..end];
-        let action = attribute(tag_at(form, 0), "action")?;
-        let mut hidden = Vec::new();
-        let mut rest = form;
-        while let Some(i) = rest.find("<input") {
-            let tag = tag_at(rest, i);
-            if attribute(tag, "type").as_deref() == Some("hidden") {
-                if let Some(name) = attribute(tag, "name") {
-                    hidden.push((name, attribute(tag, "value").unwrap_or_default()));
-                }
-            }
-            rest = &rest[i + tag.len()..];
-        }
-        Some(Form { action, hidden })
-    }
-}
-
-/// The tag starting at `html[at..]`, up to and including its `>`.
-fn tag_at(html: &str, at: usize) -> &str {
-    let tag = &html[at..];
-    tag.find('>').map_or(tag, |end| &tag[..=end])
-}
-
-/// A double-quoted attribute's value, HTML entities decoded.
-fn attribute(tag: &str, name: &str) -> Option<String> {
-    let needle = format!(" {name}=\"");
-    let start = tag.find(&needle)? + needle.len();
-    let len = tag[start..].find('"')?;
-    Some(decode_entities(&tag[start..start + len]))
-}
-
-fn decode_entities(s: &str) -> String {
-    s.replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&#x27;", "'")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
 }
