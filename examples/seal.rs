@@ -22,6 +22,8 @@ fn main() {
         max_tracked_rotations: 1,
         max_ended_sessions: 10,
         claims: vec![],
+        idle_timeout: None,
+        idle_touch_interval: std::time::Duration::from_secs(60),
     };
     let codec = CookieCodec::new(
         &config,
@@ -41,6 +43,10 @@ fn main() {
         claims,
         id_token: None,
         started_at: now,
+        // As a login through an OpenID provider leaves them: what an end can name.
+        sub: Some("usr:42".into()),
+        sid: Some("idp-session-1".into()),
+        last_used_at: now,
     };
     let pairs: Vec<String> = codec
         .seal(&session, now)

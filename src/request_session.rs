@@ -14,6 +14,9 @@ use std::time::Duration;
 
 /// The result of making a session fresh.
 #[derive(Debug)]
+// The session-carrying variant is the common one on the data path: boxing it would
+// allocate once more per request.
+#[allow(clippy::large_enum_variant)]
 pub enum Freshened {
     /// Usable; `cookies` are to be set on the response (new session, stale chunks, re-seal).
     Ready {

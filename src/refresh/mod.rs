@@ -65,6 +65,9 @@ pub struct Fresh {
 }
 
 #[derive(Debug)]
+// The session-carrying variant is the common one on the data path: boxing it would
+// allocate once more per request.
+#[allow(clippy::large_enum_variant)]
 pub enum FreshSession {
     /// The request's own session, unchanged.
     Same(Session),

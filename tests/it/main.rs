@@ -6,6 +6,7 @@
 
 mod support;
 
+mod backchannel;
 mod backchannel_peer;
 mod browser_demo;
 mod cli;
@@ -16,6 +17,7 @@ mod edges;
 mod edges_return_to;
 mod edges_session;
 mod emulator;
+mod ended_sessions;
 mod exhaustion;
 mod hardening;
 mod helm_chart;

@@ -67,7 +67,7 @@ impl RedisServer {
         }
     }
 
-    /// Every key and its string value.
+    /// Every key and its value: a string's, or a stream's entries' values, one per line.
     pub async fn dump(&self) -> Vec<(String, String)> {
         let client = redis::Client::open(self.url()).expect("url");
         let mut c = client
@@ -81,12 +81,30 @@ impl RedisServer {
             .expect("KEYS");
         let mut out = Vec::new();
         for key in keys {
-            let value: Option<String> = redis::cmd("GET")
+            let kind: String = redis::cmd("TYPE")
                 .arg(&key)
                 .query_async(&mut c)
                 .await
-                .expect("GET");
-            out.push((key, value.unwrap_or_default()));
+                .expect("TYPE");
+            let value = if kind == "stream" {
+                let entries: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+                    .arg(&key)
+                    .arg("-")
+                    .arg("+")
+                    .query_async(&mut c)
+                    .await
+                    .expect("XRANGE");
+                let values: Vec<String> = entries.into_iter().map(|(_, f)| f.join(" ")).collect();
+                values.join("\n")
+            } else {
+                let value: Option<String> = redis::cmd("GET")
+                    .arg(&key)
+                    .query_async(&mut c)
+                    .await
+                    .expect("GET");
+                value.unwrap_or_default()
+            };
+            out.push((key, value));
         }
         out
     }
