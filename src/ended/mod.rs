@@ -136,10 +136,17 @@ impl EndedSessions {
     /// Why `session` is refused at `now`, if it was ended.
     pub fn check(&self, session: &Session, now: u64) -> Option<Reason> {
         let has = |kind: Kind| self.counts[kind.index()].load(Ordering::Acquire) > 0;
+        // A session sealed before it carried `sub` has it among its claims (the default).
+        let sub = session.sub.as_deref().or_else(|| {
+            session
+                .claims
+                .get("sub")
+                .and_then(serde_json::Value::as_str)
+        });
         let (by_session, by_sid, by_sub) = (
             has(Kind::Session),
             has(Kind::Sid) && session.sid.is_some(),
-            has(Kind::Sub) && session.sub.is_some(),
+            has(Kind::Sub) && sub.is_some(),
         );
         if !(by_session || by_sid || by_sub) {
             return None;
@@ -161,7 +168,7 @@ impl EndedSessions {
                 return Some(e.reason);
             }
         }
-        if let (true, Some(sub)) = (by_sub, &session.sub) {
+        if let (true, Some(sub)) = (by_sub, sub) {
             // Only the sessions begun by the end: the user may log in again right after.
             if let Some(e) = live(Kind::Sub, sub).filter(|e| session.started_at <= e.at) {
                 return Some(e.reason);

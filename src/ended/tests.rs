@@ -89,6 +89,11 @@ fn a_sub_ends_the_sessions_begun_by_then_not_later_logins() {
         Some(Reason::Operator)
     );
     assert_eq!(ended.len(), 1);
+    // Sealed before sessions carried `sub`: its claims name the user.
+    let mut older = session("e", "x", "s4", 100);
+    older.sub = None;
+    older.claims.insert("sub".into(), "alice".into());
+    assert_eq!(ended.check(&older, 300), Some(Reason::Operator));
 }
 
 #[test]

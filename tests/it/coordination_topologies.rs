@@ -5,6 +5,7 @@
 //! file. Three in-process replicas in front of the real `oidc-provider`, which revokes the whole
 //! grant when a refresh token is spent twice.
 
+use crate::backchannel::{refused, synced};
 use crate::support::cluster::{newest, Cluster};
 use crate::support::redis_cluster::RedisCluster;
 use crate::support::redis_nodes::{
@@ -192,6 +193,18 @@ async fn redis_cluster_storm_makes_one_token_call_and_keeps_the_grant() {
     }
     let jar = one_refresh_for_all(&c, &jar, 30).await;
     no_fallback_and_the_grant_alive(&c, &jar).await;
+    ends_reach_every_replica(&c).await;
+}
+
+/// A logout on one replica is refused on all three, through this Redis, with its ACL user.
+async fn ends_reach_every_replica(c: &Cluster) {
+    let jar = c.login().await;
+    c.logout(0, &jar).await;
+    synced(c).await;
+    for r in 0..3 {
+        assert!(refused(c, r, &jar).await, "replica {r}");
+    }
+    assert_eq!(c.count("token_handler_ended_sync_errors_total"), 0.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -220,4 +233,5 @@ async fn standalone_redis_with_an_acl_user_from_the_environment() {
     let jar = one_refresh_for_all(&c, &jar, 30).await;
     assert!(!redis.dump().await.is_empty());
     no_fallback_and_the_grant_alive(&c, &jar).await;
+    ends_reach_every_replica(&c).await;
 }

@@ -14,18 +14,6 @@ use crate::support::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_token-handler");
 
-async fn logout(c: &Cluster, r: usize, jar: &Jar) {
-    let response = c
-        .http
-        .post(format!("{}/auth/logout", c.proxies[r].url))
-        .header("cookie", jar.header())
-        .header("x-csrf", "1")
-        .send()
-        .await
-        .expect("logout");
-    assert_eq!(response.status(), 200);
-}
-
 /// Waits (a bounded while) for `cond`, a condition the proxies reach by themselves.
 async fn until(what: &str, mut cond: impl FnMut() -> bool) {
     for _ in 0..400 {
@@ -49,7 +37,7 @@ async fn a_logout_on_one_replica_ends_every_copy_on_all_of_them() {
     let jar = c.login().await;
     let copy = jar.clone();
     let other = c.login().await;
-    logout(&c, 0, &jar).await;
+    c.logout(0, &jar).await;
     synced(&c).await;
     for r in 0..3 {
         assert!(refused(&c, r, &copy).await, "the copy on replica {r}");
@@ -230,7 +218,7 @@ async fn with_redis_down_a_replica_serves_on_and_learns_the_ends_when_it_returns
     // Requests are not refused, nor held, for want of Redis.
     assert!(!refused(&c, 1, &copy).await);
     // A logout still logs out: on the replica that took it at once.
-    logout(&c, 0, &jar).await;
+    c.logout(0, &jar).await;
     assert!(refused(&c, 0, &copy).await);
     assert!(
         !refused(&c, 1, &copy).await,

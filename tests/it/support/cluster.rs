@@ -258,6 +258,19 @@ refresh_skew = "5s"
             .expect("answered")
     }
 
+    /// `POST /auth/logout` on replica `replica` with `jar` (and the CSRF header): 200.
+    pub async fn logout(&self, replica: usize, jar: &Jar) {
+        let response = self
+            .http
+            .post(format!("{}/auth/logout", self.proxies[replica].url))
+            .header("cookie", jar.header())
+            .header("x-csrf", "1")
+            .send()
+            .await
+            .expect("logout");
+        assert_eq!(response.status(), 200);
+    }
+
     /// `n` requests at once, round-robin over the replicas; (status, Set-Cookie lines).
     pub async fn storm(&self, jar: &Jar, n: usize) -> Vec<(u16, Vec<String>)> {
         let replicas: Vec<usize> = (0..self.proxies.len()).collect();

@@ -16,7 +16,7 @@ pub const ADMIN_PASSWORD: &str = "admin-pw-for-tests";
 pub const USER: &str = "token-handler";
 pub const USER_PASSWORD: &str = "th-pw-for-tests";
 /// The proxy's ACL: its keys, and only the commands of the coordination protocol.
-pub const USER_ACL: &str = "~th:* resetchannels -@all +@connection +mget +set +get +del +pexpire +evalsha +eval +script|load +role +cluster|slots";
+pub const USER_ACL: &str = "~th:* resetchannels -@all +@connection +mget +set +get +del +pexpire +evalsha +eval +script|load +xadd +xread +role +cluster|slots";
 
 /// A port nobody listens on now.
 pub fn free_port() -> u16 {
