@@ -87,11 +87,12 @@ impl EndedSessions {
     }
 
     /// Ends what `entry` names: at once on this replica, then on all of them (written to
-    /// Redis, retried until `coordination.wait_timeout`; past it, in the background).
-    pub async fn end(&self, entry: Entry, now: u64) -> Result<(), NotShared> {
+    /// Redis, retried until `coordination.wait_timeout` when `patient`, else tried once; past
+    /// that, in the background).
+    pub async fn end(&self, entry: Entry, now: u64, patient: bool) -> Result<(), NotShared> {
         self.apply(entry, now);
         match &self.shared {
-            Some(shared) => shared.publish(entry).await,
+            Some(shared) => shared.publish(entry, patient).await,
             None => Ok(()),
         }
     }

@@ -30,6 +30,6 @@ pub async fn end(config: &Config, kind: Kind, value: &str) -> Result<Entry, Oper
     let shared = Shared::new(coordination, lifetime, Arc::new(Metrics::new()))?;
     let now = crate::refresh::unix_now();
     let entry = Entry::named(kind, value, Reason::Operator, lifetime.as_secs(), now);
-    shared.publish(entry).await?;
+    shared.publish(entry, true).await?;
     Ok(entry)
 }

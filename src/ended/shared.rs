@@ -80,10 +80,11 @@ impl Shared {
         self.rounds.subscribe()
     }
 
-    /// Writes `entry` for every replica, trying until `coordination.wait_timeout`; past it the
-    /// entry waits in this replica's queue and is written again at every read.
-    pub async fn publish(&self, entry: Entry) -> Result<(), NotShared> {
-        let deadline = Instant::now() + self.wait_timeout;
+    /// Writes `entry` for every replica, trying until `coordination.wait_timeout` (`patient`) or
+    /// once (a browser's logout does not wait for a Redis that is down); past it the entry
+    /// waits in this replica's queue and is written again at every read.
+    pub async fn publish(&self, entry: Entry, patient: bool) -> Result<(), NotShared> {
+        let deadline = Instant::now() + if patient { self.wait_timeout } else { RETRY };
         loop {
             match self.append(&entry).await {
                 Ok(()) => return Ok(()),

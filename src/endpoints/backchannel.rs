@@ -97,7 +97,7 @@ where
         ),
         (None, None) => unreachable!("verify_logout_token requires sid or sub"),
     };
-    match app.ended.end(entry, now).await {
+    match app.ended.end(entry, now, true).await {
         Ok(()) => {
             app.metrics.logout("backchannel");
             info!(

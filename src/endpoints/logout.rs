@@ -46,7 +46,8 @@ pub async fn logout<B>(app: &App, request: &Request<B>, authority: &HeaderValue)
         // the grace window kept for it are dropped.
         let lifetime = app.config.session.lifetime.as_secs();
         let entry = Entry::session(&session.id, session.started_at, lifetime, now);
-        if let Err(e) = app.ended.end(entry, now).await {
+        // One try: the browser's logout is not held while Redis is down.
+        if let Err(e) = app.ended.end(entry, now, false).await {
             // Logged out here; the others refuse it once Redis takes the entry.
             warn!(event = "logout", error = %e, "logged out on this replica only for now");
         }
