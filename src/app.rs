@@ -4,7 +4,7 @@ use crate::config::Config;
 use crate::ended::EndedSessions;
 use crate::idp::IdpClient;
 use crate::metrics::Metrics;
-use crate::proxy::Upstream;
+use crate::routes::Routes;
 use crate::refresh::Refresher;
 use crate::session::CookieCodec;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,7 +22,8 @@ pub struct App {
     /// Ended sessions (logout, back-channel, operator), refused whatever copy of their cookies
     /// comes back; shared through Redis with `[coordination]`.
     pub ended: Arc<EndedSessions>,
-    pub upstream: Upstream,
+    /// Where requests go: each route with its own upstream pool.
+    pub routes: Routes,
     /// Upgraded connections (WebSocket tunnels), drained on shutdown.
     pub tunnels: TaskTracker,
     /// A tunnel leaves the connection it came on (and its `max_connections` slot): at most
@@ -114,7 +115,7 @@ impl App {
             coordinator,
         ));
         Ok(App {
-            upstream: Upstream::new(&config.upstream)?,
+            routes: Routes::new(&config)?,
             codec,
             metrics,
             idp,

@@ -71,6 +71,8 @@ pub fn error_response(code: ErrorCode, message: &str) -> Response<Body> {
     let body = serde_json::json!({ "error": code.as_str(), "message": message }).to_string();
     let mut response = Response::new(full(body));
     *response.status_mut() = code.status();
+    // For the forward-auth listener, which names the code in a header too.
+    response.extensions_mut().insert(code);
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));

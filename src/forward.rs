@@ -11,7 +11,9 @@ use crate::body::{boxed, full, Body};
 use crate::edge::spoofable;
 use crate::error::{error_response, login_required, ErrorCode};
 use crate::proxy::client_body::{BodyFailure, ClientBody, Pace, Watch};
-use crate::proxy::{headers, relay_response, upgrade, ConnInfo, PooledBody, UpstreamError};
+use crate::proxy::{
+    headers, relay_response, upgrade, ConnInfo, PooledBody, Upstream, UpstreamError,
+};
 use crate::refresh::{unix_now, Fresh};
 use crate::request_session::{refresh_now, with_cookies, Freshened};
 use crate::session::Presence;
@@ -68,6 +70,8 @@ impl Prepared {
 /// when normalisation changed it, its path.
 #[derive(Debug)]
 pub struct Target {
+    /// The route that takes it (`app.routes`).
+    pub route: usize,
     pub authority: HeaderValue,
     pub path: Option<String>,
 }
@@ -93,6 +97,7 @@ fn prepare(
     };
     headers::strip_hop_by_hop(&mut headers, upgrade);
     spoofable::strip(&mut headers, conn.trusted);
+    app.routes.strip_identity(&mut headers);
     headers::set_forwarded(
         &mut headers,
         &conn.client_ip,
@@ -105,7 +110,11 @@ fn prepare(
     headers.insert(HOST, target.authority);
     let prepared = Prepared {
         method: parts.method,
-        uri: app.upstream.target(&parts.uri, target.path.as_deref()),
+        uri: app
+            .routes
+            .get(target.route)
+            .upstream
+            .target(&parts.uri, target.path.as_deref()),
         headers,
     };
     (prepared, body, client_upgrade)
@@ -185,6 +194,7 @@ pub async fn anonymous(
     target: Target,
     presence: Presence,
 ) -> Response<Body> {
+    let upstream = &app.routes.get(target.route).upstream;
     let (prepared, body, client_upgrade) =
         prepare(app, request, conn, upgrade.is_some(), target, &presence);
     let empty = body.is_end_stream();
@@ -192,10 +202,10 @@ pub async fn anonymous(
     let Some(request) = prepared.request(boxed(body), None) else {
         return error_response(ErrorCode::BadRequest, "cannot forward this request");
     };
-    let mut result = send(app, request).await;
+    let mut result = send(app, upstream, request).await;
     if let (Err(UpstreamError::Closed), true) = (&result, empty) {
         if let Some(again) = prepared.replay(&Bytes::new(), None) {
-            result = send(app, again).await;
+            result = send(app, upstream, again).await;
         }
     }
     match result {
@@ -217,8 +227,13 @@ pub async fn with_session(
     mut cookies: Vec<HeaderValue>,
     presence: Presence,
 ) -> Response<Body> {
-    let (prepared, body, client_upgrade) =
+    let route = app.routes.get(target.route);
+    let upstream = &route.upstream;
+    let (mut prepared, body, client_upgrade) =
         prepare(app, request, conn, upgrade.is_some(), target, &presence);
+    for (name, value) in route.identity(fresh.session()) {
+        prepared.headers.insert(name, value);
+    }
     let (body, watch) = client_body(app, body);
     let (first_body, replay) = if upgrade.is_some() {
         (boxed(body), None)
@@ -247,10 +262,10 @@ pub async fn with_session(
             cookies,
         );
     };
-    let mut result = send(app, request).await;
+    let mut result = send(app, upstream, request).await;
     if let (Err(UpstreamError::Closed), Some(bytes)) = (&result, &replay) {
         if let Some(again) = prepared.replay(bytes, Some(token)) {
-            result = send(app, again).await;
+            result = send(app, upstream, again).await;
         }
     }
     if let (Some(bytes), Ok(response)) = (replay, &result) {
@@ -268,7 +283,7 @@ pub async fn with_session(
                         prepared.request(full(bytes), Some(newer.session().access_token.expose()))
                     {
                         cookies = new_cookies;
-                        result = send(app, retry).await;
+                        result = send(app, upstream, retry).await;
                     }
                 }
                 Freshened::Ended { clear } => return with_cookies(login_required(), clear),
@@ -333,9 +348,13 @@ fn invalid_token(response: &Response<PooledBody>) -> bool {
             })
 }
 
-async fn send(app: &App, request: Request<Body>) -> Result<Response<PooledBody>, UpstreamError> {
+async fn send(
+    app: &App,
+    upstream: &Upstream,
+    request: Request<Body>,
+) -> Result<Response<PooledBody>, UpstreamError> {
     let sent = Instant::now();
-    let result = app.upstream.send(request).await;
+    let result = upstream.send(request).await;
     app.metrics
         .upstream_seconds
         .observe(sent.elapsed().as_secs_f64());

@@ -6,20 +6,18 @@
 
 use crate::app::App;
 use crate::body::Body;
-use crate::config::BrowserAuthorization;
-use crate::csrf;
+use crate::config::Access;
 use crate::edge;
 use crate::endpoints;
-use crate::error::{error_response, idp_unavailable, key_unavailable, login_required, ErrorCode};
+use crate::error::{error_response, ErrorCode};
 use crate::forward;
 pub use crate::forward::Target;
 use crate::metrics::RequestLabels;
 use crate::proxy::upgrade;
 pub use crate::proxy::ConnInfo;
-use crate::refresh::unix_now;
-use crate::request_session::{self, freshen, with_cookies, Freshened};
-use crate::session::ReadOutcome;
-use http::header::{AUTHORIZATION, CACHE_CONTROL};
+use crate::request_session::{self, Admission};
+use crate::routes::Decision;
+use http::header::{ALLOW, CACHE_CONTROL};
 use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
 use std::borrow::Cow;
@@ -35,11 +33,13 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>, conn: ConnInfo) -
     let label = match &routed {
         Err(_) => "refused",
         Ok(Route::Own { rest, .. }) => endpoints::route_class(rest),
+        Ok(Route::Unrouted(_)) => "unrouted",
         Ok(Route::Upstream {
             upgrade: Some(_), ..
         }) => "upgrade",
         Ok(Route::Upstream {
-            protected: true, ..
+            access: Access::Required,
+            ..
         }) => "protected",
         Ok(Route::Upstream { .. }) => "public",
     };
@@ -70,11 +70,12 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>, conn: ConnInfo) -
                     .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
                 response
             }
+            Ok(Route::Unrouted(decision)) => unrouted(decision),
             Ok(Route::Upstream {
-                protected,
+                access,
                 upgrade,
                 target,
-            }) => proxy(&app, request, conn, protected, upgrade, target).await,
+            }) => proxy(&app, request, conn, access, upgrade, target).await,
         };
         let status = response.status().as_u16();
         let span = tracing::Span::current();
@@ -106,10 +107,12 @@ enum Route {
         authority: HeaderValue,
     },
     Upstream {
-        protected: bool,
+        access: Access,
         upgrade: Option<upgrade::Expected>,
         target: Target,
     },
+    /// No route takes it (404), or not with this method (405): no upstream is touched.
+    Unrouted(Decision),
 }
 
 fn route(app: &App, request: &Request<Incoming>) -> Result<Route, edge::Refusal> {
@@ -125,7 +128,17 @@ fn route(app: &App, request: &Request<Incoming>) -> Result<Route, edge::Refusal>
             authority: admitted.authority,
         });
     }
-    let protected = app.config.proxy.is_protected(decoded);
+    let (route, access) = match app
+        .routes
+        .decide(decoded, request.method(), &app.config.proxy)
+    {
+        Decision::Forward {
+            route: Some(route),
+            access,
+        } => (route, access),
+        Decision::Forward { route: None, .. } => return Ok(Route::Unrouted(Decision::NotFound)),
+        refused => return Ok(Route::Unrouted(refused)),
+    };
     let upgrade = upgrade::requested(
         request.method(),
         request.version(),
@@ -137,84 +150,64 @@ fn route(app: &App, request: &Request<Incoming>) -> Result<Route, edge::Refusal>
         Cow::Owned(path) => Some(path),
     };
     Ok(Route::Upstream {
-        protected,
+        access,
         upgrade,
         target: Target {
+            route,
             authority: admitted.authority,
             path,
         },
     })
 }
 
+/// 404 or 405 from the routes.
+pub fn unrouted(decision: Decision) -> Response<Body> {
+    match decision {
+        Decision::MethodNotAllowed { allow } => {
+            let mut response =
+                error_response(ErrorCode::MethodNotAllowed, "this route does not allow the method");
+            response.headers_mut().insert(ALLOW, allow);
+            response
+        }
+        _ => error_response(ErrorCode::NotFound, "no route for this path"),
+    }
+}
+
 async fn proxy(
     app: &App,
     request: Request<Incoming>,
     conn: ConnInfo,
-    protected: bool,
+    access: Access,
     upgrade: Option<upgrade::Expected>,
     target: Target,
 ) -> Response<Body> {
     if let Some(refusal) = oversized_headers(app, &request) {
         return refusal;
     }
-    let now = unix_now();
-    let (presence, outcome) = request_session::read(app, request.headers(), now);
-    let (session, retired_key) = match outcome {
-        ReadOutcome::Valid {
-            session,
-            retired_key,
-        } => (Some(session), retired_key),
-        ReadOutcome::Absent => (None, false),
-        ReadOutcome::UnknownKey => {
-            debug!("session sealed with a cookie key this replica does not have yet");
-            if protected {
-                return key_unavailable();
-            }
-            (None, false)
-        }
-        ReadOutcome::Invalid => {
-            debug!("session cookie present but not valid; treated as no session");
-            if protected {
-                return with_cookies(login_required(), app.codec.clear(&presence));
-            }
-            (None, false)
-        }
-    };
-    let Some(session) = session else {
-        if protected {
-            return login_required();
-        }
-        return forward::anonymous(app, request, conn, upgrade, target, presence).await;
-    };
-
-    if let Some(refusal) = csrf::refusal(
-        &app.config.csrf,
-        &app.metrics,
+    let admission = request_session::admit(
+        app,
         request.method(),
         request.headers(),
         target.authority.to_str().ok(),
+        access,
         upgrade.is_some(),
-    ) {
-        return refusal;
-    }
-    if request.headers().contains_key(AUTHORIZATION)
-        && app.config.proxy.browser_authorization == BrowserAuthorization::Reject
-    {
-        return error_response(
-            ErrorCode::BadRequest,
-            "the browser must not send an Authorization header",
-        );
-    }
-
-    match freshen(app, session, retired_key, &presence, now).await {
-        Freshened::Ready { fresh, cookies } => {
+    )
+    .await;
+    match admission {
+        Err(refusal) => refusal,
+        Ok(Admission::Anonymous(presence)) => {
+            forward::anonymous(app, request, conn, upgrade, target, presence).await
+        }
+        Ok(Admission::Session {
+            fresh,
+            cookies,
+            presence,
+        }) => {
             forward::with_session(
                 app, request, conn, upgrade, target, fresh, cookies, presence,
             )
             .await
         }
-        Freshened::Unavailable { retry_after } => idp_unavailable(retry_after),
-        Freshened::Ended { clear } => with_cookies(login_required(), clear),
     }
 }
 

@@ -35,6 +35,8 @@
 //! proxy/        hop-by-hop strip, X-Forwarded-*, cookie strip, Bearer inject, stream, upgrade;
 //!               pool.rs: keep-alive connections to the one upstream; upgrade.rs: which
 //!               upgrades are tunnelled; client_body.rs: the request body, timed and watched
+//! routes.rs     which route takes a request (allowlist, methods, session rule, its upstream
+//!               pool) and the identity headers a route's upstream gets
 //! app.rs        App: everything a request needs, built once
 //! reload.rs     hot reload of mounted TLS files, cookie keys and client secret
 //! request_session.rs   a request's session opened, made fresh, and its response cookies
@@ -42,6 +44,9 @@
 //!               /auth/backchannel-logout
 //! forward.rs    one request upstream: rewrite, Bearer, one retry after a refresh on invalid_token
 //! handler.rs    per request: session → CSRF → ensure_fresh → forward → cookies
+//! forward_auth/ the gateways' listener (`[forward_auth]`): the original request from each
+//!               gateway's headers (original.rs), the same route and session rules, answers
+//!               with the Bearer for the gateway to copy upstream
 //! server/       run(listener, app, shutdown): accept loop, HTTP/1.1 + h2c, graceful drain;
 //!               conn.rs: idle limit from accept; stall.rs: write-stall limit
 //! admin.rs      admin listener: /healthz, /readyz, /metrics
@@ -72,12 +77,14 @@ pub mod ended;
 pub mod endpoints;
 pub mod error;
 pub mod forward;
+pub mod forward_auth;
 pub mod handler;
 pub mod html;
 pub mod idp;
 pub mod metrics;
 pub mod proxy;
 pub mod refresh;
+pub mod routes;
 pub mod reload;
 pub mod request_session;
 pub mod secret;

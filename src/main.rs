@@ -220,7 +220,8 @@ async fn serve(config: Config) -> Result<(), ServeError> {
             addr: listen,
             source,
         })?;
-    // The admin listener outlives the proxy's drain, so /readyz can say "shutting down".
+    // The admin (and forward-auth) listeners outlive the proxy's drain, so /readyz can say
+    // "shutting down" and gateways get answers while in-flight requests finish.
     let admin_done = tokio_util::sync::CancellationToken::new();
     if let Some(admin_addr) = app.config.server.admin_listen {
         let admin = tokio::net::TcpListener::bind(admin_addr)
@@ -232,6 +233,20 @@ async fn serve(config: Config) -> Result<(), ServeError> {
         let done = admin_done.clone();
         tokio::spawn(token_handler::admin::run(
             admin,
+            Arc::clone(&app),
+            async move { done.cancelled().await },
+        ));
+    }
+    if let Some(forward_auth) = &app.config.forward_auth {
+        let verify = tokio::net::TcpListener::bind(forward_auth.listen)
+            .await
+            .map_err(|source| ServeError::Bind {
+                addr: forward_auth.listen,
+                source,
+            })?;
+        let done = admin_done.clone();
+        tokio::spawn(token_handler::server::run_forward_auth(
+            verify,
             Arc::clone(&app),
             async move { done.cancelled().await },
         ));

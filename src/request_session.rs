@@ -3,11 +3,15 @@
 
 use crate::app::App;
 use crate::body::Body;
+use crate::config::{Access, BrowserAuthorization};
+use crate::csrf;
 use crate::ended::Reason;
+use crate::error::{error_response, idp_unavailable, key_unavailable, login_required, ErrorCode};
+use crate::refresh::unix_now;
 use crate::idp::{IdpError, Rejection};
 use crate::refresh::{Fresh, RefreshError};
 use crate::session::{Presence, ReadOutcome, Session};
-use http::header::{CACHE_CONTROL, SET_COOKIE};
+use http::header::{AUTHORIZATION, CACHE_CONTROL, SET_COOKIE};
 use http::{HeaderValue, Response};
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,6 +69,86 @@ pub fn read(app: &App, headers: &http::HeaderMap, now: u64) -> (Presence, ReadOu
         }
     }
     (incoming.presence(), outcome)
+}
+
+/// What a request may do on a route, as its session (or the lack of one) decides.
+#[derive(Debug)]
+// As `Freshened`: the session variant is the common one; boxing it allocates per request.
+#[allow(clippy::large_enum_variant)]
+pub enum Admission {
+    /// Forwarded without a token (no session on an optional route, or a `none` route).
+    Anonymous(Presence),
+    /// Forwarded with this fresh session's token; `cookies` go back to the browser.
+    Session {
+        fresh: Fresh,
+        cookies: Vec<HeaderValue>,
+        presence: Presence,
+    },
+}
+
+/// The session, CSRF and refresh rules of one request, shared by the inline proxy and the
+/// forward-auth listener: the session is opened (unless the route wants none), refused when
+/// the route requires one and there is none, the CSRF check runs *before* any refresh (a forged
+/// request never spends a refresh token), then the session is made fresh. `Err`: the answer.
+pub async fn admit(
+    app: &App,
+    method: &http::Method,
+    headers: &http::HeaderMap,
+    authority: Option<&str>,
+    access: Access,
+    upgrade: bool,
+) -> Result<Admission, Response<Body>> {
+    if access == Access::None {
+        return Ok(Admission::Anonymous(app.codec.incoming(headers).presence()));
+    }
+    let required = access == Access::Required;
+    let now = unix_now();
+    let (presence, outcome) = read(app, headers, now);
+    let (session, retired_key) = match outcome {
+        ReadOutcome::Valid {
+            session,
+            retired_key,
+        } => (session, retired_key),
+        ReadOutcome::Absent if required => return Err(login_required()),
+        ReadOutcome::UnknownKey if required => {
+            tracing::debug!("session sealed with a cookie key this replica does not have yet");
+            return Err(key_unavailable());
+        }
+        ReadOutcome::Invalid if required => {
+            tracing::debug!("session cookie present but not valid");
+            return Err(with_cookies(login_required(), app.codec.clear(&presence)));
+        }
+        ReadOutcome::Absent | ReadOutcome::UnknownKey | ReadOutcome::Invalid => {
+            return Ok(Admission::Anonymous(presence));
+        }
+    };
+    if let Some(refusal) = csrf::refusal(
+        &app.config.csrf,
+        &app.metrics,
+        method,
+        headers,
+        authority,
+        upgrade,
+    ) {
+        return Err(refusal);
+    }
+    if headers.contains_key(AUTHORIZATION)
+        && app.config.proxy.browser_authorization == BrowserAuthorization::Reject
+    {
+        return Err(error_response(
+            ErrorCode::BadRequest,
+            "the browser must not send an Authorization header",
+        ));
+    }
+    match freshen(app, session, retired_key, &presence, now).await {
+        Freshened::Ready { fresh, cookies } => Ok(Admission::Session {
+            fresh,
+            cookies,
+            presence,
+        }),
+        Freshened::Unavailable { retry_after } => Err(idp_unavailable(retry_after)),
+        Freshened::Ended { clear } => Err(with_cookies(login_required(), clear)),
+    }
 }
 
 /// Why `session` is over before its absolute end, if it is.

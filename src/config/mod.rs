@@ -8,11 +8,13 @@
 
 mod coordination;
 mod csrf;
+mod forward_auth;
 mod idp;
 mod log;
 mod proxy;
 mod raw;
 mod redis_nodes;
+mod routes;
 pub mod secrets;
 mod server;
 mod session;
@@ -26,10 +28,12 @@ use std::sync::Arc;
 
 pub use coordination::CoordinationConfig;
 pub use csrf::CsrfConfig;
+pub use forward_auth::ForwardAuthConfig;
 pub use idp::{ClientAuth, Dialect, IdpConfig};
 pub use log::{LogConfig, LogFormat};
 pub use proxy::{BrowserAuthorization, ProxyConfig};
 pub use redis_nodes::{RedisAuth, RedisTopology};
+pub use routes::{Access, RouteConfig};
 pub use secrets::{CLIENT_SECRET_ENV, COOKIE_KEYS_ENV};
 pub use server::{ServerConfig, TlsFiles};
 pub use session::{SameSite, SessionConfig};
@@ -51,6 +55,12 @@ pub struct Config {
     pub csrf: CsrfConfig,
     pub log: LogConfig,
     pub coordination: Option<CoordinationConfig>,
+    /// What the proxy forwards, and where: `[[routes]]`, or `[upstream]` as the one route for
+    /// `/` (none: only `/auth` and forward-auth are served).
+    pub routes: Vec<RouteConfig>,
+    /// `[[routes]]` was given: a path no route matches gets 404.
+    pub explicit_routes: bool,
+    pub forward_auth: Option<ForwardAuthConfig>,
     pub secrets: Secrets,
 }
 

@@ -50,8 +50,8 @@ impl ProxyConfig {
 pub(super) fn proxy(r: raw::Proxy, p: &mut Problems) -> ProxyConfig {
     let protected_paths = r.protected_paths.unwrap_or_else(|| vec!["/".to_string()]);
     let public_paths = r.public_paths.unwrap_or_default();
-    let protected_prefixes = prefixes("protected_paths", &protected_paths, p);
-    let public_prefixes = prefixes("public_paths", &public_paths, p);
+    let protected_prefixes = prefixes("proxy.protected_paths", &protected_paths, p);
+    let public_prefixes = prefixes("proxy.public_paths", &public_paths, p);
     let auth_prefix = r.auth_prefix.unwrap_or_else(|| "/auth".to_string());
     if !auth_prefix.starts_with('/')
         || auth_prefix.ends_with('/')
@@ -97,14 +97,14 @@ pub(super) fn proxy(r: raw::Proxy, p: &mut Problems) -> ProxyConfig {
 /// Configured prefixes must already be in the normal form requests are matched in: starting
 /// with `/`, no escapes, dot or empty segments. A trailing `/` is dropped (`/api/` and `/api`
 /// both cover `/api` and everything below it).
-fn prefixes(key: &str, paths: &[String], p: &mut Problems) -> Vec<String> {
+pub(super) fn prefixes(key: &str, paths: &[String], p: &mut Problems) -> Vec<String> {
     let mut out = Vec::new();
     for path in paths {
         let normal =
             normalize(path).is_ok_and(|n| n.forward == path.as_str() && !path.contains('%'));
         if !normal {
             p.push(format!(
-                "proxy.{key}: `{path}` must be a plain path like \"/api/public\" (starting with /, \
+                "{key}: `{path}` must be a plain path like \"/api/public\" (starting with /, \
                  no escapes, no . or .. or empty segments)"
             ));
             continue;

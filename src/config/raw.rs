@@ -117,3 +117,22 @@ pub struct Coordination {
     pub operation_timeout: Option<String>,
     pub ended_sync_interval: Option<String>,
 }
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    pub path: Option<String>,
+    pub upstream: Option<String>,
+    pub methods: Option<Vec<String>>,
+    pub session: Option<String>,
+    pub connect_timeout: Option<String>,
+    pub response_header_timeout: Option<String>,
+    pub ca_file: Option<String>,
+    pub identity_headers: Option<std::collections::BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardAuth {
+    pub listen: Option<String>,
+}

@@ -1,4 +1,5 @@
-//! `[upstream]`: the API this proxy fronts and how long it may take to answer.
+//! `[upstream]`: the API this proxy fronts and how long it may take to answer; with
+//! `[[routes]]`, the defaults of every route (and the upstream of those that name none).
 
 use super::raw;
 use super::validate::Problems;
@@ -8,23 +9,20 @@ use url::Url;
 
 #[derive(Debug, Clone)]
 pub struct UpstreamConfig {
-    pub url: Url,
+    /// Absent only with `[[routes]]` that each name theirs, or in forward-auth mode.
+    pub url: Option<Url>,
     pub connect_timeout: Duration,
     pub response_header_timeout: Duration,
     /// Extra CA certificates (PEM) for an `https://` upstream, besides the system roots.
     pub ca_file: Option<PathBuf>,
 }
 
-pub(super) fn upstream(r: raw::Upstream, p: &mut Problems) -> UpstreamConfig {
-    let url = match p.url("upstream.url", r.url.clone()) {
-        Some(u) => u,
-        None => {
-            if r.url.is_none() {
-                p.push("upstream.url: required (the API this proxy fronts, e.g. \"http://127.0.0.1:3000\")");
-            }
-            Url::parse("http://127.0.0.1/").expect("static URL")
-        }
-    };
+/// `required`: no `[[routes]]` and no `[forward_auth]` stand in for `upstream.url`.
+pub(super) fn upstream(r: raw::Upstream, required: bool, p: &mut Problems) -> UpstreamConfig {
+    let url = p.url("upstream.url", r.url.clone());
+    if r.url.is_none() && required {
+        p.push("upstream.url: required (the API this proxy fronts, e.g. \"http://127.0.0.1:3000\")");
+    }
     UpstreamConfig {
         url,
         connect_timeout: p.duration(
@@ -55,15 +53,16 @@ mod tests {
                     url,
                     ..raw::Upstream::default()
                 },
+                true,
                 p,
             )
         });
-        assert_eq!(c.url.as_str(), "http://127.0.0.1:3000/");
+        assert_eq!(c.url.expect("url").as_str(), "http://127.0.0.1:3000/");
         assert_eq!(c.connect_timeout, Duration::from_secs(2));
         assert_eq!(c.response_header_timeout, Duration::from_secs(60));
         assert!(c.ca_file.is_none());
 
-        let (_, problems) = checked(|p| upstream(raw::Upstream::default(), p));
+        let (_, problems) = checked(|p| upstream(raw::Upstream::default(), true, p));
         assert_eq!(
             problems,
             ["upstream.url: required (the API this proxy fronts, e.g. \"http://127.0.0.1:3000\")"]
@@ -78,7 +77,7 @@ mod tests {
             response_header_timeout: Some("1 fortnight".into()),
             ca_file: Some("/nonexistent/ca.pem".into()),
         };
-        let (_, problems) = checked(|p| upstream(r, p));
+        let (_, problems) = checked(|p| upstream(r, true, p));
         assert_eq!(problems.len(), 4, "{problems:?}");
         assert_eq!(
             problems[0],

@@ -1,7 +1,7 @@
 //! Raw TOML sections → typed [`Config`], collecting every problem before failing.
 
 use super::secrets::{self, CLIENT_SECRET_ENV, COOKIE_KEYS_ENV};
-use super::{coordination, csrf, idp, log, proxy, server, session, upstream};
+use super::{coordination, csrf, forward_auth, idp, log, proxy, routes, server, session, upstream};
 use super::{Config, ConfigError, Secrets};
 use serde::de::DeserializeOwned;
 use std::net::SocketAddr;
@@ -20,6 +20,8 @@ const SECTIONS: &[&str] = &[
     "csrf",
     "log",
     "coordination",
+    "routes",
+    "forward_auth",
 ];
 
 /// What is wrong with a config so far, one line each, in the order found. Each section's
@@ -212,7 +214,11 @@ pub(super) fn validate(
     }
     // This order is the order `check` lists problems in (pinned by a test): keep it.
     let server = server::server(section(&table, "server", &mut p), &mut p);
-    let upstream = upstream::upstream(section(&table, "upstream", &mut p), &mut p);
+    let upstream = upstream::upstream(
+        section(&table, "upstream", &mut p),
+        routes::upstream_required(&table),
+        &mut p,
+    );
     let client_secret = p.secret(secrets::client_secret(env)).flatten();
     let idp = idp::idp(
         section(&table, "idp", &mut p),
@@ -229,6 +235,35 @@ pub(super) fn validate(
         idp.timeout,
         &mut p,
     );
+    let explicit = table.contains_key("routes");
+    let routes = if explicit {
+        let raw: Vec<super::raw::Route> = section(&table, "routes", &mut p);
+        if raw.is_empty() {
+            p.push("[[routes]]: at least one route (or none of the section)");
+        }
+        for key in ["protected_paths", "public_paths"] {
+            let set = table
+                .get("proxy")
+                .and_then(|t| t.get(key))
+                .is_some();
+            if set {
+                p.push(format!(
+                    "proxy.{key}: with [[routes]], each route's `session` says what needs one"
+                ));
+            }
+        }
+        routes::routes(raw, &upstream, &session.claims, &mut p)
+    } else {
+        routes::implicit(&upstream).into_iter().collect()
+    };
+    let forward_auth = forward_auth::forward_auth(
+        table
+            .contains_key("forward_auth")
+            .then(|| section(&table, "forward_auth", &mut p)),
+        server.listen,
+        server.admin_listen,
+        &mut p,
+    );
     let cookie_keys = p.secret(secrets::cookie_keys(env));
     match cookie_keys {
         Some(keys) if p.0.is_empty() => Ok(Config {
@@ -240,6 +275,9 @@ pub(super) fn validate(
             csrf,
             log,
             coordination,
+            routes,
+            explicit_routes: explicit,
+            forward_auth,
             secrets: Secrets {
                 client_secret,
                 cookie_keys: Arc::new(keys),

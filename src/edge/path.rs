@@ -57,6 +57,16 @@ pub struct NormalPath<'a> {
     pub decoded: Cow<'a, [u8]>,
 }
 
+impl NormalPath<'_> {
+    /// The same, owning its text (for a path that came from a header, not the request line).
+    pub fn into_owned(self) -> NormalPath<'static> {
+        NormalPath {
+            forward: Cow::Owned(self.forward.into_owned()),
+            decoded: Cow::Owned(self.decoded.into_owned()),
+        }
+    }
+}
+
 /// Applies the rule to the path of a request target (no query).
 pub fn normalize(raw: &str) -> Result<NormalPath<'_>, PathRefusal> {
     let bytes = raw.as_bytes();

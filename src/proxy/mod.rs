@@ -59,6 +59,8 @@ pub enum UpstreamSetupError {
     Origin(#[from] http::Error),
     #[error("upstream.url: {0}")]
     Host(#[from] http::header::InvalidHeaderValue),
+    #[error("a route has no upstream URL")]
+    NoUrl,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -95,7 +97,8 @@ impl Upstream {
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
-        let uri: Uri = config.url.as_str().parse()?;
+        let url = config.url.as_ref().ok_or(UpstreamSetupError::NoUrl)?;
+        let uri: Uri = url.as_str().parse()?;
         let authority = uri.authority().cloned().expect("validated URL has a host");
         let origin = Uri::builder()
             .scheme(uri.scheme().cloned().unwrap_or(http::uri::Scheme::HTTP))

@@ -84,6 +84,15 @@ pub async fn accept_backoff(e: &std::io::Error) {
     tokio::time::sleep(Duration::from_millis(50)).await;
 }
 
+/// What a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Serves {
+    /// `server.listen`: the browser's requests (the proxy and `/auth`).
+    Proxy,
+    /// `forward_auth.listen`: gateways' questions (plain HTTP: it is cluster-internal).
+    ForwardAuth,
+}
+
 /// Serves `listener` until `shutdown` resolves, then drains within the configured grace.
 pub async fn run(
     listener: TcpListener,
@@ -91,19 +100,38 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     crate::reload::spawn(&app);
+    serve_listener(listener, app, shutdown, Serves::Proxy).await
+}
+
+/// Serves the forward-auth listener until `shutdown` resolves, with the same connection
+/// limits and drain as the proxy's.
+pub async fn run_forward_auth(
+    listener: TcpListener,
+    app: Arc<App>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    serve_listener(listener, app, shutdown, Serves::ForwardAuth).await
+}
+
+async fn serve_listener(
+    listener: TcpListener,
+    app: Arc<App>,
+    shutdown: impl Future<Output = ()>,
+    serves: Serves,
+) -> std::io::Result<()> {
     let server = &app.config.server;
     let builder = Arc::new(builder(server));
-    let acceptor = match &app.tls {
-        Some(cert) => Some(TlsAcceptor::from(
+    let acceptor = match (&app.tls, serves) {
+        (Some(cert), Serves::Proxy) => Some(TlsAcceptor::from(
             crate::tls::server_config(Arc::clone(cert)).map_err(std::io::Error::other)?,
         )),
-        None => None,
+        _ => None,
     };
     let stopping = CancellationToken::new();
     let connections = TaskTracker::new();
     let limit = Arc::new(Semaphore::new(server.max_connections));
     tokio::pin!(shutdown);
-    info!(addr = %listener.local_addr()?, tls = acceptor.is_some(), "proxy listening");
+    info!(addr = %listener.local_addr()?, tls = acceptor.is_some(), ?serves, "listening");
     loop {
         // Backpressure: at the connection cap, stop accepting until one closes.
         let permit = tokio::select! {
@@ -129,12 +157,14 @@ pub async fn run(
         connections.spawn(async move {
             app.metrics.connections_active.inc();
             let metrics = Arc::clone(&app.metrics);
-            connection(app, &builder, acceptor, stream, peer, &stopping).await;
+            connection(app, &builder, acceptor, stream, peer, &stopping, serves).await;
             metrics.connections_active.dec();
             drop(permit);
         });
     }
-    app.start_draining();
+    if serves == Serves::Proxy {
+        app.start_draining();
+    }
     drop(listener);
     let grace = app.config.server.shutdown_grace;
     info!(?grace, "shutting down: draining in-flight requests");
@@ -161,6 +191,7 @@ async fn connection(
     stream: TcpStream,
     peer: std::net::SocketAddr,
     stopping: &CancellationToken,
+    serves: Serves,
 ) {
     let _ = stream.set_nodelay(true);
     let server = &app.config.server;
@@ -169,7 +200,7 @@ async fn connection(
     match acceptor {
         None => {
             let info = ConnInfo::new(peer, false, trusted);
-            serve(app, builder, stream, info, stopping).await
+            serve(app, builder, stream, info, stopping, serves).await
         }
         Some(acceptor) => {
             let handshake =
@@ -177,7 +208,7 @@ async fn connection(
             match handshake.await {
                 Ok(Ok(tls)) => {
                     let info = ConnInfo::new(peer, true, trusted);
-                    serve(app, builder, tls, info, stopping).await
+                    serve(app, builder, tls, info, stopping, serves).await
                 }
                 Ok(Err(e)) => debug!(error = %e, "TLS handshake failed"),
                 Err(_) => debug!("TLS handshake timed out"),
@@ -193,6 +224,7 @@ async fn serve<I>(
     io: I,
     conn: ConnInfo,
     stopping: &CancellationToken,
+    serves: Serves,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -204,7 +236,10 @@ async fn serve<I>(
             let busy = activity.begin();
             let app = Arc::clone(&app);
             async move {
-                let response = handle(app, request, conn).await;
+                let response = match serves {
+                    Serves::Proxy => handle(app, request, conn).await,
+                    Serves::ForwardAuth => crate::forward_auth::handle(app, request, conn).await,
+                };
                 Ok::<_, std::convert::Infallible>(response.map(|body| Tracked::new(body, busy)))
             }
         })

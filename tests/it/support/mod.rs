@@ -14,6 +14,7 @@ pub mod redis_sentinel;
 pub mod redis_server;
 
 use echo::Echo;
+use futures_util::FutureExt;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -121,6 +122,9 @@ pub fn env(keys: &str) -> impl Fn(&str) -> Option<String> {
 pub struct Proxy {
     pub addr: SocketAddr,
     pub url: String,
+    /// `http://<forward-auth listener>` when `[forward_auth]` is configured (bound on
+    /// 127.0.0.1:0 whatever the config says).
+    pub verify_url: Option<String>,
     pub app: Arc<App>,
     /// Held, never sent: dropping the proxy drops it, which starts the server's drain.
     _shutdown: oneshot::Sender<()>,
@@ -149,6 +153,20 @@ impl Proxy {
         app.idp.ready().await;
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = oneshot::channel::<()>();
+        let rx = rx.shared();
+        let mut verify_url = None;
+        if app.config.forward_auth.is_some() {
+            let verify = TcpListener::bind("127.0.0.1:0").await.expect("bind verify");
+            verify_url = Some(format!("http://{}", verify.local_addr().expect("addr")));
+            let rx = rx.clone();
+            tokio::spawn(token_handler::server::run_forward_auth(
+                verify,
+                Arc::clone(&app),
+                async {
+                    let _ = rx.await;
+                },
+            ));
+        }
         tokio::spawn(token_handler::server::run(
             listener,
             Arc::clone(&app),
@@ -159,6 +177,7 @@ impl Proxy {
         Proxy {
             addr,
             url: format!("http://{addr}"),
+            verify_url,
             app,
             _shutdown: tx,
         }

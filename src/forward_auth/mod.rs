@@ -1,0 +1,177 @@
+//! Forward-auth mode: gateways ask before they route a request (nginx `auth_request`, Traefik
+//! ForwardAuth, Envoy/Istio `ext_authz` HTTP, Gateway API `ExternalAuth`), on the listener of
+//! `[forward_auth]` (a port of its own: see `config::forward_auth` for why).
+//!
+//! The original request is what the gateway says it is (`original.rs`); the same route, session,
+//! CSRF and refresh rules as the inline proxy decide (`request_session::admit`), and the answer
+//! is what each gateway acts on:
+//!
+//! - **200**, empty: allowed. `Authorization: Bearer …` and the route's identity headers, for
+//!   the gateway to copy upstream (none for an anonymous request); `Set-Cookie` (a refreshed or
+//!   re-sealed session, or stale chunks cleared) for the gateway to return to the browser, and
+//!   each of those lines again as `X-Token-Handler-Set-Cookie-1`, `-2`, … (nginx copies one
+//!   header per name).
+//! - **401** `login_required` (cookies cleared when they were invalid), **403**
+//!   `csrf_check_failed`, **503** `idp_unavailable` / `key_unavailable` (with `Retry-After`),
+//!   **404** / **405** from the routes, **400** for a path refused at the edge: the proxy's JSON
+//!   errors, plus `X-Token-Handler-Error: <code>` (nginx passes only 401 and 403 through; its
+//!   config maps the rest with that header).
+//!
+//! No retry after an upstream `invalid_token` here: the gateway talks to the upstream.
+
+mod original;
+
+use crate::app::App;
+use crate::body::{full, Body};
+use crate::config::Access;
+use crate::error::{error_response, ErrorCode};
+use crate::handler::unrouted;
+use crate::metrics::RequestLabels;
+use crate::proxy::{headers, ConnInfo};
+use crate::request_session::{self, Admission};
+use crate::routes::Decision;
+use http::header::{CACHE_CONTROL, SET_COOKIE, UPGRADE};
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
+use std::sync::Arc;
+use tokio::time::Instant;
+use tracing::field::Empty;
+use tracing::{debug, info_span, Instrument};
+
+/// The error code of a refusal, for gateways that keep only the status (nginx).
+pub const ERROR_HEADER: &str = "x-token-handler-error";
+/// `Set-Cookie` line `i` (from 1) again, for gateways that copy one header per name.
+pub const COOKIE_HEADER_PREFIX: &str = "x-token-handler-set-cookie-";
+
+/// Answers one gateway's question.
+pub async fn handle<B>(app: Arc<App>, request: Request<B>, _conn: ConnInfo) -> Response<Body> {
+    let started = Instant::now();
+    let span = info_span!(
+        "verify",
+        method = Empty,
+        status = Empty,
+        latency_ms = Empty,
+        session = Empty
+    );
+    async move {
+        let response = verify(&app, &request).await;
+        let status = response.status().as_u16();
+        let span = tracing::Span::current();
+        span.record("status", status);
+        span.record("latency_ms", started.elapsed().as_millis() as u64);
+        app.metrics
+            .requests
+            .get_or_create(&RequestLabels {
+                route: "verify",
+                status,
+            })
+            .inc();
+        debug!("verify");
+        with_error_code(response)
+    }
+    .instrument(span)
+    .await
+}
+
+async fn verify<B>(app: &App, request: &Request<B>) -> Response<Body> {
+    let original = match original::Original::of(request) {
+        Ok(original) => original,
+        Err(refusal) => return error_response(ErrorCode::BadRequest, refusal),
+    };
+    tracing::Span::current().record("method", original.method.as_str());
+    let decoded = &original.path.decoded[..];
+    let prefix = app.config.proxy.auth_prefix.as_bytes();
+    // The proxy's own endpoints (login, callback, ...) need no session to be reached.
+    let under_auth = decoded
+        .strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(b"/"));
+    let (route, access) = if under_auth {
+        (None, Access::None)
+    } else {
+        match app
+            .routes
+            .decide(decoded, &original.method, &app.config.proxy)
+        {
+            Decision::Forward { route, access } => (route, access),
+            refused => return unrouted(refused),
+        }
+    };
+    let upgrade = request.headers().contains_key(UPGRADE);
+    let admission = request_session::admit(
+        app,
+        &original.method,
+        request.headers(),
+        original.authority.as_deref(),
+        access,
+        upgrade,
+    )
+    .await;
+    match admission {
+        Err(refusal) => refusal,
+        Ok(Admission::Anonymous(_)) => allowed(Vec::new(), &[]),
+        Ok(Admission::Session { fresh, cookies, .. }) => {
+            let mut upstream_headers = Vec::new();
+            let mut bearer = http::HeaderMap::new();
+            if headers::set_bearer(&mut bearer, fresh.session().access_token.expose()).is_err() {
+                return error_response(
+                    ErrorCode::UpstreamUnavailable,
+                    "cannot pass this session's token on",
+                );
+            }
+            upstream_headers.extend(bearer.into_iter().filter_map(|(k, v)| Some((k?, v))));
+            if let Some(route) = route {
+                upstream_headers.extend(app.routes.get(route).identity(fresh.session()));
+            }
+            allowed(upstream_headers, &cookies)
+        }
+    }
+}
+
+/// 200: the headers for the upstream, the cookies for the browser (twice, see the module).
+fn allowed(upstream: Vec<(HeaderName, HeaderValue)>, cookies: &[HeaderValue]) -> Response<Body> {
+    let mut response = Response::new(full(""));
+    *response.status_mut() = StatusCode::OK;
+    let headers = response.headers_mut();
+    for (name, value) in upstream {
+        headers.insert(name, value);
+    }
+    for (i, cookie) in cookies.iter().enumerate() {
+        headers.append(SET_COOKIE, cookie.clone());
+        if let Ok(name) = HeaderName::from_bytes(format!("{COOKIE_HEADER_PREFIX}{}", i + 1).as_bytes())
+        {
+            headers.insert(name, cookie.clone());
+        }
+    }
+    response
+}
+
+/// Every answer: `no-store`; a refusal also names its code in [`ERROR_HEADER`] and has its
+/// `Set-Cookie` lines numbered like an allowed answer's.
+fn with_error_code(mut response: Response<Body>) -> Response<Body> {
+    let headers = response.headers_mut();
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if response.status().is_success() {
+        return response;
+    }
+    let code = response
+        .extensions()
+        .get::<ErrorCode>()
+        .map_or("bad_request", |code| code.as_str());
+    let cookies: Vec<HeaderValue> = response
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .cloned()
+        .collect();
+    let headers = response.headers_mut();
+    headers.insert(
+        HeaderName::from_static(ERROR_HEADER),
+        HeaderValue::from_static(code),
+    );
+    for (i, cookie) in cookies.into_iter().enumerate() {
+        if let Ok(name) = HeaderName::from_bytes(format!("{COOKIE_HEADER_PREFIX}{}", i + 1).as_bytes())
+        {
+            headers.insert(name, cookie);
+        }
+    }
+    response
+}
