@@ -115,6 +115,9 @@ fn session(
         claims,
         id_token: None,
         started_at: now,
+        sub: None,
+        sid: None,
+        last_used_at: now,
     }
 }
 
