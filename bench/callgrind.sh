@@ -4,21 +4,35 @@
 # was measured before and after.
 #   bench/callgrind.sh session      # valid sealed session: open + Bearer + forward
 #   bench/callgrind.sh anonymous    # public path, no cookie
+#   bench/callgrind.sh session-ended  # as `session`, with a record of 100,000 ended sessions
+# session-ended: the proxy also has `[coordination]` on a redis-server started here, whose
+# stream `th:{ended}:log` holds $ENDED entries (default 100,000; a third of each kind, random
+# digests, so none names the measured session) before the proxy starts, and the measured
+# session names a `sub` and a `sid`: every request computes the three digests of the check.
+# Both runs (with and without requests) wait until the proxy holds the whole record, so
+# reading it is subtracted with the start-up.
 # Starts an nginx upstream (`return 200`) and the release token-handler under valgrind on free
 # ports, drives it with wrk (4 connections, 8 s), subtracts the start-up/shutdown instructions
 # (a run with no request) and prints instructions per request. Installs valgrind, nginx and
-# wrk when missing. The raw profile is left in $DIR/cg.out for callgrind_annotate.
+# wrk (and redis-server) when missing. The raw profile is left in $DIR/cg.out for
+# callgrind_annotate (the run with no request in $DIR/cg.base.out). Honours CARGO_TARGET_DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/need.sh
 need valgrind nginx wrk
 MODE="${1:-session}"
-case "$MODE" in session | anonymous) ;; *) echo "usage: $0 session|anonymous" >&2; exit 2 ;; esac
+case "$MODE" in
+  session | anonymous | session-ended) ;;
+  *) echo "usage: $0 session|anonymous|session-ended" >&2; exit 2 ;;
+esac
+ENDED="${ENDED:-100000}"
+[ "$MODE" != session-ended ] || need redis-server
 cargo build --release --bin token-handler --example seal
+RELEASE="${CARGO_TARGET_DIR:-target}/release"
 DIR=$(mktemp -d /tmp/th-callgrind.XXXXXX)
 mkdir -p "$DIR/tmp"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-UP=$(free_port); TH=$(free_port); AD=$(free_port)
+UP=$(free_port); TH=$(free_port); AD=$(free_port); RP=$(free_port)
 KEYS="k1:$(head -c 32 /dev/urandom | base64)"
 cat > "$DIR/up.conf" <<EOF
 worker_processes 1; daemon off; pid $DIR/up.pid; error_log $DIR/up.err warn;
@@ -50,26 +64,76 @@ level = "warn"
 EOF
 nginx -c "$DIR/up.conf" &
 NGINX=$!
-trap 'kill -TERM $NGINX 2>/dev/null; wait $NGINX 2>/dev/null || true' EXIT
+REDIS=""
+trap 'kill -TERM $NGINX $REDIS 2>/dev/null; wait $NGINX $REDIS 2>/dev/null || true' EXIT
+SEAL_ARGS=()
+if [ "$MODE" = session-ended ]; then
+  # Redis calls under valgrind are slow: a 1,000-entry XREAD must not time out (250 ms default).
+  cat >> "$DIR/th.toml" <<EOF
+[coordination]
+redis_url = "redis://127.0.0.1:$RP"
+operation_timeout = "5s"
+EOF
+  redis-server --bind 127.0.0.1 --port "$RP" --save "" --appendonly no --dir "$DIR" \
+    --logfile "$DIR/redis.log" &
+  REDIS=$!
+  for _ in $(seq 1 100); do redis-cli -p "$RP" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  # As Entry::encode writes them: {s|i|u}:{32 hex digest}:{at}:{until}:{reason} in field `e`,
+  # one XADD each (RESP, through redis-cli --pipe); ended a minute ago, remembered for a year.
+  python3 - "$ENDED" <<'PY' | redis-cli -p "$RP" --pipe >"$DIR/fill.log"
+import os, sys, time
+n, now = int(sys.argv[1]), int(time.time())
+kinds = [("s", "logout"), ("i", "backchannel"), ("u", "operator")]
+out = sys.stdout.buffer
+for i in range(n):
+    kind, reason = kinds[i % 3]
+    value = f"{kind}:{os.urandom(16).hex()}:{now - 60}:{now + 365 * 86400}:{reason}".encode()
+    args = [b"XADD", b"th:{ended}:log", b"*", b"e", value]
+    out.write(b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args))
+PY
+  if [ "$(redis-cli -p "$RP" xlen 'th:{ended}:log')" -ne "$ENDED" ]; then
+    cat "$DIR/fill.log" >&2; exit 1
+  fi
+  # The measured session names a user and an IdP session, as a login with an ID token does.
+  SEAL_ARGS=(--sub usr:42 --sid 08a5019c-17e1-4977-8f42-65a12843ea02)
+fi
 
 # One run under callgrind: $1 = number of seconds of wrk (0: start and stop only).
 profile() {
-  TOKEN_HANDLER_COOKIE_KEYS=$KEYS valgrind --tool=callgrind --callgrind-out-file="$DIR/cg.out" \
-    target/release/token-handler --config "$DIR/th.toml" 2>"$DIR/valgrind.err" &
+  local out="$DIR/cg.out"
+  [ "$1" -gt 0 ] || out="$DIR/cg.base.out"
+  TOKEN_HANDLER_COOKIE_KEYS=$KEYS valgrind --tool=callgrind --callgrind-out-file="$out" \
+    "$RELEASE/token-handler" --config "$DIR/th.toml" 2>"$DIR/valgrind.err" &
   local pid=$!
   for _ in $(seq 1 300); do curl -sf -o /dev/null "http://127.0.0.1:$AD/healthz" && break; sleep 0.1; done
+  if [ "$MODE" = session-ended ]; then
+    local held=0
+    for _ in $(seq 1 1200); do
+      held=$(curl -sf "http://127.0.0.1:$AD/metrics" |
+        awk '/^token_handler_ended_sessions / {print $2}')
+      [ "${held:-0}" = "$ENDED" ] && break
+      sleep 0.5
+    done
+    if [ "${held:-0}" != "$ENDED" ]; then
+      echo "the proxy's record holds ${held:-0} of $ENDED entries" >&2
+      kill -INT $pid; wait $pid 2>/dev/null || true
+      return 1
+    fi
+  fi
   local requests=0
   if [ "$1" -gt 0 ]; then
     local path=/public/x header=()
-    if [ "$MODE" = session ]; then
+    if [ "$MODE" != anonymous ]; then
       path=/api/x
-      header=(-H "Cookie: $(TOKEN_HANDLER_COOKIE_KEYS=$KEYS target/release/examples/seal)")
+      local cookie
+      cookie=$(TOKEN_HANDLER_COOKIE_KEYS=$KEYS "$RELEASE/examples/seal" ${SEAL_ARGS[@]+"${SEAL_ARGS[@]}"})
+      header=(-H "Cookie: $cookie")
     fi
     requests=$(wrk -t1 -c4 -d"$1"s "${header[@]}" "http://127.0.0.1:$TH$path" |
       awk '/requests in/ {print $1}')
   fi
   kill -INT $pid; wait $pid 2>/dev/null || true
-  echo "$requests $(awk '/^summary:/ {print $2}' "$DIR/cg.out")"
+  echo "$requests $(awk '/^summary:/ {print $2}' "$out")"
 }
 read -r _ base < <(profile 0)
 read -r requests total < <(profile 8)

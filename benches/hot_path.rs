@@ -1,5 +1,6 @@
 //! Micro-benchmarks of the per-request work: sealing and opening a typical session, reading
-//! the session from a `Cookie` header, and rewriting a request's headers for the upstream.
+//! the session from a `Cookie` header, checking it against the record of ended sessions, and
+//! rewriting a request's headers for the upstream.
 //! `cargo bench --bench hot_path`; results and targets in BENCHMARKS.md.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
@@ -8,6 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use token_handler::config::{SameSite, SessionConfig};
 use token_handler::crypto::KeyRing;
+use token_handler::ended::{digest, EndedSessions, Entry, Kind, Reason};
+use token_handler::metrics::Metrics;
 use token_handler::proxy::headers;
 use token_handler::secret::{AccessToken, RefreshToken};
 use token_handler::session::{CookieCodec, Session};
@@ -124,5 +127,78 @@ fn benches(c: &mut Criterion) {
     });
 }
 
-criterion_group!(hot_path, benches);
+/// A record of ended sessions holding `n` entries, a third of each kind, none naming
+/// [`session`]'s id, `sid` or `sub`; every entry outlives the benchmark's `now`.
+fn ended_record(n: usize, now: u64) -> EndedSessions {
+    let lifetime = 12 * 3600;
+    let record = EndedSessions::new(n + 1, None, Arc::new(Metrics::new()));
+    for i in 0..n {
+        let (kind, reason) = match i % 3 {
+            0 => {
+                let id = format!("ended-session-{i}");
+                record.apply(Entry::session(&id, now, lifetime, now), now);
+                continue;
+            }
+            1 => (Kind::Sid, Reason::Backchannel),
+            _ => (Kind::Sub, Reason::Operator),
+        };
+        let value = format!("ended-{i}");
+        record.apply(Entry::named(kind, &value, reason, lifetime, now), now);
+    }
+    assert_eq!(record.len(), n);
+    record
+}
+
+/// `EndedSessions::check` on every request with a valid session: an empty record (no lock,
+/// no digest), one entry of each kind (a read lock and one digest per kind: the session names
+/// a `sid` and a `sub`; the lookups hit the cache), 100,000 entries of the three kinds, and a
+/// session ended through its `sub` (the last kind looked up, so all three digests are
+/// computed).
+fn ended(c: &mut Criterion) {
+    let now = 1_999_999_500;
+    let mut session = session();
+    session.sub = Some("usr:42".into());
+    session.sid = Some("08a5019c-17e1-4977-8f42-65a12843ea02".into());
+    session.last_used_at = now;
+
+    // One digest: the 24-byte label and kind plus a 6-byte `sub` fit one SHA-256 block; plus a
+    // 36-byte (UUID) `sid`, two.
+    c.bench_function("ended: digest, 6-byte sub", |b| {
+        b.iter(|| black_box(digest(Kind::Sub, black_box("usr:42"))))
+    });
+    let sid = session.sid.clone().expect("sid");
+    c.bench_function("ended: digest, 36-byte sid", |b| {
+        b.iter(|| black_box(digest(Kind::Sid, black_box(&sid))))
+    });
+
+    let empty = EndedSessions::new(100_000, None, Arc::new(Metrics::new()));
+    assert_eq!(empty.check(&session, now), None);
+    c.bench_function("ended: check, empty record", |b| {
+        b.iter(|| black_box(empty.check(black_box(&session), now)))
+    });
+
+    // The digests alone: three entries, one per kind, whose lookups stay in the cache.
+    let few = ended_record(3, now);
+    assert_eq!(few.check(&session, now), None);
+    c.bench_function("ended: check, 3 entries, no match", |b| {
+        b.iter(|| black_box(few.check(black_box(&session), now)))
+    });
+
+    let full = ended_record(100_000, now);
+    assert_eq!(full.check(&session, now), None);
+    c.bench_function("ended: check, 100,000 entries, no match", |b| {
+        b.iter(|| black_box(full.check(black_box(&session), now)))
+    });
+
+    full.apply(
+        Entry::named(Kind::Sub, "usr:42", Reason::Operator, 12 * 3600, now),
+        now,
+    );
+    assert_eq!(full.check(&session, now), Some(Reason::Operator));
+    c.bench_function("ended: check, 100,000 entries, ended by sub", |b| {
+        b.iter(|| black_box(full.check(black_box(&session), now)))
+    });
+}
+
+criterion_group!(hot_path, benches, ended);
 criterion_main!(hot_path);

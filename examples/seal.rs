@@ -2,7 +2,10 @@
 //! for manual load tests (`TOKEN_HANDLER_COOKIE_KEYS` must hold the proxy's keys). Not a
 //! credential: fake tokens.
 //!
-//!   TOKEN_HANDLER_COOKIE_KEYS=... cargo run --release --example seal
+//!   TOKEN_HANDLER_COOKIE_KEYS=... cargo run --release --example seal [-- --sub S --sid S]
+//!
+//! Without `--sub`/`--sid` the session names no user nor IdP session, as before those fields
+//! existed; with them, the record of ended sessions has a digest to compute for each.
 
 use token_handler::config::{SameSite, SessionConfig};
 use token_handler::crypto::KeyRing;
@@ -10,6 +13,16 @@ use token_handler::secret::{AccessToken, RefreshToken};
 use token_handler::session::{CookieCodec, Session};
 
 fn main() {
+    let (mut sub, mut sid) = (None, None);
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let slot = match arg.as_str() {
+            "--sub" => &mut sub,
+            "--sid" => &mut sid,
+            _ => panic!("usage: seal [--sub S] [--sid S]"),
+        };
+        *slot = Some(args.next().expect("a value after the flag"));
+    }
     let keys = std::env::var("TOKEN_HANDLER_COOKIE_KEYS").expect("TOKEN_HANDLER_COOKIE_KEYS");
     let config = SessionConfig {
         cookie_name: "__Host-th_session".into(),
@@ -43,9 +56,8 @@ fn main() {
         claims,
         id_token: None,
         started_at: now,
-        // As a login through an OpenID provider leaves them: what an end can name.
-        sub: Some("usr:42".into()),
-        sid: Some("idp-session-1".into()),
+        sub,
+        sid,
         last_used_at: now,
     };
     let pairs: Vec<String> = codec

@@ -117,7 +117,7 @@ fn session(
         started_at: now,
         sub: None,
         sid: None,
-        last_used_at: 0,
+        last_used_at: now,
     }
 }
 
