@@ -164,8 +164,10 @@ fn route(app: &App, request: &Request<Incoming>) -> Result<Route, edge::Refusal>
 pub fn unrouted(decision: Decision) -> Response<Body> {
     match decision {
         Decision::MethodNotAllowed { allow } => {
-            let mut response =
-                error_response(ErrorCode::MethodNotAllowed, "this route does not allow the method");
+            let mut response = error_response(
+                ErrorCode::MethodNotAllowed,
+                "this route does not allow the method",
+            );
             response.headers_mut().insert(ALLOW, allow);
             response
         }

@@ -77,6 +77,9 @@ fuzz_target!(|data: &[u8]| {
         claims: Default::default(),
         id_token: None,
         started_at: NOW,
+        sub: None,
+        sid: None,
+        last_used_at: NOW,
     };
     let cookies = codec.seal(&session, NOW);
     let pairs: Vec<&str> = cookies

@@ -22,8 +22,9 @@ pub(super) fn forward_auth(
 ) -> Option<ForwardAuthConfig> {
     let r = r?;
     let listen = p.addr("forward_auth.listen", r.listen, "0.0.0.0:4181");
-    let same_port =
-        |other: SocketAddr| other.port() == listen.port() && listen.port() != 0 && other.port() != 0;
+    let same_port = |other: SocketAddr| {
+        other.port() == listen.port() && listen.port() != 0 && other.port() != 0
+    };
     if same_port(server_listen) || admin_listen.is_some_and(same_port) {
         p.push("forward_auth.listen: must be a port of its own (not server.listen's or server.admin_listen's): browsers must never reach it");
     }

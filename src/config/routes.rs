@@ -64,16 +64,16 @@ pub(super) fn routes(
     for (i, r) in raw.into_iter().enumerate() {
         let key = |field: &str| format!("routes[{i}].{field}");
         let Some(path) = r.path else {
-            p.push(format!("{}: required (a path prefix like \"/api\")", key("path")));
+            p.push(format!(
+                "{}: required (a path prefix like \"/api\")",
+                key("path")
+            ));
             continue;
         };
         let prefix = super::proxy::prefixes(&key("path"), std::slice::from_ref(&path), p)
             .pop()
             .unwrap_or_default();
-        if out
-            .iter()
-            .any(|o| o.prefix.eq_ignore_ascii_case(&prefix))
-        {
+        if out.iter().any(|o| o.prefix.eq_ignore_ascii_case(&prefix)) {
             p.push(format!(
                 "{}: `{path}` is already a route (prefixes match in any ASCII case)",
                 key("path")
@@ -240,8 +240,7 @@ mod tests {
                 .into_iter()
                 .collect(),
         );
-        let (built, problems) =
-            checked(|p| routes(vec![ok], &default_upstream(), &claims, p));
+        let (built, problems) = checked(|p| routes(vec![ok], &default_upstream(), &claims, p));
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(built[0].prefix, "/api");
         assert_eq!(built[0].access, Access::Required);
@@ -265,8 +264,11 @@ mod tests {
         );
         let mut none_with_identity = route("/c");
         none_with_identity.session = Some("none".into());
-        none_with_identity.identity_headers =
-            Some([("X-User".to_string(), "sub".to_string())].into_iter().collect());
+        none_with_identity.identity_headers = Some(
+            [("X-User".to_string(), "sub".to_string())]
+                .into_iter()
+                .collect(),
+        );
         let mut bad_method = route("/d");
         bad_method.methods = Some(vec!["TRACE".into(), "GE T".into()]);
         let raw = vec![

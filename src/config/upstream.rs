@@ -21,7 +21,9 @@ pub struct UpstreamConfig {
 pub(super) fn upstream(r: raw::Upstream, required: bool, p: &mut Problems) -> UpstreamConfig {
     let url = p.url("upstream.url", r.url.clone());
     if r.url.is_none() && required {
-        p.push("upstream.url: required (the API this proxy fronts, e.g. \"http://127.0.0.1:3000\")");
+        p.push(
+            "upstream.url: required (the API this proxy fronts, e.g. \"http://127.0.0.1:3000\")",
+        );
     }
     UpstreamConfig {
         url,

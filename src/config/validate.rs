@@ -242,10 +242,7 @@ pub(super) fn validate(
             p.push("[[routes]]: at least one route (or none of the section)");
         }
         for key in ["protected_paths", "public_paths"] {
-            let set = table
-                .get("proxy")
-                .and_then(|t| t.get(key))
-                .is_some();
+            let set = table.get("proxy").and_then(|t| t.get(key)).is_some();
             if set {
                 p.push(format!(
                     "proxy.{key}: with [[routes]], each route's `session` says what needs one"

@@ -136,7 +136,8 @@ fn allowed(upstream: Vec<(HeaderName, HeaderValue)>, cookies: &[HeaderValue]) ->
     }
     for (i, cookie) in cookies.iter().enumerate() {
         headers.append(SET_COOKIE, cookie.clone());
-        if let Ok(name) = HeaderName::from_bytes(format!("{COOKIE_HEADER_PREFIX}{}", i + 1).as_bytes())
+        if let Ok(name) =
+            HeaderName::from_bytes(format!("{COOKIE_HEADER_PREFIX}{}", i + 1).as_bytes())
         {
             headers.insert(name, cookie.clone());
         }
@@ -168,7 +169,8 @@ fn with_error_code(mut response: Response<Body>) -> Response<Body> {
         HeaderValue::from_static(code),
     );
     for (i, cookie) in cookies.into_iter().enumerate() {
-        if let Ok(name) = HeaderName::from_bytes(format!("{COOKIE_HEADER_PREFIX}{}", i + 1).as_bytes())
+        if let Ok(name) =
+            HeaderName::from_bytes(format!("{COOKIE_HEADER_PREFIX}{}", i + 1).as_bytes())
         {
             headers.insert(name, cookie);
         }

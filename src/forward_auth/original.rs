@@ -29,9 +29,8 @@ impl Original {
     pub fn of<B>(request: &Request<B>) -> Result<Original, &'static str> {
         let headers = request.headers();
         let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-        let url = header("x-original-url").map(|u| {
-            url::Url::parse(u).map_err(|_| "X-Original-URL is not an absolute URL")
-        });
+        let url = header("x-original-url")
+            .map(|u| url::Url::parse(u).map_err(|_| "X-Original-URL is not an absolute URL"));
         let url = url.transpose()?;
         let method = match header("x-original-method").or(header("x-forwarded-method")) {
             Some(m) => Method::from_bytes(m.trim().as_bytes())

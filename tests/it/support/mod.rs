@@ -61,7 +61,8 @@ impl Flavor {
 }
 
 /// Config text: defaults for tests plus `tweaks` as (section, "key = value") lines; a tweak
-/// replaces the default of the same key.
+/// replaces the default of the same key. `forward_auth` is written only when tweaked; lines of
+/// the pseudo-section `tail` go last, as written (`[[routes]]` tables).
 pub fn config_toml(
     idp_url: &str,
     upstream_url: &str,
@@ -88,13 +89,24 @@ pub fn config_toml(
     ];
     let key = |line: &str| line.split('=').next().unwrap_or("").trim().to_string();
     let mut text = String::new();
-    for section in ["server", "upstream", "idp", "session", "proxy", "csrf"] {
-        text.push_str(&format!("[{section}]\n"));
+    for section in [
+        "server",
+        "upstream",
+        "idp",
+        "session",
+        "proxy",
+        "csrf",
+        "forward_auth",
+    ] {
         let tweaked: Vec<&str> = tweaks
             .iter()
             .filter(|(s, _)| *s == section)
             .map(|(_, l)| *l)
             .collect();
+        if section == "forward_auth" && tweaked.is_empty() {
+            continue;
+        }
+        text.push_str(&format!("[{section}]\n"));
         for (_, line) in defaults.iter().filter(|(s, _)| *s == section) {
             if !tweaked.iter().any(|t| key(t) == key(line)) {
                 text.push_str(line);
@@ -105,6 +117,10 @@ pub fn config_toml(
             text.push_str(line);
             text.push('\n');
         }
+    }
+    for (_, line) in tweaks.iter().filter(|(s, _)| *s == "tail") {
+        text.push_str(line);
+        text.push('\n');
     }
     text
 }
@@ -360,6 +376,7 @@ pub fn seal(app: &App, issued: &Issued, expired: bool) -> Jar {
     };
     let mut claims = serde_json::Map::new();
     claims.insert("sub".into(), "usr:42".into());
+    claims.insert("email".into(), "zoë@example.com".into());
     let session = Session {
         // A fresh id per session, as a login makes: logging one out must not end the others.
         id: token_handler::crypto::random_token(12),
