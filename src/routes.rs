@@ -112,6 +112,11 @@ impl Routes {
         }
     }
 
+    /// Every identity header name of every route.
+    pub fn identity_names(&self) -> &[HeaderName] {
+        &self.identity_names
+    }
+
     /// Removes every identity header of every route: the browser cannot send one.
     pub fn strip_identity(&self, headers: &mut HeaderMap) {
         for name in &self.identity_names {

@@ -286,7 +286,7 @@ mod tests {
             "routes[1].path: `/api` is already a route",
             "routes[2].path: `/x/../y` must be a plain path",
             "routes[3].path: required",
-            "routes[4].identity_headers: `authorization` cannot carry an identity",
+            "routes[4].identity_headers: `Authorization` cannot carry an identity",
             "routes[4].identity_headers: `groups` is not kept in the session",
             "routes[5].identity_headers: a route with session = \"none\"",
             "routes[6].methods: `TRACE` is refused at the edge",

@@ -7,7 +7,9 @@
 //! is what each gateway acts on:
 //!
 //! - **200**, empty: allowed. `Authorization: Bearer …` and the route's identity headers, for
-//!   the gateway to copy upstream (none for an anonymous request); `Set-Cookie` (a refreshed or
+//!   the gateway to copy upstream (no Bearer for an anonymous request; every identity header
+//!   of every route is named, empty when it has no value, so a gateway that copies only what
+//!   is present cannot pass a forged one on); `Set-Cookie` (a refreshed or
 //!   re-sealed session, or stale chunks cleared) for the gateway to return to the browser, and
 //!   each of those lines again as `X-Token-Handler-Set-Cookie-1`, `-2`, … (nginx copies one
 //!   header per name).
@@ -107,7 +109,7 @@ async fn verify<B>(app: &App, request: &Request<B>) -> Response<Body> {
     .await;
     match admission {
         Err(refusal) => refusal,
-        Ok(Admission::Anonymous(_)) => allowed(Vec::new(), &[]),
+        Ok(Admission::Anonymous(_)) => allowed(blank_identity(app, Vec::new()), &[]),
         Ok(Admission::Session { fresh, cookies, .. }) => {
             let mut upstream_headers = Vec::new();
             let mut bearer = http::HeaderMap::new();
@@ -121,9 +123,23 @@ async fn verify<B>(app: &App, request: &Request<B>) -> Response<Body> {
             if let Some(route) = route {
                 upstream_headers.extend(app.routes.get(route).identity(fresh.session()));
             }
-            allowed(upstream_headers, &cookies)
+            allowed(blank_identity(app, upstream_headers), &cookies)
         }
     }
+}
+
+/// Every identity header of every route, empty where `headers` has no value: a gateway that
+/// copies listed headers only when present (Envoy) would otherwise pass a forged one upstream.
+fn blank_identity(
+    app: &App,
+    mut headers: Vec<(HeaderName, HeaderValue)>,
+) -> Vec<(HeaderName, HeaderValue)> {
+    for name in app.routes.identity_names() {
+        if !headers.iter().any(|(n, _)| n == name) {
+            headers.push((name.clone(), HeaderValue::from_static("")));
+        }
+    }
+    headers
 }
 
 /// 200: the headers for the upstream, the cookies for the browser (twice, see the module).

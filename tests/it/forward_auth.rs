@@ -163,3 +163,48 @@ async fn the_browser_facing_listener_never_answers_a_gateways_question() {
         assert!(!text.contains(&issued.access_token), "{path}: no token");
     }
 }
+
+#[tokio::test]
+async fn routes_decide_for_the_gateway_too_and_identity_headers_are_always_named() {
+    let tail = r#"
+[[routes]]
+path = "/api"
+methods = ["GET"]
+[routes.identity_headers]
+X-Auth-Request-User = "sub"
+
+[[routes]]
+path = "/public"
+session = "none"
+"#;
+    let h = Harness::with(
+        Flavor::TokenIdpServer,
+        &[FORWARD_AUTH, ("tail", tail)],
+        KEY1,
+    )
+    .await;
+    let (jar, _) = h.login(false);
+    let r = ask(&h, "GET", "/api/items", &jar, &[]).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "x-auth-request-user").as_deref(), Some("usr:42"));
+    // Anonymous: no Bearer, and the identity header named empty so that a gateway copying only
+    // what is present cannot let the browser's forged one through.
+    let r = ask(
+        &h,
+        "GET",
+        "/public/x",
+        &jar,
+        &[("x-auth-request-user", "admin")],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert!(header(&r, "authorization").is_none());
+    assert_eq!(header(&r, "x-auth-request-user").as_deref(), Some(""));
+    assert_eq!(ask(&h, "GET", "/other", &jar, &[]).await.status(), 404);
+    let r = ask(&h, "DELETE", "/api/items", &jar, &[("x-csrf", "1")]).await;
+    assert_eq!(r.status(), 405);
+    assert_eq!(
+        header(&r, "x-token-handler-error").as_deref(),
+        Some("method_not_allowed")
+    );
+}

@@ -94,7 +94,10 @@ async fn each_route_its_upstream_and_its_session_rule() {
     assert_eq!(resp.status(), 200);
     let seen = r.h.echo.last();
     assert_eq!(seen.header("authorization"), Some(bearer.clone()));
-    assert_eq!(seen.header("x-auth-request-user").as_deref(), Some("usr:42"));
+    assert_eq!(
+        seen.header("x-auth-request-user").as_deref(),
+        Some("usr:42")
+    );
     // Non-ASCII as UTF-8 percent-encoding: a header value stays one header value.
     assert_eq!(
         seen.header("x-auth-request-email").as_deref(),
