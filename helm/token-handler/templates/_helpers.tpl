@@ -145,19 +145,20 @@ The proxy's config as TOML: `.Values.config` plus the keys the chart owns (liste
 
 {{/*
 A small TOML writer for a map of sections: scalars at the top, then one [table] per map, in the
-proxy's usual order. Nested maps become inline tables, lists arrays; null values are left out
-(the proxy's default applies). Helm's own toToml writes YAML numbers as floats ("10000.0"),
-which the proxy's integer keys refuse, hence this.
+proxy's usual order, then one [[name]] per item of a list of maps (e.g. [[routes]]). Nested maps
+become inline tables, lists arrays; null values are left out (the proxy's default applies).
+Helm's own toToml writes YAML numbers as floats ("10000.0"), which the proxy's integer keys
+refuse, hence this.
 */}}
 {{- define "token-handler.toml" -}}
 {{- $root := . }}
 {{- range $k := keys $root | sortAlpha }}
 {{- $v := get $root $k }}
-{{- if not (or (kindIs "map" $v) (kindIs "invalid" $v)) }}
+{{- if not (or (kindIs "map" $v) (kindIs "invalid" $v) (include "token-handler.toml.isTableArray" $v)) }}
 {{ include "token-handler.toml.key" $k }} = {{ include "token-handler.toml.value" $v }}
 {{- end }}
 {{- end }}
-{{- $known := list "server" "upstream" "idp" "session" "proxy" "csrf" "log" }}
+{{- $known := list "server" "upstream" "forward_auth" "idp" "session" "proxy" "csrf" "log" }}
 {{- $sections := list }}
 {{- range $known }}{{ if hasKey $root . }}{{ $sections = append $sections . }}{{ end }}{{ end }}
 {{- range keys $root | sortAlpha }}{{ if not (has . $known) }}{{ $sections = append $sections . }}{{ end }}{{ end }}
@@ -166,6 +167,24 @@ which the proxy's integer keys refuse, hence this.
 {{- if kindIs "map" $table }}
 
 [{{ include "token-handler.toml.key" $section }}]
+{{- include "token-handler.toml.pairs" $table }}
+{{- end }}
+{{- end }}
+{{- range $name := keys $root | sortAlpha }}
+{{- $items := get $root $name }}
+{{- if include "token-handler.toml.isTableArray" $items }}
+{{- range $item := $items }}
+
+[[{{ include "token-handler.toml.key" $name }}]]
+{{- include "token-handler.toml.pairs" $item }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The `key = value` lines of a table, one per line, each after a newline; nulls left out. */}}
+{{- define "token-handler.toml.pairs" -}}
+{{- $table := . }}
 {{- range $k := keys $table | sortAlpha }}
 {{- $v := get $table $k }}
 {{- if not (kindIs "invalid" $v) }}
@@ -173,6 +192,13 @@ which the proxy's integer keys refuse, hence this.
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{/* "true" for a non-empty list of maps (written as an array of tables), else "". */}}
+{{- define "token-handler.toml.isTableArray" -}}
+{{- if and (kindIs "slice" .) (gt (len .) 0) }}
+{{- $all := true }}
+{{- range . }}{{ if not (kindIs "map" .) }}{{ $all = false }}{{ end }}{{ end }}
+{{- if $all }}true{{ end }}
 {{- end }}
 {{- end }}
 
