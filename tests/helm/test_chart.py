@@ -257,6 +257,12 @@ def check_pod(pod: dict, toml_cfg: dict, services: list[dict], secret_name: str,
     ports = {p["name"]: p["containerPort"] for p in th["ports"]}
     assert ports["proxy"] == port_of(toml_cfg["server"]["listen"]), (ports, toml_cfg["server"])
     assert ports["proxy-admin"] == port_of(toml_cfg["server"]["admin_listen"])
+    forward_auth = toml_cfg.get("forward_auth")
+    if forward_auth:
+        assert ports["proxy-verify"] == port_of(forward_auth["listen"]), (ports, forward_auth)
+        assert len(set(ports.values())) == 3, f"three listeners, three ports: {ports}"
+    else:
+        assert "proxy-verify" not in ports, "the verify port exists in mode forward-auth only"
     assert th["args"] == ["--config", f"{CONFIG_DIR}/token-handler.toml"]
 
     # Probes on the admin port.
@@ -300,7 +306,8 @@ def check_pod(pod: dict, toml_cfg: dict, services: list[dict], secret_name: str,
         for p in svc["spec"]["ports"]:
             target = p.get("targetPort", p["port"])
             assert target not in api_ports and target not in api_names, f"Service {svc['metadata']['name']} exposes the API"
-            assert target in ("proxy", "proxy-admin"), f"Service {svc['metadata']['name']} targets {target!r}"
+            allowed = ("proxy", "proxy-admin", "proxy-verify") if forward_auth else ("proxy", "proxy-admin")
+            assert target in allowed, f"Service {svc['metadata']['name']} targets {target!r}"
 
 
 def token_handler_bin() -> Path:
@@ -480,6 +487,8 @@ def main() -> int:
             assert "TOKEN_HANDLER_CLIENT_SECRET_FILE" not in {e["name"] for e in th["env"]}
             svc = r.one("Service")
             assert [p["targetPort"] for p in svc["spec"]["ports"]] == ["proxy"]
+            assert [p["name"] for p in th["ports"]] == ["proxy", "proxy-admin"], "no verify port"
+            assert "forward_auth" not in cfg
             pdb = r.one("PodDisruptionBudget")
             assert pdb["spec"]["selector"]["matchLabels"] == dep["spec"]["selector"]["matchLabels"]
 
@@ -719,6 +728,84 @@ def main() -> int:
 
         check("routes: [[routes]] tables round-trip (methods, timeouts, identity_headers inline table)", routes_round_trip)
 
+    # -- mode "forward-auth": token-handler alone, beside the gateway ----------------------------
+    ingress_nginx = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}},
+                      "podSelector": {"matchLabels": {"app.kubernetes.io/name": "ingress-nginx"}}}]
+    monitoring = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
+    fa_values = {
+        "mode": "forward-auth",
+        "config": {"routes": [{"path": "/api", "identity_headers": {"X-Auth-Request-User": "sub",
+                                                                    "X-Auth-Request-Email": "email"}}]},
+        "secrets": {"cookieKeys": [keygen()]},
+        "networkPolicy": {"enabled": True, "ingressFrom": ingress_nginx, "verifyFrom": ingress_nginx,
+                          "metricsFrom": monitoring},
+        "metrics": {"serviceMonitor": {"enabled": True}},
+        "autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 6},
+    }
+    every_key = ("forward_auth", "routes", "no upstream")
+    r = standard_checks("forward-auth (NetworkPolicy, HPA, ServiceMonitor)", fa_values, pending=every_key)
+    if r:
+        def forward_auth_shape() -> None:
+            assert r.kinds() == ["ConfigMap", "Deployment", "HorizontalPodAutoscaler", "NetworkPolicy",
+                                 "PodDisruptionBudget", "Secret", "Service", "Service", "ServiceMonitor"], r.kinds()
+            pod = r.pod_spec()
+            assert [c["name"] for c in pod["containers"]] == [SIDECAR], "token-handler alone, no API container"
+            assert pod["terminationGracePeriodSeconds"] == 5 + 20 + 5, "no API preStop to outlive"
+            cfg = r.toml()
+            assert cfg["forward_auth"] == {"listen": "0.0.0.0:4181"}, cfg.get("forward_auth")
+            assert cfg["server"]["listen"] == "0.0.0.0:8080" and cfg["server"]["admin_listen"] == "0.0.0.0:9090"
+            assert "upstream" not in cfg, "no upstream: the gateway forwards"
+            assert cfg["routes"] == fa_values["config"]["routes"]
+            svc = r.one("Service", f"{RELEASE}-token-handler")
+            assert [(p["name"], p["port"], p["targetPort"]) for p in svc["spec"]["ports"]] == [
+                ("http", 80, "proxy"), ("verify", 4181, "proxy-verify")], svc["spec"]["ports"]
+            metrics_svc = r.one("Service", f"{RELEASE}-token-handler-metrics")
+            assert [p["targetPort"] for p in metrics_svc["spec"]["ports"]] == ["proxy-admin"]
+            hpa = r.one("HorizontalPodAutoscaler")
+            assert hpa["spec"]["scaleTargetRef"]["name"] == r.one("Deployment")["metadata"]["name"]
+            assert "replicas" not in r.one("Deployment")["spec"]
+
+        check("forward-auth: token-handler alone; forward_auth.listen on the verify port; no [upstream]; "
+              "Service http + verify; HPA", forward_auth_shape)
+
+        def forward_auth_network_policy() -> None:
+            spec = r.one("NetworkPolicy")["spec"]
+            assert spec["podSelector"]["matchLabels"] == r.one("Deployment")["spec"]["selector"]["matchLabels"]
+            rules = {tuple(p["port"] for p in rule["ports"]): rule.get("from") for rule in spec["ingress"]}
+            assert rules == {(8080,): ingress_nginx, (4181,): ingress_nginx, (9090,): monitoring}, rules
+            other = render(deep_merge(fa_values, {"networkPolicy": {"verifyFrom": monitoring}}))
+            rules = {tuple(p["port"] for p in rule["ports"]): rule.get("from")
+                     for rule in other.one("NetworkPolicy")["spec"]["ingress"]}
+            assert rules[(4181,)] == monitoring and rules[(8080,)] == ingress_nginx, "verifyFrom is its own list"
+
+        check("forward-auth NetworkPolicy: http from ingressFrom, verify from verifyFrom only, admin from metricsFrom",
+              forward_auth_network_policy)
+
+    r = standard_checks("forward-auth defaults", {"mode": "forward-auth"}, pending=every_key)
+    if r:
+        def forward_auth_defaults() -> None:
+            assert r.kinds() == ["ConfigMap", "Deployment", "PodDisruptionBudget", "Secret", "Service"], r.kinds()
+            notes = r.files.get("token-handler/templates/NOTES.txt", "")
+            assert "never route the verify port" in notes.lower(), notes
+            assert "networkPolicy.enabled is false" in notes, "warns that every pod reaches the verify port"
+
+        check("forward-auth defaults: Deployment, Service, PDB, ConfigMap, Secret; NOTES warn about the verify port",
+              forward_auth_defaults)
+
+    fa_upstream = {"mode": "forward-auth", "ports": {"verify": 14181, "bindAddress": "::"},
+                   "config": {"upstream": {"url": "http://api.prod.svc:8080"}}}
+    r = standard_checks("forward-auth that also forwards (upstream.url, IPv6, own verify port)", fa_upstream,
+                        pending=("forward_auth",))
+    if r:
+        def forward_auth_upstream() -> None:
+            cfg = r.toml()
+            assert cfg["upstream"]["url"] == "http://api.prod.svc:8080" and cfg["upstream"]["connect_timeout"] == "2s"
+            assert cfg["forward_auth"]["listen"] == "[::]:14181", cfg["forward_auth"]
+            svc = r.one("Service")
+            assert {p["name"]: p["port"] for p in svc["spec"]["ports"]} == {"http": 80, "verify": 14181}
+
+        check("forward-auth with upstream.url: [upstream] kept; verify port from ports.verify", forward_auth_upstream)
+
     # -- PDB, shutdown timing, replicas ---------------------------------------------------------
     def pdb_min_available() -> None:
         r = render({"podDisruptionBudget": {"minAvailable": "50%", "maxUnavailable": None}})
@@ -761,6 +848,7 @@ def main() -> int:
     def sidecar_mode_alone() -> None:
         r = render({"mode": "sidecar"})
         assert r.kinds() == ["ConfigMap", "Secret"], r.kinds()
+        assert "forward_auth" not in r.toml()
         validate_manifests(r)
         r = render({"mode": "sidecar", "secrets": {"existingSecret": "keys"},
                     "autoscaling": {"enabled": True}, "networkPolicy": {"enabled": True},
@@ -820,6 +908,12 @@ def main() -> int:
         ("unknown mode", {"mode": "daemonset"}, ["/mode"]),
         ("port out of range", {"ports": {"http": 70000}}, ["/ports/http"]),
         ("one port for both listeners", {"ports": {"http": 9090}}, ["http and admin must differ"]),
+        ("forward-auth: verify port equal to the http port", {"mode": "forward-auth", "ports": {"verify": 8080}}, ["verify must differ from http and admin"]),
+        ("forward-auth: verify port equal to the admin port", {"mode": "forward-auth", "ports": {"verify": 9090}}, ["verify must differ from http and admin"]),
+        ("verify port out of range", {"ports": {"verify": 0}}, ["/ports/verify"]),
+        ("chart-owned forward_auth.listen", {"mode": "forward-auth", "config": {"forward_auth": {"listen": "0.0.0.0:1"}}}, ["/config/forward_auth", "listen"]),
+        ("[forward_auth] outside mode forward-auth", {"config": {"forward_auth": {}}}, ["config.forward_auth: only in mode forward-auth"]),
+        ("forward-auth NetworkPolicy without verifyFrom", {"mode": "forward-auth", "networkPolicy": {"enabled": True}}, ["networkPolicy.verifyFrom"]),
         ("a secret in sidecar.env", {"sidecar": {"env": [{"name": "TOKEN_HANDLER_COOKIE_KEYS", "value": "k"}]}}, ["/sidecar/env/0"]),
         ("bad service type", {"service": {"type": "Ingress"}}, ["/service/type"]),
         ("bad pull policy", {"image": {"pullPolicy": "Sometimes"}}, ["/image/pullPolicy"]),

@@ -119,13 +119,24 @@ is named; otherwise: when its value is given, under the named or the default key
 {{- end }}
 {{- end }}
 
+{{/* "true" when the chart renders the Deployment (modes "deployment" and "forward-auth"), else "". */}}
+{{- define "token-handler.ownDeployment" -}}
+{{- if has .Values.mode (list "deployment" "forward-auth") }}true{{ end }}
+{{- end }}
+
 {{/*
 The proxy's config as TOML: `.Values.config` plus the keys the chart owns (listen addresses from
-`ports`, drain grace from `lifecycle`, the upstream default from `app.port`).
+`ports`, drain grace from `lifecycle`, the upstream default from `app.port`; in mode
+"forward-auth" forward_auth.listen from `ports.verify`, and no [upstream] unless its url is set:
+the gateway forwards).
 */}}
 {{- define "token-handler.config" -}}
+{{- $forwardAuth := eq .Values.mode "forward-auth" }}
 {{- if eq (int .Values.ports.http) (int .Values.ports.admin) }}
 {{- fail "ports: http and admin must differ (two listeners)" }}
+{{- end }}
+{{- if and $forwardAuth (or (eq (int .Values.ports.verify) (int .Values.ports.http)) (eq (int .Values.ports.verify) (int .Values.ports.admin))) }}
+{{- fail "ports: verify must differ from http and admin (mode forward-auth has three listeners; the verify port is the gateway's alone)" }}
 {{- end }}
 {{- $cfg := deepCopy (.Values.config | default dict) }}
 {{- $server := get $cfg "server" | default dict }}
@@ -133,11 +144,22 @@ The proxy's config as TOML: `.Values.config` plus the keys the chart owns (liste
 {{- $_ := set $server "admin_listen" (include "token-handler.listenAddress" (dict "host" .Values.ports.bindAddress "port" .Values.ports.admin)) }}
 {{- $_ := set $server "shutdown_grace" (printf "%ds" (int .Values.lifecycle.shutdownGraceSeconds)) }}
 {{- $_ := set $cfg "server" $server }}
-{{- $upstream := get $cfg "upstream" | default dict }}
-{{- if not (get $upstream "url") }}
-{{- $_ := set $upstream "url" (printf "http://127.0.0.1:%d" (int .Values.app.port)) }}
+{{- if $forwardAuth }}
+{{- $fa := get $cfg "forward_auth" | default dict }}
+{{- $_ := set $fa "listen" (include "token-handler.listenAddress" (dict "host" .Values.ports.bindAddress "port" .Values.ports.verify)) }}
+{{- $_ := set $cfg "forward_auth" $fa }}
+{{- else if kindIs "map" (get $cfg "forward_auth") }}
+{{- fail (printf "config.forward_auth: only in mode forward-auth (mode is %s); the chart writes [forward_auth] listen from ports.verify" .Values.mode) }}
 {{- end }}
+{{- $upstream := get $cfg "upstream" | default dict }}
+{{- if get $upstream "url" }}
 {{- $_ := set $cfg "upstream" $upstream }}
+{{- else if $forwardAuth }}
+{{- $_ := unset $cfg "upstream" }}
+{{- else }}
+{{- $_ := set $upstream "url" (printf "http://127.0.0.1:%d" (int .Values.app.port)) }}
+{{- $_ := set $cfg "upstream" $upstream }}
+{{- end }}
 {{- printf "# token-handler configuration, rendered by the %s chart from its `config` values.\n" .Chart.Name }}
 {{- printf "# Every key is documented in the repository's config/token-handler.toml." }}
 {{- include "token-handler.toml" $cfg }}
@@ -279,6 +301,12 @@ The token-handler container, as a list item: `containers:` then
     - name: proxy-admin
       containerPort: {{ .Values.ports.admin }}
       protocol: TCP
+    {{- if eq .Values.mode "forward-auth" }}
+    # The gateway's /verify calls only: never routed from an ingress.
+    - name: proxy-verify
+      containerPort: {{ .Values.ports.verify }}
+      protocol: TCP
+    {{- end }}
   env:
     - name: TOKEN_HANDLER_COOKIE_KEYS_FILE
       value: {{ printf "%s/%s" (include "token-handler.secretDir" .) .Values.secrets.cookieKeysKey | quote }}
