@@ -43,6 +43,7 @@ except ImportError as e:  # pragma: no cover - environment problem, not a test f
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "helm" / "token-handler"
 PARENT = REPO / "tests" / "helm" / "example-parent"
+FORWARD_AUTH_EXAMPLE = REPO / "tests" / "helm" / "forward-auth-values.yaml"
 EXAMPLE_CONFIG = REPO / "config" / "token-handler.toml"
 
 # The chart's kubeVersion floor (lifecycle sleep hooks) and the newest schemas the pinned
@@ -806,6 +807,110 @@ def main() -> int:
 
         check("forward-auth with upstream.url: [upstream] kept; verify port from ports.verify", forward_auth_upstream)
 
+    # -- forward-auth beside ingress-nginx: the README's example values and the Ingresses -------
+    example = yaml.safe_load(FORWARD_AUTH_EXAMPLE.read_text())
+    r = standard_checks("forward-auth example (ingress-nginx)", example, pending=every_key)
+    if r:
+        def example_ingresses() -> None:
+            fullname = f"{RELEASE}-token-handler"
+            api, auth = r.one("Ingress", f"{fullname}-api"), r.one("Ingress", f"{fullname}-auth")
+            assert api["metadata"]["annotations"] == {
+                "nginx.ingress.kubernetes.io/auth-url": f"http://{fullname}.{NAMESPACE}.svc.cluster.local:4181/verify",
+                "nginx.ingress.kubernetes.io/auth-response-headers": "Authorization,X-Auth-Request-Email,X-Auth-Request-User",
+                "nginx.ingress.kubernetes.io/auth-always-set-cookie": "true",
+                "nginx.ingress.kubernetes.io/proxy-buffer-size": "32k",
+            }, api["metadata"]["annotations"]
+            assert "annotations" not in auth["metadata"], "the /auth Ingress is not behind forward auth"
+            for ing in (api, auth):
+                spec = ing["spec"]
+                assert spec["ingressClassName"] == "nginx"
+                assert spec["tls"] == [{"hosts": ["shop.example.com"], "secretName": "shop-example-com-tls"}]
+                assert [rule["host"] for rule in spec["rules"]] == ["shop.example.com"], "one host: the SPA's origin"
+            (api_path,) = api["spec"]["rules"][0]["http"]["paths"]
+            assert api_path == {"path": "/api", "pathType": "Prefix",
+                                "backend": {"service": {"name": "shop-api", "port": {"number": 80}}}}, api_path
+            (auth_path,) = auth["spec"]["rules"][0]["http"]["paths"]
+            assert auth_path == {"path": "/auth", "pathType": "Prefix",
+                                 "backend": {"service": {"name": fullname, "port": {"name": "http"}}}}, auth_path
+
+        check("forward-auth example: API Ingress with auth-url, auth-response-headers, auth-always-set-cookie, "
+              "proxy-buffer-size; /auth Ingress to port http", example_ingresses)
+
+        def verify_port_never_routed() -> None:
+            svc = r.one("Service", f"{RELEASE}-token-handler")
+            by_name = {p["name"]: p for p in svc["spec"]["ports"]}
+            by_number = {p["port"]: p for p in svc["spec"]["ports"]}
+            routed = 0
+            for ing in r.all("Ingress"):
+                for rule in ing["spec"]["rules"]:
+                    for path in rule["http"]["paths"]:
+                        backend = path["backend"]["service"]
+                        if backend["name"] != svc["metadata"]["name"]:
+                            continue
+                        port = by_name.get(backend["port"].get("name")) or by_number.get(backend["port"].get("number"))
+                        assert port and port["targetPort"] == "proxy", f"{ing['metadata']['name']} routes {backend}"
+                        routed += 1
+            assert routed == 1, "only /auth reaches token-handler through an Ingress"
+            # The auth-url is the Service's verify port, which is the container's verify listener.
+            url = r.one("Ingress", f"{RELEASE}-token-handler-api")["metadata"]["annotations"]["nginx.ingress.kubernetes.io/auth-url"]
+            m = re.fullmatch(r"http://([^.]+)\.([^.]+)\.svc\.cluster\.local:(\d+)/verify", url)
+            assert m and (m.group(1), m.group(2)) == (svc["metadata"]["name"], NAMESPACE), url
+            assert by_name["verify"]["port"] == int(m.group(3)) and by_name["verify"]["targetPort"] == "proxy-verify"
+            ports = {p["name"]: p["containerPort"] for p in r.sidecar()["ports"]}
+            assert ports["proxy-verify"] == port_of(r.toml()["forward_auth"]["listen"])
+
+        check("forward-auth example: no Ingress routes the verify port; auth-url -> Service verify -> forward_auth.listen",
+              verify_port_never_routed)
+
+        def example_network_policy() -> None:
+            rules = {tuple(p["port"] for p in rule["ports"]): rule.get("from")
+                     for rule in r.one("NetworkPolicy")["spec"]["ingress"]}
+            assert rules == {(8080,): example["networkPolicy"]["ingressFrom"],
+                             (4181,): example["networkPolicy"]["verifyFrom"]}, rules
+
+        check("forward-auth example: NetworkPolicy admits the ingress controller to http and verify, nothing to admin",
+              example_network_policy)
+
+    def ingress_options() -> None:
+        base = deep_merge(example, {"forwardAuth": {"ingress": {"tlsSecretName": "", "className": ""}}})
+        r = render(deep_merge(base, {"forwardAuth": {"ingress": {"numberedSetCookies": 8}}}))
+        validate_manifests(r)
+        annotations = r.one("Ingress", f"{RELEASE}-token-handler-api")["metadata"]["annotations"]
+        assert "nginx.ingress.kubernetes.io/auth-always-set-cookie" not in annotations
+        lines = annotations["nginx.ingress.kubernetes.io/configuration-snippet"].splitlines()
+        assert lines[:2] == ["auth_request_set $th_set_cookie_1 $upstream_http_x_token_handler_set_cookie_1;",
+                             "add_header Set-Cookie $th_set_cookie_1 always;"], lines
+        assert len(lines) == 16 and lines[-1] == "add_header Set-Cookie $th_set_cookie_8 always;", lines
+        for ing in r.all("Ingress"):
+            assert "tls" not in ing["spec"] and "ingressClassName" not in ing["spec"]
+        r = render(deep_merge(base, {"forwardAuth": {"clusterDomain": "k8s.internal", "ingress": {
+            "responseHeaders": ["Authorization", "X-User"], "apiPort": "http",
+            "apiPaths": ["/api", "/graphql"], "proxyBufferSize": "64k",
+            "apiAnnotations": {"cert-manager.io/cluster-issuer": "letsencrypt"},
+            "authAnnotations": {"nginx.ingress.kubernetes.io/proxy-body-size": "1m"}}},
+            "config": {"proxy": {"auth_prefix": "/bff"}}, "ports": {"verify": 14181}}))
+        validate_manifests(r)
+        api, auth = r.one("Ingress", f"{RELEASE}-token-handler-api"), r.one("Ingress", f"{RELEASE}-token-handler-auth")
+        a = api["metadata"]["annotations"]
+        assert a["nginx.ingress.kubernetes.io/auth-response-headers"] == "Authorization,X-User"
+        assert a["nginx.ingress.kubernetes.io/auth-url"] == f"http://{RELEASE}-token-handler.{NAMESPACE}.svc.k8s.internal:14181/verify"
+        assert a["nginx.ingress.kubernetes.io/proxy-buffer-size"] == "64k"
+        assert a["cert-manager.io/cluster-issuer"] == "letsencrypt"
+        assert auth["metadata"]["annotations"] == {"nginx.ingress.kubernetes.io/proxy-body-size": "1m"}
+        paths = api["spec"]["rules"][0]["http"]["paths"]
+        assert [p["path"] for p in paths] == ["/api", "/graphql"]
+        assert all(p["backend"]["service"]["port"] == {"name": "http"} for p in paths)
+        assert auth["spec"]["rules"][0]["http"]["paths"][0]["path"] == "/bff", "the /auth Ingress follows auth_prefix"
+        # Your annotations cannot replace the chart's auth ones.
+        r = render(deep_merge(base, {"forwardAuth": {"ingress": {"apiAnnotations": {
+            "nginx.ingress.kubernetes.io/auth-url": "http://elsewhere/verify"}}}}))
+        url = r.one("Ingress", f"{RELEASE}-token-handler-api")["metadata"]["annotations"]["nginx.ingress.kubernetes.io/auth-url"]
+        assert url.endswith(".svc.cluster.local:4181/verify"), url
+        assert "Ingress" not in render(deep_merge(example, {"forwardAuth": {"ingress": {"enabled": False}}})).kinds()
+
+    check("forwardAuth.ingress options: numbered Set-Cookie snippet, headers, port name, paths, auth_prefix, "
+          "clusterDomain, annotations", ingress_options)
+
     # -- PDB, shutdown timing, replicas ---------------------------------------------------------
     def pdb_min_available() -> None:
         r = render({"podDisruptionBudget": {"minAvailable": "50%", "maxUnavailable": None}})
@@ -914,6 +1019,14 @@ def main() -> int:
         ("chart-owned forward_auth.listen", {"mode": "forward-auth", "config": {"forward_auth": {"listen": "0.0.0.0:1"}}}, ["/config/forward_auth", "listen"]),
         ("[forward_auth] outside mode forward-auth", {"config": {"forward_auth": {}}}, ["config.forward_auth: only in mode forward-auth"]),
         ("forward-auth NetworkPolicy without verifyFrom", {"mode": "forward-auth", "networkPolicy": {"enabled": True}}, ["networkPolicy.verifyFrom"]),
+        ("example Ingresses outside mode forward-auth", {"forwardAuth": {"ingress": {"enabled": True, "host": "shop.example.com", "apiService": "api"}}}, ["forwardAuth.ingress.enabled: only in mode forward-auth"]),
+        ("example Ingresses without a host", {"mode": "forward-auth", "forwardAuth": {"ingress": {"enabled": True, "apiService": "api"}}}, ["/forwardAuth/ingress", "host"]),
+        ("example Ingresses without the API Service", {"mode": "forward-auth", "forwardAuth": {"ingress": {"enabled": True, "host": "shop.example.com"}}}, ["/forwardAuth/ingress", "apiService"]),
+        ("a wildcard host", {"mode": "forward-auth", "forwardAuth": {"ingress": {"enabled": True, "host": "*.example.com", "apiService": "api"}}}, ["/forwardAuth/ingress/host"]),
+        ("the auth prefix among the API paths", {"mode": "forward-auth", "forwardAuth": {"ingress": {"enabled": True, "host": "shop.example.com", "apiService": "api", "apiPaths": ["/api", "/auth/"]}}}, ["apiPaths: /auth/ is the auth prefix"]),
+        ("a response header nginx refuses", {"forwardAuth": {"ingress": {"responseHeaders": ["X Auth"]}}}, ["/forwardAuth/ingress/responseHeaders/0"]),
+        ("too many numbered Set-Cookie headers", {"forwardAuth": {"ingress": {"numberedSetCookies": 17}}}, ["/forwardAuth/ingress/numberedSetCookies"]),
+        ("a bad proxy buffer size", {"forwardAuth": {"ingress": {"proxyBufferSize": "lots"}}}, ["/forwardAuth/ingress/proxyBufferSize"]),
         ("a secret in sidecar.env", {"sidecar": {"env": [{"name": "TOKEN_HANDLER_COOKIE_KEYS", "value": "k"}]}}, ["/sidecar/env/0"]),
         ("bad service type", {"service": {"type": "Ingress"}}, ["/service/type"]),
         ("bad pull policy", {"image": {"pullPolicy": "Sometimes"}}, ["/image/pullPolicy"]),
