@@ -809,6 +809,20 @@ def main() -> int:
 
     # -- forward-auth beside ingress-nginx: the README's example values and the Ingresses -------
     example = yaml.safe_load(FORWARD_AUTH_EXAMPLE.read_text())
+
+    def example_in_readme() -> None:
+        readme = (CHART / "README.md").read_text()
+        assert f"```yaml\n{FORWARD_AUTH_EXAMPLE.read_text()}```" in readme, \
+            "the chart README's forward-auth example must be tests/helm/forward-auth-values.yaml verbatim"
+        # ... and the annotations it says they render (helm install shop ... -n shop).
+        m = re.search(r"```yaml\n(nginx\.ingress\.kubernetes\.io/auth-url: .*?)```", readme, re.S)
+        assert m, "the README shows the API Ingress's annotations"
+        with helm.Chart.load(str(CHART)) as c:
+            shown = Rendered(c.render(example, name="shop", namespace="shop"))
+        rendered = shown.one("Ingress", "shop-token-handler-api")["metadata"]["annotations"]
+        assert yaml.safe_load(m.group(1)) == rendered, f"README {m.group(1)!r} vs rendered {rendered}"
+
+    check("forward-auth example: the chart README shows exactly the values tested here", example_in_readme)
     r = standard_checks("forward-auth example (ingress-nginx)", example, pending=every_key)
     if r:
         def example_ingresses() -> None:
