@@ -1033,6 +1033,7 @@ def main() -> int:
         ("chart-owned forward_auth.listen", {"mode": "forward-auth", "config": {"forward_auth": {"listen": "0.0.0.0:1"}}}, ["/config/forward_auth", "listen"]),
         ("[forward_auth] outside mode forward-auth", {"config": {"forward_auth": {}}}, ["config.forward_auth: only in mode forward-auth"]),
         ("forward-auth NetworkPolicy without verifyFrom", {"mode": "forward-auth", "networkPolicy": {"enabled": True}}, ["networkPolicy.verifyFrom"]),
+        ("forward-auth with a LoadBalancer Service", {"mode": "forward-auth", "service": {"type": "LoadBalancer"}}, ["service.type: LoadBalancer would put the verify port outside the cluster"]),
         ("example Ingresses outside mode forward-auth", {"forwardAuth": {"ingress": {"enabled": True, "host": "shop.example.com", "apiService": "api"}}}, ["forwardAuth.ingress.enabled: only in mode forward-auth"]),
         ("example Ingresses without a host", {"mode": "forward-auth", "forwardAuth": {"ingress": {"enabled": True, "apiService": "api"}}}, ["/forwardAuth/ingress", "host"]),
         ("example Ingresses without the API Service", {"mode": "forward-auth", "forwardAuth": {"ingress": {"enabled": True, "host": "shop.example.com"}}}, ["/forwardAuth/ingress", "apiService"]),
