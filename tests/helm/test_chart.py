@@ -43,6 +43,7 @@ except ImportError as e:  # pragma: no cover - environment problem, not a test f
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "helm" / "token-handler"
 PARENT = REPO / "tests" / "helm" / "example-parent"
+FORWARD_AUTH_EXAMPLE = REPO / "tests" / "helm" / "forward-auth-values.yaml"
 EXAMPLE_CONFIG = REPO / "config" / "token-handler.toml"
 
 # The chart's kubeVersion floor (lifecycle sleep hooks) and the newest schemas the pinned
@@ -59,11 +60,36 @@ CONFIG_DIR = "/etc/token-handler"
 
 PASSED: list[str] = []
 FAILED: list[str] = []
+PENDING: list[str] = []
+
+# The proxy side of forward-auth mode ([forward_auth], [[routes]], no [upstream] when the gateway
+# forwards) is being written in parallel. Until the binary knows it, `token-handler check`
+# refuses such a config with exactly these messages; a refusal made of nothing else is reported
+# as PEND (not a failure) unless TOKEN_HANDLER_HELM_STRICT=1. Once the proxy side is merged this
+# list and the PEND outcome go: every check must pass.
+PENDING_PROXY_SIDE = {
+    "forward_auth": re.compile(r"unknown section \[forward_auth\] \(known: [^)]*\)"),
+    "routes": re.compile(r"unknown section \[routes\] \(known: [^)]*\)"),
+    "no upstream": re.compile(r"upstream\.url: required \(.*\)"),
+}
+STRICT = os.environ.get("TOKEN_HANDLER_HELM_STRICT") == "1"
+
+
+class Pending(Exception):
+    """A check that cannot pass before the proxy side lands (see PENDING_PROXY_SIDE)."""
 
 
 def check(name: str, fn: Callable[[], Any]) -> Any:
     try:
         result = fn()
+    except Pending as e:
+        if STRICT:
+            FAILED.append(name)
+            print(f"FAIL {name} (pending, strict)\n     {e}", flush=True)
+        else:
+            PENDING.append(name)
+            print(f"PEND {name}\n     {e}", flush=True)
+        return None
     except Exception as e:  # noqa: BLE001 - a failed check is reported, the run goes on
         detail = str(e).strip() or type(e).__name__
         if not isinstance(e, AssertionError):
@@ -232,6 +258,12 @@ def check_pod(pod: dict, toml_cfg: dict, services: list[dict], secret_name: str,
     ports = {p["name"]: p["containerPort"] for p in th["ports"]}
     assert ports["proxy"] == port_of(toml_cfg["server"]["listen"]), (ports, toml_cfg["server"])
     assert ports["proxy-admin"] == port_of(toml_cfg["server"]["admin_listen"])
+    forward_auth = toml_cfg.get("forward_auth")
+    if forward_auth:
+        assert ports["proxy-verify"] == port_of(forward_auth["listen"]), (ports, forward_auth)
+        assert len(set(ports.values())) == 3, f"three listeners, three ports: {ports}"
+    else:
+        assert "proxy-verify" not in ports, "the verify port exists in mode forward-auth only"
     assert th["args"] == ["--config", f"{CONFIG_DIR}/token-handler.toml"]
 
     # Probes on the admin port.
@@ -275,7 +307,8 @@ def check_pod(pod: dict, toml_cfg: dict, services: list[dict], secret_name: str,
         for p in svc["spec"]["ports"]:
             target = p.get("targetPort", p["port"])
             assert target not in api_ports and target not in api_names, f"Service {svc['metadata']['name']} exposes the API"
-            assert target in ("proxy", "proxy-admin"), f"Service {svc['metadata']['name']} targets {target!r}"
+            allowed = ("proxy", "proxy-admin", "proxy-verify") if forward_auth else ("proxy", "proxy-admin")
+            assert target in allowed, f"Service {svc['metadata']['name']} targets {target!r}"
 
 
 def token_handler_bin() -> Path:
@@ -303,6 +336,24 @@ def run_check(config_text: str, env: dict[str, str], workdir: Path) -> str:
     output = (proc.stdout + proc.stderr).strip()
     assert proc.returncode == 0, f"token-handler check exited {proc.returncode}:\n{output}\n--- config ---\n{config_text}"
     return output
+
+
+def check_config_pending(r: Rendered, pod: dict, pending: tuple[str, ...]) -> str:
+    """check_config_with_binary, except that a refusal naming only the keys in `pending` (of
+    PENDING_PROXY_SIDE) raises Pending: the binary does not know them yet."""
+    try:
+        return check_config_with_binary(r, pod)
+    except AssertionError as e:
+        if not pending:
+            raise
+        output = str(e).split("\n--- config ---\n", 1)[0]
+        problems = [line.strip()[2:] for line in output.splitlines() if line.strip().startswith("- ")]
+        patterns = [PENDING_PROXY_SIDE[p] for p in pending]
+        if ("exited 64" in output and "invalid configuration:" in output and problems
+                and all(any(p.fullmatch(x) for p in patterns) for x in problems)):
+            raise Pending("token-handler check refuses only what the proxy side is adding: "
+                          + "; ".join(problems)) from None
+        raise
 
 
 def check_config_with_binary(r: Rendered, pod: dict) -> str:
@@ -334,8 +385,9 @@ def check_config_with_binary(r: Rendered, pod: dict) -> str:
         return run_check(r.toml_text(), pod_env, tmp_path)
 
 
-def standard_checks(label: str, values: dict) -> Rendered | None:
-    """Render in mode "deployment" and run every shared check."""
+def standard_checks(label: str, values: dict, pending: tuple[str, ...] = ()) -> Rendered | None:
+    """Render (mode "deployment" unless `values` says otherwise) and run every shared check;
+    `pending`: keys of PENDING_PROXY_SIDE the binary may still refuse."""
     r = check(f"{label}: renders", lambda: render(values))
     if r is None:
         return None
@@ -346,7 +398,8 @@ def standard_checks(label: str, values: dict) -> Rendered | None:
         f"{label}: pod wiring, probes, shutdown timing, securityContext",
         lambda: check_pod(r.pod_spec(), r.toml(), r.all("Service"), secret_name, f"{RELEASE}-token-handler"),
     )
-    check(f"{label}: token-handler check accepts the rendered config", lambda: check_config_with_binary(r, r.pod_spec()))
+    check(f"{label}: token-handler check accepts the rendered config",
+          lambda: check_config_pending(r, r.pod_spec(), pending))
     return r
 
 
@@ -388,19 +441,21 @@ def main() -> int:
         with helm.Chart.load(str(CHART)) as c:
             schema = c.schema
         config_schema = schema["properties"]["config"]["properties"]
-        chart_owned = {("server", "listen"), ("server", "admin_listen"), ("server", "shutdown_grace")}
+        chart_owned = {("server", "listen"), ("server", "admin_listen"), ("server", "shutdown_grace"),
+                       ("forward_auth", "listen")}
         section, missing, seen = None, [], 0
         for line in EXAMPLE_CONFIG.read_text().splitlines():
-            m = re.match(r"^#?\s*\[([a-z_]+)\]\s*$", line)
+            m = re.match(r"^#?\s*(\[\[?)([a-z_]+)\]\]?\s*$", line)
             if m:
-                section = m.group(1)
+                section = m.group(2)
                 continue
             m = re.match(r"^#?\s?([a-z][a-z0-9_]*)\s*=\s*\S", line)
             if m and section:
                 seen += 1
                 if (section, m.group(1)) in chart_owned:
                     continue
-                props = config_schema.get(section, {}).get("properties", {})
+                table = config_schema.get(section, {})
+                props = table.get("items", table).get("properties", {})  # [[routes]]: its items
                 if m.group(1) not in props:
                     missing.append(f"[{section}] {m.group(1)}")
         assert seen > 30, f"read only {seen} keys from {EXAMPLE_CONFIG}"
@@ -433,6 +488,8 @@ def main() -> int:
             assert "TOKEN_HANDLER_CLIENT_SECRET_FILE" not in {e["name"] for e in th["env"]}
             svc = r.one("Service")
             assert [p["targetPort"] for p in svc["spec"]["ports"]] == ["proxy"]
+            assert [p["name"] for p in th["ports"]] == ["proxy", "proxy-admin"], "no verify port"
+            assert "forward_auth" not in cfg
             pdb = r.one("PodDisruptionBudget")
             assert pdb["spec"]["selector"]["matchLabels"] == dep["spec"]["selector"]["matchLabels"]
 
@@ -654,6 +711,220 @@ def main() -> int:
 
         check("coordination on Cluster: only the named key of the existing Secret is mounted", cluster)
 
+    # -- [[routes]] --------------------------------------------------------------------------------
+    routes = [
+        {"path": "/api", "methods": ["GET", "POST"], "session": "required",
+         "identity_headers": {"X-Auth-Request-User": "sub", "X-Auth-Request-Email": "email"}},
+        {"path": "/api/public", "session": "none", "upstream": "https://public-api.prod.svc:8443",
+         "connect_timeout": "1s", "response_header_timeout": "15s", "ca_file": "/etc/token-handler-ca/ca.crt"},
+        {"path": "/search", "session": "optional", "methods": ["GET", "HEAD"]},
+    ]
+    r = standard_checks("routes", {"config": {"routes": routes}}, pending=("routes",))
+    if r:
+        def routes_round_trip() -> None:
+            cfg = r.toml()
+            assert cfg["routes"] == routes, cfg["routes"]
+            assert r.toml_text().count("\n[[routes]]\n") == 3, "one [[routes]] table per route"
+            assert cfg["upstream"]["url"] == "http://127.0.0.1:3000", "routes leave the default upstream"
+
+        check("routes: [[routes]] tables round-trip (methods, timeouts, identity_headers inline table)", routes_round_trip)
+
+    # -- mode "forward-auth": token-handler alone, beside the gateway ----------------------------
+    ingress_nginx = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}},
+                      "podSelector": {"matchLabels": {"app.kubernetes.io/name": "ingress-nginx"}}}]
+    monitoring = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
+    fa_values = {
+        "mode": "forward-auth",
+        "config": {"routes": [{"path": "/api", "identity_headers": {"X-Auth-Request-User": "sub",
+                                                                    "X-Auth-Request-Email": "email"}}]},
+        "secrets": {"cookieKeys": [keygen()]},
+        "networkPolicy": {"enabled": True, "ingressFrom": ingress_nginx, "verifyFrom": ingress_nginx,
+                          "metricsFrom": monitoring},
+        "metrics": {"serviceMonitor": {"enabled": True}},
+        "autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 6},
+    }
+    every_key = ("forward_auth", "routes", "no upstream")
+    r = standard_checks("forward-auth (NetworkPolicy, HPA, ServiceMonitor)", fa_values, pending=every_key)
+    if r:
+        def forward_auth_shape() -> None:
+            assert r.kinds() == ["ConfigMap", "Deployment", "HorizontalPodAutoscaler", "NetworkPolicy",
+                                 "PodDisruptionBudget", "Secret", "Service", "Service", "ServiceMonitor"], r.kinds()
+            pod = r.pod_spec()
+            assert [c["name"] for c in pod["containers"]] == [SIDECAR], "token-handler alone, no API container"
+            assert pod["terminationGracePeriodSeconds"] == 5 + 20 + 5, "no API preStop to outlive"
+            cfg = r.toml()
+            assert cfg["forward_auth"] == {"listen": "0.0.0.0:4181"}, cfg.get("forward_auth")
+            assert cfg["server"]["listen"] == "0.0.0.0:8080" and cfg["server"]["admin_listen"] == "0.0.0.0:9090"
+            assert "upstream" not in cfg, "no upstream: the gateway forwards"
+            assert cfg["routes"] == fa_values["config"]["routes"]
+            svc = r.one("Service", f"{RELEASE}-token-handler")
+            assert [(p["name"], p["port"], p["targetPort"]) for p in svc["spec"]["ports"]] == [
+                ("http", 80, "proxy"), ("verify", 4181, "proxy-verify")], svc["spec"]["ports"]
+            metrics_svc = r.one("Service", f"{RELEASE}-token-handler-metrics")
+            assert [p["targetPort"] for p in metrics_svc["spec"]["ports"]] == ["proxy-admin"]
+            hpa = r.one("HorizontalPodAutoscaler")
+            assert hpa["spec"]["scaleTargetRef"]["name"] == r.one("Deployment")["metadata"]["name"]
+            assert "replicas" not in r.one("Deployment")["spec"]
+
+        check("forward-auth: token-handler alone; forward_auth.listen on the verify port; no [upstream]; "
+              "Service http + verify; HPA", forward_auth_shape)
+
+        def forward_auth_network_policy() -> None:
+            spec = r.one("NetworkPolicy")["spec"]
+            assert spec["podSelector"]["matchLabels"] == r.one("Deployment")["spec"]["selector"]["matchLabels"]
+            rules = {tuple(p["port"] for p in rule["ports"]): rule.get("from") for rule in spec["ingress"]}
+            assert rules == {(8080,): ingress_nginx, (4181,): ingress_nginx, (9090,): monitoring}, rules
+            other = render(deep_merge(fa_values, {"networkPolicy": {"verifyFrom": monitoring}}))
+            rules = {tuple(p["port"] for p in rule["ports"]): rule.get("from")
+                     for rule in other.one("NetworkPolicy")["spec"]["ingress"]}
+            assert rules[(4181,)] == monitoring and rules[(8080,)] == ingress_nginx, "verifyFrom is its own list"
+
+        check("forward-auth NetworkPolicy: http from ingressFrom, verify from verifyFrom only, admin from metricsFrom",
+              forward_auth_network_policy)
+
+    r = standard_checks("forward-auth defaults", {"mode": "forward-auth"}, pending=every_key)
+    if r:
+        def forward_auth_defaults() -> None:
+            assert r.kinds() == ["ConfigMap", "Deployment", "PodDisruptionBudget", "Secret", "Service"], r.kinds()
+            notes = r.files.get("token-handler/templates/NOTES.txt", "")
+            assert "never route the verify port" in notes.lower(), notes
+            assert "networkPolicy.enabled is false" in notes, "warns that every pod reaches the verify port"
+
+        check("forward-auth defaults: Deployment, Service, PDB, ConfigMap, Secret; NOTES warn about the verify port",
+              forward_auth_defaults)
+
+    fa_upstream = {"mode": "forward-auth", "ports": {"verify": 14181, "bindAddress": "::"},
+                   "config": {"upstream": {"url": "http://api.prod.svc:8080"}}}
+    r = standard_checks("forward-auth that also forwards (upstream.url, IPv6, own verify port)", fa_upstream,
+                        pending=("forward_auth",))
+    if r:
+        def forward_auth_upstream() -> None:
+            cfg = r.toml()
+            assert cfg["upstream"]["url"] == "http://api.prod.svc:8080" and cfg["upstream"]["connect_timeout"] == "2s"
+            assert cfg["forward_auth"]["listen"] == "[::]:14181", cfg["forward_auth"]
+            svc = r.one("Service")
+            assert {p["name"]: p["port"] for p in svc["spec"]["ports"]} == {"http": 80, "verify": 14181}
+
+        check("forward-auth with upstream.url: [upstream] kept; verify port from ports.verify", forward_auth_upstream)
+
+    # -- forward-auth beside ingress-nginx: the README's example values and the Ingresses -------
+    example = yaml.safe_load(FORWARD_AUTH_EXAMPLE.read_text())
+
+    def example_in_readme() -> None:
+        readme = (CHART / "README.md").read_text()
+        assert f"```yaml\n{FORWARD_AUTH_EXAMPLE.read_text()}```" in readme, \
+            "the chart README's forward-auth example must be tests/helm/forward-auth-values.yaml verbatim"
+        # ... and the annotations it says they render (helm install shop ... -n shop).
+        m = re.search(r"```yaml\n(nginx\.ingress\.kubernetes\.io/auth-url: .*?)```", readme, re.S)
+        assert m, "the README shows the API Ingress's annotations"
+        with helm.Chart.load(str(CHART)) as c:
+            shown = Rendered(c.render(example, name="shop", namespace="shop"))
+        rendered = shown.one("Ingress", "shop-token-handler-api")["metadata"]["annotations"]
+        assert yaml.safe_load(m.group(1)) == rendered, f"README {m.group(1)!r} vs rendered {rendered}"
+
+    check("forward-auth example: the chart README shows exactly the values tested here", example_in_readme)
+    r = standard_checks("forward-auth example (ingress-nginx)", example, pending=every_key)
+    if r:
+        def example_ingresses() -> None:
+            fullname = f"{RELEASE}-token-handler"
+            api, auth = r.one("Ingress", f"{fullname}-api"), r.one("Ingress", f"{fullname}-auth")
+            assert api["metadata"]["annotations"] == {
+                "nginx.ingress.kubernetes.io/auth-url": f"http://{fullname}.{NAMESPACE}.svc.cluster.local:4181/verify",
+                "nginx.ingress.kubernetes.io/auth-response-headers": "Authorization,X-Auth-Request-Email,X-Auth-Request-User",
+                "nginx.ingress.kubernetes.io/auth-always-set-cookie": "true",
+                "nginx.ingress.kubernetes.io/proxy-buffer-size": "32k",
+            }, api["metadata"]["annotations"]
+            assert "annotations" not in auth["metadata"], "the /auth Ingress is not behind forward auth"
+            for ing in (api, auth):
+                spec = ing["spec"]
+                assert spec["ingressClassName"] == "nginx"
+                assert spec["tls"] == [{"hosts": ["shop.example.com"], "secretName": "shop-example-com-tls"}]
+                assert [rule["host"] for rule in spec["rules"]] == ["shop.example.com"], "one host: the SPA's origin"
+            (api_path,) = api["spec"]["rules"][0]["http"]["paths"]
+            assert api_path == {"path": "/api", "pathType": "Prefix",
+                                "backend": {"service": {"name": "shop-api", "port": {"number": 80}}}}, api_path
+            (auth_path,) = auth["spec"]["rules"][0]["http"]["paths"]
+            assert auth_path == {"path": "/auth", "pathType": "Prefix",
+                                 "backend": {"service": {"name": fullname, "port": {"name": "http"}}}}, auth_path
+
+        check("forward-auth example: API Ingress with auth-url, auth-response-headers, auth-always-set-cookie, "
+              "proxy-buffer-size; /auth Ingress to port http", example_ingresses)
+
+        def verify_port_never_routed() -> None:
+            svc = r.one("Service", f"{RELEASE}-token-handler")
+            by_name = {p["name"]: p for p in svc["spec"]["ports"]}
+            by_number = {p["port"]: p for p in svc["spec"]["ports"]}
+            routed = 0
+            for ing in r.all("Ingress"):
+                for rule in ing["spec"]["rules"]:
+                    for path in rule["http"]["paths"]:
+                        backend = path["backend"]["service"]
+                        if backend["name"] != svc["metadata"]["name"]:
+                            continue
+                        port = by_name.get(backend["port"].get("name")) or by_number.get(backend["port"].get("number"))
+                        assert port and port["targetPort"] == "proxy", f"{ing['metadata']['name']} routes {backend}"
+                        routed += 1
+            assert routed == 1, "only /auth reaches token-handler through an Ingress"
+            # The auth-url is the Service's verify port, which is the container's verify listener.
+            url = r.one("Ingress", f"{RELEASE}-token-handler-api")["metadata"]["annotations"]["nginx.ingress.kubernetes.io/auth-url"]
+            m = re.fullmatch(r"http://([^.]+)\.([^.]+)\.svc\.cluster\.local:(\d+)/verify", url)
+            assert m and (m.group(1), m.group(2)) == (svc["metadata"]["name"], NAMESPACE), url
+            assert by_name["verify"]["port"] == int(m.group(3)) and by_name["verify"]["targetPort"] == "proxy-verify"
+            ports = {p["name"]: p["containerPort"] for p in r.sidecar()["ports"]}
+            assert ports["proxy-verify"] == port_of(r.toml()["forward_auth"]["listen"])
+
+        check("forward-auth example: no Ingress routes the verify port; auth-url -> Service verify -> forward_auth.listen",
+              verify_port_never_routed)
+
+        def example_network_policy() -> None:
+            rules = {tuple(p["port"] for p in rule["ports"]): rule.get("from")
+                     for rule in r.one("NetworkPolicy")["spec"]["ingress"]}
+            assert rules == {(8080,): example["networkPolicy"]["ingressFrom"],
+                             (4181,): example["networkPolicy"]["verifyFrom"]}, rules
+
+        check("forward-auth example: NetworkPolicy admits the ingress controller to http and verify, nothing to admin",
+              example_network_policy)
+
+    def ingress_options() -> None:
+        base = deep_merge(example, {"forwardAuth": {"ingress": {"tlsSecretName": "", "className": ""}}})
+        r = render(deep_merge(base, {"forwardAuth": {"ingress": {"numberedSetCookies": 8}}}))
+        validate_manifests(r)
+        annotations = r.one("Ingress", f"{RELEASE}-token-handler-api")["metadata"]["annotations"]
+        assert "nginx.ingress.kubernetes.io/auth-always-set-cookie" not in annotations
+        lines = annotations["nginx.ingress.kubernetes.io/configuration-snippet"].splitlines()
+        assert lines[:2] == ["auth_request_set $th_set_cookie_1 $upstream_http_x_token_handler_set_cookie_1;",
+                             "add_header Set-Cookie $th_set_cookie_1 always;"], lines
+        assert len(lines) == 16 and lines[-1] == "add_header Set-Cookie $th_set_cookie_8 always;", lines
+        for ing in r.all("Ingress"):
+            assert "tls" not in ing["spec"] and "ingressClassName" not in ing["spec"]
+        r = render(deep_merge(base, {"forwardAuth": {"clusterDomain": "k8s.internal", "ingress": {
+            "responseHeaders": ["Authorization", "X-User"], "apiPort": "http",
+            "apiPaths": ["/api", "/graphql"], "proxyBufferSize": "64k",
+            "apiAnnotations": {"cert-manager.io/cluster-issuer": "letsencrypt"},
+            "authAnnotations": {"nginx.ingress.kubernetes.io/proxy-body-size": "1m"}}},
+            "config": {"proxy": {"auth_prefix": "/bff"}}, "ports": {"verify": 14181}}))
+        validate_manifests(r)
+        api, auth = r.one("Ingress", f"{RELEASE}-token-handler-api"), r.one("Ingress", f"{RELEASE}-token-handler-auth")
+        a = api["metadata"]["annotations"]
+        assert a["nginx.ingress.kubernetes.io/auth-response-headers"] == "Authorization,X-User"
+        assert a["nginx.ingress.kubernetes.io/auth-url"] == f"http://{RELEASE}-token-handler.{NAMESPACE}.svc.k8s.internal:14181/verify"
+        assert a["nginx.ingress.kubernetes.io/proxy-buffer-size"] == "64k"
+        assert a["cert-manager.io/cluster-issuer"] == "letsencrypt"
+        assert auth["metadata"]["annotations"] == {"nginx.ingress.kubernetes.io/proxy-body-size": "1m"}
+        paths = api["spec"]["rules"][0]["http"]["paths"]
+        assert [p["path"] for p in paths] == ["/api", "/graphql"]
+        assert all(p["backend"]["service"]["port"] == {"name": "http"} for p in paths)
+        assert auth["spec"]["rules"][0]["http"]["paths"][0]["path"] == "/bff", "the /auth Ingress follows auth_prefix"
+        # Your annotations cannot replace the chart's auth ones.
+        r = render(deep_merge(base, {"forwardAuth": {"ingress": {"apiAnnotations": {
+            "nginx.ingress.kubernetes.io/auth-url": "http://elsewhere/verify"}}}}))
+        url = r.one("Ingress", f"{RELEASE}-token-handler-api")["metadata"]["annotations"]["nginx.ingress.kubernetes.io/auth-url"]
+        assert url.endswith(".svc.cluster.local:4181/verify"), url
+        assert "Ingress" not in render(deep_merge(example, {"forwardAuth": {"ingress": {"enabled": False}}})).kinds()
+
+    check("forwardAuth.ingress options: numbered Set-Cookie snippet, headers, port name, paths, auth_prefix, "
+          "clusterDomain, annotations", ingress_options)
+
     # -- PDB, shutdown timing, replicas ---------------------------------------------------------
     def pdb_min_available() -> None:
         r = render({"podDisruptionBudget": {"minAvailable": "50%", "maxUnavailable": None}})
@@ -696,6 +967,7 @@ def main() -> int:
     def sidecar_mode_alone() -> None:
         r = render({"mode": "sidecar"})
         assert r.kinds() == ["ConfigMap", "Secret"], r.kinds()
+        assert "forward_auth" not in r.toml()
         validate_manifests(r)
         r = render({"mode": "sidecar", "secrets": {"existingSecret": "keys"},
                     "autoscaling": {"enabled": True}, "networkPolicy": {"enabled": True},
@@ -755,6 +1027,21 @@ def main() -> int:
         ("unknown mode", {"mode": "daemonset"}, ["/mode"]),
         ("port out of range", {"ports": {"http": 70000}}, ["/ports/http"]),
         ("one port for both listeners", {"ports": {"http": 9090}}, ["http and admin must differ"]),
+        ("forward-auth: verify port equal to the http port", {"mode": "forward-auth", "ports": {"verify": 8080}}, ["verify must differ from http and admin"]),
+        ("forward-auth: verify port equal to the admin port", {"mode": "forward-auth", "ports": {"verify": 9090}}, ["verify must differ from http and admin"]),
+        ("verify port out of range", {"ports": {"verify": 0}}, ["/ports/verify"]),
+        ("chart-owned forward_auth.listen", {"mode": "forward-auth", "config": {"forward_auth": {"listen": "0.0.0.0:1"}}}, ["/config/forward_auth", "listen"]),
+        ("[forward_auth] outside mode forward-auth", {"config": {"forward_auth": {}}}, ["config.forward_auth: only in mode forward-auth"]),
+        ("forward-auth NetworkPolicy without verifyFrom", {"mode": "forward-auth", "networkPolicy": {"enabled": True}}, ["networkPolicy.verifyFrom"]),
+        ("forward-auth with a LoadBalancer Service", {"mode": "forward-auth", "service": {"type": "LoadBalancer"}}, ["service.type: LoadBalancer would put the verify port outside the cluster"]),
+        ("example Ingresses outside mode forward-auth", {"forwardAuth": {"ingress": {"enabled": True, "host": "shop.example.com", "apiService": "api"}}}, ["forwardAuth.ingress.enabled: only in mode forward-auth"]),
+        ("example Ingresses without a host", {"mode": "forward-auth", "forwardAuth": {"ingress": {"enabled": True, "apiService": "api"}}}, ["/forwardAuth/ingress", "host"]),
+        ("example Ingresses without the API Service", {"mode": "forward-auth", "forwardAuth": {"ingress": {"enabled": True, "host": "shop.example.com"}}}, ["/forwardAuth/ingress", "apiService"]),
+        ("a wildcard host", {"mode": "forward-auth", "forwardAuth": {"ingress": {"enabled": True, "host": "*.example.com", "apiService": "api"}}}, ["/forwardAuth/ingress/host"]),
+        ("the auth prefix among the API paths", {"mode": "forward-auth", "forwardAuth": {"ingress": {"enabled": True, "host": "shop.example.com", "apiService": "api", "apiPaths": ["/api", "/auth/"]}}}, ["apiPaths: /auth/ is the auth prefix"]),
+        ("a response header nginx refuses", {"forwardAuth": {"ingress": {"responseHeaders": ["X Auth"]}}}, ["/forwardAuth/ingress/responseHeaders/0"]),
+        ("too many numbered Set-Cookie headers", {"forwardAuth": {"ingress": {"numberedSetCookies": 17}}}, ["/forwardAuth/ingress/numberedSetCookies"]),
+        ("a bad proxy buffer size", {"forwardAuth": {"ingress": {"proxyBufferSize": "lots"}}}, ["/forwardAuth/ingress/proxyBufferSize"]),
         ("a secret in sidecar.env", {"sidecar": {"env": [{"name": "TOKEN_HANDLER_COOKIE_KEYS", "value": "k"}]}}, ["/sidecar/env/0"]),
         ("bad service type", {"service": {"type": "Ingress"}}, ["/service/type"]),
         ("bad pull policy", {"image": {"pullPolicy": "Sometimes"}}, ["/image/pullPolicy"]),
@@ -763,14 +1050,25 @@ def main() -> int:
         ("missing idp.client_id", {"config": {"idp": {"client_id": None}}}, ["client_id"]),
         ("PDB with both bounds", {"podDisruptionBudget": {"minAvailable": 1}}, ["exactly one of minAvailable and maxUnavailable"]),
         ("HPA without a metric", {"autoscaling": {"enabled": True, "targetCPUUtilizationPercentage": None}}, ["targetCPUUtilizationPercentage"]),
+        ("a route without a path", {"config": {"routes": [{"session": "none"}]}}, ["/config/routes/0", "path"]),
+        ("a route path without /", {"config": {"routes": [{"path": "api"}]}}, ["/config/routes/0/path"]),
+        ("a route's unknown session mode", {"config": {"routes": [{"path": "/api", "session": "maybe"}]}}, ["/config/routes/0/session"]),
+        ("a route's unknown key", {"config": {"routes": [{"path": "/api", "identity_header": {}}]}}, ["/config/routes/0", "identity_header"]),
+        ("an identity header mapped to a non-string", {"config": {"routes": [{"path": "/api", "identity_headers": {"X-User": 1}}]}}, ["/config/routes/0/identity_headers/X-User"]),
+        ("an identity header name with a space", {"config": {"routes": [{"path": "/api", "identity_headers": {"X User": "sub"}}]}}, ["invalid propertyName 'X User'"]),
+        ("a route upstream without a scheme", {"config": {"routes": [{"path": "/api", "upstream": "api:80"}]}}, ["/config/routes/0/upstream"]),
     ]
     for label, values, needles in bad:
         check(f"refused: {label}", lambda v=values, n=needles: refused(v, *n))
 
     print()
-    print(f"{len(PASSED)} passed, {len(FAILED)} failed")
+    print(f"{len(PASSED)} passed, {len(FAILED)} failed"
+          + (f", {len(PENDING)} pending on the proxy side" if PENDING else ""))
     if FAILED:
         print("failed: " + "; ".join(FAILED))
+    if PENDING:
+        print("pending (token-handler check does not know [forward_auth]/[[routes]] yet; "
+              "TOKEN_HANDLER_HELM_STRICT=1 fails them): " + "; ".join(PENDING))
     return 1 if FAILED else 0
 
 

@@ -119,13 +119,24 @@ is named; otherwise: when its value is given, under the named or the default key
 {{- end }}
 {{- end }}
 
+{{/* "true" when the chart renders the Deployment (modes "deployment" and "forward-auth"), else "". */}}
+{{- define "token-handler.ownDeployment" -}}
+{{- if has .Values.mode (list "deployment" "forward-auth") }}true{{ end }}
+{{- end }}
+
 {{/*
 The proxy's config as TOML: `.Values.config` plus the keys the chart owns (listen addresses from
-`ports`, drain grace from `lifecycle`, the upstream default from `app.port`).
+`ports`, drain grace from `lifecycle`, the upstream default from `app.port`; in mode
+"forward-auth" forward_auth.listen from `ports.verify`, and no [upstream] unless its url is set:
+the gateway forwards).
 */}}
 {{- define "token-handler.config" -}}
+{{- $forwardAuth := eq .Values.mode "forward-auth" }}
 {{- if eq (int .Values.ports.http) (int .Values.ports.admin) }}
 {{- fail "ports: http and admin must differ (two listeners)" }}
+{{- end }}
+{{- if and $forwardAuth (or (eq (int .Values.ports.verify) (int .Values.ports.http)) (eq (int .Values.ports.verify) (int .Values.ports.admin))) }}
+{{- fail "ports: verify must differ from http and admin (mode forward-auth has three listeners; the verify port is the gateway's alone)" }}
 {{- end }}
 {{- $cfg := deepCopy (.Values.config | default dict) }}
 {{- $server := get $cfg "server" | default dict }}
@@ -133,11 +144,22 @@ The proxy's config as TOML: `.Values.config` plus the keys the chart owns (liste
 {{- $_ := set $server "admin_listen" (include "token-handler.listenAddress" (dict "host" .Values.ports.bindAddress "port" .Values.ports.admin)) }}
 {{- $_ := set $server "shutdown_grace" (printf "%ds" (int .Values.lifecycle.shutdownGraceSeconds)) }}
 {{- $_ := set $cfg "server" $server }}
-{{- $upstream := get $cfg "upstream" | default dict }}
-{{- if not (get $upstream "url") }}
-{{- $_ := set $upstream "url" (printf "http://127.0.0.1:%d" (int .Values.app.port)) }}
+{{- if $forwardAuth }}
+{{- $fa := get $cfg "forward_auth" | default dict }}
+{{- $_ := set $fa "listen" (include "token-handler.listenAddress" (dict "host" .Values.ports.bindAddress "port" .Values.ports.verify)) }}
+{{- $_ := set $cfg "forward_auth" $fa }}
+{{- else if kindIs "map" (get $cfg "forward_auth") }}
+{{- fail (printf "config.forward_auth: only in mode forward-auth (mode is %s); the chart writes [forward_auth] listen from ports.verify" .Values.mode) }}
 {{- end }}
+{{- $upstream := get $cfg "upstream" | default dict }}
+{{- if get $upstream "url" }}
 {{- $_ := set $cfg "upstream" $upstream }}
+{{- else if $forwardAuth }}
+{{- $_ := unset $cfg "upstream" }}
+{{- else }}
+{{- $_ := set $upstream "url" (printf "http://127.0.0.1:%d" (int .Values.app.port)) }}
+{{- $_ := set $cfg "upstream" $upstream }}
+{{- end }}
 {{- printf "# token-handler configuration, rendered by the %s chart from its `config` values.\n" .Chart.Name }}
 {{- printf "# Every key is documented in the repository's config/token-handler.toml." }}
 {{- include "token-handler.toml" $cfg }}
@@ -145,19 +167,20 @@ The proxy's config as TOML: `.Values.config` plus the keys the chart owns (liste
 
 {{/*
 A small TOML writer for a map of sections: scalars at the top, then one [table] per map, in the
-proxy's usual order. Nested maps become inline tables, lists arrays; null values are left out
-(the proxy's default applies). Helm's own toToml writes YAML numbers as floats ("10000.0"),
-which the proxy's integer keys refuse, hence this.
+proxy's usual order, then one [[name]] per item of a list of maps (e.g. [[routes]]). Nested maps
+become inline tables, lists arrays; null values are left out (the proxy's default applies).
+Helm's own toToml writes YAML numbers as floats ("10000.0"), which the proxy's integer keys
+refuse, hence this.
 */}}
 {{- define "token-handler.toml" -}}
 {{- $root := . }}
 {{- range $k := keys $root | sortAlpha }}
 {{- $v := get $root $k }}
-{{- if not (or (kindIs "map" $v) (kindIs "invalid" $v)) }}
+{{- if not (or (kindIs "map" $v) (kindIs "invalid" $v) (include "token-handler.toml.isTableArray" $v)) }}
 {{ include "token-handler.toml.key" $k }} = {{ include "token-handler.toml.value" $v }}
 {{- end }}
 {{- end }}
-{{- $known := list "server" "upstream" "idp" "session" "proxy" "csrf" "log" }}
+{{- $known := list "server" "upstream" "forward_auth" "idp" "session" "proxy" "csrf" "log" }}
 {{- $sections := list }}
 {{- range $known }}{{ if hasKey $root . }}{{ $sections = append $sections . }}{{ end }}{{ end }}
 {{- range keys $root | sortAlpha }}{{ if not (has . $known) }}{{ $sections = append $sections . }}{{ end }}{{ end }}
@@ -166,6 +189,24 @@ which the proxy's integer keys refuse, hence this.
 {{- if kindIs "map" $table }}
 
 [{{ include "token-handler.toml.key" $section }}]
+{{- include "token-handler.toml.pairs" $table }}
+{{- end }}
+{{- end }}
+{{- range $name := keys $root | sortAlpha }}
+{{- $items := get $root $name }}
+{{- if include "token-handler.toml.isTableArray" $items }}
+{{- range $item := $items }}
+
+[[{{ include "token-handler.toml.key" $name }}]]
+{{- include "token-handler.toml.pairs" $item }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The `key = value` lines of a table, one per line, each after a newline; nulls left out. */}}
+{{- define "token-handler.toml.pairs" -}}
+{{- $table := . }}
 {{- range $k := keys $table | sortAlpha }}
 {{- $v := get $table $k }}
 {{- if not (kindIs "invalid" $v) }}
@@ -173,6 +214,13 @@ which the proxy's integer keys refuse, hence this.
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{/* "true" for a non-empty list of maps (written as an array of tables), else "". */}}
+{{- define "token-handler.toml.isTableArray" -}}
+{{- if and (kindIs "slice" .) (gt (len .) 0) }}
+{{- $all := true }}
+{{- range . }}{{ if not (kindIs "map" .) }}{{ $all = false }}{{ end }}{{ end }}
+{{- if $all }}true{{ end }}
 {{- end }}
 {{- end }}
 
@@ -253,6 +301,12 @@ The token-handler container, as a list item: `containers:` then
     - name: proxy-admin
       containerPort: {{ .Values.ports.admin }}
       protocol: TCP
+    {{- if eq .Values.mode "forward-auth" }}
+    # The gateway's /verify calls only: never routed from an ingress.
+    - name: proxy-verify
+      containerPort: {{ .Values.ports.verify }}
+      protocol: TCP
+    {{- end }}
   env:
     - name: TOKEN_HANDLER_COOKIE_KEYS_FILE
       value: {{ printf "%s/%s" (include "token-handler.secretDir" .) .Values.secrets.cookieKeysKey | quote }}
