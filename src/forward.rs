@@ -76,6 +76,15 @@ pub struct Target {
     pub path: Option<String>,
 }
 
+/// The upstream of the request's route (the handler routes only to routes that have one).
+fn upstream_of<'a>(app: &'a App, target: &Target) -> &'a Upstream {
+    app.routes
+        .get(target.route)
+        .upstream
+        .as_ref()
+        .expect("routed only to a route with an upstream")
+}
+
 /// Rewrites the request's head for the upstream (hop-by-hop, spoofable and X-Forwarded-*
 /// headers, our cookies, the checked Host and normalised path).
 fn prepare(
@@ -106,15 +115,12 @@ fn prepare(
         conn.trusted,
     );
     headers::set_cookies(&mut headers, kept_cookies);
+    let uri = upstream_of(app, &target).target(&parts.uri, target.path.as_deref());
     // The Host the browser addressed (HTTP/2 sends it as :authority only), checked.
     headers.insert(HOST, target.authority);
     let prepared = Prepared {
         method: parts.method,
-        uri: app
-            .routes
-            .get(target.route)
-            .upstream
-            .target(&parts.uri, target.path.as_deref()),
+        uri,
         headers,
     };
     (prepared, body, client_upgrade)
@@ -194,7 +200,7 @@ pub async fn anonymous(
     target: Target,
     presence: Presence,
 ) -> Response<Body> {
-    let upstream = &app.routes.get(target.route).upstream;
+    let upstream = upstream_of(app, &target);
     let (prepared, body, client_upgrade) =
         prepare(app, request, conn, upgrade.is_some(), target, &presence);
     let empty = body.is_end_stream();
@@ -228,7 +234,7 @@ pub async fn with_session(
     presence: Presence,
 ) -> Response<Body> {
     let route = app.routes.get(target.route);
-    let upstream = &route.upstream;
+    let upstream = upstream_of(app, &target);
     let (mut prepared, body, client_upgrade) =
         prepare(app, request, conn, upgrade.is_some(), target, &presence);
     for (name, value) in route.identity(fresh.session()) {

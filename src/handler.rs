@@ -135,8 +135,9 @@ fn route(app: &App, request: &Request<Incoming>) -> Result<Route, edge::Refusal>
         Decision::Forward {
             route: Some(route),
             access,
-        } => (route, access),
-        Decision::Forward { route: None, .. } => return Ok(Route::Unrouted(Decision::NotFound)),
+        } if app.routes.get(route).upstream.is_some() => (route, access),
+        // No upstream here: a forward-auth deployment, where the gateway forwards.
+        Decision::Forward { .. } => return Ok(Route::Unrouted(Decision::NotFound)),
         refused => return Ok(Route::Unrouted(refused)),
     };
     let upgrade = upgrade::requested(

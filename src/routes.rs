@@ -18,7 +18,8 @@ use serde_json::Value;
 pub struct Route {
     /// No trailing `/`; empty for `/`.
     prefix: String,
-    pub upstream: Upstream,
+    /// `None` in forward-auth mode for a route without a URL: inline, it answers 404.
+    pub upstream: Option<Upstream>,
     methods: Option<Vec<Method>>,
     access: Access,
     identity: Vec<(HeaderName, String)>,
@@ -59,7 +60,10 @@ impl Routes {
             }
             list.push(Route {
                 prefix: route.prefix.clone(),
-                upstream: Upstream::new(&route.upstream)?,
+                upstream: match route.upstream.url {
+                    Some(_) => Some(Upstream::new(&route.upstream)?),
+                    None => None,
+                },
                 methods: route.methods.clone(),
                 access: route.access,
                 identity: route.identity_headers.clone(),

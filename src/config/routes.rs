@@ -26,6 +26,8 @@ pub struct RouteConfig {
     pub path: String,
     /// The same, for matching: no trailing `/` (`/` itself is empty).
     pub prefix: String,
+    /// Its `url` is absent only in forward-auth mode (the gateway forwards; inline, the route
+    /// answers 404).
     pub upstream: UpstreamConfig,
     /// `None`: every method (but TRACE and CONNECT, refused at the edge).
     pub methods: Option<Vec<Method>>,
@@ -52,11 +54,13 @@ const RESERVED: &[&str] = &[
     "x-forwarded-proto",
 ];
 
-/// `default` is `[upstream]` (its URL may be absent: then every route must name one).
+/// `default` is `[upstream]` (its URL may be absent: then every route must name one, unless
+/// `forward_auth` is on: a gateway forwards, the route only decides).
 /// `claims`: what the session keeps (`session.claims`), besides `sub` and `sid`.
 pub(super) fn routes(
     raw: Vec<raw::Route>,
     default: &UpstreamConfig,
+    forward_auth: bool,
     claims: &[String],
     p: &mut Problems,
 ) -> Vec<RouteConfig> {
@@ -82,7 +86,7 @@ pub(super) fn routes(
         let url = match r.upstream {
             Some(raw) => p.url(&key("upstream"), Some(raw)),
             None => {
-                if default.url.is_none() {
+                if default.url.is_none() && !forward_auth {
                     p.push(format!(
                         "{}: required when upstream.url is not set",
                         key("upstream")
@@ -240,7 +244,8 @@ mod tests {
                 .into_iter()
                 .collect(),
         );
-        let (built, problems) = checked(|p| routes(vec![ok], &default_upstream(), &claims, p));
+        let (built, problems) =
+            checked(|p| routes(vec![ok], &default_upstream(), false, &claims, p));
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(built[0].prefix, "/api");
         assert_eq!(built[0].access, Access::Required);
@@ -280,7 +285,7 @@ mod tests {
             none_with_identity,
             bad_method,
         ];
-        let (_, problems) = checked(|p| routes(raw, &default_upstream(), &claims, p));
+        let (_, problems) = checked(|p| routes(raw, &default_upstream(), false, &claims, p));
         let all = problems.join("\n");
         for expected in [
             "routes[1].path: `/api` is already a route",
@@ -299,12 +304,19 @@ mod tests {
     #[test]
     fn without_a_default_upstream_every_route_names_one() {
         let (no_default, _) = checked(|p| upstream::upstream(raw::Upstream::default(), false, p));
-        let mut named = route("/a");
-        named.upstream = Some("http://127.0.0.1:4000".into());
-        let (_, problems) = checked(|p| routes(vec![named, route("/b")], &no_default, &[], p));
+        let named_route = || raw::Route {
+            upstream: Some("http://127.0.0.1:4000".into()),
+            ..route("/a")
+        };
+        let both = || vec![named_route(), route("/b")];
+        let (_, problems) = checked(|p| routes(both(), &no_default, false, &[], p));
         assert_eq!(
             problems,
             ["routes[1].upstream: required when upstream.url is not set"]
         );
+        // Beside a gateway, a route may only decide.
+        let (built, problems) = checked(|p| routes(both(), &no_default, true, &[], p));
+        assert!(problems.is_empty(), "{problems:?}");
+        assert!(built[1].upstream.url.is_none());
     }
 }

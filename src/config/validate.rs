@@ -241,15 +241,26 @@ pub(super) fn validate(
         if raw.is_empty() {
             p.push("[[routes]]: at least one route (or none of the section)");
         }
-        for key in ["protected_paths", "public_paths"] {
-            let set = table.get("proxy").and_then(|t| t.get(key)).is_some();
+        // Their defaults may stand (a chart renders every default); anything else would be
+        // a second, conflicting answer to "what needs a session".
+        for (key, default) in [("protected_paths", &["/"][..]), ("public_paths", &[][..])] {
+            let set = table
+                .get("proxy")
+                .and_then(|t| t.get(key))
+                .is_some_and(|v| {
+                    let paths: Option<Vec<&str>> = v
+                        .as_array()
+                        .map(|a| a.iter().filter_map(|p| p.as_str()).collect());
+                    paths.as_deref() != Some(default)
+                });
             if set {
                 p.push(format!(
                     "proxy.{key}: with [[routes]], each route's `session` says what needs one"
                 ));
             }
         }
-        routes::routes(raw, &upstream, &session.claims, &mut p)
+        let forward_auth = table.contains_key("forward_auth");
+        routes::routes(raw, &upstream, forward_auth, &session.claims, &mut p)
     } else {
         routes::implicit(&upstream).into_iter().collect()
     };

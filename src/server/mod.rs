@@ -131,7 +131,11 @@ async fn serve_listener(
     let connections = TaskTracker::new();
     let limit = Arc::new(Semaphore::new(server.max_connections));
     tokio::pin!(shutdown);
-    info!(addr = %listener.local_addr()?, tls = acceptor.is_some(), ?serves, "listening");
+    let addr = listener.local_addr()?;
+    match serves {
+        Serves::Proxy => info!(%addr, tls = acceptor.is_some(), "proxy listening"),
+        Serves::ForwardAuth => info!(%addr, "forward-auth listening"),
+    }
     loop {
         // Backpressure: at the connection cap, stop accepting until one closes.
         let permit = tokio::select! {

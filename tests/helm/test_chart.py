@@ -60,36 +60,9 @@ CONFIG_DIR = "/etc/token-handler"
 
 PASSED: list[str] = []
 FAILED: list[str] = []
-PENDING: list[str] = []
-
-# The proxy side of forward-auth mode ([forward_auth], [[routes]], no [upstream] when the gateway
-# forwards) is being written in parallel. Until the binary knows it, `token-handler check`
-# refuses such a config with exactly these messages; a refusal made of nothing else is reported
-# as PEND (not a failure) unless TOKEN_HANDLER_HELM_STRICT=1. Once the proxy side is merged this
-# list and the PEND outcome go: every check must pass.
-PENDING_PROXY_SIDE = {
-    "forward_auth": re.compile(r"unknown section \[forward_auth\] \(known: [^)]*\)"),
-    "routes": re.compile(r"unknown section \[routes\] \(known: [^)]*\)"),
-    "no upstream": re.compile(r"upstream\.url: required \(.*\)"),
-}
-STRICT = os.environ.get("TOKEN_HANDLER_HELM_STRICT") == "1"
-
-
-class Pending(Exception):
-    """A check that cannot pass before the proxy side lands (see PENDING_PROXY_SIDE)."""
-
-
 def check(name: str, fn: Callable[[], Any]) -> Any:
     try:
         result = fn()
-    except Pending as e:
-        if STRICT:
-            FAILED.append(name)
-            print(f"FAIL {name} (pending, strict)\n     {e}", flush=True)
-        else:
-            PENDING.append(name)
-            print(f"PEND {name}\n     {e}", flush=True)
-        return None
     except Exception as e:  # noqa: BLE001 - a failed check is reported, the run goes on
         detail = str(e).strip() or type(e).__name__
         if not isinstance(e, AssertionError):
@@ -338,24 +311,6 @@ def run_check(config_text: str, env: dict[str, str], workdir: Path) -> str:
     return output
 
 
-def check_config_pending(r: Rendered, pod: dict, pending: tuple[str, ...]) -> str:
-    """check_config_with_binary, except that a refusal naming only the keys in `pending` (of
-    PENDING_PROXY_SIDE) raises Pending: the binary does not know them yet."""
-    try:
-        return check_config_with_binary(r, pod)
-    except AssertionError as e:
-        if not pending:
-            raise
-        output = str(e).split("\n--- config ---\n", 1)[0]
-        problems = [line.strip()[2:] for line in output.splitlines() if line.strip().startswith("- ")]
-        patterns = [PENDING_PROXY_SIDE[p] for p in pending]
-        if ("exited 64" in output and "invalid configuration:" in output and problems
-                and all(any(p.fullmatch(x) for p in patterns) for x in problems)):
-            raise Pending("token-handler check refuses only what the proxy side is adding: "
-                          + "; ".join(problems)) from None
-        raise
-
-
 def check_config_with_binary(r: Rendered, pod: dict) -> str:
     """`token-handler check` on the rendered TOML: with secrets in the environment, and as the
     pod would run it (the rendered Secret's files, or stand-ins for an existing Secret)."""
@@ -385,9 +340,8 @@ def check_config_with_binary(r: Rendered, pod: dict) -> str:
         return run_check(r.toml_text(), pod_env, tmp_path)
 
 
-def standard_checks(label: str, values: dict, pending: tuple[str, ...] = ()) -> Rendered | None:
-    """Render (mode "deployment" unless `values` says otherwise) and run every shared check;
-    `pending`: keys of PENDING_PROXY_SIDE the binary may still refuse."""
+def standard_checks(label: str, values: dict) -> Rendered | None:
+    """Render (mode "deployment" unless `values` says otherwise) and run every shared check."""
     r = check(f"{label}: renders", lambda: render(values))
     if r is None:
         return None
@@ -399,7 +353,7 @@ def standard_checks(label: str, values: dict, pending: tuple[str, ...] = ()) -> 
         lambda: check_pod(r.pod_spec(), r.toml(), r.all("Service"), secret_name, f"{RELEASE}-token-handler"),
     )
     check(f"{label}: token-handler check accepts the rendered config",
-          lambda: check_config_pending(r, r.pod_spec(), pending))
+          lambda: check_config_with_binary(r, r.pod_spec()))
     return r
 
 
@@ -716,10 +670,10 @@ def main() -> int:
         {"path": "/api", "methods": ["GET", "POST"], "session": "required",
          "identity_headers": {"X-Auth-Request-User": "sub", "X-Auth-Request-Email": "email"}},
         {"path": "/api/public", "session": "none", "upstream": "https://public-api.prod.svc:8443",
-         "connect_timeout": "1s", "response_header_timeout": "15s", "ca_file": "/etc/token-handler-ca/ca.crt"},
+         "connect_timeout": "1s", "response_header_timeout": "15s"},
         {"path": "/search", "session": "optional", "methods": ["GET", "HEAD"]},
     ]
-    r = standard_checks("routes", {"config": {"routes": routes}}, pending=("routes",))
+    r = standard_checks("routes", {"config": {"routes": routes}})
     if r:
         def routes_round_trip() -> None:
             cfg = r.toml()
@@ -743,8 +697,7 @@ def main() -> int:
         "metrics": {"serviceMonitor": {"enabled": True}},
         "autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 6},
     }
-    every_key = ("forward_auth", "routes", "no upstream")
-    r = standard_checks("forward-auth (NetworkPolicy, HPA, ServiceMonitor)", fa_values, pending=every_key)
+    r = standard_checks("forward-auth (NetworkPolicy, HPA, ServiceMonitor)", fa_values)
     if r:
         def forward_auth_shape() -> None:
             assert r.kinds() == ["ConfigMap", "Deployment", "HorizontalPodAutoscaler", "NetworkPolicy",
@@ -782,7 +735,7 @@ def main() -> int:
         check("forward-auth NetworkPolicy: http from ingressFrom, verify from verifyFrom only, admin from metricsFrom",
               forward_auth_network_policy)
 
-    r = standard_checks("forward-auth defaults", {"mode": "forward-auth"}, pending=every_key)
+    r = standard_checks("forward-auth defaults", {"mode": "forward-auth"})
     if r:
         def forward_auth_defaults() -> None:
             assert r.kinds() == ["ConfigMap", "Deployment", "PodDisruptionBudget", "Secret", "Service"], r.kinds()
@@ -795,8 +748,7 @@ def main() -> int:
 
     fa_upstream = {"mode": "forward-auth", "ports": {"verify": 14181, "bindAddress": "::"},
                    "config": {"upstream": {"url": "http://api.prod.svc:8080"}}}
-    r = standard_checks("forward-auth that also forwards (upstream.url, IPv6, own verify port)", fa_upstream,
-                        pending=("forward_auth",))
+    r = standard_checks("forward-auth that also forwards (upstream.url, IPv6, own verify port)", fa_upstream)
     if r:
         def forward_auth_upstream() -> None:
             cfg = r.toml()
@@ -823,7 +775,7 @@ def main() -> int:
         assert yaml.safe_load(m.group(1)) == rendered, f"README {m.group(1)!r} vs rendered {rendered}"
 
     check("forward-auth example: the chart README shows exactly the values tested here", example_in_readme)
-    r = standard_checks("forward-auth example (ingress-nginx)", example, pending=every_key)
+    r = standard_checks("forward-auth example (ingress-nginx)", example)
     if r:
         def example_ingresses() -> None:
             fullname = f"{RELEASE}-token-handler"
@@ -1062,13 +1014,9 @@ def main() -> int:
         check(f"refused: {label}", lambda v=values, n=needles: refused(v, *n))
 
     print()
-    print(f"{len(PASSED)} passed, {len(FAILED)} failed"
-          + (f", {len(PENDING)} pending on the proxy side" if PENDING else ""))
+    print(f"{len(PASSED)} passed, {len(FAILED)} failed")
     if FAILED:
         print("failed: " + "; ".join(FAILED))
-    if PENDING:
-        print("pending (token-handler check does not know [forward_auth]/[[routes]] yet; "
-              "TOKEN_HANDLER_HELM_STRICT=1 fails them): " + "; ".join(PENDING))
     return 1 if FAILED else 0
 
 
