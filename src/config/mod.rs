@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 pub use coordination::CoordinationConfig;
 pub use csrf::CsrfConfig;
-pub use forward_auth::ForwardAuthConfig;
+pub use forward_auth::{ForwardAuthConfig, Gateway};
 pub use idp::{ClientAuth, Dialect, IdpConfig};
 pub use log::{LogConfig, LogFormat};
 pub use proxy::{BrowserAuthorization, ProxyConfig};

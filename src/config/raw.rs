@@ -135,4 +135,5 @@ pub struct Route {
 #[serde(deny_unknown_fields)]
 pub struct ForwardAuth {
     pub listen: Option<String>,
+    pub gateway: Option<String>,
 }

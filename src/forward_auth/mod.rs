@@ -75,7 +75,11 @@ pub async fn handle<B>(app: Arc<App>, request: Request<B>, _conn: ConnInfo) -> R
 }
 
 async fn verify<B>(app: &App, request: &Request<B>) -> Response<Body> {
-    let original = match original::Original::of(request) {
+    let gateway = match &app.config.forward_auth {
+        Some(forward_auth) => forward_auth.gateway,
+        None => return error_response(ErrorCode::NotFound, "forward-auth is not configured"),
+    };
+    let original = match original::Original::of(request, gateway) {
         Ok(original) => original,
         Err(refusal) => return error_response(ErrorCode::BadRequest, refusal),
     };

@@ -706,7 +706,7 @@ def main() -> int:
             assert [c["name"] for c in pod["containers"]] == [SIDECAR], "token-handler alone, no API container"
             assert pod["terminationGracePeriodSeconds"] == 5 + 20 + 5, "no API preStop to outlive"
             cfg = r.toml()
-            assert cfg["forward_auth"] == {"listen": "0.0.0.0:4181"}, cfg.get("forward_auth")
+            assert cfg["forward_auth"] == {"listen": "0.0.0.0:4181", "gateway": "ingress-nginx"}, cfg.get("forward_auth")
             assert cfg["server"]["listen"] == "0.0.0.0:8080" and cfg["server"]["admin_listen"] == "0.0.0.0:9090"
             assert "upstream" not in cfg, "no upstream: the gateway forwards"
             assert cfg["routes"] == fa_values["config"]["routes"]

@@ -6,9 +6,10 @@ use crate::support::*;
 use token_handler::demo::tokenidp::Fault;
 
 const FORWARD_AUTH: (&str, &str) = ("forward_auth", "listen = \"127.0.0.1:0\"");
+const NGINX: (&str, &str) = ("forward_auth", "gateway = \"nginx\"");
 
 async fn harness() -> Harness {
-    Harness::with(Flavor::TokenIdpServer, &[FORWARD_AUTH], KEY1).await
+    Harness::with(Flavor::TokenIdpServer, &[FORWARD_AUTH, NGINX], KEY1).await
 }
 
 /// nginx's question: `GET /verify` with `X-Original-Method` / `X-Original-URI`.
@@ -57,6 +58,13 @@ async fn a_valid_session_is_allowed_with_its_bearer_for_the_gateway_to_copy() {
     );
 
     // Envoy / Gateway API: the original request's own method and path below /verify.
+    let h = Harness::with(
+        Flavor::TokenIdpServer,
+        &[FORWARD_AUTH, ("forward_auth", "gateway = \"envoy\"")],
+        KEY1,
+    )
+    .await;
+    let (jar, _) = h.login(false);
     let verify = h.proxy.verify_url.clone().expect("listener");
     let r = h
         .http
@@ -179,7 +187,7 @@ session = "none"
 "#;
     let h = Harness::with(
         Flavor::TokenIdpServer,
-        &[FORWARD_AUTH, ("tail", tail)],
+        &[FORWARD_AUTH, NGINX, ("tail", tail)],
         KEY1,
     )
     .await;

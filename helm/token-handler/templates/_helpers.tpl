@@ -127,7 +127,8 @@ is named; otherwise: when its value is given, under the named or the default key
 {{/*
 The proxy's config as TOML: `.Values.config` plus the keys the chart owns (listen addresses from
 `ports`, drain grace from `lifecycle`, the upstream default from `app.port`; in mode
-"forward-auth" forward_auth.listen from `ports.verify`, and no [upstream] unless its url is set:
+"forward-auth" forward_auth.listen from `ports.verify` and forward_auth.gateway "ingress-nginx"
+unless set, and no [upstream] unless its url is set:
 the gateway forwards).
 */}}
 {{- define "token-handler.config" -}}
@@ -147,6 +148,9 @@ the gateway forwards).
 {{- if $forwardAuth }}
 {{- $fa := get $cfg "forward_auth" | default dict }}
 {{- $_ := set $fa "listen" (include "token-handler.listenAddress" (dict "host" .Values.ports.bindAddress "port" .Values.ports.verify)) }}
+{{- if not (get $fa "gateway") }}
+{{- $_ := set $fa "gateway" "ingress-nginx" }}
+{{- end }}
 {{- $_ := set $cfg "forward_auth" $fa }}
 {{- else if kindIs "map" (get $cfg "forward_auth") }}
 {{- fail (printf "config.forward_auth: only in mode forward-auth (mode is %s); the chart writes [forward_auth] listen from ports.verify" .Values.mode) }}
