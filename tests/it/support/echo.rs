@@ -1,7 +1,8 @@
 //! An echo upstream that records what it received: the API behind the proxy in tests.
 //!
 //! Routes: `/stream` (answers one chunk, then the next when the test releases it),
-//! `/upload` (reports each request-body chunk as it arrives), `/ws` (WebSocket echo),
+//! `/upload` (reports each request-body chunk as it arrives), `/ws` and `/api/ws` (WebSocket
+//! echo; the second for gateways that route only `/api/`),
 //! `/slow` (answers when released), `/hang` (never answers), `/big` (8 MiB, as fast as it is
 //! read), `/plant` (tries to set the proxy's own cookies), `/cacheable` (200 JSON marked
 //! `public, max-age=600`), anything else: 200 JSON.
@@ -163,7 +164,7 @@ impl Echo {
             return r;
         }
         match req.uri().path() {
-            "/ws" => {
+            "/ws" | "/api/ws" => {
                 let key = req.headers().get("sec-websocket-key").cloned();
                 let Some(key) = key else {
                     return text(StatusCode::BAD_REQUEST, "not a websocket request");

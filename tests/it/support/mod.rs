@@ -225,8 +225,31 @@ impl Harness {
         keys: &str,
         options: impl FnOnce(&mut Options),
     ) -> Harness {
+        Harness::build_at(flavor, tweaks, keys, None, options).await
+    }
+
+    /// Like [`Harness::with`] for a browser that reaches the proxy through a gateway at
+    /// `public` (`http://host:port`): the callback and post-logout URLs, the proxy's and the
+    /// emulator's, are the gateway's.
+    pub async fn behind(
+        flavor: Flavor,
+        tweaks: &[(&str, &str)],
+        keys: &str,
+        public: &str,
+    ) -> Harness {
+        Harness::build_at(flavor, tweaks, keys, Some(public), |_| {}).await
+    }
+
+    async fn build_at(
+        flavor: Flavor,
+        tweaks: &[(&str, &str)],
+        keys: &str,
+        public: Option<&str>,
+        options: impl FnOnce(&mut Options),
+    ) -> Harness {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
-        let proxy_url = format!("http://{}", listener.local_addr().expect("addr"));
+        let own_url = format!("http://{}", listener.local_addr().expect("addr"));
+        let proxy_url = public.map_or(own_url, str::to_string);
         let mut opts = Options {
             style: flavor.style(),
             clients: vec![Client {
