@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod echo;
 pub mod h2raw;
 pub mod logs;
+pub mod nginx;
 pub mod oidc_provider;
 pub mod provider_browser;
 pub mod redis_cluster;
