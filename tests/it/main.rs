@@ -20,6 +20,7 @@ mod emulator;
 mod ended_sessions;
 mod exhaustion;
 mod forward_auth;
+mod forward_auth_nginx;
 mod hardening;
 mod helm_chart;
 mod leaks;

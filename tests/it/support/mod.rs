@@ -7,6 +7,7 @@ pub mod echo;
 pub mod h2raw;
 pub mod logs;
 pub mod nginx;
+pub mod nginx_gateway;
 pub mod oidc_provider;
 pub mod provider_browser;
 pub mod redis_cluster;
