@@ -3,7 +3,9 @@
 # Safe to run again; a fresh Debian machine with the Rust toolchain is enough.
 #   - Debian packages: chromium (browser test), nodejs + npm (browser test, oidc-provider),
 #     redis-server (cross-replica coordination tests; it is the Sentinel too, with --sentinel),
-#     redis-tools (redis-cli, which joins the Redis Cluster of the topology tests)
+#     redis-tools (redis-cli, which joins the Redis Cluster of the topology tests), nginx (the
+#     gateway of the forward-auth tests). The tests run redis-server and nginx themselves, on
+#     free ports: their packages are installed without starting them as services.
 #   - npm packages from the lockfiles in tests/browser and tests/oidc
 #   - a Python venv (target/venv) with tests/helm/requirements.txt for the Helm chart tests
 set -euo pipefail
@@ -16,10 +18,23 @@ command -v node >/dev/null || need_apt+=(nodejs)
 command -v npm >/dev/null || need_apt+=(npm)
 [ -x /usr/bin/redis-server ] || need_apt+=(redis-server)
 [ -x /usr/bin/redis-cli ] || need_apt+=(redis-tools)
+[ -x /usr/sbin/nginx ] || need_apt+=(nginx)
 if [ "${#need_apt[@]}" -gt 0 ]; then
   echo "test.sh: installing ${need_apt[*]}"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
+  # policy-rc.d exiting 101 tells the packages' scripts not to start their services (nginx
+  # would take port 80); one already there (containers have one) is left as it is.
+  policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+    $SUDO chmod +x "$policy"
+  fi
+  status=0
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" \
+    || status=$?
+  [ -z "$policy" ] || $SUDO rm -f "$policy"
+  [ "$status" -eq 0 ] || exit "$status"
 fi
 
 for dir in tests/browser tests/oidc; do
