@@ -83,9 +83,10 @@ async fn an_expired_token_is_refreshed_and_the_new_cookie_reaches_the_browser() 
 async fn refusals_reach_the_browser_as_the_proxys_json() {
     let g = gateway(&[("proxy", "public_paths = [\"/api/public\"]")]).await;
     let (jar, issued) = g.h.login(false);
-    g.get("/api/items", &Jar::default())
-        .await
-        .assert_error(401, "login_required");
+    let r = g.get("/api/items", &Jar::default()).await;
+    r.assert_error(401, "login_required");
+    let challenge = r.header("www-authenticate");
+    assert_eq!(challenge.as_deref(), Some("Cookie realm=\"token-handler\""));
     // A cookie that does not open: 401, and its deletion passed on.
     let mut forged = Jar::default();
     forged.set(&format!("{COOKIE}=not-a-sealed-session; Path=/"));
@@ -107,7 +108,12 @@ async fn refusals_reach_the_browser_as_the_proxys_json() {
         "nothing refused was forwarded"
     );
     let origin = g.nginx.url();
-    let own = [("x-csrf", "1"), ("origin", origin.as_str())];
+    // The browser's own X-Forwarded-Host is replaced by nginx's, not added to.
+    let own = [
+        ("x-csrf", "1"),
+        ("origin", origin.as_str()),
+        ("x-forwarded-host", "evil.example"),
+    ];
     let r = g.send("POST", "/api/items", &jar, &own, body).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let record = g.h.echo.last();
@@ -118,8 +124,14 @@ async fn refusals_reach_the_browser_as_the_proxys_json() {
     // A path the proxy itself would refuse: 400, not nginx's 500.
     let r = g.get("/api/a%2fb", &jar).await;
     r.assert_error(400, "bad_request");
-    // The browser's own X-Original-URL does not change what is asked about.
-    let sneaky = [("x-original-url", "http://127.0.0.1/auth/login")];
+    // What the browser says the original request was changes nothing (nginx sets those
+    // headers itself, replacing the browser's).
+    let sneaky = [
+        ("x-original-uri", "/auth/login"),
+        ("x-original-method", "GET"),
+        ("x-original-url", "http://127.0.0.1/auth/login"),
+        ("x-forwarded-uri", "/auth/login"),
+    ];
     let r = g
         .send("GET", "/api/items", &Jar::default(), &sneaky, None)
         .await;

@@ -7,7 +7,10 @@ use super::nginx::{forward_auth_conf, Nginx, StartError};
 use super::{Flavor, Harness, Jar, COOKIE, KEY1};
 use std::sync::Mutex;
 
-const FORWARD_AUTH: (&str, &str) = ("forward_auth", "listen = \"127.0.0.1:0\"");
+const FORWARD_AUTH: [(&str, &str); 2] = [
+    ("forward_auth", "listen = \"127.0.0.1:0\""),
+    ("forward_auth", "gateway = \"nginx\""),
+];
 
 /// The harness behind nginx.
 pub struct Gateway {
@@ -67,7 +70,7 @@ pub async fn gateway_with(
     tweaks: &[(&str, &str)],
     edit: impl Fn(&Harness, String) -> String,
 ) -> Gateway {
-    let mut all = vec![FORWARD_AUTH];
+    let mut all = FORWARD_AUTH.to_vec();
     all.extend_from_slice(tweaks);
     for _ in 0..5 {
         let reserved = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
