@@ -327,3 +327,16 @@ async fn a_websocket_needs_its_own_origin_and_tunnels_with_the_token() {
         "the token on the handshake"
     );
 }
+
+/// The README shows the very config these tests run (so the two cannot drift apart).
+#[test]
+fn the_readme_shows_the_config_these_tests_run() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(dir.join("README.md")).expect("README");
+    let conf = std::fs::read_to_string(dir.join("tests/it/support/nginx_forward_auth.conf"))
+        .expect("config");
+    assert!(
+        readme.contains(&format!("```nginx\n{}\n```", conf.trim_end())),
+        "README.md must show tests/it/support/nginx_forward_auth.conf verbatim"
+    );
+}

@@ -64,12 +64,24 @@ impl Running {
                 .and_then(|a| a.parse().ok())
         };
         let (mut addr, mut admin, mut discovered) = (None, None, false);
-        while addr.is_none() || admin.is_none() || !discovered {
-            let line = rx.recv().await.expect("the proxy logs its start-up");
-            addr = addr.or_else(|| field(&line, "proxy listening addr="));
-            admin = admin.or_else(|| field(&line, "admin listening addr="));
-            discovered |= line.contains("IdP metadata discovered");
-        }
+        let mut seen = Vec::new();
+        // A bound on the wait (a start-up line reworded must fail the test, not hang it); the
+        // lines seen so far go into the failure.
+        let started = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+            while addr.is_none() || admin.is_none() || !discovered {
+                let line = rx.recv().await.expect("the proxy logs its start-up");
+                addr = addr.or_else(|| field(&line, "proxy listening addr="));
+                admin = admin.or_else(|| field(&line, "admin listening addr="));
+                discovered |= line.contains("IdP metadata discovered");
+                seen.push(line);
+            }
+        })
+        .await;
+        assert!(
+            started.is_ok(),
+            "the proxy did not log its listeners and IdP discovery within 60 s:\n{}",
+            seen.join("\n")
+        );
         Running {
             child: Some(child),
             addr: addr.expect("addr"),
