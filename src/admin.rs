@@ -1,5 +1,5 @@
 //! The admin listener: `/healthz` (the process is alive), `/readyz` (config loaded, cookie keys
-//! present, IdP metadata known, not draining), `/metrics` (Prometheus, OpenMetrics text). Not whether the IdP answers right now: a
+//! present, IdP metadata known, the shared record of ended sessions read, not draining), `/metrics` (Prometheus, OpenMetrics text). Not whether the IdP answers right now: a
 //! flapping IdP must not take every pod out of the Service at once.
 
 use crate::app::App;
@@ -106,6 +106,9 @@ pub fn readiness(app: &App) -> Result<(), &'static str> {
     }
     if app.idp.metadata().is_none() {
         return Err("IdP metadata not discovered yet");
+    }
+    if app.ended.shared().is_some_and(|shared| !shared.ready()) {
+        return Err("the shared record of ended sessions is not read yet");
     }
     Ok(())
 }

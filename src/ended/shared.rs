@@ -7,6 +7,9 @@
 //! the request path checks. So an end reaches every replica within that interval plus a round
 //! trip; a replica that starts reads the whole stream first.
 //!
+//! A replica that starts is ready (`/readyz`) once it has read the whole stream, or after
+//! `coordination.wait_timeout` if Redis does not let it.
+//!
 //! Redis down: a replica keeps refusing every session it knew to be ended, and the ones ended on
 //! itself; ends made elsewhere reach it once Redis answers again (the read resumes where it
 //! stopped). It logs the outage once (and the recovery), counts every failed read or write in
@@ -47,6 +50,9 @@ pub struct Shared {
     /// Completed reads, each of everything Redis held when it began: a test (or anything else)
     /// that wrote an end awaits two more to know this replica has it.
     rounds: tokio::sync::watch::Sender<u64>,
+    /// The whole stream has been read once (the replica knows every earlier end).
+    loaded: AtomicBool,
+    created: Instant,
 }
 
 impl std::fmt::Debug for Shared {
@@ -72,7 +78,17 @@ impl Shared {
             pending: Mutex::new(VecDeque::new()),
             healthy: AtomicBool::new(true),
             rounds: tokio::sync::watch::channel(0).0,
+            loaded: AtomicBool::new(false),
+            created: Instant::now(),
         })
+    }
+
+    /// Whether this replica may take requests as far as the record goes: it has read the whole
+    /// stream once, or Redis did not let it for `coordination.wait_timeout` since start (then
+    /// it serves with what it has, as while Redis is down: a Redis outage must not keep every
+    /// new pod out of the Service).
+    pub fn ready(&self) -> bool {
+        self.loaded.load(Ordering::Acquire) || self.created.elapsed() >= self.wait_timeout
     }
 
     /// Completed reads of the stream (see the field).
@@ -222,6 +238,7 @@ pub async fn follow(record: Arc<EndedSessions>, started: u64) {
                 if full {
                     continue;
                 }
+                shared.loaded.store(true, Ordering::Release);
             }
             Err(e) => {
                 shared.metrics.ended_sync_errors.inc();

@@ -232,3 +232,49 @@ async fn with_redis_down_a_replica_serves_on_and_learns_the_ends_when_it_returns
     .await;
     assert!(refused(&c, 1, &copy).await);
 }
+
+/// A replica that starts is ready once it has read the record (it knows every earlier end), or,
+/// with Redis unreachable, after `coordination.wait_timeout` (a Redis outage must not keep every
+/// new pod out of the Service).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_replica_is_ready_once_it_has_read_the_record() {
+    use token_handler::admin::readiness;
+    let redis = RedisServer::start().await;
+    let url = format!("redis_url = \"{}\"", redis.url());
+    let h = Harness::with(
+        Flavor::TokenIdpServer,
+        &[
+            ("coordination", &url),
+            ("coordination", "wait_timeout = \"30s\""),
+        ],
+        KEY1,
+    )
+    .await;
+    let shared = h.proxy.app.ended.shared().expect("shared");
+    let mut rounds = shared.rounds();
+    rounds.wait_for(|n| *n >= 1).await.expect("follower");
+    assert_eq!(readiness(&h.proxy.app), Ok(()));
+
+    // Redis unreachable from the start: not ready, then ready after wait_timeout.
+    let closed = format!(
+        "redis_url = \"redis://127.0.0.1:{}/\"",
+        crate::support::redis_nodes::free_port()
+    );
+    let h = Harness::with(
+        Flavor::TokenIdpServer,
+        &[
+            ("coordination", &closed),
+            ("coordination", "wait_timeout = \"2s\""),
+        ],
+        KEY1,
+    )
+    .await;
+    assert_eq!(
+        readiness(&h.proxy.app),
+        Err("the shared record of ended sessions is not read yet")
+    );
+    until("ready after wait_timeout", || {
+        readiness(&h.proxy.app).is_ok()
+    })
+    .await;
+}

@@ -63,7 +63,8 @@ impl Flavor {
 }
 
 /// Config text: defaults for tests plus `tweaks` as (section, "key = value") lines; a tweak
-/// replaces the default of the same key. `forward_auth` is written only when tweaked; lines of
+/// replaces the default of the same key. `forward_auth` and `coordination` are written only
+/// when tweaked; lines of
 /// the pseudo-section `tail` go last, as written (`[[routes]]` tables).
 pub fn config_toml(
     idp_url: &str,
@@ -99,13 +100,14 @@ pub fn config_toml(
         "proxy",
         "csrf",
         "forward_auth",
+        "coordination",
     ] {
         let tweaked: Vec<&str> = tweaks
             .iter()
             .filter(|(s, _)| *s == section)
             .map(|(_, l)| *l)
             .collect();
-        if section == "forward_auth" && tweaked.is_empty() {
+        if matches!(section, "forward_auth" | "coordination") && tweaked.is_empty() {
             continue;
         }
         text.push_str(&format!("[{section}]\n"));
