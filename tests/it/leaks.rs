@@ -133,3 +133,99 @@ async fn everything(response: reqwest::Response) -> String {
     text.push_str(&response.text().await.expect("body"));
     text
 }
+
+/// The same beside a gateway and at the edges of a session's life: the forward-auth listener
+/// (whose answers carry the Bearer by design, for the gateway) logs no token; routes with
+/// identity headers, a back-channel logout token and the session it ends leave no token (and
+/// no logout token) in a log line or a browser-facing answer.
+#[tokio::test]
+async fn no_token_in_logs_beside_a_gateway_or_at_a_backchannel_logout() {
+    let capture = logs::capture();
+    let tail = r#"
+[[routes]]
+path = "/api"
+[routes.identity_headers]
+X-Auth-Request-User = "sub"
+"#;
+    let h = Harness::with(
+        Flavor::OAuth2,
+        &[
+            ("forward_auth", "listen = \"127.0.0.1:0\""),
+            ("forward_auth", "gateway = \"nginx\""),
+            ("tail", tail),
+        ],
+        KEY1,
+    )
+    .await;
+    let mut seen = String::new();
+    let verify = h.proxy.verify_url.clone().expect("listener");
+    let ask = |jar: &Jar| {
+        h.http
+            .get(format!("{verify}/verify"))
+            .header("x-original-method", "GET")
+            .header("x-original-uri", "/api/x")
+            .header("x-forwarded-host", h.proxy.addr.to_string())
+            .header("cookie", jar.header())
+            .send()
+    };
+    // A real login (sub from the ID token), a call inline, questions from a gateway.
+    let mut browser = Jar::default();
+    let authorize = h.start_login(&mut browser, "/").await;
+    let callback = h.follow_idp(&authorize).await;
+    seen.push_str(&everything(h.finish_login(&mut browser, &callback).await).await);
+    seen.push_str(&everything(h.get("/api/b", &browser).await).await);
+    assert_eq!(ask(&browser).await.expect("verify").status(), 200);
+    let (expired, _) = h.login(true);
+    assert_eq!(ask(&expired).await.expect("verify").status(), 200);
+    assert_eq!(ask(&Jar::default()).await.expect("verify").status(), 401);
+
+    // The IdP ends the user's sessions: a logout token signed with its key (no sid: by sub).
+    let sub = h.proxy.app.codec.read(
+        &h.proxy.app.codec.incoming(&{
+            let mut headers = http::HeaderMap::new();
+            headers.insert("cookie", browser.header().parse().expect("cookie"));
+            headers
+        }),
+        token_handler::refresh::unix_now(),
+    );
+    let token_handler::session::ReadOutcome::Valid { session, .. } = sub else {
+        panic!("the browser's session opens");
+    };
+    let now = token_handler::refresh::unix_now();
+    let logout_token = h.idp.sign(&serde_json::json!({
+        "iss": h.idp.url(), "aud": CLIENT_ID, "iat": now, "jti": "leak-test-1",
+        "sub": session.sub.clone().expect("sub from the ID token"),
+        "events": {"http://schemas.openid.net/event/backchannel-logout": {}},
+    }));
+    let r = h
+        .http
+        .post(format!("{}/auth/backchannel-logout", h.proxy.url))
+        .form(&[("logout_token", &logout_token)])
+        .send()
+        .await
+        .expect("back-channel logout");
+    assert_eq!(
+        r.status(),
+        200,
+        "a logout token signed by the IdP's (kid-less) key"
+    );
+    let refused = h.get("/api/b", &browser).await;
+    assert_eq!(refused.status(), 401, "the session ended");
+    seen.push_str(&everything(refused).await);
+    seen.push_str(&format!("{:?}", h.proxy.app));
+
+    let logs = capture.text();
+    assert!(
+        logs.contains("verify"),
+        "the forward-auth spans were captured"
+    );
+    let mut secrets = h.idp.issued_secrets();
+    secrets.push(logout_token);
+    for secret in &secrets {
+        assert!(!logs.contains(secret.as_str()), "a token reached the logs");
+        assert!(
+            !seen.contains(secret.as_str()),
+            "a token reached a browser-facing answer or Debug output"
+        );
+    }
+}
