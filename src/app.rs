@@ -83,6 +83,7 @@ impl App {
         let idp = Arc::new(IdpClient::new(
             &config.idp,
             config.secrets.client_secret.clone(),
+            config.secrets.client_key.clone(),
             http,
             Arc::clone(&metrics),
         ));

@@ -11,6 +11,7 @@
 //! html.rs       HTML escaping for the pages served to browsers
 //! secret.rs     AccessToken / RefreshToken / ClientSecret / ...: redacted Debug, .expose()
 //! crypto/       KeyRing: seal(name, bytes) / open(name, value), AES-256-GCM, name as AAD
+//! client_key.rs the client's signing key for private_key_jwt (PEM or JWK; RS256, PS256, ES256)
 //! edge/         a request's method, Host and path checked and normalised once; headers only
 //!               a trusted proxy may send (pure: no I/O, no responses)
 //! tls.rs        listener certificate (hot-swappable), client trust roots
@@ -66,6 +67,7 @@ pub mod admin;
 pub mod app;
 pub mod b64;
 pub mod body;
+pub mod client_key;
 pub mod config;
 pub mod coordination;
 pub mod crypto;

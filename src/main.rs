@@ -146,9 +146,10 @@ fn main() -> ExitCode {
                     .map(|(kid, role)| format!("{kid} {role}"))
                     .collect();
                 println!(
-                    "{}: OK (cookie keys: {})",
+                    "{}: OK (cookie keys: {}; client authentication: {})",
                     config.display(),
-                    roles.join(", ")
+                    roles.join(", "),
+                    client_authentication(&loaded)
                 );
                 ExitCode::SUCCESS
             }
@@ -178,6 +179,46 @@ fn main() -> ExitCode {
                 }
             }
         }
+    }
+}
+
+/// Which client authentication is in force, for `check` (what an operator migrating away from
+/// a client secret wants to see confirmed).
+fn client_authentication(config: &Config) -> String {
+    use token_handler::config::{ClientAuth, CLIENT_KEY_ENV, CLIENT_SECRET_ENV};
+    let idp = &config.idp;
+    let secret_unused = if config.secrets.client_secret.is_some() {
+        format!("; the client secret in {CLIENT_SECRET_ENV} is not used")
+    } else {
+        String::new()
+    };
+    match idp.client_auth {
+        ClientAuth::None => "none (a public client)".to_string(),
+        ClientAuth::Basic => "client_secret_basic".to_string(),
+        ClientAuth::Body => "client_secret_post".to_string(),
+        ClientAuth::PrivateKeyJwt => match (&idp.client_assertion_file, &config.secrets.client_key) {
+            (Some(path), _) => {
+                let expiry = token_handler::client_key::read_assertion(path)
+                    .ok()
+                    .and_then(|a| token_handler::client_key::assertion_expiry(&a));
+                let now = token_handler::refresh::unix_now();
+                let expiry = match expiry {
+                    Some(exp) if exp > now => format!(", expires in {} s", exp - now),
+                    Some(_) => ", EXPIRED now: the platform has not renewed it".to_string(),
+                    None => String::new(),
+                };
+                format!(
+                    "private_key_jwt with the platform's assertion from {}{expiry}{secret_unused}",
+                    path.display()
+                )
+            }
+            (None, Some(key)) => format!(
+                "private_key_jwt signed {:?} with the key in {CLIENT_KEY_ENV} (kid {}){secret_unused}",
+                key.alg(),
+                key.kid().unwrap_or("none")
+            ),
+            (None, None) => "private_key_jwt".to_string(),
+        },
     }
 }
 

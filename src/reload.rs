@@ -1,4 +1,5 @@
-//! Hot reload of mounted files: the TLS certificate and key, the cookie keys, the client secret.
+//! Hot reload of mounted files: the TLS certificate and key, the cookie keys, the client secret
+//! and the client's signing key (`private_key_jwt`).
 //!
 //! Kubernetes updates a mounted Secret by swapping a symlink, so the files are polled every
 //! `server.reload_interval` and compared by content digest (mtimes of the link target can go
@@ -18,6 +19,7 @@ enum What {
     Tls,
     CookieKeys,
     ClientSecret,
+    ClientKey,
 }
 
 struct Watched {
@@ -38,6 +40,9 @@ pub fn spawn(app: &Arc<App>) {
     }
     if let Some(path) = &config.secrets.client_secret_file {
         watched.push((What::ClientSecret, vec![path.clone()]));
+    }
+    if let Some(path) = &config.secrets.client_key_file {
+        watched.push((What::ClientKey, vec![path.clone()]));
     }
     if watched.is_empty() {
         return;
@@ -98,6 +103,8 @@ enum ReloadError {
     Tls(#[from] crate::tls::TlsError),
     #[error(transparent)]
     Keys(#[from] crate::crypto::KeyError),
+    #[error("client key: {0}")]
+    ClientKey(#[from] crate::client_key::ClientKeyError),
 }
 
 fn apply(app: &App, what: What, paths: &[PathBuf]) -> Result<(), ReloadError> {
@@ -134,6 +141,16 @@ fn apply(app: &App, what: What, paths: &[PathBuf]) -> Result<(), ReloadError> {
             let secret = read(&paths[0])?;
             app.idp
                 .set_secret((!secret.is_empty()).then(|| ClientSecret::new(secret)));
+        }
+        What::ClientKey => {
+            let idp = &app.config.idp;
+            let key = crate::client_key::ClientKey::parse(
+                &read(&paths[0])?,
+                idp.client_key_alg,
+                idp.client_key_id.as_deref(),
+            )?;
+            info!(alg = ?key.alg(), kid = key.kid(), "client key reloaded");
+            app.idp.set_client_key(key);
         }
     }
     Ok(())

@@ -51,6 +51,11 @@ secret_string!(
     ClientSecret
 );
 secret_string!(
+    /// A client assertion (RFC 7523 §2.2): a JWT that authenticates this client at the IdP,
+    /// signed here (`private_key_jwt`) or minted by the platform (a workload identity token).
+    ClientAssertion
+);
+secret_string!(
     /// A Redis password (coordination), read from the environment, a mounted file or the URL.
     RedisPassword
 );
@@ -77,6 +82,7 @@ mod tests {
             format!("{:?}", AuthCode::new("code-secret-5")),
             format!("{:?}", CodeVerifier::new("cv-secret-6")),
             format!("{:?}", RedisPassword::new("redis-secret-7")),
+            format!("{:?}", ClientAssertion::new("assertion-secret-8")),
         ];
         for v in &values {
             assert!(v.contains("[redacted]"), "{v}");

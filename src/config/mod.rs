@@ -3,7 +3,8 @@
 //! `load` reads the file, `validate` turns the raw sections into the typed [`Config`] and
 //! collects *every* problem before failing, so an operator fixes a config in one round trip.
 //! Secrets never come from the TOML file (it lands in ConfigMaps and repositories): only from
-//! `TOKEN_HANDLER_CLIENT_SECRET[_FILE]`, `TOKEN_HANDLER_COOKIE_KEYS[_FILE]` and the Redis ones
+//! `TOKEN_HANDLER_CLIENT_SECRET[_FILE]`, `TOKEN_HANDLER_CLIENT_KEY[_FILE]`,
+//! `TOKEN_HANDLER_COOKIE_KEYS[_FILE]` and the Redis ones
 //! (`TOKEN_HANDLER_REDIS_*`, see `redis_nodes.rs`).
 
 mod coordination;
@@ -21,6 +22,7 @@ mod session;
 mod upstream;
 mod validate;
 
+use crate::client_key::ClientKey;
 use crate::crypto::KeyRing;
 use crate::secret::ClientSecret;
 use std::path::{Path, PathBuf};
@@ -29,12 +31,12 @@ use std::sync::Arc;
 pub use coordination::CoordinationConfig;
 pub use csrf::CsrfConfig;
 pub use forward_auth::{ForwardAuthConfig, Gateway};
-pub use idp::{ClientAuth, Dialect, IdpConfig};
+pub use idp::{AssertionAudience, ClientAuth, Dialect, IdpConfig};
 pub use log::{LogConfig, LogFormat};
 pub use proxy::{BrowserAuthorization, ProxyConfig};
 pub use redis_nodes::{RedisAuth, RedisTopology};
 pub use routes::{Access, RouteConfig};
-pub use secrets::{CLIENT_SECRET_ENV, COOKIE_KEYS_ENV};
+pub use secrets::{CLIENT_KEY_ENV, CLIENT_SECRET_ENV, COOKIE_KEYS_ENV};
 pub use server::{ServerConfig, TlsFiles};
 pub use session::{SameSite, SessionConfig};
 pub use upstream::UpstreamConfig;
@@ -67,9 +69,12 @@ pub struct Config {
 #[derive(Debug, Clone)]
 pub struct Secrets {
     pub client_secret: Option<ClientSecret>,
+    /// The signing key of `private_key_jwt` (`TOKEN_HANDLER_CLIENT_KEY[_FILE]`).
+    pub client_key: Option<ClientKey>,
     pub cookie_keys: Arc<KeyRing>,
     /// Mounted files the secrets came from (watched for changes).
     pub client_secret_file: Option<PathBuf>,
+    pub client_key_file: Option<PathBuf>,
     pub cookie_keys_file: Option<PathBuf>,
 }
 

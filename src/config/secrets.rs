@@ -4,6 +4,8 @@ use crate::crypto::{KeyError, KeyRing};
 use crate::secret::ClientSecret;
 
 pub const CLIENT_SECRET_ENV: &str = "TOKEN_HANDLER_CLIENT_SECRET";
+/// The private key that signs `private_key_jwt` client assertions (PEM PKCS#8 or a JWK).
+pub const CLIENT_KEY_ENV: &str = "TOKEN_HANDLER_CLIENT_KEY";
 pub const COOKIE_KEYS_ENV: &str = "TOKEN_HANDLER_COOKIE_KEYS";
 pub const REDIS_URL_ENV: &str = "TOKEN_HANDLER_REDIS_URL";
 /// The Redis data nodes' ACL user and password (any topology).

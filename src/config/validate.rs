@@ -1,6 +1,6 @@
 //! Raw TOML sections → typed [`Config`], collecting every problem before failing.
 
-use super::secrets::{self, CLIENT_SECRET_ENV, COOKIE_KEYS_ENV};
+use super::secrets::{self, CLIENT_KEY_ENV, CLIENT_SECRET_ENV, COOKIE_KEYS_ENV};
 use super::{coordination, csrf, forward_auth, idp, log, proxy, routes, server, session, upstream};
 use super::{Config, ConfigError, Secrets};
 use serde::de::DeserializeOwned;
@@ -220,11 +220,18 @@ pub(super) fn validate(
         &mut p,
     );
     let client_secret = p.secret(secrets::client_secret(env)).flatten();
+    let client_key_text = p.secret(secrets::optional(CLIENT_KEY_ENV, env)).flatten();
     let idp = idp::idp(
         section(&table, "idp", &mut p),
         client_secret.is_some(),
+        client_key_text.is_some(),
         &mut p,
     );
+    let client_key = client_key_text.and_then(|text| {
+        crate::client_key::ClientKey::parse(&text, idp.client_key_alg, idp.client_key_id.as_deref())
+            .map_err(|e| p.push(format!("{CLIENT_KEY_ENV}: {e}")))
+            .ok()
+    });
     let session = session::session(section(&table, "session", &mut p), &mut p);
     let proxy = proxy::proxy(section(&table, "proxy", &mut p), &mut p);
     let csrf = csrf::csrf(section(&table, "csrf", &mut p), &mut p);
@@ -288,8 +295,10 @@ pub(super) fn validate(
             forward_auth,
             secrets: Secrets {
                 client_secret,
+                client_key,
                 cookie_keys: Arc::new(keys),
                 client_secret_file: secrets::file_path(CLIENT_SECRET_ENV, env),
+                client_key_file: secrets::file_path(CLIENT_KEY_ENV, env),
                 cookie_keys_file: secrets::file_path(COOKIE_KEYS_ENV, env),
             },
         }),

@@ -125,6 +125,7 @@ async fn complete(app: &App, uri: &Uri, flow: &Flow, now: u64) -> Result<Session
                 kind @ (Transient::Connect
                 | Transient::Timeout
                 | Transient::NotDiscovered
+                | Transient::ClientCredentials
                 | Transient::RateLimited),
             ..
         } => Failure {

@@ -7,8 +7,9 @@
 
 use super::discovery::{self, Metadata};
 use super::id_token::JwksCache;
-use super::response::{self, basic_auth};
+use super::response;
 use super::{oauth2, tokenidp, Grant, IdpError, TokenResponse, Transient};
+use crate::client_key::ClientKey;
 use crate::config::{ClientAuth, Dialect, IdpConfig};
 use crate::metrics::{GrantLabel, Metrics};
 use crate::secret::ClientSecret;
@@ -27,6 +28,8 @@ pub struct IdpClient {
     config: IdpConfig,
     /// Swapped when the mounted secret file changes.
     secret: ArcSwapOption<ClientSecret>,
+    /// The `private_key_jwt` signing key; swapped when its mounted file changes.
+    key: ArcSwapOption<ClientKey>,
     metadata: OnceLock<Metadata>,
     ready: watch::Sender<bool>,
     pub(super) jwks: JwksCache,
@@ -39,6 +42,7 @@ impl IdpClient {
     pub fn new(
         config: &IdpConfig,
         secret: Option<ClientSecret>,
+        key: Option<ClientKey>,
         http: reqwest::Client,
         metrics: Arc<Metrics>,
     ) -> IdpClient {
@@ -46,6 +50,7 @@ impl IdpClient {
             http,
             config: config.clone(),
             secret: ArcSwapOption::new(secret.map(Arc::new)),
+            key: ArcSwapOption::new(key.map(Arc::new)),
             metadata: OnceLock::new(),
             ready: watch::channel(false).0,
             jwks: JwksCache::default(),
@@ -79,9 +84,18 @@ impl IdpClient {
 
     pub(super) fn secret(&self) -> Option<Arc<ClientSecret>> {
         match self.config.client_auth {
-            ClientAuth::None => None,
-            _ => self.secret.load_full(),
+            ClientAuth::Basic | ClientAuth::Body => self.secret.load_full(),
+            ClientAuth::None | ClientAuth::PrivateKeyJwt => None,
         }
+    }
+
+    pub(super) fn client_key(&self) -> Option<Arc<ClientKey>> {
+        self.key.load_full()
+    }
+
+    /// Installs a new `private_key_jwt` signing key (rotation without a restart).
+    pub fn set_client_key(&self, key: ClientKey) {
+        self.key.store(Some(Arc::new(key)));
     }
 
     /// Installs a new client secret (rotation without a restart).
@@ -125,13 +139,11 @@ impl IdpClient {
         let metadata = self
             .metadata()
             .ok_or(IdpError::transient(Transient::NotDiscovered))?;
-        let secret = self.secret();
-        let secret = secret.as_deref();
+        let credentials = self.credentials(metadata)?;
         let client_id = self.config.client_id.as_str();
-        let auth = self.config.client_auth;
         let wire = match self.config.dialect {
-            Dialect::TokenIdp => tokenidp::request(client_id, secret, auth, grant),
-            Dialect::OAuth2 => oauth2::request(client_id, secret, auth, grant),
+            Dialect::TokenIdp => tokenidp::request(client_id, &credentials, grant),
+            Dialect::OAuth2 => oauth2::request(client_id, &credentials, grant),
         };
         let mut request = self
             .http
@@ -139,8 +151,8 @@ impl IdpClient {
             .header(http::header::CONTENT_TYPE, wire.content_type)
             .header(http::header::ACCEPT, "application/json")
             .body(wire.body);
-        if let (true, Some(secret)) = (wire.basic, secret) {
-            request = request.header(http::header::AUTHORIZATION, basic_auth(client_id, secret));
+        if let Some(basic) = credentials.basic_header(client_id) {
+            request = request.header(http::header::AUTHORIZATION, basic);
         }
         let started = tokio::time::Instant::now();
         let response = request

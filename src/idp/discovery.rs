@@ -159,6 +159,10 @@ mod tests {
             jwks_uri: None,
             client_id: "c".into(),
             client_auth: ClientAuth::None,
+            client_key_id: None,
+            client_key_alg: None,
+            client_assertion_file: None,
+            client_assertion_audience: crate::config::AssertionAudience::TokenEndpoint,
             scope: "openid".into(),
             send_scope_on_refresh: false,
             redirect_uri: "https://app.example.com/auth/callback"

@@ -7,6 +7,7 @@
 //! they are pure and tested on the exact bytes TokenIDP and RFC 6749 servers send.
 
 mod client;
+mod credentials;
 mod discovery;
 mod id_token;
 pub mod logout_token;
@@ -95,6 +96,8 @@ pub enum Transient {
     TooLarge,
     /// The IdP's endpoints are not known yet (discovery has not succeeded).
     NotDiscovered,
+    /// The client assertion could not be had (the platform's file unreadable, signing failed).
+    ClientCredentials,
     /// Another replica has been refreshing this session for longer than the wait allows.
     Busy,
 }
@@ -110,6 +113,7 @@ impl fmt::Display for Transient {
             Transient::NoAccessToken => f.write_str("no access token in a success answer"),
             Transient::TooLarge => f.write_str("response too large"),
             Transient::NotDiscovered => f.write_str("IdP metadata not discovered yet"),
+            Transient::ClientCredentials => f.write_str("client assertion unavailable"),
             Transient::Busy => f.write_str("another replica is still refreshing this session"),
         }
     }
@@ -154,16 +158,10 @@ impl IdpError {
 struct Wire {
     content_type: &'static str,
     body: Vec<u8>,
-    /// Send the client credentials as HTTP Basic.
-    basic: bool,
 }
 
 impl Wire {
-    fn new(content_type: &'static str, body: Vec<u8>, auth: crate::config::ClientAuth) -> Wire {
-        Wire {
-            content_type,
-            body,
-            basic: auth == crate::config::ClientAuth::Basic,
-        }
+    fn new(content_type: &'static str, body: Vec<u8>) -> Wire {
+        Wire { content_type, body }
     }
 }

@@ -1,21 +1,16 @@
 //! Standard OAuth 2.0 token requests and answers (RFC 6749 §4.1.3, §5, §6; RFC 7636).
 //!
 //! Form-encoded requests (refresh tokens in Base64 carry `+/=`, which the form encoder
-//! percent-encodes), `client_secret_basic` or `client_secret_post`, §5.1 success JSON and
+//! percent-encodes), `client_secret_basic`, `client_secret_post` or a client assertion
+//! (`private_key_jwt`, credentials.rs), §5.1 success JSON and
 //! §5.2 error codes mapped to rejected/transient.
 
+use super::credentials::Credentials;
 use super::response::{parse_answer, token_object};
 use super::{Grant, IdpError, Rejection, TokenResponse, Wire};
-use crate::config::ClientAuth;
-use crate::secret::ClientSecret;
 use serde_json::{Map, Value};
 
-pub(super) fn request(
-    client_id: &str,
-    secret: Option<&ClientSecret>,
-    auth: ClientAuth,
-    grant: &Grant<'_>,
-) -> Wire {
+pub(super) fn request(client_id: &str, credentials: &Credentials, grant: &Grant<'_>) -> Wire {
     let mut form = url::form_urlencoded::Serializer::new(String::new());
     match grant {
         Grant::Refresh {
@@ -39,21 +34,10 @@ pub(super) fn request(
             form.append_pair("code_verifier", verifier.expose());
         }
     }
-    // RFC 6749 §2.3.1: with Basic the client is identified by the header alone.
-    match (auth, secret) {
-        (ClientAuth::Basic, Some(_)) => {}
-        (ClientAuth::Body, Some(secret)) => {
-            form.append_pair("client_id", client_id);
-            form.append_pair("client_secret", secret.expose());
-        }
-        _ => {
-            form.append_pair("client_id", client_id);
-        }
-    }
+    credentials.append_to_form(client_id, &mut form);
     Wire::new(
         "application/x-www-form-urlencoded",
         form.finish().into_bytes(),
-        auth,
     )
 }
 
@@ -82,28 +66,27 @@ fn rejection(object: &Map<String, Value>) -> Option<(Rejection, String)> {
 mod tests {
     use super::*;
     use crate::idp::Transient;
-    use crate::secret::RefreshToken;
+    use crate::secret::{ClientSecret, RefreshToken};
 
     #[test]
     fn refresh_is_form_encoded_with_plus_slash_equals_escaped() {
         let rt = RefreshToken::new("ab+/cd==");
-        let s = ClientSecret::new("sec");
+        let s = std::sync::Arc::new(ClientSecret::new("sec"));
         let grant = Grant::Refresh {
             refresh_token: &rt,
             scope: None,
         };
-        let basic = request("c", Some(&s), ClientAuth::Basic, &grant);
+        let basic = request("c", &Credentials::Basic(s.clone()), &grant);
         assert_eq!(basic.content_type, "application/x-www-form-urlencoded");
         assert_eq!(
             String::from_utf8(basic.body).expect("utf8"),
             "grant_type=refresh_token&refresh_token=ab%2B%2Fcd%3D%3D"
         );
-        assert!(basic.basic);
-        let post = request("c", Some(&s), ClientAuth::Body, &grant);
+        let post = request("c", &Credentials::Body(s), &grant);
         assert!(String::from_utf8(post.body)
             .expect("utf8")
             .ends_with("&client_id=c&client_secret=sec"));
-        let public = request("c", None, ClientAuth::None, &grant);
+        let public = request("c", &Credentials::None, &grant);
         assert!(String::from_utf8(public.body)
             .expect("utf8")
             .ends_with("&client_id=c"));

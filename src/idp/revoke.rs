@@ -3,11 +3,11 @@
 //! TokenIDP's is not RFC 7009: `DELETE /revoke` with `Authorization: Bearer <access token>`
 //! and JSON `{"token": <refresh token>, "reasonRevoked": "logout"}`; it answers 200 whether or
 //! not anything was revoked. OAuth 2.0 providers get RFC 7009: a form POST with
-//! `token_type_hint=refresh_token` and the client's credentials.
+//! `token_type_hint=refresh_token` and the client's credentials (a secret, or a fresh client
+//! assertion whose `aud` is the token endpoint, which providers accept here too).
 
-use super::response::basic_auth;
 use super::{IdpClient, IdpError, Transient};
-use crate::config::{ClientAuth, Dialect};
+use crate::config::Dialect;
 use crate::secret::{AccessToken, RefreshToken};
 use serde_json::json;
 
@@ -38,21 +38,12 @@ impl IdpClient {
                 form.append_pair("token", refresh_token.expose());
                 form.append_pair("token_type_hint", "refresh_token");
                 let mut request = self.http().post(endpoint);
-                match (self.config().client_auth, self.secret().as_deref()) {
-                    (ClientAuth::Basic, Some(secret)) => {
-                        request = request.header(
-                            http::header::AUTHORIZATION,
-                            basic_auth(&self.config().client_id, secret),
-                        );
-                    }
-                    (ClientAuth::Body, Some(secret)) => {
-                        form.append_pair("client_id", &self.config().client_id);
-                        form.append_pair("client_secret", secret.expose());
-                    }
-                    _ => {
-                        form.append_pair("client_id", &self.config().client_id);
-                    }
+                let credentials = self.credentials(metadata)?;
+                let client_id = &self.config().client_id;
+                if let Some(basic) = credentials.basic_header(client_id) {
+                    request = request.header(http::header::AUTHORIZATION, basic);
                 }
+                credentials.append_to_form(client_id, &mut form);
                 request
                     .header(
                         http::header::CONTENT_TYPE,

@@ -7,18 +7,14 @@
 //! `error.code` is always empty (only the status and message text tell what happened), and
 //! PascalCase 500s.
 
+use super::credentials::Credentials;
 use super::response::{field, parse_answer, string_field, token_object};
 use super::{Grant, IdpError, Rejection, TokenResponse, Wire};
-use crate::config::ClientAuth;
-use crate::secret::ClientSecret;
 use serde_json::{json, Map, Value};
 
-pub(super) fn request(
-    client_id: &str,
-    secret: Option<&ClientSecret>,
-    auth: ClientAuth,
-    grant: &Grant<'_>,
-) -> Wire {
+/// The request body. Client authentication: Basic (the header, set by the caller), the secret
+/// in the body, or none; TokenIDP takes no client assertion (`check` refuses the combination).
+pub(super) fn request(client_id: &str, credentials: &Credentials, grant: &Grant<'_>) -> Wire {
     let mut body = match grant {
         Grant::Refresh {
             refresh_token,
@@ -47,10 +43,10 @@ pub(super) fn request(
         }),
     };
     // Basic and a body secret at once is a 400 at TokenIDP: send exactly one.
-    if let (ClientAuth::Body, Some(secret)) = (auth, secret) {
+    if let Credentials::Body(secret) = credentials {
         body["clientSecret"] = json!(secret.expose());
     }
-    Wire::new("application/json", body.to_string().into_bytes(), auth)
+    Wire::new("application/json", body.to_string().into_bytes())
 }
 
 pub(super) fn parse(status: u16, body: &[u8]) -> Result<TokenResponse, IdpError> {
@@ -95,7 +91,7 @@ fn rejection(status: u16, outer: &Map<String, Value>) -> Option<(Rejection, Stri
 mod tests {
     use super::*;
     use crate::idp::Transient;
-    use crate::secret::{AuthCode, CodeVerifier, RefreshToken};
+    use crate::secret::{AuthCode, ClientSecret, CodeVerifier, RefreshToken};
 
     fn body(wire: &Wire) -> Value {
         serde_json::from_slice(&wire.body).expect("json")
@@ -106,15 +102,13 @@ mod tests {
         let rt = RefreshToken::new("q3L+/x==");
         let wire = request(
             "tokenidp-react-dev",
-            None,
-            ClientAuth::None,
+            &Credentials::None,
             &Grant::Refresh {
                 refresh_token: &rt,
                 scope: Some("openid offline_access"),
             },
         );
         assert_eq!(wire.content_type, "application/json");
-        assert!(!wire.basic);
         assert_eq!(
             body(&wire),
             json!({"grantType":"refresh_token","clientId":"tokenidp-react-dev",
@@ -125,21 +119,19 @@ mod tests {
     #[test]
     fn secret_goes_either_basic_or_body_never_both() {
         let rt = RefreshToken::new("r");
-        let s = ClientSecret::new("s");
+        let s = std::sync::Arc::new(ClientSecret::new("s"));
         let grant = Grant::Refresh {
             refresh_token: &rt,
             scope: None,
         };
-        let basic = request("c", Some(&s), ClientAuth::Basic, &grant);
-        assert!(basic.basic);
+        let basic = request("c", &Credentials::Basic(s.clone()), &grant);
         assert!(body(&basic).get("clientSecret").is_none());
         assert_eq!(
             body(&basic)["clientId"],
             "c",
             "the body client_id matches Basic's"
         );
-        let post = request("c", Some(&s), ClientAuth::Body, &grant);
-        assert!(!post.basic);
+        let post = request("c", &Credentials::Body(s), &grant);
         assert_eq!(body(&post)["clientSecret"], "s");
     }
 
@@ -149,8 +141,7 @@ mod tests {
         let verifier = CodeVerifier::new("v");
         let wire = request(
             "app",
-            None,
-            ClientAuth::None,
+            &Credentials::None,
             &Grant::AuthorizationCode {
                 code: &code,
                 verifier: &verifier,
