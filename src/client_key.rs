@@ -49,8 +49,6 @@ pub enum ClientKeyError {
     Algorithm(String),
     #[error("a {key} key cannot sign {alg:?}")]
     Mismatch { key: &'static str, alg: Algorithm },
-    #[error("the key id is `{jwk}` in the JWK but `{config}` in idp.client_key_id")]
-    KidMismatch { jwk: String, config: String },
     #[error("the key cannot sign {alg:?} (RSA needs at least 2048 bits, EC the P-256 curve)")]
     Unusable { alg: Algorithm },
 }
@@ -82,8 +80,8 @@ impl Family {
 
 impl ClientKey {
     /// Parses `text` (PEM or JWK). `alg`: from `idp.client_key_alg`, else the JWK's `alg`,
-    /// else RS256 for RSA and ES256 for EC. `kid`: `idp.client_key_id`, else the JWK's `kid`
-    /// (both given: they must agree).
+    /// else RS256 for RSA and ES256 for EC. `kid`: the JWK's own, else `idp.client_key_id` (a
+    /// PEM carries none): a rotated JWK brings its new `kid` along without a config change.
     pub fn parse(
         text: &str,
         alg: Option<Algorithm>,
@@ -127,16 +125,7 @@ impl ClientKey {
                 alg,
             });
         }
-        let kid = match (kid, jwk_kid) {
-            (Some(config), Some(jwk)) if config != jwk => {
-                return Err(ClientKeyError::KidMismatch {
-                    jwk,
-                    config: config.to_string(),
-                })
-            }
-            (Some(kid), _) => Some(kid.to_string()),
-            (None, jwk) => jwk,
-        };
+        let kid = jwk_kid.or_else(|| kid.map(str::to_string));
         let key = ClientKey { key, alg, kid };
         // Proof that it signs: ring checks the key only when it is used.
         key.sign(&serde_json::json!({}))

@@ -51,7 +51,7 @@ pub struct IdpConfig {
     pub jwks_uri: Option<Url>,
     pub client_id: String,
     pub client_auth: ClientAuth,
-    /// The `kid` of the assertions' signing key (else the JWK's own `kid`).
+    /// The `kid` of the assertions' signing key when the key has none of its own (a PEM).
     pub client_key_id: Option<String>,
     /// The assertions' algorithm (else the JWK's `alg`, else RS256 or ES256 by key type).
     pub client_key_alg: Option<jsonwebtoken::Algorithm>,

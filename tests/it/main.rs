@@ -10,6 +10,7 @@ mod backchannel;
 mod backchannel_peer;
 mod browser_demo;
 mod cli;
+mod client_assertions;
 mod coordination;
 mod coordination_scenarios;
 mod coordination_topologies;

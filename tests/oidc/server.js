@@ -27,6 +27,18 @@
 //                             before answering; outcomes are logged to stderr
 //                             (`backchannel.success` / `backchannel.error`). Loopback URIs work: the
 //                             provider's SSRF guard is bypassed (see `fetch` below).
+//   CLIENT_AUTH               "private_key_jwt": the client authenticates with client assertions
+//                             (RFC 7523) and has no secret. The provider generates the client's
+//                             key pairs, one per algorithm (kids "client-rs256" RSA/RS256,
+//                             "client-ps256" RSA/PS256, "client-es256" P-256/ES256), registers
+//                             their public halves as the client's `jwks`, and prints the private
+//                             halves on its stdout line as `client_keys`:
+//                             {"<kid>": {"jwk": <private JWK with kid and alg>, "pem": "<PKCS#8>"}}.
+//                             The claims and header of every client assertion it accepted are
+//                             served at GET /test/client-assertions (a JSON array of
+//                             {route, alg, kid, claims}). A second client, "test-inspector" with
+//                             the CLIENT_SECRET and client_secret_basic, lets tests introspect.
+//                             Default "client_secret_basic".
 //   EXPOSE_SIGNING_KEY        "1": the stdout line also carries the private signing key (JWK and
 //                             PKCS#8 PEM), so tests can sign crafted tokens with the very key the
 //                             JWKS (/jwks) publishes. Test use only.
@@ -69,6 +81,11 @@ const CLIENT_SECRET = process.env.CLIENT_SECRET || 'oidc-provider-secret';
 const ROTATE_REFRESH_TOKEN = (process.env.ROTATE_REFRESH_TOKEN || '1') !== '0';
 const BACKCHANNEL_LOGOUT_URI = process.env.BACKCHANNEL_LOGOUT_URI || undefined;
 const EXPOSE_SIGNING_KEY = process.env.EXPOSE_SIGNING_KEY === '1';
+const CLIENT_AUTH = process.env.CLIENT_AUTH || 'client_secret_basic';
+if (!['client_secret_basic', 'private_key_jwt'].includes(CLIENT_AUTH)) {
+  fail(`CLIENT_AUTH must be client_secret_basic or private_key_jwt, got ${CLIENT_AUTH}`);
+}
+const PRIVATE_KEY_JWT = CLIENT_AUTH === 'private_key_jwt';
 
 const { default: Provider } = await import('oidc-provider');
 
@@ -78,12 +95,35 @@ const signingKey = { ...privateKey.export({ format: 'jwk' }), kid: 'test-rs256',
 
 const DAY = 24 * 60 * 60;
 
+// The client's own key pairs (private_key_jwt): the provider keeps the public halves only.
+const clientKeys = {};
+if (PRIVATE_KEY_JWT) {
+  for (const [kid, alg, type, options] of [
+    ['client-rs256', 'RS256', 'rsa', { modulusLength: 2048 }],
+    ['client-ps256', 'PS256', 'rsa', { modulusLength: 2048 }],
+    ['client-es256', 'ES256', 'ec', { namedCurve: 'P-256' }],
+  ]) {
+    const pair = crypto.generateKeyPairSync(type, options);
+    clientKeys[kid] = {
+      jwk: { ...pair.privateKey.export({ format: 'jwk' }), kid, alg },
+      pem: pair.privateKey.export({ format: 'pem', type: 'pkcs8' }),
+      public: { ...pair.publicKey.export({ format: 'jwk' }), kid, alg, use: 'sig' },
+    };
+  }
+}
+// Every client assertion the provider accepted, for the tests to read back.
+const clientAssertions = [];
+
 const configuration = {
   clients: [
     {
       client_id: CLIENT_ID,
-      client_secret: CLIENT_SECRET,
-      token_endpoint_auth_method: 'client_secret_basic',
+      ...(PRIVATE_KEY_JWT
+        ? {
+          token_endpoint_auth_method: 'private_key_jwt',
+          jwks: { keys: Object.values(clientKeys).map((k) => k.public) },
+        }
+        : { client_secret: CLIENT_SECRET, token_endpoint_auth_method: 'client_secret_basic' }),
       grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],
       redirect_uris: [REDIRECT_URI],
@@ -94,9 +134,25 @@ const configuration = {
         ? { backchannel_logout_uri: BACKCHANNEL_LOGOUT_URI, backchannel_logout_session_required: true }
         : {}),
     },
+    ...(PRIVATE_KEY_JWT
+      ? [{
+        client_id: 'test-inspector',
+        client_secret: CLIENT_SECRET,
+        token_endpoint_auth_method: 'client_secret_basic',
+        grant_types: ['authorization_code'],
+        response_types: ['code'],
+        redirect_uris: [REDIRECT_URI],
+      }]
+      : []),
   ],
   jwks: { keys: [signingKey] },
   cookies: { keys: [crypto.randomBytes(32).toString('base64url')] },
+
+  // Called after the provider checked a client assertion (iss, aud, exp, jti, signature) and
+  // before its replay check: recorded, so that tests can see what the client sent.
+  async assertJwtClientAuthClaimsAndHeader(ctx, claims, header) {
+    clientAssertions.push({ route: ctx.oidc.route, alg: header.alg, kid: header.kid, claims });
+  },
 
   // Any login id is a valid account with fixed profile claims.
   async findAccount(_ctx, id) {
@@ -173,8 +229,21 @@ server.listen(0, '127.0.0.1', () => {
   provider.on('backchannel.error', (_ctx, err, client, accountId, sid) => process.stderr.write(
     `oidc-provider backchannel.error: client=${client.clientId} sub=${accountId} sid=${sid}: ${err.message}${err.cause ? ` (${err.cause.message || err.cause})` : ''}\n`,
   ));
-  server.on('request', provider.callback());
+  const callback = provider.callback();
+  server.on('request', (req, res) => {
+    if (req.method === 'GET' && req.url === '/test/client-assertions') {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify(clientAssertions));
+      return;
+    }
+    callback(req, res);
+  });
   const line = { issuer };
+  if (PRIVATE_KEY_JWT) {
+    line.client_keys = Object.fromEntries(
+      Object.entries(clientKeys).map(([kid, { jwk, pem }]) => [kid, { jwk, pem }]),
+    );
+  }
   if (EXPOSE_SIGNING_KEY) {
     line.signing_key = signingKey;
     line.signing_key_pem = privateKey.export({ format: 'pem', type: 'pkcs8' });

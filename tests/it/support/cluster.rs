@@ -42,6 +42,22 @@ pub struct Options {
     pub backchannel_uri: Option<String>,
     /// Whether the provider exposes its signing key (`OidcProvider::sign`).
     pub expose_key: bool,
+    /// How the proxies authenticate as the client.
+    pub credential: Credential,
+}
+
+/// How the proxies authenticate at the provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// `client_secret_basic` with the provider's client secret.
+    Secret,
+    /// `private_key_jwt` (the provider has no secret for the client), signed with the client
+    /// key `kid` (`OidcProvider::client_key`) in a file `TOKEN_HANDLER_CLIENT_KEY_FILE` names,
+    /// as a JWK (`jwk: true`) or a PKCS#8 PEM; no secret in the environment.
+    KeyFile { kid: &'static str, jwk: bool },
+    /// `private_key_jwt` with `idp.client_assertion_file`: an assertion minted by the test (as a
+    /// platform would) and written to `Cluster::credential_file`; no secret, no key.
+    AssertionFile,
 }
 
 impl Default for Options {
@@ -61,6 +77,7 @@ impl Default for Options {
             backchannel: false,
             backchannel_uri: None,
             expose_key: false,
+            credential: Credential::Secret,
         }
     }
 }
@@ -72,6 +89,19 @@ pub struct Cluster {
     pub http: reqwest::Client,
     /// The replicas' configuration (the same for all), for more replicas as child processes.
     pub toml: String,
+    /// The client key or client assertion file (`Credential::KeyFile`, `AssertionFile`).
+    pub credential_file: Option<PathBuf>,
+}
+
+/// A fresh path in a directory of this test process's own.
+fn temp_file(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "th-cluster-{}-{:016x}",
+        std::process::id(),
+        rand::random::<u64>()
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir.join(name)
 }
 
 impl Cluster {
@@ -123,8 +153,36 @@ impl Cluster {
             rotate: options.rotate,
             backchannel_logout_uri,
             expose_signing_key: options.expose_key,
+            private_key_jwt: options.credential != Credential::Secret,
         })
         .await;
+        let credential_file = match &options.credential {
+            Credential::Secret => None,
+            Credential::KeyFile { kid, jwk } => {
+                let file = temp_file(&format!("client-key-{kid}"));
+                let form = if *jwk { "jwk" } else { "pem" };
+                std::fs::write(&file, provider.client_key(kid, form)).expect("write the key");
+                Some(file)
+            }
+            Credential::AssertionFile => {
+                let file = temp_file("client-assertion.jwt");
+                let assertion = provider.mint_client_assertion("cluster-start", 600);
+                std::fs::write(&file, assertion).expect("write the assertion");
+                Some(file)
+            }
+        };
+        let client_auth = match (&options.credential, &credential_file) {
+            (Credential::Secret, _) => "client_auth = \"client_secret_basic\"".to_string(),
+            // A PEM has no `kid` of its own: the config names it (a JWK's own wins).
+            (Credential::KeyFile { kid, .. }, _) => {
+                format!("client_auth = \"private_key_jwt\"\nclient_key_id = \"{kid}\"")
+            }
+            (Credential::AssertionFile, Some(file)) => format!(
+                "client_auth = \"private_key_jwt\"\nclient_assertion_file = \"{}\"",
+                file.display()
+            ),
+            (Credential::AssertionFile, None) => unreachable!("written above"),
+        };
         let echo = Echo::start().await;
         let coordination = match (&options.coordination_section, &options.redis_url) {
             (Some(section), _) => section.clone(),
@@ -145,7 +203,7 @@ url = "{upstream}"
 dialect = "oauth2"
 issuer = "{issuer}"
 client_id = "{OIDC_CLIENT_ID}"
-client_auth = "client_secret_basic"
+{client_auth}
 scope = "openid offline_access profile email"
 redirect_uri = "{first}/auth/callback"
 post_logout_redirect_uri = "{first}/"
@@ -167,10 +225,20 @@ refresh_skew = "5s"
                 .key_files
                 .get(i)
                 .map(|p| p.to_string_lossy().into_owned());
+            let secret = options.credential == Credential::Secret;
+            let key_file = match options.credential {
+                Credential::KeyFile { .. } => credential_file.clone(),
+                _ => None,
+            };
             let env = |name: &str| match (name, &file) {
                 ("TOKEN_HANDLER_COOKIE_KEYS_FILE", Some(file)) => Some(file.clone()),
                 ("TOKEN_HANDLER_COOKIE_KEYS", None) => Some(KEY1.to_string()),
-                ("TOKEN_HANDLER_CLIENT_SECRET", _) => Some(OIDC_CLIENT_SECRET.to_string()),
+                ("TOKEN_HANDLER_CLIENT_SECRET", _) if secret => {
+                    Some(OIDC_CLIENT_SECRET.to_string())
+                }
+                ("TOKEN_HANDLER_CLIENT_KEY_FILE", _) => {
+                    key_file.as_ref().map(|p| p.to_string_lossy().into_owned())
+                }
                 _ => options
                     .env
                     .iter()
@@ -185,6 +253,7 @@ refresh_skew = "5s"
             proxies,
             http: client(),
             toml,
+            credential_file,
         }
     }
 

@@ -2,7 +2,8 @@
 //! `oidc-provider` npm package), started on `127.0.0.1:0`, plus a scripted devInteractions login.
 //!
 //! The provider speaks standard OAuth 2.0 / OpenID Connect: PKCE (S256) required,
-//! `client_secret_basic`, opaque access tokens, rotating refresh tokens where replaying a
+//! `client_secret_basic` (or `private_key_jwt`, `ProviderOptions::private_key_jwt`), opaque
+//! access tokens, rotating refresh tokens where replaying a
 //! consumed one revokes the whole grant (or, with `start_with(.., false)`, refresh tokens that
 //! are never rotated), RFC 7009 revocation, RFC 7662 introspection and RP-initiated logout.
 //! `offline_access` (a refresh token) is only granted when the authorization request carries
@@ -48,6 +49,10 @@ pub struct ProviderOptions {
     /// Whether the provider hands its private signing key over ([`OidcProvider::signing_key`],
     /// [`OidcProvider::sign`]).
     pub expose_signing_key: bool,
+    /// The client authenticates with `private_key_jwt` and has no secret: the provider
+    /// generates its keys ([`OidcProvider::client_key`]) and records the client assertions it
+    /// accepts ([`OidcProvider::client_assertions`]).
+    pub private_key_jwt: bool,
 }
 
 /// A running `oidc-provider` (Node) process; killed on drop.
@@ -59,6 +64,8 @@ pub struct OidcProvider {
     pub signing_key: Option<serde_json::Value>,
     /// The same key as PKCS#8 PEM, with `expose_signing_key`.
     pub signing_key_pem: Option<String>,
+    /// With `private_key_jwt`: the client's private keys, `{"<kid>": {"jwk": ..., "pem": ...}}`.
+    pub client_keys: Option<serde_json::Value>,
     /// Holds the piped stdin too: when this process dies, the pipe closes and the server exits.
     child: Child,
 }
@@ -82,6 +89,7 @@ impl OidcProvider {
             rotate,
             backchannel_logout_uri: None,
             expose_signing_key: false,
+            private_key_jwt: false,
         })
         .await
     }
@@ -116,6 +124,14 @@ impl OidcProvider {
             .env(
                 "ROTATE_REFRESH_TOKEN",
                 if options.rotate { "1" } else { "0" },
+            )
+            .env(
+                "CLIENT_AUTH",
+                if options.private_key_jwt {
+                    "private_key_jwt"
+                } else {
+                    "client_secret_basic"
+                },
             )
             .env(
                 "EXPOSE_SIGNING_KEY",
@@ -174,10 +190,13 @@ impl OidcProvider {
             (options.expose_signing_key, options.expose_signing_key),
             "the signing key is exposed exactly when asked: {first}"
         );
+        let client_keys = Some(first["client_keys"].clone()).filter(|k| k.is_object());
+        assert_eq!(client_keys.is_some(), options.private_key_jwt, "{first}");
         OidcProvider {
             issuer: first["issuer"].as_str().expect("issuer").to_owned(),
             signing_key,
             signing_key_pem,
+            client_keys,
             child,
         }
     }
@@ -218,13 +237,68 @@ impl OidcProvider {
 }
 
 impl OidcProvider {
+    /// The client's private key `kid` (`client-rs256`, `client-ps256` or `client-es256`) as a JWK (`jwk`) or PKCS#8 PEM
+    /// (`pem`). Panics unless started with `private_key_jwt`.
+    pub fn client_key(&self, kid: &str, form: &str) -> String {
+        let keys = self
+            .client_keys
+            .as_ref()
+            .expect("client keys need ProviderOptions::private_key_jwt");
+        match &keys[kid][form] {
+            serde_json::Value::String(pem) => pem.clone(),
+            other => other.to_string(),
+        }
+    }
+
+    /// A client assertion as a platform would mint one: `iss` = `sub` = the client id, `aud`
+    /// the token endpoint, a fresh `jti`, valid for `lifetime_secs`, signed RS256 with the
+    /// registered key `client-rs256`.
+    pub fn mint_client_assertion(&self, jti: &str, lifetime_secs: u64) -> String {
+        let key = EncodingKey::from_rsa_pem(self.client_key("client-rs256", "pem").as_bytes())
+            .expect("the client's PEM key");
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some("client-rs256".to_owned());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs();
+        let claims = serde_json::json!({
+            "iss": OIDC_CLIENT_ID, "sub": OIDC_CLIENT_ID,
+            "aud": format!("{}/token", self.issuer),
+            "jti": jti, "iat": now, "exp": now + lifetime_secs,
+        });
+        jsonwebtoken::encode(&header, &claims, &key).expect("sign the assertion")
+    }
+
+    /// The client assertions the provider accepted so far, oldest first: `route` (`token`,
+    /// `revocation`), `alg`, `kid` and `claims`.
+    pub async fn client_assertions(&self) -> Vec<serde_json::Value> {
+        Client::new()
+            .get(format!("{}/test/client-assertions", self.issuer))
+            .send()
+            .await
+            .expect("client assertions")
+            .json()
+            .await
+            .expect("client assertions JSON")
+    }
+
+    /// The client that introspects: the proxy's own with a secret, else "test-inspector".
+    fn inspector(&self) -> &'static str {
+        if self.client_keys.is_some() {
+            "test-inspector"
+        } else {
+            OIDC_CLIENT_ID
+        }
+    }
+
     /// RFC 7662 introspection of `token` (access or refresh) by the test client: `active`, and
     /// `sub` when active. Spends nothing, so a test can ask whether a grant is alive and still
     /// use its refresh token afterwards.
     pub async fn introspect(&self, token: &str) -> serde_json::Value {
         Client::new()
             .post(format!("{}/token/introspection", self.issuer))
-            .basic_auth(OIDC_CLIENT_ID, Some(OIDC_CLIENT_SECRET))
+            .basic_auth(self.inspector(), Some(OIDC_CLIENT_SECRET))
             .form(&[("token", token)])
             .send()
             .await
@@ -242,18 +316,30 @@ impl OidcProvider {
     /// Whether `refresh_token` still refreshes at the provider. Spends it (rotation): only for
     /// the last check of a test.
     pub async fn grant_alive(&self, refresh_token: &str) -> bool {
-        let r = Client::new()
-            .post(format!("{}/token", self.issuer))
-            .basic_auth(OIDC_CLIENT_ID, Some(OIDC_CLIENT_SECRET))
-            .form(&[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", refresh_token),
-            ])
-            .send()
-            .await
-            .expect("token endpoint");
+        let request = Client::new().post(format!("{}/token", self.issuer));
+        let mut form = vec![
+            ("grant_type", "refresh_token".to_owned()),
+            ("refresh_token", refresh_token.to_owned()),
+        ];
+        let request = if self.client_keys.is_some() {
+            let jti = format!("grant-alive-{}", rand_suffix());
+            form.push(("client_assertion_type", ASSERTION_TYPE.to_owned()));
+            form.push(("client_assertion", self.mint_client_assertion(&jti, 60)));
+            request
+        } else {
+            request.basic_auth(OIDC_CLIENT_ID, Some(OIDC_CLIENT_SECRET))
+        };
+        let r = request.form(&form).send().await.expect("token endpoint");
         r.status() == 200
     }
+}
+
+/// RFC 7523 §2.2.
+pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// A few random hex digits (unique `jti`s across calls).
+fn rand_suffix() -> String {
+    format!("{:016x}", rand::random::<u64>())
 }
 
 impl Drop for OidcProvider {
