@@ -95,6 +95,139 @@ fn check_accepts_the_shipped_example_config() {
     );
 }
 
+/// `check` with a config whose `[idp]` ends with `idp_extra`, with these variables set (and
+/// no client secret): (exit code, stdout, stderr).
+fn check_idp(
+    name: &str,
+    dialect: &str,
+    idp_extra: &str,
+    env: &[(&str, &str)],
+) -> (i32, String, String) {
+    let path = write_config(
+        name,
+        &format!(
+            r#"
+[upstream]
+url = "http://127.0.0.1:3000"
+[idp]
+dialect = "{dialect}"
+issuer = "https://idp.example.com"
+client_id = "spa"
+redirect_uri = "https://app.example.com/auth/callback"
+{idp_extra}
+"#
+        ),
+    );
+    let mut command = Command::new(BIN);
+    command
+        .args(["check", "--config"])
+        .arg(&path)
+        .env("TOKEN_HANDLER_COOKIE_KEYS", KEY1)
+        .env_remove("TOKEN_HANDLER_CLIENT_SECRET")
+        .env_remove("TOKEN_HANDLER_CLIENT_KEY")
+        .env_remove("TOKEN_HANDLER_CLIENT_KEY_FILE");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let out = command.output().expect("run check");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_names_the_client_authentication_in_force() {
+    let key = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src/client_key/testdata/ec.jwk.json"
+    );
+    let (code, out, err) = check_idp(
+        "pkjwt",
+        "oauth2",
+        "",
+        &[("TOKEN_HANDLER_CLIENT_KEY_FILE", key)],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(
+            "client authentication: private_key_jwt signed ES256 with the key in \
+             TOKEN_HANDLER_CLIENT_KEY (kid ec-1))"
+        ),
+        "{out}"
+    );
+    let private_part =
+        serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(key).expect("key"))
+            .expect("jwk")["d"]
+            .as_str()
+            .expect("d")
+            .to_owned();
+    assert!(!out.contains(&private_part) && !err.contains(&private_part));
+
+    // Workload identity: the platform's token, its expiry shown, never its content.
+    let dir = write_config("assertion-dir", "").with_file_name("token.jwt");
+    let now = token_handler::refresh::unix_now();
+    let claims = serde_json::json!({"iss": "spa", "sub": "spa", "exp": now + 3600});
+    let token = format!(
+        "eyJhbGciOiJSUzI1NiJ9.{}.c2lnbmF0dXJl",
+        token_handler::b64::url_encode(claims.to_string())
+    );
+    std::fs::write(&dir, &token).expect("token");
+    let (code, out, err) = check_idp(
+        "assertion",
+        "oauth2",
+        &format!("client_assertion_file = \"{}\"", dir.display()),
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(&format!(
+            "client authentication: private_key_jwt with the platform's assertion from {}, \
+             expires in ",
+            dir.display()
+        )),
+        "{out}"
+    );
+    assert!(!out.contains(&token));
+
+    let (_, out, _) = check_idp("public", "oauth2", "", &[]);
+    assert!(
+        out.contains("client authentication: none (a public client)"),
+        "{out}"
+    );
+
+    // TokenIDP takes no client assertion; a key that cannot sign is named, not shown.
+    let (code, _, err) = check_idp(
+        "tokenidp",
+        "tokenidp",
+        "",
+        &[("TOKEN_HANDLER_CLIENT_KEY_FILE", key)],
+    );
+    assert_eq!(code, 64);
+    assert!(
+        err.contains("idp.client_auth: private_key_jwt is not accepted by TokenIDP"),
+        "{err}"
+    );
+    let short = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src/client_key/testdata/rsa1024.pem"
+    );
+    let (code, _, err) = check_idp(
+        "short",
+        "oauth2",
+        "",
+        &[("TOKEN_HANDLER_CLIENT_KEY_FILE", short)],
+    );
+    assert_eq!(code, 64);
+    assert!(
+        err.contains(
+            "TOKEN_HANDLER_CLIENT_KEY: the key cannot sign RS256 (RSA needs at least 2048 bits"
+        ),
+        "{err}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_an_in_flight_request_then_exits_0() {
     let idp = start_idp(Flavor::TokenIdpServer.style()).await;
