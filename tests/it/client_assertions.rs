@@ -188,3 +188,62 @@ async fn an_unreadable_assertion_file_is_transient_and_keeps_the_session() {
     std::fs::write(&file, o.provider.mint_client_assertion("back", 600)).expect("rotate");
     refresh(&o, &mut jar).await;
 }
+
+/// No private key, signed assertion or platform token reaches a log line (TRACE, every crate),
+/// a browser-facing answer or the proxy's `Debug` output.
+#[tokio::test]
+async fn no_key_or_assertion_in_logs_answers_or_debug() {
+    let capture = logs::capture();
+    let mut seen = String::new();
+    let o = start(
+        Credential::KeyFile {
+            kid: "client-es256",
+            jwk: true,
+        },
+        "",
+    )
+    .await;
+    let mut jar = o.login().await;
+    refresh(&o, &mut jar).await;
+    seen.push_str(
+        &json(o.get(0, "/auth/session", &jar).await)
+            .await
+            .to_string(),
+    );
+    o.logout(0, &jar).await;
+    seen.push_str(&format!("{:?}", o.proxies[0].app));
+    let jwk: serde_json::Value =
+        serde_json::from_str(&o.provider.client_key("client-es256", "jwk")).expect("jwk");
+    let mut secrets = vec![jwk["d"].as_str().expect("d").to_owned()];
+    for a in o.provider.client_assertions().await {
+        secrets.push(a["claims"]["jti"].as_str().expect("jti").to_owned());
+    }
+    assert_eq!(secrets.len(), 4, "the key and three assertions");
+
+    let w = start(Credential::AssertionFile, "").await;
+    let file = w.credential_file.clone().expect("the assertion file");
+    secrets.push(std::fs::read_to_string(&file).expect("assertion"));
+    let mut jar = w.login().await;
+    let rotated = w.provider.mint_client_assertion("leak-rotated", 600);
+    std::fs::write(&file, &rotated).expect("rotate");
+    secrets.push(rotated);
+    refresh(&w, &mut jar).await;
+    w.logout(0, &jar).await;
+    seen.push_str(&format!("{:?}", w.proxies[0].app));
+
+    let logs = capture.text();
+    assert!(
+        logs.contains("token endpoint answered"),
+        "the IdP calls were captured"
+    );
+    for secret in &secrets {
+        assert!(
+            !logs.contains(secret.as_str()),
+            "a key or an assertion reached the logs"
+        );
+        assert!(
+            !seen.contains(secret.as_str()),
+            "a key or an assertion reached an answer or Debug"
+        );
+    }
+}
