@@ -23,7 +23,8 @@
 //! error.rs      the proxy's JSON errors (login_required, idp_unavailable, ...)
 //! session/      Session <-> cookies, no I/O: cookies.rs seals, chunks and clears; incoming.rs
 //!               reads a request's cookies back; cookie_header.rs: the `Cookie` header as bytes
-//! idp/          TokenClient + one file per dialect (tokenidp.rs, oauth2.rs); typed IdpError
+//! idp/          TokenClient + one file per dialect (tokenidp.rs, oauth2.rs); typed IdpError;
+//!               credentials.rs: a secret, or a client assertion signed or read per call
 //! coordination/ cross-replica refresh on Redis (optional): mod.rs the protocol (leases,
 //!               results, spent markers), redis.rs bounded calls, connect.rs standalone /
 //!               Sentinel / Cluster
@@ -39,7 +40,7 @@
 //! routes.rs     which route takes a request (allowlist, methods, session rule, its upstream
 //!               pool) and the identity headers a route's upstream gets
 //! app.rs        App: everything a request needs, built once
-//! reload.rs     hot reload of mounted TLS files, cookie keys and client secret
+//! reload.rs     hot reload of mounted TLS files, cookie keys, client secret and client key
 //! request_session.rs   a request's session opened, made fresh, and its response cookies
 //! endpoints/    /auth/login, /auth/callback, /auth/session, /auth/logout,
 //!               /auth/backchannel-logout
