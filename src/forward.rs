@@ -10,7 +10,8 @@ use crate::app::App;
 use crate::body::{boxed, full, Body};
 use crate::edge::spoofable;
 use crate::error::{error_response, login_required, ErrorCode};
-use crate::proxy::client_body::{BodyFailure, ClientBody, Pace, Watch};
+use crate::proxy::client_body::{ClientBody, Pace, Watch};
+use crate::proxy::failure::{client_body_error, failure};
 use crate::proxy::{
     headers, relay_response, upgrade, ConnInfo, PooledBody, Upstream, UpstreamError,
 };
@@ -26,7 +27,7 @@ use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use std::sync::Arc;
 use tokio::time::Instant;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 /// A request rewritten for the upstream, minus body and token: can be sent twice.
 struct Prepared {
@@ -365,56 +366,4 @@ async fn send(
         .upstream_seconds
         .observe(sent.elapsed().as_secs_f64());
     result
-}
-
-/// A request that got no answer: the client's fault when its own body broke the exchange
-/// (400, or 408 when it was too slow; logged at debug, no upstream alert), else the upstream's.
-fn failure(e: UpstreamError, watch: &Watch) -> Response<Body> {
-    match watch.failure() {
-        Some(failure) => client_body_error(failure),
-        None => upstream_error(e),
-    }
-}
-
-fn client_body_error(failure: BodyFailure) -> Response<Body> {
-    debug!(?failure, "the client's request body failed");
-    match failure {
-        BodyFailure::TimedOut => error_response(
-            ErrorCode::RequestTimeout,
-            "the request body did not arrive in time",
-        ),
-        BodyFailure::Malformed => {
-            error_response(ErrorCode::BadRequest, "the request body is malformed")
-        }
-        BodyFailure::Disconnected => error_response(
-            ErrorCode::BadRequest,
-            "the request body ended before it was complete",
-        ),
-    }
-}
-
-fn upstream_error(e: UpstreamError) -> Response<Body> {
-    match e {
-        UpstreamError::Unavailable(reason) => {
-            warn!(%reason, "upstream unavailable");
-            error_response(
-                ErrorCode::UpstreamUnavailable,
-                "the upstream API is unavailable",
-            )
-        }
-        UpstreamError::Closed => {
-            warn!("upstream closed the connection without answering");
-            error_response(
-                ErrorCode::UpstreamUnavailable,
-                "the upstream API closed the connection",
-            )
-        }
-        UpstreamError::Timeout(after) => {
-            warn!(?after, "upstream timed out");
-            error_response(
-                ErrorCode::UpstreamTimeout,
-                "the upstream API did not answer in time",
-            )
-        }
-    }
 }

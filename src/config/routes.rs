@@ -188,8 +188,44 @@ fn identity_headers(
     out
 }
 
+/// The routes of a config file: its `[[routes]]`, or `[upstream]` as the one route for `/`.
+pub(super) fn from_table(
+    table: &toml::Table,
+    upstream: &UpstreamConfig,
+    claims: &[String],
+    p: &mut Problems,
+) -> Vec<RouteConfig> {
+    if !table.contains_key("routes") {
+        return implicit(upstream).into_iter().collect();
+    }
+    let raw: Vec<raw::Route> = super::validate::section(table, "routes", p);
+    if raw.is_empty() {
+        p.push("[[routes]]: at least one route (or none of the section)");
+    }
+    // Their defaults may stand (a chart renders every default); anything else would be a
+    // second, conflicting answer to "what needs a session".
+    for (key, default) in [("protected_paths", &["/"][..]), ("public_paths", &[][..])] {
+        let set = table
+            .get("proxy")
+            .and_then(|t| t.get(key))
+            .is_some_and(|v| {
+                let paths: Option<Vec<&str>> = v
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|p| p.as_str()).collect());
+                paths.as_deref() != Some(default)
+            });
+        if set {
+            p.push(format!(
+                "proxy.{key}: with [[routes]], each route's `session` says what needs one"
+            ));
+        }
+    }
+    let forward_auth = table.contains_key("forward_auth");
+    routes(raw, upstream, forward_auth, claims, p)
+}
+
 /// `[upstream]` made into the one route for `/` (no `[[routes]]`).
-pub(super) fn implicit(upstream: &UpstreamConfig) -> Option<RouteConfig> {
+fn implicit(upstream: &UpstreamConfig) -> Option<RouteConfig> {
     upstream.url.as_ref()?;
     Some(RouteConfig {
         path: "/".into(),

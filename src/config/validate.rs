@@ -186,7 +186,11 @@ pub(super) fn env_with(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String>
 
 /// One section deserialized on its own, so that a typo in it hides no other section's
 /// problems; a section that does not deserialize is validated as if empty.
-fn section<T: DeserializeOwned + Default>(table: &toml::Table, name: &str, p: &mut Problems) -> T {
+pub(super) fn section<T: DeserializeOwned + Default>(
+    table: &toml::Table,
+    name: &str,
+    p: &mut Problems,
+) -> T {
     match table.get(name) {
         None => T::default(),
         Some(value) => value.clone().try_into().unwrap_or_else(|e| {
@@ -242,35 +246,7 @@ pub(super) fn validate(
         idp.timeout,
         &mut p,
     );
-    let explicit = table.contains_key("routes");
-    let routes = if explicit {
-        let raw: Vec<super::raw::Route> = section(&table, "routes", &mut p);
-        if raw.is_empty() {
-            p.push("[[routes]]: at least one route (or none of the section)");
-        }
-        // Their defaults may stand (a chart renders every default); anything else would be
-        // a second, conflicting answer to "what needs a session".
-        for (key, default) in [("protected_paths", &["/"][..]), ("public_paths", &[][..])] {
-            let set = table
-                .get("proxy")
-                .and_then(|t| t.get(key))
-                .is_some_and(|v| {
-                    let paths: Option<Vec<&str>> = v
-                        .as_array()
-                        .map(|a| a.iter().filter_map(|p| p.as_str()).collect());
-                    paths.as_deref() != Some(default)
-                });
-            if set {
-                p.push(format!(
-                    "proxy.{key}: with [[routes]], each route's `session` says what needs one"
-                ));
-            }
-        }
-        let forward_auth = table.contains_key("forward_auth");
-        routes::routes(raw, &upstream, forward_auth, &session.claims, &mut p)
-    } else {
-        routes::implicit(&upstream).into_iter().collect()
-    };
+    let routes = routes::from_table(&table, &upstream, &session.claims, &mut p);
     let forward_auth = forward_auth::forward_auth(
         table
             .contains_key("forward_auth")
@@ -291,7 +267,7 @@ pub(super) fn validate(
             log,
             coordination,
             routes,
-            explicit_routes: explicit,
+            explicit_routes: table.contains_key("routes"),
             forward_auth,
             secrets: Secrets {
                 client_secret,

@@ -68,7 +68,7 @@ pub async fn handle<B>(app: Arc<App>, request: Request<B>, _conn: ConnInfo) -> R
             })
             .inc();
         debug!("verify");
-        with_error_code(response)
+        finish(response)
     }
     .instrument(span)
     .await
@@ -146,7 +146,7 @@ fn blank_identity(
     headers
 }
 
-/// 200: the headers for the upstream, the cookies for the browser (twice, see the module).
+/// 200: the headers for the upstream, the cookies for the browser.
 fn allowed(upstream: Vec<(HeaderName, HeaderValue)>, cookies: &[HeaderValue]) -> Response<Body> {
     let mut response = Response::new(full(""));
     *response.status_mut() = StatusCode::OK;
@@ -154,29 +154,21 @@ fn allowed(upstream: Vec<(HeaderName, HeaderValue)>, cookies: &[HeaderValue]) ->
     for (name, value) in upstream {
         headers.insert(name, value);
     }
-    for (i, cookie) in cookies.iter().enumerate() {
+    for cookie in cookies {
         headers.append(SET_COOKIE, cookie.clone());
-        if let Ok(name) =
-            HeaderName::from_bytes(format!("{COOKIE_HEADER_PREFIX}{}", i + 1).as_bytes())
-        {
-            headers.insert(name, cookie.clone());
-        }
     }
     response
 }
 
-/// Every answer: `no-store`; a refusal also names its code in [`ERROR_HEADER`] and has its
-/// `Set-Cookie` lines numbered like an allowed answer's.
-fn with_error_code(mut response: Response<Body>) -> Response<Body> {
-    let headers = response.headers_mut();
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if response.status().is_success() {
-        return response;
-    }
-    let code = response
-        .extensions()
-        .get::<ErrorCode>()
-        .map_or("bad_request", |code| code.as_str());
+/// Every answer: `no-store`, its `Set-Cookie` lines again under numbered names (see the
+/// module), and, for a refusal, its code in [`ERROR_HEADER`].
+fn finish(mut response: Response<Body>) -> Response<Body> {
+    let code = (!response.status().is_success()).then(|| {
+        response
+            .extensions()
+            .get::<ErrorCode>()
+            .map_or("bad_request", |code| code.as_str())
+    });
     let cookies: Vec<HeaderValue> = response
         .headers()
         .get_all(SET_COOKIE)
@@ -184,10 +176,13 @@ fn with_error_code(mut response: Response<Body>) -> Response<Body> {
         .cloned()
         .collect();
     let headers = response.headers_mut();
-    headers.insert(
-        HeaderName::from_static(ERROR_HEADER),
-        HeaderValue::from_static(code),
-    );
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some(code) = code {
+        headers.insert(
+            HeaderName::from_static(ERROR_HEADER),
+            HeaderValue::from_static(code),
+        );
+    }
     for (i, cookie) in cookies.into_iter().enumerate() {
         if let Ok(name) =
             HeaderName::from_bytes(format!("{COOKIE_HEADER_PREFIX}{}", i + 1).as_bytes())

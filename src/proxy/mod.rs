@@ -7,6 +7,7 @@
 //! and spliced with `copy_bidirectional` in a task tracked for graceful shutdown.
 
 pub mod client_body;
+pub mod failure;
 pub mod headers;
 mod pool;
 pub mod upgrade;

@@ -126,24 +126,8 @@ async fn fifty_parallel_requests_at_expiry_keep_the_grant() {
     let o = start().await;
     let jar = login(&o).await;
     o.wait_for_expiry(&jar).await;
-    let mut tasks = Vec::new();
-    for i in 0..50 {
-        let http = o.http.clone();
-        let url = format!("{}/api/item/{i}", o.proxies[0].url);
-        let cookie = jar.header();
-        tasks.push(tokio::spawn(async move {
-            let r = http
-                .get(url)
-                .header("cookie", cookie)
-                .send()
-                .await
-                .expect("answered");
-            (r.status().as_u16(), session_set_cookies(&r))
-        }));
-    }
     let mut new_jar = jar.clone();
-    for task in tasks {
-        let (status, cookies) = task.await.expect("task");
+    for (status, cookies) in o.storm_on(&jar, 50, &[0]).await {
         assert_eq!(status, 200, "no request lost the session");
         for line in cookies {
             new_jar.set(&line);
