@@ -8,6 +8,8 @@
 
 use crate::app::App;
 use crate::body::{boxed, full, Body};
+use crate::dpop::nonce::{self, NonceCache, DPOP};
+use crate::dpop::DpopKey;
 use crate::edge::spoofable;
 use crate::error::{error_response, login_required, ErrorCode};
 use crate::proxy::client_body::{ClientBody, Pace, Watch};
@@ -39,7 +41,7 @@ struct Prepared {
 impl Prepared {
     /// The request again after the upstream closed a kept-alive connection without answering
     /// (RFC 9110 §9.2.2): only for idempotent methods, whose repetition is harmless.
-    fn replay(&self, body: &Bytes, access_token: Option<&str>) -> Option<Request<Body>> {
+    fn replay(&self, body: &Bytes, credential: Option<&Credential<'_>>) -> Option<Request<Body>> {
         let idempotent = matches!(
             self.method,
             Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
@@ -48,22 +50,96 @@ impl Prepared {
             return None;
         }
         info!("the upstream closed a kept-alive connection before answering; sending again");
-        self.request(full(body.clone()), access_token)
+        self.request(full(body.clone()), credential)
     }
 
-    fn request(&self, body: Body, access_token: Option<&str>) -> Option<Request<Body>> {
+    fn request(&self, body: Body, credential: Option<&Credential<'_>>) -> Option<Request<Body>> {
         let mut request = Request::new(body);
         *request.method_mut() = self.method.clone();
         *request.uri_mut() = self.uri.clone();
         *request.version_mut() = Version::HTTP_11;
         *request.headers_mut() = self.headers.clone();
-        if let Some(token) = access_token {
-            if headers::set_bearer(request.headers_mut(), token).is_err() {
+        if let Some(credential) = credential {
+            // A proof is the proxy's to make: none from the browser goes along.
+            request.headers_mut().remove(&DPOP);
+            let set = match credential.dpop {
+                None => headers::set_bearer(request.headers_mut(), credential.token).is_ok(),
+                Some((key, nonces)) => {
+                    self.set_dpop(request.headers_mut(), credential.token, key, nonces)
+                }
+            };
+            if !set {
                 warn!("the access token is not a valid header value; not forwarding");
                 return None;
             }
         }
         Some(request)
+    }
+
+    /// `Authorization: DPoP <token>` and a new proof for this method and URL, with the API's
+    /// latest nonce (RFC 9449 §7.1).
+    fn set_dpop(
+        &self,
+        headers: &mut HeaderMap,
+        token: &str,
+        key: &DpopKey,
+        nonces: &NonceCache,
+    ) -> bool {
+        let nonce = nonces.current();
+        let proof = key.proof(
+            self.method.as_str(),
+            &self.htu(),
+            Some(token),
+            nonce.as_deref().map(String::as_str),
+            unix_now(),
+        );
+        match proof {
+            Ok(proof) => headers::set_dpop(headers, token, &proof).is_ok(),
+            Err(e) => {
+                warn!(error = %e, "no DPoP proof for the upstream");
+                false
+            }
+        }
+    }
+
+    /// The URL the API receives, as it reconstructs it: the scheme it is told
+    /// (`X-Forwarded-Proto`), the `Host` it is sent and the path, without the query (RFC 9449
+    /// §4.2 `htu`).
+    fn htu(&self) -> String {
+        let proto = self
+            .headers
+            .get(&headers::X_FORWARDED_PROTO)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(|v| v.trim().to_ascii_lowercase())
+            .filter(|v| v == "https" || v == "http")
+            .unwrap_or_else(|| "http".to_string());
+        let host = self
+            .headers
+            .get(HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        format!("{proto}://{host}{}", self.uri.path())
+    }
+}
+
+/// What proves the user upstream: the session's access token, and for a DPoP-bound one the
+/// session's key and the API's nonces (a new proof is signed for every send).
+struct Credential<'a> {
+    token: &'a str,
+    dpop: Option<(&'a DpopKey, &'a NonceCache)>,
+}
+
+impl<'a> Credential<'a> {
+    fn of(session: &'a crate::session::Session, upstream: &'a Upstream) -> Credential<'a> {
+        Credential {
+            token: session.access_token.expose(),
+            dpop: session
+                .dpop
+                .as_ref()
+                .filter(|_| session.dpop_bound)
+                .map(|key| (key, upstream.dpop_nonce())),
+        }
     }
 }
 
@@ -259,8 +335,8 @@ pub async fn with_session(
             }
         }
     };
-    let token = fresh.session().access_token.expose();
-    let Some(request) = prepared.request(first_body, Some(token)) else {
+    let credential = Credential::of(fresh.session(), upstream);
+    let Some(request) = prepared.request(first_body, Some(&credential)) else {
         return with_cookies(
             error_response(
                 ErrorCode::UpstreamUnavailable,
@@ -271,12 +347,27 @@ pub async fn with_session(
     };
     let mut result = send(app, upstream, request).await;
     if let (Err(UpstreamError::Closed), Some(bytes)) = (&result, &replay) {
-        if let Some(again) = prepared.replay(bytes, Some(token)) {
+        if let Some(again) = prepared.replay(bytes, Some(&credential)) {
             result = send(app, upstream, again).await;
+        }
+    }
+    if let (Some((_, nonces)), Ok(response)) = (credential.dpop, &result) {
+        nonces.learn(response.headers());
+        if nonce::resource_challenge(response.status(), response.headers()) {
+            if let Some(bytes) = &replay {
+                app.metrics.dpop_nonce_challenge("upstream");
+                if let Some(again) = prepared.request(full(bytes.clone()), Some(&credential)) {
+                    result = send(app, upstream, again).await;
+                    if let Ok(response) = &result {
+                        nonces.learn(response.headers());
+                    }
+                }
+            }
         }
     }
     if let (Some(bytes), Ok(response)) = (replay, &result) {
         if invalid_token(response) {
+            let token = credential.token;
             match refresh_now(app, fresh.session().clone(), &presence, unix_now()).await {
                 Freshened::Ready {
                     fresh: newer,
@@ -286,9 +377,8 @@ pub async fn with_session(
                         event = "retry_after_invalid_token",
                         "the upstream rejected the access token; refreshed and retried once"
                     );
-                    if let Some(retry) =
-                        prepared.request(full(bytes), Some(newer.session().access_token.expose()))
-                    {
+                    let newer_credential = Credential::of(newer.session(), upstream);
+                    if let Some(retry) = prepared.request(full(bytes), Some(&newer_credential)) {
                         cookies = new_cookies;
                         result = send(app, upstream, retry).await;
                     }
@@ -341,7 +431,8 @@ async fn hold_if_small(
     }
 }
 
-/// RFC 6750 §3.1: `401` with `WWW-Authenticate: Bearer ... error="invalid_token"`.
+/// RFC 6750 §3.1 (and RFC 9449 §7.1 for DPoP): `401` with
+/// `WWW-Authenticate: Bearer ... error="invalid_token"` (or `DPoP ...`).
 fn invalid_token(response: &Response<PooledBody>) -> bool {
     response.status() == StatusCode::UNAUTHORIZED
         && response
@@ -350,7 +441,8 @@ fn invalid_token(response: &Response<PooledBody>) -> bool {
             .iter()
             .any(|v| {
                 let v = v.to_str().unwrap_or("").to_ascii_lowercase();
-                v.trim_start().starts_with("bearer")
+                let v = v.trim_start();
+                (v.starts_with("bearer") || v.starts_with("dpop"))
                     && (v.contains("error=\"invalid_token\"") || v.contains("error=invalid_token"))
             })
 }

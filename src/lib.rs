@@ -75,6 +75,7 @@ pub mod crypto;
 pub mod csrf;
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod dpop;
 pub mod edge;
 pub mod ended;
 pub mod endpoints;

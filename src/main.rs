@@ -145,8 +145,13 @@ fn main() -> ExitCode {
                     .iter()
                     .map(|(kid, role)| format!("{kid} {role}"))
                     .collect();
+                let tokens = if loaded.idp.dpop {
+                    "DPoP-bound (ES256 key per session)"
+                } else {
+                    "Bearer"
+                };
                 println!(
-                    "{}: OK (cookie keys: {}; client authentication: {})",
+                    "{}: OK (cookie keys: {}; client authentication: {}; tokens: {tokens})",
                     config.display(),
                     roles.join(", "),
                     client_authentication(&loaded)

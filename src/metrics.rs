@@ -29,6 +29,11 @@ pub struct ReasonLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PeerLabel {
+    pub peer: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct GrantLabel {
     pub grant: &'static str,
 }
@@ -54,6 +59,7 @@ pub struct Metrics {
     pub ended_entries: Gauge,
     pub ended_sync_errors: Counter,
     pub logout_token_refusals: Family<ReasonLabel, Counter>,
+    pub dpop_nonce_challenges: Family<PeerLabel, Counter>,
 }
 
 impl fmt::Debug for Metrics {
@@ -173,7 +179,14 @@ impl Metrics {
             "Back-channel logout tokens refused, by reason",
             logout_token_refusals.clone(),
         );
+        let dpop_nonce_challenges = Family::<PeerLabel, Counter>::default();
+        registry.register(
+            "dpop_nonce_challenges",
+            "DPoP nonce challenges answered with a retry, by peer (idp, upstream)",
+            dpop_nonce_challenges.clone(),
+        );
         Metrics {
+            dpop_nonce_challenges,
             ended_refusals,
             ended_entries,
             ended_sync_errors,
@@ -217,6 +230,13 @@ impl Metrics {
     pub fn logout_token_refusal(&self, reason: &'static str) {
         self.logout_token_refusals
             .get_or_create(&ReasonLabel { reason })
+            .inc();
+    }
+
+    /// A `use_dpop_nonce` challenge from `peer` ("idp" or "upstream"), answered once.
+    pub fn dpop_nonce_challenge(&self, peer: &'static str) {
+        self.dpop_nonce_challenges
+            .get_or_create(&PeerLabel { peer })
             .inc();
     }
 

@@ -200,6 +200,8 @@ mod tests {
             sub: Some("user-1".into()),
             sid: None,
             last_used_at: 0,
+            dpop: None,
+            dpop_bound: false,
         };
         let value = |c: &str| claim_value(&session, c).map(|v| v.to_str().unwrap().to_string());
         assert_eq!(value("sub").as_deref(), Some("user-1"));

@@ -69,6 +69,8 @@ pub struct IdpConfig {
     /// Send `id_token_hint` (the ID token, in a URL) to the end-session endpoint. Off by
     /// default: it puts a token in the browser and a URL; `client_id` identifies us instead.
     pub logout_id_token_hint: bool,
+    /// DPoP (RFC 9449): a key per session, tokens bound to it, proofs on every call.
+    pub dpop: bool,
     pub timeout: Duration,
     pub max_response_bytes: usize,
     /// Extra CA certificates (PEM) for the IdP.
@@ -78,6 +80,7 @@ pub struct IdpConfig {
 /// Authorize parameters the proxy sets itself; `extra_authorize_params` may not override them.
 const RESERVED_AUTHORIZE_PARAMS: &[&str] = &[
     "client_id",
+    "dpop_jkt",
     "redirect_uri",
     "response_type",
     "scope",
@@ -241,6 +244,13 @@ pub(super) fn idp(r: raw::Idp, has_secret: bool, has_key: bool, p: &mut Problems
             Url::parse("https://redirect-uri.invalid/auth/callback").expect("static URL")
         }
     };
+    let dpop = r.dpop.unwrap_or(false);
+    if dpop && dialect == Dialect::TokenIdp {
+        p.push(
+            "idp.dpop: TokenIDP issues Bearer tokens only (its /token takes no DPoP proof); use \
+             the oauth2 dialect with a provider that supports DPoP",
+        );
+    }
     let max_response_bytes = r.max_response_bytes.unwrap_or(256 * 1024);
     if max_response_bytes < 1024 {
         p.push("idp.max_response_bytes: must be at least 1024");
@@ -268,6 +278,7 @@ pub(super) fn idp(r: raw::Idp, has_secret: bool, has_key: bool, p: &mut Problems
         post_logout_redirect_uri: r.post_logout_redirect_uri,
         extra_authorize_params: extra,
         logout_id_token_hint: r.logout_id_token_hint.unwrap_or(false),
+        dpop,
         timeout: p.duration("idp.timeout", r.timeout, Duration::from_secs(10)),
         max_response_bytes,
         ca_file: p.ca_file("idp.ca_file", r.ca_file),

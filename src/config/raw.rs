@@ -59,6 +59,7 @@ pub struct Idp {
     pub post_logout_redirect_uri: Option<String>,
     pub extra_authorize_params: Option<toml::Table>,
     pub logout_id_token_hint: Option<bool>,
+    pub dpop: Option<bool>,
     pub timeout: Option<String>,
     pub max_response_bytes: Option<usize>,
     pub ca_file: Option<String>,

@@ -367,6 +367,8 @@ mod tests {
             sub: None,
             sid: None,
             last_used_at: 0,
+            dpop: None,
+            dpop_bound: false,
         }
     }
 

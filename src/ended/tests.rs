@@ -21,6 +21,8 @@ fn session(id: &str, sub: &str, sid: &str, started_at: u64) -> Session {
         sub: Some(sub.into()),
         sid: Some(sid.into()),
         last_used_at: started_at,
+        dpop: None,
+        dpop_bound: false,
     }
 }
 

@@ -119,30 +119,57 @@ async fn complete(app: &App, uri: &Uri, flow: &Flow, now: u64) -> Result<Session
         verifier: &flow.verifier,
         redirect_uri: &flow.redirect_uri,
     };
-    let tokens = app.idp.token(&grant).await.map_err(|e| match e {
-        IdpError::Transient {
-            kind:
-                kind @ (Transient::Connect
-                | Transient::Timeout
-                | Transient::NotDiscovered
-                | Transient::ClientCredentials
-                | Transient::RateLimited),
-            ..
-        } => Failure {
-            outcome: "idp_unavailable",
-            code: ErrorCode::IdpUnavailable,
+    // A flow begun before `idp.dpop` was turned on gets its key now (its code is not bound).
+    let dpop = match (&flow.dpop, app.config.idp.dpop) {
+        (Some(key), _) => Some(key.clone()),
+        (None, true) => Some(crate::dpop::DpopKey::generate().map_err(|e| Failure {
+            outcome: "dpop_key",
+            code: ErrorCode::KeyUnavailable,
             status: StatusCode::SERVICE_UNAVAILABLE,
-            log: format!("code exchange failed: {kind}"),
-            message: "The identity provider is unavailable. Try again in a moment.".into(),
-        },
-        // A code cannot be retried: any other answer ends this login. (TokenIDP answers a
-        // used code or a PKCE mismatch with a 500.)
-        other => Failure::refused(
-            "code_refused",
-            format!("the IdP refused the code: {other}"),
-            "The identity provider refused the authorization code; start the login again.",
-        ),
-    })?;
+            log: format!("no DPoP key: {e}"),
+            message: "The login could not be completed; start it again.".into(),
+        })?),
+        (None, false) => None,
+    };
+    let tokens = app
+        .idp
+        .token(&grant, dpop.as_ref())
+        .await
+        .map_err(|e| match e {
+            IdpError::Transient {
+                kind:
+                    kind @ (Transient::Connect
+                    | Transient::Timeout
+                    | Transient::NotDiscovered
+                    | Transient::ClientCredentials
+                    | Transient::Dpop
+                    | Transient::RateLimited),
+                ..
+            } => Failure {
+                outcome: "idp_unavailable",
+                code: ErrorCode::IdpUnavailable,
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                log: format!("code exchange failed: {kind}"),
+                message: "The identity provider is unavailable. Try again in a moment.".into(),
+            },
+            // A code cannot be retried: any other answer ends this login. (TokenIDP answers a
+            // used code or a PKCE mismatch with a 500.)
+            other => Failure::refused(
+                "code_refused",
+                format!("the IdP refused the code: {other}"),
+                "The identity provider refused the authorization code; start the login again.",
+            ),
+        })?;
+    // `idp.dpop` asks for tokens no one can replay: a provider that answers with a Bearer
+    // token (DPoP not enabled for this client) fails the login, where an operator sees it.
+    if dpop.is_some() && !tokens.dpop_bound() {
+        return Err(Failure::refused(
+            "dpop_not_bound",
+            "idp.dpop is on but the IdP issued a token_type other than DPoP",
+            "The identity provider did not bind the tokens to this session's key (DPoP). \
+             Enable DPoP for this client at the provider, or turn off idp.dpop.",
+        ));
+    }
     let refresh_token = tokens.refresh_token.clone().ok_or_else(|| {
         Failure::refused(
             "no_refresh_token",
@@ -202,5 +229,7 @@ async fn complete(app: &App, uri: &Uri, flow: &Flow, now: u64) -> Result<Session
         sub: text("sub"),
         sid: text("sid"),
         last_used_at: now,
+        dpop_bound: dpop.is_some(),
+        dpop,
     })
 }

@@ -5,6 +5,7 @@
 //! redirect from the IdP; short-lived; at most [`MAX_FLOWS`] at a time (the oldest are
 //! deleted when a new one starts) and deleted once used, so they cannot pile up into a 431.
 
+use crate::dpop::DpopKey;
 use crate::secret::CodeVerifier;
 use crate::session::{cookie_pairs, CookieCodec};
 use http::{HeaderMap, HeaderValue};
@@ -30,6 +31,15 @@ pub struct Flow {
     pub redirect_uri: String,
     #[serde(rename = "t")]
     pub created_at: u64,
+    /// The session's DPoP key-to-be (`idp.dpop`): its thumbprint went out as `dpop_jkt`, so
+    /// the code is bound to it; the code exchange proves possession.
+    #[serde(
+        rename = "k",
+        with = "crate::dpop::optional_text",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub dpop: Option<DpopKey>,
 }
 
 fn prefix(codec: &CookieCodec) -> String {

@@ -6,6 +6,7 @@ use super::return_to;
 use crate::app::App;
 use crate::body::{empty, Body};
 use crate::crypto::random_token;
+use crate::dpop::DpopKey;
 use crate::error::{error_response, idp_unavailable, ErrorCode};
 use crate::refresh::unix_now;
 use crate::request_session::with_cookies;
@@ -39,6 +40,14 @@ pub fn login<B>(app: &App, request: &Request<B>) -> Response<Body> {
         &ring::digest::SHA256,
         verifier.as_bytes(),
     ));
+    // DPoP: the session's key is made now, and the code bound to it (RFC 9449 §10).
+    let dpop = match config.dpop.then(DpopKey::generate).transpose() {
+        Ok(key) => key,
+        Err(e) => {
+            tracing::error!(error = %e, "no DPoP key for a new login");
+            return error_response(ErrorCode::KeyUnavailable, "cannot make a DPoP key");
+        }
+    };
     let flow = Flow {
         state: random_token(32),
         verifier: CodeVerifier::new(verifier),
@@ -46,6 +55,7 @@ pub fn login<B>(app: &App, request: &Request<B>) -> Response<Body> {
         return_to,
         redirect_uri: redirect_uri.to_string(),
         created_at: unix_now(),
+        dpop,
     };
     {
         let mut query = location.query_pairs_mut();
@@ -59,6 +69,9 @@ pub fn login<B>(app: &App, request: &Request<B>) -> Response<Body> {
             .append_pair("code_challenge_method", "S256")
             // OpenID providers bind the ID token to this login with it; TokenIDP ignores it.
             .append_pair("nonce", &flow.nonce);
+        if let Some(key) = &flow.dpop {
+            query.append_pair("dpop_jkt", key.thumbprint());
+        }
         for (key, value) in &config.extra_authorize_params {
             query.append_pair(key, value);
         }

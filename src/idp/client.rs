@@ -11,6 +11,8 @@ use super::response;
 use super::{oauth2, tokenidp, Grant, IdpError, TokenResponse, Transient};
 use crate::client_key::ClientKey;
 use crate::config::{ClientAuth, Dialect, IdpConfig};
+use crate::dpop::nonce::{NonceCache, DPOP, DPOP_NONCE};
+use crate::dpop::DpopKey;
 use crate::metrics::{GrantLabel, Metrics};
 use crate::secret::ClientSecret;
 use arc_swap::ArcSwapOption;
@@ -31,6 +33,8 @@ pub struct IdpClient {
     /// The `private_key_jwt` signing key; swapped when its mounted file changes.
     key: ArcSwapOption<ClientKey>,
     metadata: OnceLock<Metadata>,
+    /// The IdP's latest DPoP nonce (RFC 9449 §8).
+    dpop_nonce: NonceCache,
     ready: watch::Sender<bool>,
     pub(super) jwks: JwksCache,
     metrics: Arc<Metrics>,
@@ -52,6 +56,7 @@ impl IdpClient {
             secret: ArcSwapOption::new(secret.map(Arc::new)),
             key: ArcSwapOption::new(key.map(Arc::new)),
             metadata: OnceLock::new(),
+            dpop_nonce: NonceCache::default(),
             ready: watch::channel(false).0,
             jwks: JwksCache::default(),
             metrics,
@@ -133,12 +138,51 @@ impl IdpClient {
         }
     }
 
-    /// Posts one grant to the token endpoint and classifies the answer.
+    /// Posts one grant to the token endpoint and classifies the answer. With `dpop` (the
+    /// session's key) the call carries a proof; a `use_dpop_nonce` challenge is answered once.
     #[instrument(skip_all, fields(grant = grant.kind()))]
-    pub async fn token(&self, grant: &Grant<'_>) -> Result<TokenResponse, IdpError> {
+    pub async fn token(
+        &self,
+        grant: &Grant<'_>,
+        dpop: Option<&DpopKey>,
+    ) -> Result<TokenResponse, IdpError> {
         let metadata = self
             .metadata()
             .ok_or(IdpError::transient(Transient::NotDiscovered))?;
+        let mut answer = self.post_token(metadata, grant, dpop).await?;
+        if dpop.is_some()
+            && answer.body.as_ref().is_ok_and(|body| {
+                crate::dpop::nonce::provider_challenge(answer.status, &answer.headers, body)
+            })
+        {
+            self.metrics.dpop_nonce_challenge("idp");
+            debug!("the token endpoint asked for a DPoP nonce; sending again with it");
+            answer = self.post_token(metadata, grant, dpop).await?;
+        }
+        let Answer {
+            status,
+            retry_after,
+            body,
+            ..
+        } = answer;
+        let body = body.map_err(|kind| IdpError::Transient { kind, retry_after })?;
+        let parsed = super::parse_token_response(self.config.dialect, status, &body);
+        parsed.map_err(|e| match e {
+            IdpError::Transient {
+                kind,
+                retry_after: None,
+            } => IdpError::Transient { kind, retry_after },
+            other => other,
+        })
+    }
+
+    /// One POST to the token endpoint, with fresh client credentials and DPoP proof.
+    async fn post_token(
+        &self,
+        metadata: &Metadata,
+        grant: &Grant<'_>,
+        dpop: Option<&DpopKey>,
+    ) -> Result<Answer, IdpError> {
         let credentials = self.credentials(metadata)?;
         let client_id = self.config.client_id.as_str();
         let wire = match self.config.dialect {
@@ -154,6 +198,9 @@ impl IdpClient {
         if let Some(basic) = credentials.basic_header(client_id) {
             request = request.header(http::header::AUTHORIZATION, basic);
         }
+        if let Some(key) = dpop {
+            request = request.header(&DPOP, self.idp_proof(key, &metadata.token_endpoint)?);
+        }
         let started = tokio::time::Instant::now();
         let response = request
             .send()
@@ -161,6 +208,11 @@ impl IdpClient {
             .map_err(|e| response::unreachable("token endpoint", &e))?;
         let status = response.status().as_u16();
         let retry_after = response::retry_after(response.headers());
+        let mut headers = http::HeaderMap::new();
+        if let Some(nonce) = response.headers().get(&DPOP_NONCE) {
+            headers.insert(DPOP_NONCE.clone(), nonce.clone());
+            self.dpop_nonce.learn(&headers);
+        }
         let body = response::read_limited(response, self.config.max_response_bytes).await;
         let elapsed = started.elapsed();
         self.metrics
@@ -174,14 +226,39 @@ impl IdpClient {
             elapsed_ms = elapsed.as_millis() as u64,
             "token endpoint answered"
         );
-        let body = body.map_err(|kind| IdpError::Transient { kind, retry_after })?;
-        let parsed = super::parse_token_response(self.config.dialect, status, &body);
-        parsed.map_err(|e| match e {
-            IdpError::Transient {
-                kind,
-                retry_after: None,
-            } => IdpError::Transient { kind, retry_after },
-            other => other,
+        Ok(Answer {
+            status,
+            retry_after,
+            headers,
+            body,
         })
     }
+
+    /// A DPoP proof for a POST to one of the IdP's endpoints, with the IdP's latest nonce.
+    pub(super) fn idp_proof(&self, key: &DpopKey, endpoint: &url::Url) -> Result<String, IdpError> {
+        let mut htu = endpoint.clone();
+        htu.set_query(None);
+        htu.set_fragment(None);
+        let nonce = self.dpop_nonce.current();
+        key.proof(
+            "POST",
+            htu.as_str(),
+            None,
+            nonce.as_deref().map(String::as_str),
+            crate::refresh::unix_now(),
+        )
+        .map_err(|e| {
+            warn!(error = %e, "no DPoP proof for the IdP");
+            IdpError::transient(Transient::Dpop)
+        })
+    }
+}
+
+/// The token endpoint's answer before it is classified.
+struct Answer {
+    status: u16,
+    retry_after: Option<std::time::Duration>,
+    /// The headers that matter here (`DPoP-Nonce`).
+    headers: http::HeaderMap,
+    body: Result<Vec<u8>, Transient>,
 }

@@ -163,6 +163,7 @@ mod tests {
             client_key_alg: None,
             client_assertion_file: None,
             client_assertion_audience: crate::config::AssertionAudience::TokenEndpoint,
+            dpop: false,
             scope: "openid".into(),
             send_scope_on_refresh: false,
             redirect_uri: "https://app.example.com/auth/callback"

@@ -58,6 +58,17 @@ pub struct TokenResponse {
     pub id_token: Option<IdToken>,
     pub expires_in: Option<u64>,
     pub scope: Option<String>,
+    /// `token_type` (RFC 6749 §5.1): `Bearer`, or `DPoP` for a token bound to the proof's key.
+    pub token_type: Option<String>,
+}
+
+impl TokenResponse {
+    /// The access token is DPoP-bound (RFC 9449 §5: `token_type` is `DPoP`, any case).
+    pub fn dpop_bound(&self) -> bool {
+        self.token_type
+            .as_deref()
+            .is_some_and(|t| t.eq_ignore_ascii_case("dpop"))
+    }
 }
 
 /// Why the IdP said no, for the log line an operator reads.
@@ -98,6 +109,8 @@ pub enum Transient {
     NotDiscovered,
     /// The client assertion could not be had (the platform's file unreadable, signing failed).
     ClientCredentials,
+    /// No DPoP proof could be signed with the session's key.
+    Dpop,
     /// Another replica has been refreshing this session for longer than the wait allows.
     Busy,
 }
@@ -114,6 +127,7 @@ impl fmt::Display for Transient {
             Transient::TooLarge => f.write_str("response too large"),
             Transient::NotDiscovered => f.write_str("IdP metadata not discovered yet"),
             Transient::ClientCredentials => f.write_str("client assertion unavailable"),
+            Transient::Dpop => f.write_str("no DPoP proof could be made"),
             Transient::Busy => f.write_str("another replica is still refreshing this session"),
         }
     }

@@ -152,6 +152,7 @@ pub(super) fn token_object(object: &Map<String, Value>) -> Result<TokenResponse,
         id_token: string_field(object, "idtoken").map(IdToken::new),
         expires_in: seconds_field(object, "expiresin"),
         scope: string_field(object, "scope"),
+        token_type: string_field(object, "tokentype"),
     })
 }
 

@@ -16,7 +16,7 @@ use http::{HeaderMap, HeaderValue};
 use std::net::IpAddr;
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
@@ -159,6 +159,21 @@ pub fn set_bearer(
     let mut value = HeaderValue::from_str(&format!("Bearer {access_token}"))?;
     value.set_sensitive(true);
     headers.insert(AUTHORIZATION, value);
+    Ok(())
+}
+
+/// `Authorization: DPoP <token>` and its proof (RFC 9449 §7.1), both marked sensitive.
+pub fn set_dpop(
+    headers: &mut HeaderMap,
+    access_token: &str,
+    proof: &str,
+) -> Result<(), http::header::InvalidHeaderValue> {
+    let mut value = HeaderValue::from_str(&format!("DPoP {access_token}"))?;
+    value.set_sensitive(true);
+    let mut proof = HeaderValue::from_str(proof)?;
+    proof.set_sensitive(true);
+    headers.insert(AUTHORIZATION, value);
+    headers.insert(crate::dpop::nonce::DPOP.clone(), proof);
     Ok(())
 }
 

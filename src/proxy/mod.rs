@@ -14,6 +14,7 @@ pub mod upgrade;
 
 use crate::body::{boxed, Body};
 use crate::config::UpstreamConfig;
+use crate::dpop::nonce::NonceCache;
 use crate::metrics::Metrics;
 use http::header::HOST;
 use http::{HeaderValue, Request, Response, StatusCode, Uri};
@@ -82,6 +83,8 @@ pub struct Upstream {
     host: HeaderValue,
     base_path: String,
     header_timeout: Duration,
+    /// This API's latest DPoP nonce (RFC 9449 §9), shared by the sessions of this replica.
+    dpop_nonce: Arc<NonceCache>,
 }
 
 impl Upstream {
@@ -111,7 +114,12 @@ impl Upstream {
             host: HeaderValue::from_str(authority.as_str())?,
             base_path: uri.path().trim_end_matches('/').to_string(),
             header_timeout: config.response_header_timeout,
+            dpop_nonce: Arc::default(),
         })
+    }
+
+    pub fn dpop_nonce(&self) -> &NonceCache {
+        &self.dpop_nonce
     }
 
     /// The request target (origin-form) for a client request: base path + its path (or

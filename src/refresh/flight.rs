@@ -183,6 +183,8 @@ mod tests {
             sub: None,
             sid: None,
             last_used_at: 0,
+            dpop: None,
+            dpop_bound: false,
         }
     }
 

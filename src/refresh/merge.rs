@@ -29,6 +29,7 @@ pub fn merge(old: Session, answer: TokenResponse, now: u64) -> Merged {
         .refresh_token
         .as_ref()
         .is_some_and(|new| new.expose() != old.refresh_token.expose());
+    let bound = answer.dpop_bound();
     let session = Session {
         access_expires_at: expires_at(&answer, now),
         access_issued_at: now,
@@ -42,6 +43,8 @@ pub fn merge(old: Session, answer: TokenResponse, now: u64) -> Merged {
         },
         // A refresh happens for a request: the session is in use.
         last_used_at: now,
+        // Bound when the IdP says so for this token (the key itself stays the session's).
+        dpop_bound: old.dpop.is_some() && bound,
         ..old
     };
     Merged { session, rotated }
@@ -68,6 +71,8 @@ mod tests {
             sub: None,
             sid: None,
             last_used_at: 0,
+            dpop: None,
+            dpop_bound: false,
         }
     }
 
@@ -78,6 +83,7 @@ mod tests {
             id_token: None,
             expires_in: Some(300),
             scope: None,
+            token_type: Some("Bearer".into()),
         }
     }
 
@@ -132,5 +138,27 @@ mod tests {
             s.access_expires_at,
             1_000 + super::super::timing::MAX_LIFETIME_SECS
         );
+    }
+
+    #[test]
+    fn the_dpop_key_stays_and_binding_follows_the_answers_token_type() {
+        let key = crate::dpop::DpopKey::generate().expect("key");
+        let mut bound_session = old();
+        bound_session.dpop = Some(key.clone());
+        bound_session.dpop_bound = true;
+        let mut dpop_answer = answer(Some("rt-new"));
+        dpop_answer.token_type = Some("dpop".into());
+        let merged = merge(bound_session.clone(), dpop_answer, 1_000).session;
+        assert!(merged.dpop_bound, "token_type DPoP, any case");
+        assert_eq!(merged.dpop.expect("key").thumbprint(), key.thumbprint());
+        // A Bearer answer is used as Bearer (never a DPoP header around an unbound token);
+        // the key stays for the next refresh.
+        let merged = merge(bound_session, answer(None), 1_000).session;
+        assert!(!merged.dpop_bound);
+        assert!(merged.dpop.is_some());
+        // No key, no binding, whatever the answer says.
+        let mut stray = answer(None);
+        stray.token_type = Some("DPoP".into());
+        assert!(!merge(old(), stray, 1_000).session.dpop_bound);
     }
 }

@@ -249,7 +249,15 @@ impl Refresher {
             }
         };
         let now = unix_now();
+        let had_key = old.dpop.is_some();
         let merged = merge(old, answer, now);
+        if had_key && !merged.session.dpop_bound {
+            // Kept, not refused: the refresh token is already spent. Sent as Bearer.
+            tracing::warn!(
+                event = "dpop_not_bound",
+                "the IdP refreshed a DPoP session with a token that is not DPoP-bound; it goes upstream as Bearer"
+            );
+        }
         report(
             &self.metrics,
             Event::Refreshed {
@@ -276,7 +284,7 @@ impl Refresher {
             refresh_token: &old.refresh_token,
             scope,
         };
-        self.client.token(&grant).await
+        self.client.token(&grant, old.dpop.as_ref()).await
     }
 
     fn sealed(&self, session: Session) -> Arc<Refreshed> {

@@ -61,6 +61,7 @@ mod tests {
             id_token: None,
             expires_in,
             scope: None,
+            token_type: None,
         }
     }
 

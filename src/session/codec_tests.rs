@@ -45,6 +45,8 @@ fn session(token_len: usize) -> Session {
         sub: None,
         sid: None,
         last_used_at: 0,
+        dpop: None,
+        dpop_bound: false,
     }
 }
 

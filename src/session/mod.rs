@@ -19,6 +19,7 @@ pub use cookie_header::{cookie_pair_bytes, cookie_pairs};
 pub use cookies::{CookieCodec, MAX_CHUNKS};
 pub use incoming::{Incoming, Presence, ReadOutcome};
 
+use crate::dpop::DpopKey;
 use crate::secret::{AccessToken, IdToken, RefreshToken};
 use serde::{Deserialize, Serialize};
 
@@ -53,6 +54,14 @@ pub struct Session {
     /// re-sealed at most every `session.idle_touch_interval`.
     #[serde(skip)]
     pub last_used_at: u64,
+    /// The session's DPoP key (`idp.dpop`): its tokens are bound to it. Sealed in a second
+    /// extension record, written only when there is a key.
+    #[serde(skip)]
+    pub dpop: Option<DpopKey>,
+    /// The IdP issued the current access token as `token_type: DPoP` (bound to `dpop`): it
+    /// goes upstream as `Authorization: DPoP` with a proof, else as `Bearer`.
+    #[serde(skip)]
+    pub dpop_bound: bool,
 }
 
 /// The fields sealed after the first layout's, in their own postcard record: a binary that
@@ -63,6 +72,15 @@ struct Extension {
     sub: Option<String>,
     sid: Option<String>,
     last_used_at: u64,
+}
+
+/// The second extension record (DPoP), after [`Extension`]; absent without a key, so a session
+/// without DPoP seals exactly as before. A binary that predates it ignores it (and, re-sealing,
+/// drops the key: enable `idp.dpop` once every replica runs a binary that knows it).
+#[derive(Serialize, Deserialize)]
+struct DpopExtension {
+    key: DpopKey,
+    bound: bool,
 }
 
 impl Session {
@@ -89,6 +107,13 @@ impl Session {
             last_used_at: self.last_used_at,
         };
         out.extend(postcard::to_allocvec(&extension).expect("extension serializes"));
+        if let Some(key) = &self.dpop {
+            let dpop = DpopExtension {
+                key: key.clone(),
+                bound: self.dpop_bound,
+            };
+            out.extend(postcard::to_allocvec(&dpop).expect("DPoP extension serializes"));
+        }
         out
     }
 
@@ -101,10 +126,15 @@ impl Session {
             // Sealed before the extension existed: last used when its tokens were obtained.
             session.last_used_at = session.access_issued_at.max(session.started_at);
         } else {
-            let extension: Extension = postcard::from_bytes(rest).ok()?;
+            let (extension, rest) = postcard::take_from_bytes::<Extension>(rest).ok()?;
             session.sub = extension.sub;
             session.sid = extension.sid;
             session.last_used_at = extension.last_used_at;
+            if !rest.is_empty() {
+                let dpop: DpopExtension = postcard::from_bytes(rest).ok()?;
+                session.dpop = Some(dpop.key);
+                session.dpop_bound = dpop.bound;
+            }
         }
         Some(session)
     }
@@ -147,6 +177,8 @@ mod tests {
             sub: Some("u".into()),
             sid: Some("s".into()),
             last_used_at: 4,
+            dpop: None,
+            dpop_bound: false,
         };
         let back = Session::from_bytes(&s.to_bytes()).expect("round trip");
         assert_eq!(back.refresh_token.expose(), "r+/=");
@@ -168,10 +200,63 @@ mod tests {
         let old = Session::from_bytes(&[&[FORMAT][..], &first].concat()).expect("old cookie");
         assert_eq!((old.sub, old.last_used_at), (None, 3));
         let new = s.to_bytes();
+        assert!(
+            Session::from_bytes(&new).expect("new").dpop.is_none(),
+            "no key, no DPoP record"
+        );
         let read_by_old: Session = postcard::from_bytes(&new[1..]).expect("old reader");
         assert_eq!(read_by_old.refresh_token.expose(), "r+/=");
         let mut truncated = s.to_bytes();
         truncated.truncate(10);
         assert!(Session::from_bytes(&truncated).is_none());
+    }
+
+    #[test]
+    fn a_dpop_key_rides_in_its_own_record_that_older_readers_skip() {
+        let mut s = Session::from_bytes(
+            &Session {
+                id: "i".into(),
+                refresh_token: RefreshToken::new("r"),
+                access_token: AccessToken::new("a"),
+                access_expires_at: 2,
+                access_issued_at: 1,
+                scope: String::new(),
+                claims: serde_json::Map::new(),
+                id_token: None,
+                started_at: 1,
+                sub: Some("u".into()),
+                sid: None,
+                last_used_at: 4,
+                dpop: None,
+                dpop_bound: false,
+            }
+            .to_bytes(),
+        )
+        .expect("plain");
+        let without = s.to_bytes();
+        let key = DpopKey::generate().expect("key");
+        s.dpop = Some(key.clone());
+        s.dpop_bound = true;
+        let with = s.to_bytes();
+        assert_eq!(
+            &with[..without.len()],
+            &without[..],
+            "appended after the rest"
+        );
+        assert!(
+            with.len() - without.len() <= 98,
+            "{} bytes",
+            with.len() - without.len()
+        );
+        let back = Session::from_bytes(&with).expect("back");
+        assert_eq!(back.dpop.expect("key").thumbprint(), key.thumbprint());
+        assert!(back.dpop_bound);
+        // What a binary without the DPoP record reads: the first extension, trailing bytes
+        // ignored.
+        let first_len = 1 + postcard::to_allocvec(&s).expect("first").len();
+        let old_reader: Extension = postcard::from_bytes(&with[first_len..]).expect("old reader");
+        assert_eq!(old_reader.sub.as_deref(), Some("u"));
+        // A truncated DPoP record does not open as a session without its key.
+        assert!(Session::from_bytes(&with[..with.len() - 3]).is_none());
     }
 }

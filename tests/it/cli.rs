@@ -153,7 +153,7 @@ fn check_names_the_client_authentication_in_force() {
     assert!(
         out.contains(
             "client authentication: private_key_jwt signed ES256 with the key in \
-             TOKEN_HANDLER_CLIENT_KEY (kid ec-1))"
+             TOKEN_HANDLER_CLIENT_KEY (kid ec-1); tokens: Bearer)"
         ),
         "{out}"
     );
@@ -196,6 +196,15 @@ fn check_names_the_client_authentication_in_force() {
         out.contains("client authentication: none (a public client)"),
         "{out}"
     );
+    let (code, out, err) = check_idp("dpop", "oauth2", "dpop = true", &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("tokens: DPoP-bound (ES256 key per session))"),
+        "{out}"
+    );
+    let (code, _, err) = check_idp("dpop-tokenidp", "tokenidp", "dpop = true", &[]);
+    assert_ne!(code, 0);
+    assert!(err.contains("idp.dpop: TokenIDP issues Bearer tokens only"), "{err}");
 
     // TokenIDP takes no client assertion; a key that cannot sign is named, not shown.
     let (code, _, err) = check_idp(

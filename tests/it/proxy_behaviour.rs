@@ -466,6 +466,8 @@ async fn large_sessions_are_chunked_and_stale_chunks_cleared_after_refresh() {
         sub: None,
         sid: None,
         last_used_at: 0,
+        dpop: None,
+        dpop_bound: false,
     };
     let mut jar = Jar::default();
     for line in h.proxy.app.codec.seal(&session, now) {

@@ -42,6 +42,8 @@ fn accepted_config_is_usable(text: &str) {
         sub: None,
         sid: None,
         last_used_at: 0,
+        dpop: None,
+        dpop_bound: false,
     };
     let ours: Vec<String> = c.seal(&session, NOW).iter().map(pair).collect();
     let h = request(&ours, &[], 0);

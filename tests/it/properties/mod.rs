@@ -144,6 +144,8 @@ fn build_session(spec: &SessionSpec) -> Session {
         sub: None,
         sid: None,
         last_used_at: 0,
+        dpop: None,
+        dpop_bound: false,
     }
 }
 

@@ -258,6 +258,8 @@ pub fn seal(app: &App, issued: &Issued, expired: bool) -> Jar {
         sub: None,
         sid: None,
         last_used_at: 0,
+        dpop: None,
+        dpop_bound: false,
     };
     let mut jar = Jar::default();
     for line in app.codec.seal(&session, now) {
