@@ -235,8 +235,12 @@ if (BACKCHANNEL_LOGOUT_URI) {
 //                   alike: access tokens are then JWTs (`typ: at+jwt`, RS256, kid "test-rs256",
 //                   `aud` = RESOURCE, `cnf.jkt` when DPoP-bound, lifetime ACCESS_TOKEN_TTL).
 //                   Its scopes are RESOURCE_SCOPES ("api:read api:write" by default); requested
-//                   ones end up in the access token's `scope`. Refresh tokens stay opaque (RFC 7009
-//                   revocation works); JWT access tokens cannot be introspected or revoked.
+//                   ones end up in the access token's `scope`; the token response's `scope` is
+//                   the access token's (resource scopes only: "" when none was requested, never
+//                   openid/offline_access/profile/email), unknown scopes are dropped silently.
+//                   Refresh tokens stay opaque (RFC 7009 revocation works); JWT access tokens
+//                   cannot be introspected or revoked, nor used at the userinfo endpoint (their
+//                   aud is RESOURCE): the ID token carries the profile claims.
 //   TEST_INTROSPECT "1": GET /__test/tokens answers what the provider did, as JSON:
 //                   {"access_tokens": [{"jkt", "aud", "format", "gty", "token_type", "client_id"}]
 //                    (every access token issued, oldest first; jkt null when not DPoP-bound),
