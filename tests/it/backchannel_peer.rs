@@ -150,6 +150,7 @@ async fn logging_out_at_the_provider_posts_one_logout_token_with_the_sessions_si
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_signed_with_the_exposed_key_verify_with_the_published_jwks() {
     let provider = OidcProvider::start_opts(&ProviderOptions {
+        dpop: Default::default(),
         redirect_uri: "http://127.0.0.1:9/auth/callback".into(),
         post_logout_redirect_uri: "http://127.0.0.1:9/".into(),
         access_token_ttl_secs: 60,

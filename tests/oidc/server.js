@@ -214,6 +214,141 @@ if (BACKCHANNEL_LOGOUT_URI) {
   configuration.fetch = (url, { dispatcher: _ssrfGuard, ...options }) => globalThis.fetch(url, options);
 }
 
+// ---- DPoP (RFC 9449), resource indicators (RFC 8707) and the provider-side test view ----------
+// Kept in one block (configuration changes here, hooks installed by installDpopTestHooks below).
+//
+// Environment:
+//   DPOP            "1": the client gets `dpop_bound_access_tokens: true`: every token request
+//                   (authorization_code, refresh_token) must carry a DPoP proof, else
+//                   `400 invalid_grant` ("DPoP proof JWT not provided"); its access tokens are
+//                   DPoP-bound (`token_type: "DPoP"`, `cnf.jkt` in JWT access tokens).
+//                   Without it DPoP stays optional (9.x enables the feature by default): a proof
+//                   that is sent is checked and binds the token.
+//   DPOP_NONCE      "1": `features.dPoP.nonceSecret` (32 random bytes) and
+//                   `features.dPoP.requireNonce: () => true`: the provider answers a proof without
+//                   its current nonce with `400 {"error":"use_dpop_nonce"}` and a `DPoP-Nonce`
+//                   header (and sends `DPoP-Nonce` on later answers when the nonce changes).
+//   RESOURCE        an absolute URL: resource indicators with that one resource server. It is the
+//                   default resource of every authorization request (`defaultResource`) and the
+//                   token endpoint uses the granted one without the client asking
+//                   (`useGrantedResource: () => true`), for authorization_code and refresh_token
+//                   alike: access tokens are then JWTs (`typ: at+jwt`, RS256, kid "test-rs256",
+//                   `aud` = RESOURCE, `cnf.jkt` when DPoP-bound, lifetime ACCESS_TOKEN_TTL).
+//                   Its scopes are RESOURCE_SCOPES ("api:read api:write" by default); requested
+//                   ones end up in the access token's `scope`; the token response's `scope` is
+//                   the access token's (resource scopes only: "" when none was requested, never
+//                   openid/offline_access/profile/email), unknown scopes are dropped silently.
+//                   Refresh tokens stay opaque (RFC 7009 revocation works); JWT access tokens
+//                   cannot be introspected or revoked, nor used at the userinfo endpoint (their
+//                   aud is RESOURCE): the ID token carries the profile claims.
+//   TEST_INTROSPECT "1": GET /__test/tokens answers what the provider did, as JSON:
+//                   {"access_tokens": [{"jkt", "aud", "format", "gty", "token_type", "client_id"}]
+//                    (every access token issued, oldest first; jkt null when not DPoP-bound),
+//                    "nonce_refusals": <answers with error use_dpop_nonce, any endpoint>,
+//                    "token_requests": [{"grant_type", "status", "dpop", "error"}],
+//                    "errors": [{"route", "status", "error", "error_description", "dpop"}]}.
+// DPoP proofs are accepted with ES256, PS256 and RS256 (what tests/oidc/resource-server.js
+// accepts too; the 9.x default is ES256, Ed25519, EdDSA).
+const DPOP = process.env.DPOP === '1';
+const DPOP_NONCE = process.env.DPOP_NONCE === '1';
+const RESOURCE = process.env.RESOURCE || undefined;
+const RESOURCE_SCOPES = process.env.RESOURCE_SCOPES || 'api:read api:write';
+const TEST_INTROSPECT = process.env.TEST_INTROSPECT === '1';
+const DPOP_ALGS = ['ES256', 'PS256', 'RS256'];
+{
+  configuration.enabledJWA = { ...configuration.enabledJWA, dPoPSigningAlgValues: DPOP_ALGS };
+  const client = configuration.clients.find((c) => c.client_id === CLIENT_ID);
+  if (DPOP) client.dpop_bound_access_tokens = true;
+  if (DPOP_NONCE) {
+    configuration.features.dPoP = {
+      enabled: true,
+      nonceSecret: crypto.randomBytes(32),
+      requireNonce: () => true,
+    };
+  }
+  if (RESOURCE) {
+    let resource;
+    try {
+      resource = new URL(RESOURCE).href;
+    } catch {
+      fail(`RESOURCE must be an absolute URL, got ${RESOURCE}`);
+    }
+    if (resource !== RESOURCE) fail(`RESOURCE must be written in normal form (${resource}), got ${RESOURCE}`);
+    configuration.features.resourceIndicators = {
+      enabled: true,
+      // No `resource` parameter at /auth (or /token): this one. `oneOf` is the list the grant
+      // holds when the token request names none (only RESOURCE can be in it).
+      defaultResource: (_ctx, _client, oneOf) => (oneOf ? (oneOf.includes(RESOURCE) ? RESOURCE : oneOf) : RESOURCE),
+      // With `openid` in the scope the token endpoint would otherwise issue a userinfo-audience
+      // (opaque) access token unless the request repeats `resource`.
+      useGrantedResource: () => true,
+      async getResourceServerInfo(_ctx, indicator) {
+        if (indicator !== RESOURCE) {
+          const { errors } = await import('oidc-provider');
+          throw new errors.InvalidTarget(`unknown resource server ${indicator}`);
+        }
+        return {
+          scope: RESOURCE_SCOPES,
+          audience: RESOURCE,
+          accessTokenFormat: 'jwt',
+          accessTokenTTL: ACCESS_TOKEN_TTL,
+          jwt: { sign: { alg: 'RS256' } },
+        };
+      },
+    };
+  }
+}
+
+// What the provider did, for GET /__test/tokens (TEST_INTROSPECT=1).
+const testView = { access_tokens: [], nonce_refusals: 0, token_requests: [], errors: [] };
+
+function installDpopTestHooks(provider) {
+  const record = (token) => testView.access_tokens.push({
+    jkt: token.jkt ?? null,
+    aud: token.aud ?? token.resourceServer?.audience ?? null,
+    format: token.resourceServer?.accessTokenFormat === 'jwt' ? 'jwt' : 'opaque',
+    gty: token.gty ?? null,
+    token_type: token.jkt ? 'DPoP' : 'Bearer',
+    client_id: token.clientId ?? null,
+  });
+  // Opaque access tokens are stored ("saved"), JWT ones only "issued".
+  provider.on('access_token.saved', record);
+  provider.on('access_token.issued', record);
+  provider.use(async (ctx, next) => {
+    await next();
+    const body = ctx.body && typeof ctx.body === 'object' && !Buffer.isBuffer(ctx.body) ? ctx.body : undefined;
+    const error = body?.error;
+    const dpop = Boolean(ctx.get('DPoP'));
+    if (error === 'use_dpop_nonce') testView.nonce_refusals += 1;
+    if (error) {
+      testView.errors.push({
+        route: ctx.oidc?.route ?? ctx.path,
+        status: ctx.status,
+        error,
+        error_description: body.error_description ?? null,
+        dpop,
+      });
+    }
+    if (ctx.oidc?.route === 'token') {
+      testView.token_requests.push({
+        grant_type: ctx.oidc.params?.grant_type ?? null,
+        status: ctx.status,
+        dpop,
+        error: error ?? null,
+      });
+    }
+  });
+}
+
+// GET /__test/tokens; true when it answered.
+function dpopTestRoute(req, res) {
+  if (!TEST_INTROSPECT || req.method !== 'GET' || req.url !== '/__test/tokens') return false;
+  res.setHeader('content-type', 'application/json');
+  res.end(JSON.stringify(testView));
+  return true;
+}
+// ---- end of DPoP block ---------------------------------------------------------------------------
+
 const server = http.createServer();
 server.on('error', (err) => fail(`server error: ${err.message}`));
 
@@ -229,8 +364,10 @@ server.listen(0, '127.0.0.1', () => {
   provider.on('backchannel.error', (_ctx, err, client, accountId, sid) => process.stderr.write(
     `oidc-provider backchannel.error: client=${client.clientId} sub=${accountId} sid=${sid}: ${err.message}${err.cause ? ` (${err.cause.message || err.cause})` : ''}\n`,
   ));
+  installDpopTestHooks(provider);
   const callback = provider.callback();
   server.on('request', (req, res) => {
+    if (dpopTestRoute(req, res)) return;
     if (req.method === 'GET' && req.url === '/test/client-assertions') {
       res.setHeader('content-type', 'application/json');
       res.end(JSON.stringify(clientAssertions));

@@ -147,6 +147,7 @@ impl Cluster {
             (None, false) => None,
         };
         let provider = OidcProvider::start_opts(&ProviderOptions {
+            dpop: Default::default(),
             redirect_uri: format!("{first}/auth/callback"),
             post_logout_redirect_uri: format!("{first}/"),
             access_token_ttl_secs: options.access_ttl,

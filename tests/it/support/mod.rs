@@ -15,6 +15,7 @@ pub mod redis_cluster;
 pub mod redis_nodes;
 pub mod redis_sentinel;
 pub mod redis_server;
+pub mod resource_server;
 
 use futures_util::FutureExt;
 pub use harness::Harness;

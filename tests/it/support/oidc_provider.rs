@@ -42,6 +42,8 @@ pub struct ProviderOptions {
     /// Whether each refresh issues a new refresh token (otherwise the same one is returned and
     /// stays valid).
     pub rotate: bool,
+    /// DPoP and resource indicators ([`DpopOptions`]); the default changes nothing.
+    pub dpop: DpopOptions,
     /// Enables Back-Channel Logout with this `backchannel_logout_uri` on the client
     /// (`backchannel_logout_session_required`: ID and logout tokens carry `sid`). Loopback
     /// addresses are allowed.
@@ -53,6 +55,40 @@ pub struct ProviderOptions {
     /// generates its keys ([`OidcProvider::client_key`]) and records the client assertions it
     /// accepts ([`OidcProvider::client_assertions`]).
     pub private_key_jwt: bool,
+}
+
+/// The provider's DPoP (RFC 9449) and resource-indicator (RFC 8707) options (tests/oidc/server.js
+/// documents them). Whatever they are, the provider accepts DPoP proofs signed ES256, PS256 or
+/// RS256, and serves what it did at `/__test/tokens` ([`OidcProvider::issued_jkts`],
+/// [`OidcProvider::nonce_refusals`], [`OidcProvider::test_view`]).
+#[derive(Debug, Clone, Default)]
+pub struct DpopOptions {
+    /// `DPOP=1`: the client's access tokens must be DPoP-bound (`dpop_bound_access_tokens`): a
+    /// token request without a proof gets `400 invalid_grant`. Otherwise DPoP is optional (a
+    /// proof that is sent still binds the token).
+    pub required: bool,
+    /// `DPOP_NONCE=1`: the token endpoint answers a proof without the provider's current nonce
+    /// with `400 {"error":"use_dpop_nonce"}` and a `DPoP-Nonce` header.
+    pub nonce: bool,
+    /// `RESOURCE`: the default resource (audience) of every grant: access tokens become JWTs
+    /// (`typ: at+jwt`, `aud` this URL, `cnf.jkt` when DPoP-bound), for the code exchange and
+    /// refreshes alike, without the client sending `resource`. The token response's `scope`
+    /// then lists resource scopes only ("api:read api:write" when requested, else ""). Refresh
+    /// tokens stay opaque and revocable.
+    pub resource: Option<String>,
+}
+
+impl DpopOptions {
+    fn apply(&self, command: &mut Command) {
+        command
+            .env("DPOP", if self.required { "1" } else { "0" })
+            .env("DPOP_NONCE", if self.nonce { "1" } else { "0" })
+            .env("TEST_INTROSPECT", "1");
+        match &self.resource {
+            Some(resource) => command.env("RESOURCE", resource),
+            None => command.env_remove("RESOURCE"),
+        };
+    }
 }
 
 /// A running `oidc-provider` (Node) process; killed on drop.
@@ -83,6 +119,7 @@ impl OidcProvider {
         rotate: bool,
     ) -> OidcProvider {
         OidcProvider::start_opts(&ProviderOptions {
+            dpop: DpopOptions::default(),
             redirect_uri: redirect_uri.to_owned(),
             post_logout_redirect_uri: post_logout_redirect_uri.to_owned(),
             access_token_ttl_secs,
@@ -107,6 +144,7 @@ impl OidcProvider {
         );
 
         let mut command = Command::new("node");
+        options.dpop.apply(&mut command);
         command
             .arg("server.js")
             .current_dir(&dir)
@@ -331,6 +369,46 @@ impl OidcProvider {
         };
         let r = request.form(&form).send().await.expect("token endpoint");
         r.status() == 200
+    }
+}
+
+/// What the provider did, from `GET /__test/tokens` (tests/oidc/server.js, TEST_INTROSPECT=1, which
+/// [`OidcProvider::start_opts`] always sets).
+impl OidcProvider {
+    /// The whole view: `access_tokens` (every access token issued, oldest first:
+    /// `{jkt, aud, format, gty, token_type, client_id}`), `nonce_refusals`, `token_requests`
+    /// (`{grant_type, status, dpop, error}`: `dpop` whether a `DPoP` header came) and `errors`
+    /// (every error answer: `{route, status, error, error_description, dpop}`).
+    pub async fn test_view(&self) -> serde_json::Value {
+        Client::new()
+            .get(format!("{}/__test/tokens", self.issuer))
+            .send()
+            .await
+            .expect("oidc-provider /__test/tokens")
+            .error_for_status()
+            .expect("oidc-provider /__test/tokens answers")
+            .json()
+            .await
+            .expect("oidc-provider /__test/tokens JSON")
+    }
+
+    /// The `jkt` (RFC 7638 SHA-256 thumbprint of the DPoP key, what `cnf.jkt` carries) of every
+    /// access token issued so far, oldest first; `None` for a token that is not DPoP-bound.
+    pub async fn issued_jkts(&self) -> Vec<Option<String>> {
+        let view = self.test_view().await;
+        view["access_tokens"]
+            .as_array()
+            .expect("access_tokens array")
+            .iter()
+            .map(|t| t["jkt"].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    /// How many answers (any endpoint) were `use_dpop_nonce` refusals.
+    pub async fn nonce_refusals(&self) -> u64 {
+        self.test_view().await["nonce_refusals"]
+            .as_u64()
+            .expect("nonce_refusals number")
     }
 }
 
