@@ -204,7 +204,10 @@ fn check_names_the_client_authentication_in_force() {
     );
     let (code, _, err) = check_idp("dpop-tokenidp", "tokenidp", "dpop = true", &[]);
     assert_ne!(code, 0);
-    assert!(err.contains("idp.dpop: TokenIDP issues Bearer tokens only"), "{err}");
+    assert!(
+        err.contains("idp.dpop: TokenIDP issues Bearer tokens only"),
+        "{err}"
+    );
 
     // TokenIDP takes no client assertion; a key that cannot sign is named, not shown.
     let (code, _, err) = check_idp(

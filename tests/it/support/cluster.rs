@@ -3,8 +3,11 @@
 //! `coordination_scenarios`).
 
 use super::echo::Echo;
-use super::oidc_provider::{OidcProvider, ProviderOptions, OIDC_CLIENT_ID, OIDC_CLIENT_SECRET};
+use super::oidc_provider::{
+    DpopOptions, OidcProvider, ProviderOptions, OIDC_CLIENT_ID, OIDC_CLIENT_SECRET,
+};
 use super::provider_browser::ProviderBrowser;
+use super::resource_server::ResourceServer;
 use super::*;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -44,6 +47,11 @@ pub struct Options {
     pub expose_key: bool,
     /// How the proxies authenticate as the client.
     pub credential: Credential,
+    /// The provider's DPoP and resource options.
+    pub dpop: DpopOptions,
+    /// The upstream is the DPoP resource server (`Some(require_nonce)`) for the audience
+    /// `dpop.resource`, instead of the echo server.
+    pub resource_server: Option<bool>,
 }
 
 /// How the proxies authenticate at the provider.
@@ -78,6 +86,8 @@ impl Default for Options {
             backchannel_uri: None,
             expose_key: false,
             credential: Credential::Secret,
+            dpop: DpopOptions::default(),
+            resource_server: None,
         }
     }
 }
@@ -85,6 +95,8 @@ impl Default for Options {
 pub struct Cluster {
     pub provider: OidcProvider,
     pub echo: Echo,
+    /// The upstream when `Options::resource_server` asked for it.
+    pub resource_server: Option<ResourceServer>,
     pub proxies: Vec<Proxy>,
     pub http: reqwest::Client,
     /// The replicas' configuration (the same for all), for more replicas as child processes.
@@ -147,7 +159,7 @@ impl Cluster {
             (None, false) => None,
         };
         let provider = OidcProvider::start_opts(&ProviderOptions {
-            dpop: Default::default(),
+            dpop: options.dpop.clone(),
             redirect_uri: format!("{first}/auth/callback"),
             post_logout_redirect_uri: format!("{first}/"),
             access_token_ttl_secs: options.access_ttl,
@@ -185,6 +197,24 @@ impl Cluster {
             (Credential::AssertionFile, None) => unreachable!("written above"),
         };
         let echo = Echo::start().await;
+        let resource_server = match options.resource_server {
+            Some(require_nonce) => Some(
+                ResourceServer::start(
+                    &provider.issuer,
+                    options
+                        .dpop
+                        .resource
+                        .as_deref()
+                        .expect("dpop.resource: the audience"),
+                    require_nonce,
+                )
+                .await,
+            ),
+            None => None,
+        };
+        let upstream = resource_server
+            .as_ref()
+            .map_or_else(|| echo.url(), |rs| rs.url().to_string());
         let coordination = match (&options.coordination_section, &options.redis_url) {
             (Some(section), _) => section.clone(),
             (None, Some(url)) => format!(
@@ -215,7 +245,7 @@ refresh_skew = "5s"
 {session}
 {coordination}"#,
             server = options.server,
-            upstream = echo.url(),
+            upstream = upstream,
             issuer = provider.issuer,
             idp = options.idp,
             session = options.session,
@@ -251,6 +281,7 @@ refresh_skew = "5s"
         Cluster {
             provider,
             echo,
+            resource_server,
             proxies,
             http: client(),
             toml,
