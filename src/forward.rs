@@ -29,7 +29,7 @@ use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use std::sync::Arc;
 use tokio::time::Instant;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 /// A request rewritten for the upstream, minus body and token: can be sent twice.
 struct Prepared {
@@ -356,6 +356,7 @@ pub async fn with_session(
         if nonce::resource_challenge(response.status(), response.headers()) {
             if let Some(bytes) = &replay {
                 app.metrics.dpop_nonce_challenge("upstream");
+                debug!("the upstream asked for a DPoP nonce; sending again with it");
                 if let Some(again) = prepared.request(full(bytes.clone()), Some(&credential)) {
                     result = send(app, upstream, again).await;
                     if let Ok(response) = &result {

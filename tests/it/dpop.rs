@@ -286,3 +286,59 @@ async fn without_dpop_nothing_changes_and_a_browser_proof_never_reaches_the_api(
         "the browser's DPoP header was dropped"
     );
 }
+
+#[tokio::test]
+async fn no_dpop_key_or_proof_in_logs_or_answers() {
+    let capture = crate::support::logs::capture();
+    let o = start(1, true, "").await;
+    let mut jar = o.login().await;
+    let mut seen = String::new();
+    let r = o.get(0, "/api/orders", &jar).await;
+    assert_eq!(r.status(), 200);
+    seen.push_str(&format!("{:?}", r.headers()));
+    seen.push_str(&r.text().await.expect("body"));
+    o.wait_for_expiry(&jar).await;
+    let r = o.get(0, "/api/orders", &jar).await;
+    assert_eq!(r.status(), 200);
+    jar.update(&r);
+    seen.push_str(&format!("{:?}", r.headers()));
+    let r = o.get(0, "/auth/session", &jar).await;
+    seen.push_str(&r.text().await.expect("session"));
+    let session = o.session(&jar);
+    let key = session.dpop.clone().expect("key");
+    seen.push_str(&format!("{session:?}{key:?}{:?}", o.proxies[0].app));
+    o.logout(0, &jar).await;
+
+    // The private scalar as sealed (after postcard's length byte), in base64url and hex.
+    let sealed = postcard::to_allocvec(&key).expect("key bytes");
+    let private = &sealed[sealed.len() - 96..][..32];
+    let hex: String = private.iter().map(|b| format!("{b:02x}")).collect();
+    let secrets = [
+        token_handler::b64::url_encode(private),
+        hex,
+        // Every proof starts with its header: `{"typ":"dpop+jwt",` in base64url.
+        token_handler::b64::url_encode(br#"{"typ":"dpop+jwt","#),
+        session.access_token.expose().to_string(),
+        session.refresh_token.expose().to_string(),
+    ];
+    let logs = capture.text();
+    assert!(
+        logs.contains("token endpoint answered"),
+        "IdP calls captured"
+    );
+    assert!(
+        logs.contains("the token endpoint asked for a DPoP nonce")
+            && logs.contains("the upstream asked for a DPoP nonce"),
+        "both nonce retries were captured"
+    );
+    for secret in &secrets {
+        assert!(
+            !logs.contains(secret.as_str()),
+            "a DPoP secret reached the logs"
+        );
+        assert!(
+            !seen.contains(secret.as_str()),
+            "a DPoP secret reached an answer or Debug"
+        );
+    }
+}
