@@ -6,7 +6,8 @@
 //! CSRF and refresh rules as the inline proxy decide (`request_session::admit`), and the answer
 //! is what each gateway acts on:
 //!
-//! - **200**, empty: allowed. `Authorization: Bearer …` and the route's identity headers, for
+//! - **200**, empty: allowed. `Authorization: Bearer …` (a DPoP-bound session: `Authorization:
+//!   DPoP …` and a `DPoP` proof for the original method and URL) and the route's identity headers, for
 //!   the gateway to copy upstream (no Bearer for an anonymous request; every identity header
 //!   of every route is named, empty when it has no value, so a gateway that copies only what
 //!   is present cannot pass a forged one on); `Set-Cookie` (a refreshed or
@@ -117,7 +118,13 @@ async fn verify<B>(app: &App, request: &Request<B>) -> Response<Body> {
         Ok(Admission::Session { fresh, cookies, .. }) => {
             let mut upstream_headers = Vec::new();
             let mut bearer = http::HeaderMap::new();
-            if headers::set_bearer(&mut bearer, fresh.session().access_token.expose()).is_err() {
+            let session = fresh.session();
+            let token = session.access_token.expose();
+            let set = match session.dpop.as_ref().filter(|_| session.dpop_bound) {
+                None => headers::set_bearer(&mut bearer, token).is_ok(),
+                Some(key) => dpop_headers(&mut bearer, token, key, &original),
+            };
+            if !set {
                 return error_response(
                     ErrorCode::UpstreamUnavailable,
                     "cannot pass this session's token on",
@@ -128,6 +135,28 @@ async fn verify<B>(app: &App, request: &Request<B>) -> Response<Body> {
                 upstream_headers.extend(app.routes.get(route).identity(fresh.session()));
             }
             allowed(blank_identity(app, upstream_headers), &cookies)
+        }
+    }
+}
+
+/// `Authorization: DPoP` and a proof for the original request's method and URL. The API's
+/// nonce challenges go to the gateway, not here: a proof carries no API nonce.
+fn dpop_headers(
+    out: &mut http::HeaderMap,
+    token: &str,
+    key: &crate::dpop::DpopKey,
+    original: &original::Original,
+) -> bool {
+    let Some(htu) = original.htu() else {
+        tracing::warn!("the gateway names no host: no DPoP proof can name the URL");
+        return false;
+    };
+    let now = crate::refresh::unix_now();
+    match key.proof(original.method.as_str(), &htu, Some(token), None, now) {
+        Ok(proof) => headers::set_dpop(out, token, &proof).is_ok(),
+        Err(e) => {
+            tracing::warn!(error = %e, "no DPoP proof for the upstream");
+            false
         }
     }
 }

@@ -27,6 +27,21 @@ pub struct Original {
     pub path: NormalPath<'static>,
     /// `host[:port]` the browser addressed, for the CSRF origin check.
     pub authority: Option<String>,
+    /// The scheme the browser used, as the gateway reports it (ingress-nginx's
+    /// `X-Original-URL`, else the gateway's `X-Forwarded-Proto`); `http` when it does not say.
+    pub scheme: &'static str,
+    /// The path as the gateway passes it on (not normalised, no query): what the API receives.
+    pub raw_path: String,
+}
+
+impl Original {
+    /// The URL the API receives, as a DPoP proof names it (RFC 9449 §4.2 `htu`): when the
+    /// gateway forwards the browser's Host and path unchanged (the configurations in the
+    /// README do).
+    pub fn htu(&self) -> Option<String> {
+        let authority = self.authority.as_deref()?;
+        Some(format!("{}://{authority}{}", self.scheme, self.raw_path))
+    }
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -60,6 +75,7 @@ fn required<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<&'a str, &
 impl Original {
     pub fn of<B>(request: &Request<B>, gateway: Gateway) -> Result<Original, &'static str> {
         let headers = request.headers();
+        let mut scheme = header(headers, "x-forwarded-proto");
         let (method, uri, authority): (&str, String, Option<String>) = match gateway {
             Gateway::Nginx => (
                 required(headers, "x-original-method")?,
@@ -69,6 +85,11 @@ impl Original {
             Gateway::IngressNginx => {
                 let url = url::Url::parse(required(headers, "x-original-url")?)
                     .map_err(|_| "X-Original-URL is not an absolute URL")?;
+                scheme = Some(if url.scheme() == "https" {
+                    "https"
+                } else {
+                    "http"
+                });
                 let authority = url.host_str().map(|host| match url.port() {
                     Some(port) => format!("{host}:{port}"),
                     None => host.to_string(),
@@ -103,15 +124,21 @@ impl Original {
             return Err("the original method is refused");
         }
         // The query plays no part in routing or the session: only the path.
-        let path = uri.split(['?', '#']).next().unwrap_or_default();
-        let path = normalize(path)
+        let raw_path = uri.split(['?', '#']).next().unwrap_or_default();
+        let path = normalize(raw_path)
             .map_err(|_| "the original path is refused (see the proxy's path rules)")?
             .into_owned();
         let authority = authority.map(|a| a.split(',').next().unwrap_or(&a).trim().to_string());
+        let scheme = match scheme.map(|s| s.split(',').next().unwrap_or(s).trim()) {
+            Some(s) if s.eq_ignore_ascii_case("https") => "https",
+            _ => "http",
+        };
         Ok(Original {
             method,
+            raw_path: raw_path.to_string(),
             path,
             authority,
+            scheme,
         })
     }
 }

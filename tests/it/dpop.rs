@@ -342,3 +342,97 @@ async fn no_dpop_key_or_proof_in_logs_or_answers() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beside_a_gateway_the_answer_carries_a_proof_for_the_original_call() {
+    let o = Cluster::build(Options {
+        replicas: 1,
+        credential: Credential::KeyFile {
+            kid: "client-es256",
+            jwk: true,
+        },
+        idp: "timeout = \"3s\"\ndpop = true\n".into(),
+        dpop: DpopOptions {
+            required: true,
+            nonce: true,
+            resource: Some(AUDIENCE.to_string()),
+        },
+        resource_server: Some(false),
+        tail: "[forward_auth]\nlisten = \"127.0.0.1:0\"\ngateway = \"nginx\"\n".into(),
+        ..Options::default()
+    })
+    .await;
+    let jar = o.login().await;
+    let key = o.session(&jar).dpop.expect("key");
+    let verify = o.proxies[0]
+        .verify_url
+        .clone()
+        .expect("forward-auth listener");
+    let public_host = "app.example.test";
+    let answer = o
+        .http
+        .get(format!("{verify}/verify"))
+        .header("x-original-method", "PUT")
+        .header("x-original-uri", "/api/orders/7?draft=1")
+        .header("x-forwarded-host", public_host)
+        .header("x-forwarded-proto", "https")
+        .header("cookie", jar.header())
+        .header("x-csrf", "1")
+        .send()
+        .await
+        .expect("verify");
+    assert_eq!(answer.status(), 200);
+    let authorization = answer.headers()["authorization"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    let proof = answer.headers()["dpop"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    assert!(authorization.starts_with("DPoP "), "{authorization}");
+    let claims: Value = serde_json::from_slice(
+        &token_handler::b64::url_decode(proof.split('.').nth(1).expect("payload")).expect("b64"),
+    )
+    .expect("claims");
+    assert_eq!(claims["htm"], "PUT");
+    assert_eq!(claims["htu"], format!("https://{public_host}/api/orders/7"));
+
+    // The gateway's call upstream with those headers, as nginx makes it (Host and scheme of
+    // the browser's request): the resource server accepts the proof made for it.
+    let send = |method: reqwest::Method, path: &str, proof: &str| {
+        o.http
+            .request(method, format!("{}{path}", rs(&o).url()))
+            .header("host", public_host)
+            .header("x-forwarded-proto", "https")
+            .header("authorization", authorization.as_str())
+            .header("dpop", proof)
+            .send()
+    };
+    let r = send(reqwest::Method::PUT, "/api/orders/7?draft=1", &proof)
+        .await
+        .expect("upstream");
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+    // The same answer replayed for another call is refused.
+    let token = authorization.trim_start_matches("DPoP ");
+    let now = token_handler::refresh::unix_now();
+    let fresh = key
+        .proof(
+            "PUT",
+            &format!("https://{public_host}/api/orders/7"),
+            Some(token),
+            None,
+            now,
+        )
+        .expect("proof");
+    let r = send(reqwest::Method::DELETE, "/api/orders/7", &fresh)
+        .await
+        .expect("upstream");
+    assert_eq!(r.status(), 401);
+    assert_eq!(json(r).await["reason"], "proof_htm");
+    let r = send(reqwest::Method::PUT, "/api/orders/7", &proof)
+        .await
+        .expect("upstream");
+    assert_eq!(r.status(), 401);
+    assert_eq!(json(r).await["reason"], "proof_jti_replay");
+}

@@ -49,6 +49,8 @@ pub struct Options {
     pub credential: Credential,
     /// The provider's DPoP and resource options.
     pub dpop: DpopOptions,
+    /// Whole sections after the others (`[forward_auth]`).
+    pub tail: String,
     /// The upstream is the DPoP resource server (`Some(require_nonce)`) for the audience
     /// `dpop.resource`, instead of the echo server.
     pub resource_server: Option<bool>,
@@ -88,6 +90,7 @@ impl Default for Options {
             credential: Credential::Secret,
             dpop: DpopOptions::default(),
             resource_server: None,
+            tail: String::new(),
         }
     }
 }
@@ -243,12 +246,14 @@ extra_authorize_params = {{ prompt = "consent" }}
 [session]
 refresh_skew = "5s"
 {session}
-{coordination}"#,
+{coordination}
+{tail}"#,
             server = options.server,
             upstream = upstream,
             issuer = provider.issuer,
             idp = options.idp,
             session = options.session,
+            tail = options.tail,
         );
         let mut proxies = Vec::new();
         for (i, listener) in listeners.into_iter().enumerate() {
