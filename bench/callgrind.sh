@@ -5,6 +5,7 @@
 #   bench/callgrind.sh session      # valid sealed session: open + Bearer + forward
 #   bench/callgrind.sh anonymous    # public path, no cookie
 #   bench/callgrind.sh session-ended  # as `session`, with a record of 100,000 ended sessions
+#   bench/callgrind.sh session-dpop   # as `session`, DPoP-bound: a proof signed per request
 # session-ended: the proxy also has `[coordination]` on a redis-server started here, whose
 # stream `th:{ended}:log` holds $ENDED entries (default 100,000; a third of each kind, random
 # digests, so none names the measured session) before the proxy starts, and the measured
@@ -22,8 +23,8 @@ source bench/need.sh
 need valgrind nginx wrk
 MODE="${1:-session}"
 case "$MODE" in
-  session | anonymous | session-ended) ;;
-  *) echo "usage: $0 session|anonymous|session-ended" >&2; exit 2 ;;
+  session | anonymous | session-ended | session-dpop) ;;
+  *) echo "usage: $0 session|anonymous|session-ended|session-dpop" >&2; exit 2 ;;
 esac
 ENDED="${ENDED:-100000}"
 [ "$MODE" != session-ended ] || need redis-server
@@ -67,6 +68,7 @@ NGINX=$!
 REDIS=""
 trap 'kill -TERM $NGINX $REDIS 2>/dev/null; wait $NGINX $REDIS 2>/dev/null || true' EXIT
 SEAL_ARGS=()
+[ "$MODE" != session-dpop ] || SEAL_ARGS=(--dpop)
 if [ "$MODE" = session-ended ]; then
   # Redis calls under valgrind are slow: a 1,000-entry XREAD must not time out (250 ms default).
   cat >> "$DIR/th.toml" <<EOF

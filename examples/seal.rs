@@ -5,7 +5,8 @@
 //!   TOKEN_HANDLER_COOKIE_KEYS=... cargo run --release --example seal [-- --sub S --sid S]
 //!
 //! Without `--sub`/`--sid` the session names no user nor IdP session, as before those fields
-//! existed; with them, the record of ended sessions has a digest to compute for each.
+//! existed; with them, the record of ended sessions has a digest to compute for each. With
+//! `--dpop` the session has a DPoP key and a DPoP-bound token: every call gets a proof.
 
 use token_handler::config::{SameSite, SessionConfig};
 use token_handler::crypto::KeyRing;
@@ -13,13 +14,17 @@ use token_handler::secret::{AccessToken, RefreshToken};
 use token_handler::session::{CookieCodec, Session};
 
 fn main() {
-    let (mut sub, mut sid) = (None, None);
+    let (mut sub, mut sid, mut dpop) = (None, None, false);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
+        if arg == "--dpop" {
+            dpop = true;
+            continue;
+        }
         let slot = match arg.as_str() {
             "--sub" => &mut sub,
             "--sid" => &mut sid,
-            _ => panic!("usage: seal [--sub S] [--sid S]"),
+            _ => panic!("usage: seal [--sub S] [--sid S] [--dpop]"),
         };
         *slot = Some(args.next().expect("a value after the flag"));
     }
@@ -59,6 +64,8 @@ fn main() {
         sub,
         sid,
         last_used_at: now,
+        dpop: dpop.then(|| token_handler::dpop::DpopKey::generate().expect("DPoP key")),
+        dpop_bound: dpop,
     };
     let pairs: Vec<String> = codec
         .seal(&session, now)

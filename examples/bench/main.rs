@@ -118,6 +118,8 @@ fn session(
         sub: None,
         sid: None,
         last_used_at: now,
+        dpop: None,
+        dpop_bound: false,
     }
 }
 
