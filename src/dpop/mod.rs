@@ -7,8 +7,11 @@
 //!
 //! The key is 96 bytes in the session: the private scalar and the public point's coordinates.
 //! Turning them into a signing key pair costs one scalar multiplication (ring checks that the
-//! two belong together); it is done once per decoded session, when the first proof is signed.
+//! two belong together), as much as a third of a proof: every request decodes its session
+//! afresh, so the ready pairs of the sessions in use are kept in a small bounded cache
+//! (`cache.rs`), found by the full 96 bytes.
 
+mod cache;
 pub mod nonce;
 
 use ring::rand::SystemRandom;
@@ -39,8 +42,9 @@ pub struct DpopKey {
 
 struct Inner {
     raw: [u8; RAW_LEN],
-    /// Built from `raw` at the first signature (`None`: the bytes are not a key pair).
-    pair: OnceLock<Option<EcdsaKeyPair>>,
+    /// Built from `raw` (or found in the cache) at the first signature (`None`: the bytes are
+    /// not a key pair).
+    pair: OnceLock<Option<Arc<EcdsaKeyPair>>>,
     /// The proof header, base64url-encoded: the same for every proof of this key.
     header: String,
     /// RFC 7638 JWK SHA-256 thumbprint, base64url (`cnf.jkt`, `dpop_jkt`).
@@ -83,6 +87,8 @@ impl DpopKey {
         if pair.public_key().as_ref()[1..] != key.inner.raw[32..] {
             return Err(DpopError::BadKey);
         }
+        let pair = Arc::new(pair);
+        cache::put(&key.inner.raw, &pair);
         let _ = key.inner.pair.set(Some(pair));
         Ok(key)
     }
@@ -118,18 +124,24 @@ impl DpopKey {
         self.inner
             .pair
             .get_or_init(|| {
+                if let Some(pair) = cache::get(&self.inner.raw) {
+                    return Some(pair);
+                }
                 let mut public = [0u8; 65];
                 public[0] = 0x04;
                 public[1..].copy_from_slice(&self.inner.raw[32..]);
-                EcdsaKeyPair::from_private_key_and_public_key(
+                let pair = EcdsaKeyPair::from_private_key_and_public_key(
                     &ECDSA_P256_SHA256_FIXED_SIGNING,
                     &self.inner.raw[..32],
                     &public,
                     &SystemRandom::new(),
                 )
                 .ok()
+                .map(Arc::new)?;
+                cache::put(&self.inner.raw, &pair);
+                Some(pair)
             })
-            .as_ref()
+            .as_deref()
             .ok_or(DpopError::BadKey)
     }
 

@@ -139,3 +139,27 @@ fn debug_shows_no_key_material() {
         "{shown}"
     );
 }
+
+#[test]
+fn the_cache_serves_only_the_same_bytes_and_stays_bounded() {
+    let key = DpopKey::generate().expect("key");
+    let decoded = DpopKey::from_raw(key.inner.raw);
+    // A decoded key finds its pair ready (the one `generate` made).
+    let found = cache::get(&key.inner.raw).expect("cached at generation");
+    assert!(std::ptr::eq(
+        decoded.pair().expect("pair"),
+        std::sync::Arc::as_ptr(&found)
+    ));
+    // Other bytes (same public half, another private scalar) never get that pair.
+    let mut raw = key.inner.raw;
+    raw[0] ^= 0x80;
+    assert!(cache::get(&raw).is_none());
+    assert_eq!(
+        DpopKey::from_raw(raw).proof("GET", "https://x/", None, None, 1),
+        Err(DpopError::BadKey)
+    );
+    for _ in 0..1100 {
+        DpopKey::generate().expect("key");
+    }
+    assert!(cache::len() <= 1024, "{}", cache::len());
+}
