@@ -7,6 +7,7 @@
 //! `TOKEN_HANDLER_COOKIE_KEYS[_FILE]` and the Redis ones
 //! (`TOKEN_HANDLER_REDIS_*`, see `redis_nodes.rs`).
 
+mod client_auth;
 mod coordination;
 mod csrf;
 mod forward_auth;
