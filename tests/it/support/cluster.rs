@@ -44,6 +44,8 @@ pub struct Options {
     pub expose_key: bool,
     /// How the proxies authenticate as the client.
     pub credential: Credential,
+    /// The provider's client must use pushed authorization requests (RFC 9126).
+    pub require_par: bool,
 }
 
 /// How the proxies authenticate at the provider.
@@ -78,6 +80,7 @@ impl Default for Options {
             backchannel_uri: None,
             expose_key: false,
             credential: Credential::Secret,
+            require_par: false,
         }
     }
 }
@@ -154,6 +157,7 @@ impl Cluster {
             backchannel_logout_uri,
             expose_signing_key: options.expose_key,
             private_key_jwt: options.credential != Credential::Secret,
+            require_par: options.require_par,
         })
         .await;
         let credential_file = match &options.credential {
