@@ -146,9 +146,11 @@ fn main() -> ExitCode {
                     .map(|(kid, role)| format!("{kid} {role}"))
                     .collect();
                 println!(
-                    "{}: OK (cookie keys: {}; client authentication: {})",
+                    "{}: OK (cookie keys: {}; pushed authorization requests: {}; client \
+                     authentication: {})",
                     config.display(),
                     roles.join(", "),
+                    pushed_authorization(&loaded),
                     client_authentication(&loaded)
                 );
                 ExitCode::SUCCESS
@@ -219,6 +221,29 @@ fn client_authentication(config: &Config) -> String {
             ),
             (None, None) => "private_key_jwt".to_string(),
         },
+    }
+}
+
+/// When logins use PAR (RFC 9126), as far as the config tells: discovery may add the endpoint.
+fn pushed_authorization(config: &Config) -> String {
+    use token_handler::config::{Dialect, PushedAuthorization};
+    let idp = &config.idp;
+    let endpoint = idp.pushed_authorization_request_endpoint.as_ref();
+    if idp.dialect == Dialect::TokenIdp {
+        return "none (TokenIDP has no PAR endpoint)".to_string();
+    }
+    match (idp.pushed_authorization, endpoint) {
+        (PushedAuthorization::Never, _) => {
+            "never (unless the IdP advertises that it requires them)".to_string()
+        }
+        (PushedAuthorization::Auto, None) => {
+            "when the IdP's discovery document advertises its endpoint".to_string()
+        }
+        (PushedAuthorization::Auto, Some(url)) => format!("yes, at {url}"),
+        (PushedAuthorization::Always, None) => {
+            "always, at the endpoint discovery must advertise".to_string()
+        }
+        (PushedAuthorization::Always, Some(url)) => format!("always, at {url}"),
     }
 }
 

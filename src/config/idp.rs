@@ -1,6 +1,7 @@
 //! `[idp]`: the identity provider's endpoints, who this proxy is there, and what it asks for.
 
 pub use super::client_auth::{AssertionAudience, ClientAuth};
+pub use super::par::PushedAuthorization;
 use super::raw;
 use super::validate::Problems;
 use std::path::PathBuf;
@@ -42,6 +43,9 @@ pub struct IdpConfig {
     pub redirect_uri: Url,
     pub post_logout_redirect_uri: Option<String>,
     pub extra_authorize_params: Vec<(String, String)>,
+    pub pushed_authorization: PushedAuthorization,
+    /// The PAR endpoint, for providers configured without discovery.
+    pub pushed_authorization_request_endpoint: Option<Url>,
     /// Send `id_token_hint` (the ID token, in a URL) to the end-session endpoint. Off by
     /// default: it puts a token in the browser and a URL; `client_id` identifies us instead.
     pub logout_id_token_hint: bool,
@@ -61,6 +65,8 @@ const RESERVED_AUTHORIZE_PARAMS: &[&str] = &[
     "nonce",
     "code_challenge",
     "code_challenge_method",
+    // With PAR, the browser's only other parameter.
+    "request_uri",
 ];
 
 pub(super) fn idp(r: raw::Idp, has_secret: bool, has_key: bool, p: &mut Problems) -> IdpConfig {
@@ -126,6 +132,13 @@ pub(super) fn idp(r: raw::Idp, has_secret: bool, has_key: bool, p: &mut Problems
             Url::parse("https://redirect-uri.invalid/auth/callback").expect("static URL")
         }
     };
+    let (pushed_authorization, pushed_authorization_request_endpoint) = super::par::pushed(
+        dialect,
+        issuer.is_some(),
+        r.pushed_authorization,
+        r.pushed_authorization_request_endpoint,
+        p,
+    );
     let max_response_bytes = r.max_response_bytes.unwrap_or(256 * 1024);
     if max_response_bytes < 1024 {
         p.push("idp.max_response_bytes: must be at least 1024");
@@ -152,6 +165,8 @@ pub(super) fn idp(r: raw::Idp, has_secret: bool, has_key: bool, p: &mut Problems
         redirect_uri,
         post_logout_redirect_uri: r.post_logout_redirect_uri,
         extra_authorize_params: extra,
+        pushed_authorization,
+        pushed_authorization_request_endpoint,
         logout_id_token_hint: r.logout_id_token_hint.unwrap_or(false),
         timeout: p.duration("idp.timeout", r.timeout, Duration::from_secs(10)),
         max_response_bytes,

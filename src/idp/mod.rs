@@ -12,6 +12,7 @@ mod discovery;
 mod id_token;
 pub mod logout_token;
 mod oauth2;
+mod par;
 mod response;
 mod revoke;
 mod tokenidp;
@@ -20,6 +21,7 @@ pub use client::IdpClient;
 pub use discovery::Metadata;
 pub use id_token::IdTokenError;
 pub use logout_token::{LogoutToken, LogoutTokenError};
+pub use par::PushedRequest;
 pub use response::unverified_lifetime;
 
 use crate::secret::{AccessToken, AuthCode, CodeVerifier, IdToken, RefreshToken};
