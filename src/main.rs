@@ -236,8 +236,12 @@ fn pushed_authorization(config: &Config) -> String {
         (PushedAuthorization::Never, _) => {
             "never (unless the IdP advertises that it requires them)".to_string()
         }
-        (PushedAuthorization::Auto, None) => {
+        (PushedAuthorization::Auto, None) if token_handler::idp::needs_discovery(idp) => {
             "when the IdP's discovery document advertises its endpoint".to_string()
+        }
+        (PushedAuthorization::Auto, None) => {
+            "none (no endpoint configured, and every other one is: nothing is discovered)"
+                .to_string()
         }
         (PushedAuthorization::Auto, Some(url)) => format!("yes, at {url}"),
         (PushedAuthorization::Always, None) => {

@@ -18,7 +18,7 @@ mod revoke;
 mod tokenidp;
 
 pub use client::IdpClient;
-pub use discovery::Metadata;
+pub use discovery::{needs_discovery, Metadata};
 pub use id_token::IdTokenError;
 pub use logout_token::{LogoutToken, LogoutTokenError};
 pub use par::PushedRequest;

@@ -240,6 +240,19 @@ fn check_names_pushed_authorization_and_refuses_what_cannot_work() {
         "{out}"
     );
     let (code, out, err) = check_idp(
+        "par-configured-endpoints",
+        "oauth2",
+        "token_endpoint = \"https://idp.example.com/token\"\n\
+         authorization_endpoint = \"https://idp.example.com/auth\"\n\
+         jwks_uri = \"https://idp.example.com/jwks\"",
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("pushed authorization requests: none (no endpoint configured"),
+        "{out}"
+    );
+    let (code, out, err) = check_idp(
         "par-explicit",
         "oauth2",
         "pushed_authorization = \"always\"\n\
