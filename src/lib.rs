@@ -25,6 +25,7 @@
 //!               reads a request's cookies back; cookie_header.rs: the `Cookie` header as bytes
 //! idp/          TokenClient + one file per dialect (tokenidp.rs, oauth2.rs); typed IdpError;
 //!               credentials.rs: a secret, or a client assertion signed or read per call
+//!               par.rs: pushed authorization requests (RFC 9126) for /auth/login
 //! coordination/ cross-replica refresh on Redis (optional): mod.rs the protocol (leases,
 //!               results, spent markers), redis.rs bounded calls, connect.rs standalone /
 //!               Sentinel / Cluster

@@ -151,9 +151,11 @@ fn main() -> ExitCode {
                     "Bearer"
                 };
                 println!(
-                    "{}: OK (cookie keys: {}; client authentication: {}; tokens: {tokens})",
+                    "{}: OK (cookie keys: {}; pushed authorization requests: {}; client \
+                     authentication: {}; tokens: {tokens})",
                     config.display(),
                     roles.join(", "),
+                    pushed_authorization(&loaded),
                     client_authentication(&loaded)
                 );
                 ExitCode::SUCCESS
@@ -224,6 +226,33 @@ fn client_authentication(config: &Config) -> String {
             ),
             (None, None) => "private_key_jwt".to_string(),
         },
+    }
+}
+
+/// When logins use PAR (RFC 9126), as far as the config tells: discovery may add the endpoint.
+fn pushed_authorization(config: &Config) -> String {
+    use token_handler::config::{Dialect, PushedAuthorization};
+    let idp = &config.idp;
+    let endpoint = idp.pushed_authorization_request_endpoint.as_ref();
+    if idp.dialect == Dialect::TokenIdp {
+        return "none (TokenIDP has no PAR endpoint)".to_string();
+    }
+    match (idp.pushed_authorization, endpoint) {
+        (PushedAuthorization::Never, _) => {
+            "never (unless the IdP advertises that it requires them)".to_string()
+        }
+        (PushedAuthorization::Auto, None) if token_handler::idp::needs_discovery(idp) => {
+            "when the IdP's discovery document advertises its endpoint".to_string()
+        }
+        (PushedAuthorization::Auto, None) => {
+            "none (no endpoint configured, and every other one is: nothing is discovered)"
+                .to_string()
+        }
+        (PushedAuthorization::Auto, Some(url)) => format!("yes, at {url}"),
+        (PushedAuthorization::Always, None) => {
+            "always, at the endpoint discovery must advertise".to_string()
+        }
+        (PushedAuthorization::Always, Some(url)) => format!("always, at {url}"),
     }
 }
 

@@ -47,6 +47,7 @@ pub struct Metrics {
     pub upstream_seconds: Histogram,
     pub refreshes: Family<OutcomeLabel, Counter>,
     pub token_seconds: HistogramFamily<GrantLabel>,
+    pub par_seconds: HistogramFamily<OutcomeLabel>,
     pub logins: Family<OutcomeLabel, Counter>,
     pub logouts: Family<OutcomeLabel, Counter>,
     pub csrf_refusals: Family<ReasonLabel, Counter>,
@@ -106,6 +107,13 @@ impl Metrics {
             "idp_token_seconds",
             "Latency of the IdP's /token endpoint, by grant",
             token_seconds.clone(),
+        );
+        let par_seconds: HistogramFamily<OutcomeLabel> =
+            Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "idp_par_seconds",
+            "Latency of the IdP's pushed authorization request endpoint (RFC 9126, one call per login with PAR), by outcome: pushed, refused, unavailable",
+            par_seconds.clone(),
         );
         let logins = Family::<OutcomeLabel, Counter>::default();
         registry.register(
@@ -198,6 +206,7 @@ impl Metrics {
             upstream_seconds,
             refreshes,
             token_seconds,
+            par_seconds,
             logins,
             logouts,
             csrf_refusals,

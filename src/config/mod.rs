@@ -7,11 +7,13 @@
 //! `TOKEN_HANDLER_COOKIE_KEYS[_FILE]` and the Redis ones
 //! (`TOKEN_HANDLER_REDIS_*`, see `redis_nodes.rs`).
 
+mod client_auth;
 mod coordination;
 mod csrf;
 mod forward_auth;
 mod idp;
 mod log;
+mod par;
 mod proxy;
 mod raw;
 mod redis_nodes;
@@ -31,7 +33,7 @@ use std::sync::Arc;
 pub use coordination::CoordinationConfig;
 pub use csrf::CsrfConfig;
 pub use forward_auth::{ForwardAuthConfig, Gateway};
-pub use idp::{AssertionAudience, ClientAuth, Dialect, IdpConfig};
+pub use idp::{AssertionAudience, ClientAuth, Dialect, IdpConfig, PushedAuthorization};
 pub use log::{LogConfig, LogFormat};
 pub use proxy::{BrowserAuthorization, ProxyConfig};
 pub use redis_nodes::{RedisAuth, RedisTopology};

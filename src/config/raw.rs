@@ -58,6 +58,8 @@ pub struct Idp {
     pub redirect_uri: Option<String>,
     pub post_logout_redirect_uri: Option<String>,
     pub extra_authorize_params: Option<toml::Table>,
+    pub pushed_authorization: Option<String>,
+    pub pushed_authorization_request_endpoint: Option<String>,
     pub logout_id_token_hint: Option<bool>,
     pub dpop: Option<bool>,
     pub timeout: Option<String>,

@@ -35,7 +35,7 @@ where
     }
     let request = &request;
     match (rest, request.method()) {
-        ("/login", &Method::GET) => login::login(app, request),
+        ("/login", &Method::GET) => login::login(app, request).await,
         ("/callback", &Method::GET) => callback::callback(app, request).await,
         ("/session", &Method::GET) => session::session(app, request).await,
         ("/logout", &Method::POST) => logout::logout(app, request, authority).await,

@@ -10,7 +10,7 @@ use super::id_token::JwksCache;
 use super::response;
 use super::{oauth2, tokenidp, Grant, IdpError, TokenResponse, Transient};
 use crate::client_key::ClientKey;
-use crate::config::{ClientAuth, Dialect, IdpConfig};
+use crate::config::{ClientAuth, Dialect, IdpConfig, PushedAuthorization};
 use crate::dpop::nonce::{NonceCache, DPOP, DPOP_NONCE};
 use crate::dpop::DpopKey;
 use crate::metrics::{GrantLabel, Metrics};
@@ -87,6 +87,10 @@ impl IdpClient {
         &self.http
     }
 
+    pub(super) fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
     pub(super) fn secret(&self) -> Option<Arc<ClientSecret>> {
         match self.config.client_auth {
             ClientAuth::Basic | ClientAuth::Body => self.secret.load_full(),
@@ -126,7 +130,20 @@ impl IdpClient {
                 .and_then(|doc| discovery::resolve(&self.config, Some(&doc)));
             match result {
                 Ok(metadata) => {
-                    info!(token_endpoint = %metadata.token_endpoint, "IdP metadata discovered");
+                    info!(
+                        token_endpoint = %metadata.token_endpoint,
+                        pushed_authorization = metadata.par_endpoint.is_some(),
+                        "IdP metadata discovered"
+                    );
+                    if metadata.par_required
+                        && self.config.pushed_authorization == PushedAuthorization::Never
+                    {
+                        warn!(
+                            "idp.pushed_authorization = \"never\", but the provider requires \
+                             pushed authorization requests (require_pushed_authorization_requests): \
+                             logins use PAR anyway"
+                        );
+                    }
                     self.set_metadata(metadata);
                 }
                 Err(e) => {

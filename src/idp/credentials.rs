@@ -37,19 +37,23 @@ impl Credentials {
         client_id: &str,
         form: &mut url::form_urlencoded::Serializer<'_, String>,
     ) {
+        if !matches!(self, Credentials::Basic(_)) {
+            form.append_pair("client_id", client_id);
+        }
+        self.append_proof(form);
+    }
+
+    /// The proof alone (a secret, or an assertion and its type), for a form that names the
+    /// client already (a pushed authorization request carries `client_id` as a parameter).
+    pub(super) fn append_proof(&self, form: &mut url::form_urlencoded::Serializer<'_, String>) {
         match self {
-            Credentials::Basic(_) => {}
+            Credentials::Basic(_) | Credentials::None => {}
             Credentials::Body(secret) => {
-                form.append_pair("client_id", client_id);
                 form.append_pair("client_secret", secret.expose());
             }
             Credentials::Assertion(assertion) => {
-                form.append_pair("client_id", client_id);
                 form.append_pair("client_assertion_type", ASSERTION_TYPE);
                 form.append_pair("client_assertion", assertion.expose());
-            }
-            Credentials::None => {
-                form.append_pair("client_id", client_id);
             }
         }
     }

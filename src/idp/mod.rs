@@ -12,14 +12,16 @@ mod discovery;
 mod id_token;
 pub mod logout_token;
 mod oauth2;
+mod par;
 mod response;
 mod revoke;
 mod tokenidp;
 
 pub use client::IdpClient;
-pub use discovery::Metadata;
+pub use discovery::{needs_discovery, Metadata};
 pub use id_token::IdTokenError;
 pub use logout_token::{LogoutToken, LogoutTokenError};
+pub use par::PushedRequest;
 pub use response::unverified_lifetime;
 
 use crate::secret::{AccessToken, AuthCode, CodeVerifier, IdToken, RefreshToken};

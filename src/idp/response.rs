@@ -156,7 +156,8 @@ pub(super) fn token_object(object: &Map<String, Value>) -> Result<TokenResponse,
     })
 }
 
-fn classify_failure(status: u16, rejection: Option<(Rejection, String)>) -> IdpError {
+/// A failed answer: a refusal when the IdP said so in its error shape, transient otherwise.
+pub(super) fn classify_failure(status: u16, rejection: Option<(Rejection, String)>) -> IdpError {
     match (status, rejection) {
         (400 | 401, Some((reason, detail))) => IdpError::Rejected {
             reason,

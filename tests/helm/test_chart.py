@@ -33,6 +33,9 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable
 
+sys.dont_write_bytecode = True  # no __pycache__ beside the tests (client_auth_checks)
+import client_auth_checks  # noqa: E402 - the chart's client authentication, beside this file
+
 try:
     import helm_python as helm
     import kubernetes_validate
@@ -954,6 +957,9 @@ def main() -> int:
                 refused({"token-handler": {"config": {"idp": {"dialect": "saml"}}}}, "dialect", chart=parent)
 
             check("example-parent: sidecar, volumes, checksum and grace from the subchart; its schema applies", parent_shape)
+
+    # -- client authentication without a secret: a client key, workload identity ---------------
+    client_auth_checks.run(sys.modules[__name__])
 
     # -- values the schema (or a template) refuses ---------------------------------------------
     bad = [

@@ -158,6 +158,7 @@ async fn tokens_signed_with_the_exposed_key_verify_with_the_published_jwks() {
         backchannel_logout_uri: Some("http://127.0.0.1:9/auth/backchannel-logout".into()),
         expose_signing_key: true,
         private_key_jwt: false,
+        require_par: false,
     })
     .await;
     let jwk = provider.signing_key.as_ref().expect("the exposed JWK");

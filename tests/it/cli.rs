@@ -240,6 +240,58 @@ fn check_names_the_client_authentication_in_force() {
     );
 }
 
+#[test]
+fn check_names_pushed_authorization_and_refuses_what_cannot_work() {
+    let (code, out, err) = check_idp("par-auto", "oauth2", "", &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(
+            "pushed authorization requests: when the IdP's discovery document advertises its \
+             endpoint"
+        ),
+        "{out}"
+    );
+    let (code, out, err) = check_idp(
+        "par-configured-endpoints",
+        "oauth2",
+        "token_endpoint = \"https://idp.example.com/token\"\n\
+         authorization_endpoint = \"https://idp.example.com/auth\"\n\
+         jwks_uri = \"https://idp.example.com/jwks\"",
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("pushed authorization requests: none (no endpoint configured"),
+        "{out}"
+    );
+    let (code, out, err) = check_idp(
+        "par-explicit",
+        "oauth2",
+        "pushed_authorization = \"always\"\n\
+         pushed_authorization_request_endpoint = \"https://idp.example.com/par\"",
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("pushed authorization requests: always, at https://idp.example.com/par"),
+        "{out}"
+    );
+    let (code, _, err) = check_idp(
+        "par-tokenidp",
+        "tokenidp",
+        "pushed_authorization = \"always\"",
+        &[],
+    );
+    assert_eq!(code, 64);
+    assert!(
+        err.contains(
+            "idp.pushed_authorization: \"always\" is not possible with TokenIDP: it has no \
+             pushed authorization request endpoint (RFC 9126)"
+        ),
+        "{err}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_an_in_flight_request_then_exits_0() {
     let idp = start_idp(Flavor::TokenIdpServer.style()).await;

@@ -8,12 +8,16 @@ use crate::support::oidc_provider::OIDC_CLIENT_ID;
 use crate::support::*;
 use std::collections::HashSet;
 
+/// Logins take the classic redirect here: these tests follow the assertions of the code
+/// exchange, refreshes and revocation call by call, and a pushed login (par.rs) adds one, with a
+/// second use of a platform token's `jti` that the provider refuses.
 async fn start(credential: Credential, server: &str) -> Cluster {
     Cluster::build(Options {
         replicas: 1,
         access_ttl: 4,
         credential,
         server: server.to_string(),
+        idp: "timeout = \"3s\"\npushed_authorization = \"never\"\n".into(),
         ..Options::default()
     })
     .await

@@ -30,6 +30,7 @@ async fn dpop_provider() -> OidcProvider {
         backchannel_logout_uri: None,
         expose_signing_key: false,
         private_key_jwt: false,
+        require_par: false,
     })
     .await
 }

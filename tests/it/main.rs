@@ -31,6 +31,7 @@ mod login_oidc_provider;
 mod login_tokenidp;
 mod no_demo;
 mod observability;
+mod par;
 mod properties;
 mod proxy_behaviour;
 mod refresh_conformance;

@@ -39,6 +39,11 @@
 //                             {route, alg, kid, claims}). A second client, "test-inspector" with
 //                             the CLIENT_SECRET and client_secret_basic, lets tests introspect.
 //                             Default "client_secret_basic".
+//   REQUIRE_PAR               "1": the client is registered with
+//                             `require_pushed_authorization_requests` (RFC 9126 §6): its
+//                             authorization requests must come through the PAR endpoint
+//                             (`/request`, advertised by discovery as oidc-provider 9.x enables
+//                             PAR by default); a classic one gets `invalid_request`.
 //   EXPOSE_SIGNING_KEY        "1": the stdout line also carries the private signing key (JWK and
 //                             PKCS#8 PEM), so tests can sign crafted tokens with the very key the
 //                             JWKS (/jwks) publishes. Test use only.
@@ -81,6 +86,7 @@ const CLIENT_SECRET = process.env.CLIENT_SECRET || 'oidc-provider-secret';
 const ROTATE_REFRESH_TOKEN = (process.env.ROTATE_REFRESH_TOKEN || '1') !== '0';
 const BACKCHANNEL_LOGOUT_URI = process.env.BACKCHANNEL_LOGOUT_URI || undefined;
 const EXPOSE_SIGNING_KEY = process.env.EXPOSE_SIGNING_KEY === '1';
+const REQUIRE_PAR = process.env.REQUIRE_PAR === '1';
 const CLIENT_AUTH = process.env.CLIENT_AUTH || 'client_secret_basic';
 if (!['client_secret_basic', 'private_key_jwt'].includes(CLIENT_AUTH)) {
   fail(`CLIENT_AUTH must be client_secret_basic or private_key_jwt, got ${CLIENT_AUTH}`);
@@ -133,6 +139,7 @@ const configuration = {
       ...(BACKCHANNEL_LOGOUT_URI
         ? { backchannel_logout_uri: BACKCHANNEL_LOGOUT_URI, backchannel_logout_session_required: true }
         : {}),
+      ...(REQUIRE_PAR ? { require_pushed_authorization_requests: true } : {}),
     },
     ...(PRIVATE_KEY_JWT
       ? [{

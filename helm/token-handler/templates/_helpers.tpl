@@ -6,7 +6,8 @@ chart that depends on this one calls them with `(index .Subcharts "token-handler
 exactly the names, config and checksum this chart renders. The public ones, for such charts:
 
   token-handler.sidecar                        the container (a list item for `containers:`)
-  token-handler.volumes                        its volumes (list items for `volumes:`)
+  token-handler.volumes                        its volumes (list items for `volumes:`), the
+                                               client key's or ServiceAccount token's included
   token-handler.podAnnotations                 checksum/config (a map for pod annotations)
   token-handler.terminationGracePeriodSeconds  a number that covers preStop + drain
 */}}
@@ -59,9 +60,11 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- default (include "token-handler.fullname" .) .Values.secrets.existingSecret }}
 {{- end }}
 
-{{/* Whether the proxy gets a client secret file: "true" or "". */}}
+{{/* Whether the proxy gets a client secret file: "true" or "" (never with a client key or
+workload identity, _client_auth.tpl). */}}
 {{- define "token-handler.hasClientSecret" -}}
-{{- if .Values.secrets.existingSecret }}
+{{- if include "token-handler.clientAuthSource" . }}
+{{- else if .Values.secrets.existingSecret }}
 {{- if .Values.secrets.clientSecretKey }}true{{ end }}
 {{- else if .Values.secrets.clientSecret }}true
 {{- end }}
@@ -154,6 +157,12 @@ the gateway forwards).
 {{- $_ := set $cfg "forward_auth" $fa }}
 {{- else if kindIs "map" (get $cfg "forward_auth") }}
 {{- fail (printf "config.forward_auth: only in mode forward-auth (mode is %s); the chart writes [forward_auth] listen from ports.verify" .Values.mode) }}
+{{- end }}
+{{- include "token-handler.clientAuthCheck" . }}
+{{- if eq (include "token-handler.clientAuthSource" .) "workload" }}
+{{- $idp := get $cfg "idp" | default dict }}
+{{- $_ := set $idp "client_assertion_file" .Values.idp.workloadIdentity.path }}
+{{- $_ := set $cfg "idp" $idp }}
 {{- end }}
 {{- $upstream := get $cfg "upstream" | default dict }}
 {{- if get $upstream "url" }}
@@ -326,6 +335,7 @@ The token-handler container, as a list item: `containers:` then
     - name: {{ .env }}
       value: {{ printf "%s/%s" (include "token-handler.secretDir" $) .key | quote }}
     {{- end }}
+    {{- include "token-handler.clientAuthEnv" . | nindent 4 }}
     {{- with .Values.sidecar.env }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
@@ -376,6 +386,7 @@ The token-handler container, as a list item: `containers:` then
     - name: token-handler-secrets
       mountPath: {{ include "token-handler.secretDir" . }}
       readOnly: true
+    {{- include "token-handler.clientAuthVolumeMounts" . | nindent 4 }}
     {{- with .Values.sidecar.extraVolumeMounts }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
@@ -390,4 +401,5 @@ The token-handler container, as a list item: `containers:` then
   secret:
     secretName: {{ include "token-handler.secretName" . }}
     defaultMode: 292  # 0444 (decimal, so no YAML parser reads it as 444)
+{{- include "token-handler.clientAuthVolumes" . }}
 {{- end }}

@@ -54,6 +54,8 @@ pub struct Options {
     /// The upstream is the DPoP resource server (`Some(require_nonce)`) for the audience
     /// `dpop.resource`, instead of the echo server.
     pub resource_server: Option<bool>,
+    /// The provider's client must use pushed authorization requests (RFC 9126).
+    pub require_par: bool,
 }
 
 /// How the proxies authenticate at the provider.
@@ -91,6 +93,7 @@ impl Default for Options {
             dpop: DpopOptions::default(),
             resource_server: None,
             tail: String::new(),
+            require_par: false,
         }
     }
 }
@@ -170,6 +173,7 @@ impl Cluster {
             backchannel_logout_uri,
             expose_signing_key: options.expose_key,
             private_key_jwt: options.credential != Credential::Secret,
+            require_par: options.require_par,
         })
         .await;
         let credential_file = match &options.credential {

@@ -55,6 +55,9 @@ pub struct ProviderOptions {
     /// generates its keys ([`OidcProvider::client_key`]) and records the client assertions it
     /// accepts ([`OidcProvider::client_assertions`]).
     pub private_key_jwt: bool,
+    /// The client must push its authorization requests (RFC 9126,
+    /// `require_pushed_authorization_requests`); a classic one is refused.
+    pub require_par: bool,
 }
 
 /// The provider's DPoP (RFC 9449) and resource-indicator (RFC 8707) options (tests/oidc/server.js
@@ -127,6 +130,7 @@ impl OidcProvider {
             backchannel_logout_uri: None,
             expose_signing_key: false,
             private_key_jwt: false,
+            require_par: false,
         })
         .await
     }
@@ -174,7 +178,8 @@ impl OidcProvider {
             .env(
                 "EXPOSE_SIGNING_KEY",
                 if options.expose_signing_key { "1" } else { "0" },
-            );
+            )
+            .env("REQUIRE_PAR", if options.require_par { "1" } else { "0" });
         match &options.backchannel_logout_uri {
             Some(uri) => command.env("BACKCHANNEL_LOGOUT_URI", uri),
             None => command.env_remove("BACKCHANNEL_LOGOUT_URI"),
@@ -418,6 +423,13 @@ pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jw
 /// A few random hex digits (unique `jti`s across calls).
 fn rand_suffix() -> String {
     format!("{:016x}", rand::random::<u64>())
+}
+
+impl OidcProvider {
+    /// Stops the provider and waits until the process is gone (its port refuses connections).
+    pub async fn stop(&mut self) {
+        let _ = self.child.kill().await;
+    }
 }
 
 impl Drop for OidcProvider {
