@@ -37,6 +37,8 @@ try:
     import helm_python as helm
     import kubernetes_validate
     import yaml
+
+    import test_monitoring  # tests/helm/test_monitoring.py: the dashboard and the alerts
 except ImportError as e:  # pragma: no cover - environment problem, not a test failure
     sys.exit(f"missing Python package ({e}): pip install -r tests/helm/requirements.txt")
 
@@ -114,7 +116,9 @@ class Rendered:
         return found[0]
 
     def toml_text(self) -> str:
-        return self.one("ConfigMap")["data"]["token-handler.toml"]
+        # The proxy's ConfigMap, not the Grafana dashboard's (grafanaDashboard.enabled).
+        (config,) = [c for c in self.all("ConfigMap") if "token-handler.toml" in c.get("data", {})]
+        return config["data"]["token-handler.toml"]
 
     def toml(self) -> dict:
         return tomllib.loads(self.toml_text())
@@ -160,6 +164,9 @@ def validate_manifests(r: Rendered) -> str:
     checked = []
     for obj in r.objects:
         data = {k: v for k, v in obj.items() if k != "__source"}
+        if data["kind"] == "PrometheusRule":
+            checked.append(f"PrometheusRule({test_monitoring.check_prometheus_rule(data)})")
+            continue
         if data["apiVersion"] == "monitoring.coreos.com/v1":
             check_service_monitor(r, data)
             checked.append(f"{data['kind']}(structure)")
@@ -954,6 +961,9 @@ def main() -> int:
                 refused({"token-handler": {"config": {"idp": {"dialect": "saml"}}}}, "dialect", chart=parent)
 
             check("example-parent: sidecar, volumes, checksum and grace from the subchart; its schema applies", parent_shape)
+
+    # -- the Grafana dashboard and the PrometheusRule (tests/helm/test_monitoring.py) ------------
+    test_monitoring.scenarios(sys.modules[__name__])
 
     # -- values the schema (or a template) refuses ---------------------------------------------
     bad = [
