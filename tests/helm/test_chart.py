@@ -40,6 +40,8 @@ try:
     import helm_python as helm
     import kubernetes_validate
     import yaml
+
+    import test_monitoring  # tests/helm/test_monitoring.py: the dashboard and the alerts
 except ImportError as e:  # pragma: no cover - environment problem, not a test failure
     sys.exit(f"missing Python package ({e}): pip install -r tests/helm/requirements.txt")
 
@@ -117,7 +119,9 @@ class Rendered:
         return found[0]
 
     def toml_text(self) -> str:
-        return self.one("ConfigMap")["data"]["token-handler.toml"]
+        # The proxy's ConfigMap, not the Grafana dashboard's (grafanaDashboard.enabled).
+        (config,) = [c for c in self.all("ConfigMap") if "token-handler.toml" in c.get("data", {})]
+        return config["data"]["token-handler.toml"]
 
     def toml(self) -> dict:
         return tomllib.loads(self.toml_text())
@@ -163,6 +167,9 @@ def validate_manifests(r: Rendered) -> str:
     checked = []
     for obj in r.objects:
         data = {k: v for k, v in obj.items() if k != "__source"}
+        if data["kind"] == "PrometheusRule":
+            checked.append(f"PrometheusRule({test_monitoring.check_prometheus_rule(data)})")
+            continue
         if data["apiVersion"] == "monitoring.coreos.com/v1":
             check_service_monitor(r, data)
             checked.append(f"{data['kind']}(structure)")
@@ -960,6 +967,8 @@ def main() -> int:
 
     # -- client authentication without a secret: a client key, workload identity ---------------
     client_auth_checks.run(sys.modules[__name__])
+    # -- the Grafana dashboard and the PrometheusRule (tests/helm/test_monitoring.py) ------------
+    test_monitoring.scenarios(sys.modules[__name__])
 
     # -- values the schema (or a template) refuses ---------------------------------------------
     bad = [

@@ -29,6 +29,7 @@ mod helm_chart;
 mod leaks;
 mod login_oidc_provider;
 mod login_tokenidp;
+mod monitoring;
 mod no_demo;
 mod observability;
 mod par;

@@ -10,6 +10,7 @@ pub mod logs;
 pub mod nginx;
 pub mod nginx_gateway;
 pub mod oidc_provider;
+pub mod promql;
 pub mod provider_browser;
 pub mod redis_cluster;
 pub mod redis_nodes;
