@@ -6,7 +6,8 @@
 #     redis-tools (redis-cli, which joins the Redis Cluster of the topology tests), nginx (the
 #     gateway of the forward-auth tests). The tests run redis-server and nginx themselves, on
 #     free ports: their packages are installed without starting them as services.
-#   - npm packages from the lockfiles in tests/browser and tests/oidc
+#   - npm packages from the lockfiles in tests/browser, tests/oidc and clients/js (TypeScript, for
+#     the check that the committed clients/js/dist is what it builds)
 #   - a Python venv (target/venv) with tests/helm/requirements.txt for the Helm chart tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,7 +38,7 @@ if [ "${#need_apt[@]}" -gt 0 ]; then
   [ "$status" -eq 0 ] || exit "$status"
 fi
 
-for dir in tests/browser tests/oidc; do
+for dir in tests/browser tests/oidc clients/js; do
   # Reinstall when the lockfile is newer than what is installed.
   if [ -f "$dir/package-lock.json" ] && { [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; }; then
     echo "test.sh: npm ci in $dir"

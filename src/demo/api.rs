@@ -1,4 +1,5 @@
-//! The demo's upstream API (DEVELOPMENT ONLY): serves the SPA at `/` and a JSON API under
+//! The demo's upstream API (DEVELOPMENT ONLY): serves the SPA at `/` (with the client library,
+//! `clients/js/dist/index.js`, at `/token-handler-client.js`) and a JSON API under
 //! `/api/` that reports which access token it received (its `jti`, `iat`, `exp`), never the
 //! token itself. It decodes the Bearer's payload without verifying it: it stands for "your
 //! API", which would verify it against the IdP's keys.
@@ -18,6 +19,8 @@ use tokio::net::TcpListener;
 const INDEX_HTML: &str = include_str!("spa/index.html");
 const APP_JS: &str = include_str!("spa/app.js");
 const APP_CSS: &str = include_str!("spa/app.css");
+/// `@token-handler/client`, compiled (committed; `tests/it/js_client.rs` checks it is up to date).
+const CLIENT_JS: &str = include_str!("../../clients/js/dist/index.js");
 
 /// Serves the demo API on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener) {
@@ -40,6 +43,7 @@ fn answer(request: &Request<Incoming>) -> Response<Full<Bytes>> {
         "/" | "/index.html" => asset(INDEX_HTML, "text/html; charset=utf-8"),
         "/app.js" => asset(APP_JS, "text/javascript; charset=utf-8"),
         "/app.css" => asset(APP_CSS, "text/css; charset=utf-8"),
+        "/token-handler-client.js" => asset(CLIENT_JS, "text/javascript; charset=utf-8"),
         "/api/whoami" => match bearer_claims(request) {
             Some(claims) => json_response(
                 StatusCode::OK,

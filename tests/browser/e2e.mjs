@@ -1,5 +1,8 @@
 // End-to-end test of `token-handler demo` in a real browser (Debian's Chromium, headless),
-// driven by playwright-core. Run by tests/it/browser_demo.rs:
+// driven by playwright-core. The demo's SPA calls through the client library
+// (@token-handler/client, clients/js, served as /token-handler-client.js), so this exercises it
+// too: the CSRF header on POST only, logout, and a 401 that leads to the login and back.
+// Run by tests/it/browser_demo.rs:
 //   node tests/browser/e2e.mjs <app url, e.g. http://localhost:PORT> <artifact dir>
 // The app is on `localhost` and the demo IdP on `127.0.0.1`: two sites, as in production.
 import { chromium } from 'playwright-core';
@@ -30,9 +33,19 @@ try {
   page.on('framenavigated', (frame) => {
     if (frame === page.mainFrame() && !frame.url().startsWith(appUrl)) idpNavigations.push(frame.url());
   });
+  // What the page sent to its own origin (method, path and query, headers), in order.
+  const sent = [];
+  page.on('request', (request) => {
+    if (!request.url().startsWith(appUrl)) return;
+    const url = new URL(request.url());
+    sent.push({ method: request.method(), path: url.pathname + url.search, headers: request.headers() });
+  });
+  const lastSent = (method, path) => sent.filter((r) => r.method === method && r.path === path).at(-1);
 
-  step('open the demo, logged out');
+  step('open the demo, logged out: the client library is loaded');
+  const library = page.waitForResponse((r) => r.url() === `${appUrl}/token-handler-client.js`);
   await page.goto(appUrl);
+  assert.equal((await library).status(), 200);
   await page.waitForSelector('#status[data-authenticated="false"]');
 
   step('log in at the development IdP (another site)');
@@ -54,6 +67,29 @@ try {
   const jti1 = await first.getAttribute('data-jti');
   const exp1 = Number(await first.getAttribute('data-exp'));
   assert.ok(jti1 && exp1, 'the API saw a token (jti, exp)');
+  const whoami = lastSent('GET', '/api/whoami');
+  assert.ok(whoami, 'the page called /api/whoami');
+  assert.equal(whoami.headers['x-csrf'], undefined, 'the library sends no CSRF header on a GET');
+
+  step('a POST through the library carries the CSRF header and reaches the API; without it, 403');
+  const posts = await page.evaluate(async () => {
+    const { createClient } = await import('/token-handler-client.js');
+    const th = createClient();
+    const init = { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"n":1}' };
+    const viaLibrary = await th.fetch('/api/orders', init);
+    const plain = await fetch('/api/orders', init);
+    return {
+      library: { status: viaLibrary.status, body: await viaLibrary.json() },
+      plain: { status: plain.status, body: await plain.json() },
+    };
+  });
+  assert.equal(posts.library.status, 200, JSON.stringify(posts));
+  assert.deepEqual(posts.library.body, { method: 'POST', path: '/api/orders', had_bearer: true });
+  const [libraryPost, plainPost] = sent.filter((r) => r.method === 'POST' && r.path === '/api/orders');
+  assert.equal(libraryPost.headers['x-csrf'], '1');
+  assert.equal(plainPost.headers['x-csrf'], undefined);
+  assert.equal(posts.plain.status, 403, JSON.stringify(posts));
+  assert.equal(posts.plain.body.error, 'csrf_check_failed');
 
   step('no token anywhere the page can read');
   const readable = await page.evaluate(async () => {
@@ -104,15 +140,33 @@ try {
   assert.ok(['login_required', 'csrf_check_failed'].includes(body.error), JSON.stringify(body));
   await forged.close();
 
-  step('log out: API calls get 401 login_required');
+  step('log out through the library: POST with the CSRF header, the IdP logout, back logged out');
+  const idpLogout = page.waitForRequest((r) => new URL(r.url()).hostname === '127.0.0.1');
   await page.click('#logout');
+  const logoutUrl = new URL((await idpLogout).url());
+  assert.equal(logoutUrl.pathname, '/logout', "the library navigated to the IdP's logout_url");
+  assert.equal(logoutUrl.searchParams.get('post_logout_redirect_uri'), `${appUrl}/`);
   await page.waitForURL((url) => url.href.startsWith(appUrl) && url.searchParams.get('logged_out') === '1');
   await page.waitForSelector('#status[data-authenticated="false"]');
+  const logoutPost = lastSent('POST', '/auth/logout');
+  assert.ok(logoutPost, 'the page posted to /auth/logout');
+  assert.equal(logoutPost.headers['x-csrf'], '1');
+
+  step('an API call now gets 401 login_required: the library goes to the login and comes back');
+  const refused = page.waitForResponse((r) => r.url() === `${appUrl}/api/whoami`);
+  const loginStart = page.waitForRequest((r) => r.url().startsWith(`${appUrl}/auth/login`));
   await page.click('#call');
-  const after = page.locator('#log tr').first();
-  await after.waitFor();
-  assert.equal(await after.getAttribute('data-status'), '401');
-  assert.match(await after.textContent(), /login_required/);
+  assert.equal((await refused).status(), 401);
+  // (Its body, `login_required`, is gone with the page; the library navigates on that code only.)
+  const returnTo = new URL((await loginStart).url()).searchParams.get('return_to');
+  assert.equal(returnTo, '/?logged_out=1', 'return_to is the page the call was made on');
+  await page.waitForURL((url) => url.hostname === '127.0.0.1');
+  await page.fill('input[name="login"]', 'demo');
+  await page.fill('input[name="password"]', 'demo');
+  await page.click('button[type="submit"]');
+  await page.waitForSelector('#status[data-authenticated="true"]');
+  const back = new URL(page.url());
+  assert.equal(back.origin + back.pathname + back.search, `${appUrl}/?logged_out=1`, 'back where the call was made');
   console.log(JSON.stringify({ ok: true, jti1, jti2, screenshot }));
 } finally {
   attacker.server.close();

@@ -26,6 +26,7 @@ mod forward_auth;
 mod forward_auth_nginx;
 mod hardening;
 mod helm_chart;
+mod js_client;
 mod leaks;
 mod login_oidc_provider;
 mod login_tokenidp;

@@ -1,8 +1,11 @@
 // The demo SPA: plain JS, the way a real SPA integrates with token-handler. It never sees a
-// token: it calls its own origin with `credentials: 'same-origin'` and the `x-csrf: 1`
-// header, and the proxy turns the session cookie into `Authorization: Bearer` upstream.
-'use strict';
+// token: it calls its own origin through @token-handler/client (clients/js, served here as
+// /token-handler-client.js), which sends the session cookie (`credentials: 'same-origin'`) and
+// the CSRF header, goes to the login on 401 `login_required` and retries a 503
+// `idp_unavailable` after Retry-After; the proxy turns the cookie into `Authorization: Bearer`.
+import { createClient, TokenHandlerError } from '/token-handler-client.js';
 
+const th = createClient();
 const $ = (id) => document.getElementById(id);
 let lastJti = null;
 
@@ -10,34 +13,40 @@ function time(unixSeconds) {
   return new Date(unixSeconds * 1000).toLocaleTimeString();
 }
 
-async function api(path, options = {}) {
-  return fetch(path, {
-    credentials: 'same-origin',
-    ...options,
-    headers: { 'x-csrf': '1', ...(options.headers || {}) },
-  });
-}
-
 async function showSession() {
-  const response = await api('/auth/session');
-  const session = await response.json().catch(() => ({}));
+  let session = null;
+  let failure = null;
+  try {
+    session = await th.session();
+  } catch (e) {
+    failure = e instanceof TokenHandlerError ? `${e.status} ${e.error}` : String(e);
+  }
   const status = $('status');
-  if (session.authenticated) {
+  if (session) {
     status.textContent = `Logged in as ${session.claims.name || session.claims.sub}; the session ends at ${time(session.expires_at)}.`;
     status.dataset.authenticated = 'true';
     $('claims').textContent = JSON.stringify(session.claims, null, 2);
   } else {
-    status.textContent = response.ok ? 'Not logged in.' : `Session check failed (${response.status}).`;
+    status.textContent = failure ? `Session check failed (${failure}).` : 'Not logged in.';
     status.dataset.authenticated = 'false';
     $('claims').textContent = '–';
   }
-  $('login').disabled = !!session.authenticated;
-  $('logout').disabled = !session.authenticated;
+  $('login').disabled = !!session;
+  $('logout').disabled = !session;
 }
 
 async function callApi() {
-  const response = await api('/api/whoami');
-  const body = await response.json().catch(() => ({}));
+  let response;
+  let body = {};
+  try {
+    response = await th.fetch('/api/whoami');
+    body = await response.json().catch(() => ({}));
+  } catch (e) {
+    // 401 login_required: the client is already on its way to the login page.
+    if (!(e instanceof TokenHandlerError)) throw e;
+    response = { ok: false, status: e.status };
+    body = { failure: e.message }; // `login_required: <the proxy's message>`
+  }
   const row = document.createElement('tr');
   row.dataset.status = String(response.status);
   let token = '';
@@ -54,7 +63,7 @@ async function callApi() {
     }
     lastJti = body.jti;
   } else {
-    token = body.error ? `${body.error}: ${body.message}` : 'error';
+    token = body.failure || (body.error ? `${body.error}: ${body.message}` : 'error');
   }
   const cells = [new Date().toLocaleTimeString(), String(response.status), token, refresh];
   for (const text of cells) {
@@ -66,19 +75,13 @@ async function callApi() {
 }
 
 async function logout() {
-  const response = await api('/auth/logout', { method: 'POST' });
-  const body = await response.json().catch(() => ({}));
+  // POST /auth/logout with the CSRF header; the client then goes to the IdP's logout URL.
+  const { logoutUrl } = await th.logout();
   lastJti = null;
-  if (body.logout_url) {
-    window.location.href = body.logout_url;
-  } else {
-    await showSession();
-  }
+  if (!logoutUrl) await showSession();
 }
 
-$('login').addEventListener('click', () => {
-  window.location.href = '/auth/login?return_to=' + encodeURIComponent('/');
-});
+$('login').addEventListener('click', () => th.login('/'));
 $('call').addEventListener('click', callApi);
 $('logout').addEventListener('click', logout);
 showSession();
