@@ -48,6 +48,14 @@ pub const COOKIE_HEADER_PREFIX: &str = "x-token-handler-set-cookie-";
 /// Answers one gateway's question.
 pub async fn handle<B>(app: Arc<App>, request: Request<B>, _conn: ConnInfo) -> Response<Body> {
     let started = Instant::now();
+    // Traces on: a server span (route `verify`), the gateway's `traceparent` as its parent.
+    let traced = app.traces.request(
+        request.method(),
+        request.uri().path(),
+        request.headers(),
+        "verify",
+    );
+    let otel = traced.clone();
     let span = info_span!(
         "verify",
         method = Empty,
@@ -58,6 +66,7 @@ pub async fn handle<B>(app: Arc<App>, request: Request<B>, _conn: ConnInfo) -> R
     async move {
         let response = verify(&app, &request).await;
         let status = response.status().as_u16();
+        crate::trace::record_status(&traced, status, status >= 500);
         let span = tracing::Span::current();
         span.record("status", status);
         span.record("latency_ms", started.elapsed().as_millis() as u64);
@@ -72,6 +81,7 @@ pub async fn handle<B>(app: Arc<App>, request: Request<B>, _conn: ConnInfo) -> R
         finish(response)
     }
     .instrument(span)
+    .instrument(otel)
     .await
 }
 
