@@ -36,4 +36,5 @@ mod properties;
 mod proxy_behaviour;
 mod refresh_conformance;
 mod routes;
+mod traces;
 mod transport;
