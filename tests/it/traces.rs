@@ -299,6 +299,51 @@ async fn a_request_waiting_on_anothers_refresh_shows_the_wait() {
     telemetry.shutdown().await;
 }
 
+/// The binary, SIGTERM'd with a span batched and the next scheduled export an hour away: the
+/// span reaches the collector before the process exits.
+#[tokio::test]
+async fn sigterm_sends_the_batched_spans_before_exiting() {
+    let mut receiver = Receiver::start().await;
+    let idp = start_idp(Flavor::TokenIdpServer.style()).await;
+    let echo = echo::Echo::start().await;
+    let endpoint = format!("otlp_endpoint = \"{}\"", receiver.url);
+    let config = config_toml(
+        &idp.url(),
+        &echo.url(),
+        "tokenidp",
+        &[
+            ("server", "admin_listen = \"127.0.0.1:0\""),
+            ("telemetry", &endpoint),
+            ("telemetry", "batch_delay = \"1h\""),
+        ],
+    );
+    let child = child::Running::start(&config, KEY1).await;
+    let issued = idp.issue(CLIENT_ID, "demo", SCOPE);
+    let local = Proxy::start(&config, KEY1).await;
+    let jar = seal(&local.app, &issued, false);
+    let r = client()
+        .get(format!("http://{}/api/last", child.addr))
+        .header("cookie", jar.header())
+        .header("traceparent", format!("00-{TRACE}-{BROWSER_SPAN}-01"))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(r.status(), 200);
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    assert_eq!(child.exit_code().await, Some(0));
+    let spans = receiver
+        .until(|s| has(s, TRACE, &["request", "upstream"]))
+        .await;
+    names_span(
+        echo.last().header("traceparent"),
+        named(&spans, TRACE, "upstream"),
+    );
+}
+
 #[tokio::test]
 async fn without_telemetry_the_browsers_traceparent_goes_upstream_untouched() {
     let h = Harness::start(Flavor::TokenIdpServer).await;
