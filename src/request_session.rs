@@ -184,7 +184,9 @@ fn revoke_once(app: &App, session: &Session, reason: &'static str) {
     let (idp, ended) = (Arc::clone(&app.idp), Arc::clone(&app.ended));
     let ttl = app.config.session.lifetime.as_secs();
     let session = session.clone();
-    tokio::spawn(async move {
+    // Traces on: the revocation's `idp.revoke` span stays in the request's trace.
+    let trace = app.traces.on().then(opentelemetry::Context::current);
+    let revocation = async move {
         if !ended.first_revocation(&session.id, ttl).await {
             return;
         }
@@ -199,7 +201,13 @@ fn revoke_once(app: &App, session: &Session, reason: &'static str) {
                 tracing::warn!(event = "ended_session", reason, revoked = false, error = %e, "an ended session came back: refused; revoking its refresh token failed")
             }
         }
-    });
+    };
+    match trace {
+        Some(cx) => tokio::spawn(opentelemetry::context::FutureExt::with_context(
+            revocation, cx,
+        )),
+        None => tokio::spawn(revocation),
+    };
 }
 
 /// Whether the cookie's last-use time is due to be re-sealed (`session.idle_touch_interval`).
