@@ -25,7 +25,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use tokio::time::Instant;
 use tracing::field::Empty;
-use tracing::{debug, info, info_span, Instrument};
+use tracing::{debug, info, info_span};
 
 /// Routes a request to the proxy's own endpoints or upstream.
 pub async fn handle(app: Arc<App>, request: Request<Incoming>, conn: ConnInfo) -> Response<Body> {
@@ -62,7 +62,7 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>, conn: ConnInfo) -
         session = Empty,
     );
     let otel = traced.clone();
-    async move {
+    let inner = async move {
         let response = match routed {
             Err(refusal) => {
                 debug!(reason = refusal.message(), "request refused at the edge");
@@ -105,9 +105,12 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>, conn: ConnInfo) -
             debug!("request");
         }
         response
+    };
+    trace::InSpans {
+        otel,
+        log: span,
+        inner,
     }
-    .instrument(span)
-    .instrument(otel)
     .await
 }
 
