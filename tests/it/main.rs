@@ -37,4 +37,5 @@ mod proxy_behaviour;
 mod refresh_conformance;
 mod routes;
 mod traces;
+mod traces_replicas;
 mod transport;

@@ -9,11 +9,10 @@
 //! `telemetry::traced` that `main` installs), so the tests run on the current-thread runtime
 //! and every task of the proxy runs under it (see support/logs.rs).
 
-use crate::support::otlp::{Receiver, Span};
+use crate::support::otlp::{self, Receiver, Span};
 use crate::support::*;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use token_handler::config::{LogConfig, LogFormat};
 use token_handler::demo::tokenidp::Fault;
 use token_handler::telemetry::Telemetry;
 use tracing::subscriber::DefaultGuard;
@@ -41,20 +40,8 @@ async fn traced() -> (
         KEY1,
     )
     .await;
-    logs::process_defaults();
-    let buffer = Arc::new(Mutex::new(Vec::new()));
-    let sink = logs::Sink(Arc::clone(&buffer));
-    let log = LogConfig {
-        format: LogFormat::Text,
-        // The harness's proxy logs each request at debug (no `access_log`).
-        level: "token_handler=debug".into(),
-        access_log: false,
-    };
     let config = h.proxy.app.config.telemetry.clone().expect("[telemetry]");
-    let (subscriber, telemetry) =
-        token_handler::telemetry::traced(&log, &config, move || sink.clone(), false)
-            .expect("exporter");
-    let guard = tracing::subscriber::set_default(subscriber);
+    let (telemetry, guard, buffer) = otlp::install(&config);
     (h, receiver, telemetry, guard, buffer)
 }
 

@@ -13,9 +13,37 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use prost::Message;
 use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use token_handler::config::{LogConfig, LogFormat, TelemetryConfig};
+use token_handler::telemetry::Telemetry;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
+use tracing::subscriber::DefaultGuard;
+
+/// Makes the proxy's traced subscriber (the one `main` installs, built by
+/// `telemetry::traced`) this thread's default: its log lines go to the returned buffer. The
+/// caller runs on a current-thread runtime, so every task of an in-process proxy runs under it
+/// (see `logs.rs`).
+pub fn install(config: &TelemetryConfig) -> (Telemetry, DefaultGuard, Arc<Mutex<Vec<u8>>>) {
+    super::logs::process_defaults();
+    let buffer = Arc::new(Mutex::new(Vec::new()));
+    let sink = super::logs::Sink(Arc::clone(&buffer));
+    let log = LogConfig {
+        format: LogFormat::Text,
+        // The test proxies log each request at debug (no `access_log`).
+        level: "token_handler=debug".into(),
+        access_log: false,
+    };
+    let (subscriber, telemetry) =
+        token_handler::telemetry::traced(&log, config, move || sink.clone(), false)
+            .expect("exporter");
+    (
+        telemetry,
+        tracing::subscriber::set_default(subscriber),
+        buffer,
+    )
+}
 
 /// One exported span, flattened for assertions (ids in lowercase hex).
 #[derive(Debug, Clone)]
