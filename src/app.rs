@@ -7,6 +7,7 @@ use crate::metrics::Metrics;
 use crate::refresh::Refresher;
 use crate::routes::Routes;
 use crate::session::CookieCodec;
+use crate::trace::Traces;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio_util::task::TaskTracker;
@@ -19,6 +20,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     pub idp: Arc<IdpClient>,
     pub refresher: Arc<Refresher>,
+    /// OpenTelemetry spans and trace-context propagation (`[telemetry]`).
+    pub traces: Traces,
     /// Ended sessions (logout, back-channel, operator), refused whatever copy of their cookies
     /// comes back; shared through Redis with `[coordination]`.
     pub ended: Arc<EndedSessions>,
@@ -80,17 +83,20 @@ impl App {
             ))),
             None => None,
         };
+        let traces = Traces::new(config.telemetry.is_some());
         let idp = Arc::new(IdpClient::new(
             &config.idp,
             config.secrets.client_secret.clone(),
             config.secrets.client_key.clone(),
             http,
             Arc::clone(&metrics),
+            traces,
         ));
         let coordinator = match &config.coordination {
             Some(c) => Some(Arc::new(crate::coordination::Coordinator::new(
                 c,
                 Arc::clone(&metrics),
+                traces,
             )?)),
             None => None,
         };
@@ -121,6 +127,7 @@ impl App {
             metrics,
             idp,
             refresher,
+            traces,
             ended,
             tunnels: TaskTracker::new(),
             tunnel_slots: Arc::new(tokio::sync::Semaphore::new(config.server.max_connections)),

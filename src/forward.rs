@@ -20,6 +20,7 @@ use crate::proxy::{
 use crate::refresh::{unix_now, Fresh};
 use crate::request_session::{refresh_now, with_cookies, Freshened};
 use crate::session::Presence;
+use crate::trace;
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, HOST, SET_COOKIE, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
@@ -451,10 +452,20 @@ fn invalid_token(response: &Response<PooledBody>) -> bool {
 async fn send(
     app: &App,
     upstream: &Upstream,
-    request: Request<Body>,
+    mut request: Request<Body>,
 ) -> Result<Response<PooledBody>, UpstreamError> {
+    // Traces on: an `upstream` span, whose id the upstream receives in `traceparent`.
+    let span = app.traces.upstream(request.method(), upstream.origin());
+    trace::inject(&span, request.headers_mut());
     let sent = Instant::now();
     let result = upstream.send(request).await;
+    match &result {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            trace::record_status(&span, status, status >= 400);
+        }
+        Err(_) => trace::record_error(&span),
+    }
     app.metrics
         .upstream_seconds
         .observe(sent.elapsed().as_secs_f64());

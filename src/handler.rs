@@ -17,6 +17,7 @@ use crate::proxy::upgrade;
 pub use crate::proxy::ConnInfo;
 use crate::request_session::{self, Admission};
 use crate::routes::Decision;
+use crate::trace;
 use http::header::{ALLOW, CACHE_CONTROL};
 use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
@@ -24,7 +25,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use tokio::time::Instant;
 use tracing::field::Empty;
-use tracing::{debug, info, info_span, Instrument};
+use tracing::{debug, info, info_span};
 
 /// Routes a request to the proxy's own endpoints or upstream.
 pub async fn handle(app: Arc<App>, request: Request<Incoming>, conn: ConnInfo) -> Response<Body> {
@@ -43,6 +44,14 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>, conn: ConnInfo) -
         }) => "protected",
         Ok(Route::Upstream { .. }) => "public",
     };
+    // Traces on: the OpenTelemetry server span (its path, the browser's `traceparent` as its
+    // parent), outside the log span; off, a disabled span.
+    let traced = app.traces.request(
+        request.method(),
+        request.uri().path(),
+        request.headers(),
+        label,
+    );
     // One span per request; fields are opted in (never a path, a query or a header value).
     let span = info_span!(
         "request",
@@ -52,7 +61,8 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>, conn: ConnInfo) -
         latency_ms = Empty,
         session = Empty,
     );
-    async move {
+    let otel = traced.clone();
+    let inner = async move {
         let response = match routed {
             Err(refusal) => {
                 debug!(reason = refusal.message(), "request refused at the edge");
@@ -78,6 +88,7 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>, conn: ConnInfo) -
             }) => proxy(&app, request, conn, access, upgrade, target).await,
         };
         let status = response.status().as_u16();
+        trace::record_status(&traced, status, status >= 500);
         let span = tracing::Span::current();
         span.record("status", status);
         span.record("latency_ms", started.elapsed().as_millis() as u64);
@@ -94,8 +105,12 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>, conn: ConnInfo) -
             debug!("request");
         }
         response
+    };
+    trace::InSpans {
+        otel,
+        log: span,
+        inner,
     }
-    .instrument(span)
     .await
 }
 

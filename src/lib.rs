@@ -19,6 +19,8 @@
 //!               one module per section (server.rs, upstream.rs, idp.rs, session.rs, ...),
 //!               validate.rs: the shared machinery and the order problems are reported in
 //! metrics.rs    Prometheus metrics (bounded labels)
+//! trace.rs      OpenTelemetry spans of the data path (only with `[telemetry]`), W3C trace
+//!               context from the browser and to the upstream and the IdP
 //! body.rs       the data path's body type
 //! error.rs      the proxy's JSON errors (login_required, idp_unavailable, ...)
 //! session/      Session <-> cookies, no I/O: cookies.rs seals, chunks and clears; incoming.rs
@@ -53,7 +55,7 @@
 //! server/       run(listener, app, shutdown): accept loop, HTTP/1.1 + h2c, graceful drain;
 //!               conn.rs: idle limit from accept; stall.rs: write-stall limit
 //! admin.rs      admin listener: /healthz, /readyz, /metrics
-//! telemetry.rs  tracing-subscriber set-up
+//! telemetry/    tracing-subscriber set-up; otlp.rs: the OTLP/HTTP span exporter
 //!
 //! demo/         DEVELOPMENT ONLY, cargo feature `demo` (default; production builds use
 //!               `--no-default-features`): `token-handler demo` (TokenIDP emulator, demo API +
@@ -97,3 +99,4 @@ pub mod server;
 pub mod session;
 pub mod telemetry;
 pub mod tls;
+pub mod trace;

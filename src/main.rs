@@ -89,11 +89,13 @@ fn main() -> ExitCode {
             listen,
             access_token_ttl,
         }) => {
-            token_handler::telemetry::init(&token_handler::config::LogConfig {
+            let log = token_handler::config::LogConfig {
                 format: token_handler::config::LogFormat::Text,
                 level: "info".into(),
                 access_log: false,
-            });
+            };
+            // Without traces: the subscriber needs no runtime.
+            let _ = token_handler::telemetry::init(&log, None);
             let options = token_handler::demo::run::DemoOptions {
                 listen,
                 access_token_ttl,
@@ -177,8 +179,20 @@ fn main() -> ExitCode {
                     return ExitCode::from(EXIT_CONFIG);
                 }
             };
-            token_handler::telemetry::init(&config.log);
-            match runtime(config.server.worker_threads).block_on(serve(config)) {
+            let runtime = runtime(config.server.worker_threads);
+            // The trace exporter sends its batches from a task of this runtime.
+            let telemetry = {
+                let _inside = runtime.enter();
+                token_handler::telemetry::init(&config.log, config.telemetry.as_ref())
+            };
+            let telemetry = match telemetry {
+                Ok(telemetry) => telemetry,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(serve(config, telemetry)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     error!("{e}");
@@ -286,7 +300,10 @@ enum ServeError {
     Serve(#[source] std::io::Error),
 }
 
-async fn serve(config: Config) -> Result<(), ServeError> {
+async fn serve(
+    config: Config,
+    telemetry: token_handler::telemetry::Telemetry,
+) -> Result<(), ServeError> {
     let listen = config.server.listen;
     let app = App::start(config)?;
     let listener = tokio::net::TcpListener::bind(listen)
@@ -328,6 +345,8 @@ async fn serve(config: Config) -> Result<(), ServeError> {
     }
     let result = token_handler::server::run(listener, app, shutdown_signal()).await;
     admin_done.cancel();
+    // The spans of the requests just drained go out before the process does.
+    telemetry.shutdown().await;
     result.map_err(ServeError::Serve)?;
     info!("stopped");
     Ok(())

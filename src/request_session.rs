@@ -39,10 +39,17 @@ pub enum Freshened {
 /// back-channel logout, operator) or left idle past `session.idle_timeout` reads as invalid,
 /// whichever copy of its cookies this is.
 pub fn read(app: &App, headers: &http::HeaderMap, now: u64) -> (Presence, ReadOutcome) {
+    let traced = app.traces.session_open();
     let incoming = app.codec.incoming(headers);
     let mut outcome = app.codec.read(&incoming, now);
+    if !traced.is_disabled() {
+        traced.record("token_handler.session", opened(&outcome));
+    }
     if let ReadOutcome::Valid { session, .. } = &outcome {
         if let Some(reason) = ended(app, session, now) {
+            if !traced.is_disabled() {
+                traced.record("token_handler.session", "ended");
+            }
             tracing::debug!(reason, "the session was ended; its cookie is refused");
             app.metrics.ended_refusal(reason);
             if reason != Reason::Logout.as_str() {
@@ -69,6 +76,16 @@ pub fn read(app: &App, headers: &http::HeaderMap, now: u64) -> (Presence, ReadOu
         }
     }
     (incoming.presence(), outcome)
+}
+
+/// What the `session.open` span says of a request's cookies.
+fn opened(outcome: &ReadOutcome) -> &'static str {
+    match outcome {
+        ReadOutcome::Valid { .. } => "valid",
+        ReadOutcome::Absent => "absent",
+        ReadOutcome::UnknownKey => "unknown_key",
+        ReadOutcome::Invalid => "invalid",
+    }
 }
 
 /// What a request may do on a route, as its session (or the lack of one) decides.
@@ -167,7 +184,9 @@ fn revoke_once(app: &App, session: &Session, reason: &'static str) {
     let (idp, ended) = (Arc::clone(&app.idp), Arc::clone(&app.ended));
     let ttl = app.config.session.lifetime.as_secs();
     let session = session.clone();
-    tokio::spawn(async move {
+    // Traces on: the revocation's `idp.revoke` span stays in the request's trace.
+    let trace = app.traces.on().then(opentelemetry::Context::current);
+    let revocation = async move {
         if !ended.first_revocation(&session.id, ttl).await {
             return;
         }
@@ -182,7 +201,13 @@ fn revoke_once(app: &App, session: &Session, reason: &'static str) {
                 tracing::warn!(event = "ended_session", reason, revoked = false, error = %e, "an ended session came back: refused; revoking its refresh token failed")
             }
         }
-    });
+    };
+    match trace {
+        Some(cx) => tokio::spawn(opentelemetry::context::FutureExt::with_context(
+            revocation, cx,
+        )),
+        None => tokio::spawn(revocation),
+    };
 }
 
 /// Whether the cookie's last-use time is due to be re-sealed (`session.idle_touch_interval`).

@@ -21,6 +21,7 @@ mod routes;
 pub mod secrets;
 mod server;
 mod session;
+mod telemetry;
 mod upstream;
 mod validate;
 
@@ -41,6 +42,7 @@ pub use routes::{Access, RouteConfig};
 pub use secrets::{CLIENT_KEY_ENV, CLIENT_SECRET_ENV, COOKIE_KEYS_ENV};
 pub use server::{ServerConfig, TlsFiles};
 pub use session::{SameSite, SessionConfig};
+pub use telemetry::{OtlpProtocol, TelemetryConfig};
 pub use upstream::UpstreamConfig;
 
 /// Every problem found in a configuration, one line each.
@@ -65,6 +67,8 @@ pub struct Config {
     /// `[[routes]]` was given: a path no route matches gets 404.
     pub explicit_routes: bool,
     pub forward_auth: Option<ForwardAuthConfig>,
+    /// `[telemetry]` with an `otlp_endpoint`: OpenTelemetry traces on.
+    pub telemetry: Option<TelemetryConfig>,
     pub secrets: Secrets,
 }
 

@@ -144,3 +144,14 @@ pub struct ForwardAuth {
     pub listen: Option<String>,
     pub gateway: Option<String>,
 }
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Telemetry {
+    pub otlp_endpoint: Option<String>,
+    pub protocol: Option<String>,
+    pub service_name: Option<String>,
+    pub sample_ratio: Option<f64>,
+    pub timeout: Option<String>,
+    pub batch_delay: Option<String>,
+}

@@ -1,7 +1,8 @@
 //! Raw TOML sections → typed [`Config`], collecting every problem before failing.
 
 use super::secrets::{self, CLIENT_KEY_ENV, CLIENT_SECRET_ENV, COOKIE_KEYS_ENV};
-use super::{coordination, csrf, forward_auth, idp, log, proxy, routes, server, session, upstream};
+use super::{coordination, csrf, forward_auth, idp, log, proxy, routes, server, session};
+use super::{telemetry, upstream};
 use super::{Config, ConfigError, Secrets};
 use serde::de::DeserializeOwned;
 use std::net::SocketAddr;
@@ -22,6 +23,7 @@ const SECTIONS: &[&str] = &[
     "coordination",
     "routes",
     "forward_auth",
+    "telemetry",
 ];
 
 /// What is wrong with a config so far, one line each, in the order found. Each section's
@@ -255,6 +257,7 @@ pub(super) fn validate(
         server.admin_listen,
         &mut p,
     );
+    let telemetry = telemetry::telemetry(section(&table, "telemetry", &mut p), &mut p);
     let cookie_keys = p.secret(secrets::cookie_keys(env));
     match cookie_keys {
         Some(keys) if p.0.is_empty() => Ok(Config {
@@ -269,6 +272,7 @@ pub(super) fn validate(
             routes,
             explicit_routes: table.contains_key("routes"),
             forward_auth,
+            telemetry,
             secrets: Secrets {
                 client_secret,
                 client_key,

@@ -138,6 +138,7 @@ pub struct Coordinator {
     redis: Redis,
     config: CoordinationConfig,
     metrics: Arc<Metrics>,
+    traces: crate::trace::Traces,
 }
 
 impl fmt::Debug for Coordinator {
@@ -152,11 +153,13 @@ impl Coordinator {
     pub fn new(
         config: &CoordinationConfig,
         metrics: Arc<Metrics>,
+        traces: crate::trace::Traces,
     ) -> Result<Coordinator, CoordinationSetupError> {
         Ok(Coordinator {
             redis: Redis::new(config)?,
             config: config.clone(),
             metrics,
+            traces,
         })
     }
 
@@ -189,6 +192,8 @@ impl Coordinator {
     pub async fn claim(self: &Arc<Self>, ring: &KeyRing, old: &Session) -> Claim {
         let keys = Keys::of(&old.refresh_token);
         let deadline = Instant::now() + self.config.wait_timeout;
+        // From the first lease found taken to the end of the claim: `refresh.wait` (traces).
+        let mut waiting = tracing::Span::none();
         loop {
             match self.found(ring, &keys, old, deadline).await {
                 Ok(Some(found)) => return found,
@@ -223,6 +228,7 @@ impl Coordinator {
                         renewer,
                     });
                 }
+                Ok(None) if waiting.is_none() => waiting = self.traces.refresh_wait("replica"),
                 Ok(None) => {}
                 Err(e) => return self.fallback(e),
             }

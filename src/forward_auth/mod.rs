@@ -33,12 +33,13 @@ use crate::metrics::RequestLabels;
 use crate::proxy::{headers, ConnInfo};
 use crate::request_session::{self, Admission};
 use crate::routes::Decision;
+use crate::trace;
 use http::header::{CACHE_CONTROL, SET_COOKIE, UPGRADE};
 use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
 use std::sync::Arc;
 use tokio::time::Instant;
 use tracing::field::Empty;
-use tracing::{debug, info_span, Instrument};
+use tracing::{debug, info_span};
 
 /// The error code of a refusal, for gateways that keep only the status (nginx).
 pub const ERROR_HEADER: &str = "x-token-handler-error";
@@ -48,6 +49,14 @@ pub const COOKIE_HEADER_PREFIX: &str = "x-token-handler-set-cookie-";
 /// Answers one gateway's question.
 pub async fn handle<B>(app: Arc<App>, request: Request<B>, _conn: ConnInfo) -> Response<Body> {
     let started = Instant::now();
+    // Traces on: a server span (route `verify`), the gateway's `traceparent` as its parent.
+    let traced = app.traces.request(
+        request.method(),
+        request.uri().path(),
+        request.headers(),
+        "verify",
+    );
+    let otel = traced.clone();
     let span = info_span!(
         "verify",
         method = Empty,
@@ -55,9 +64,10 @@ pub async fn handle<B>(app: Arc<App>, request: Request<B>, _conn: ConnInfo) -> R
         latency_ms = Empty,
         session = Empty
     );
-    async move {
+    let inner = async move {
         let response = verify(&app, &request).await;
         let status = response.status().as_u16();
+        trace::record_status(&traced, status, status >= 500);
         let span = tracing::Span::current();
         span.record("status", status);
         span.record("latency_ms", started.elapsed().as_millis() as u64);
@@ -70,8 +80,12 @@ pub async fn handle<B>(app: Arc<App>, request: Request<B>, _conn: ConnInfo) -> R
             .inc();
         debug!("verify");
         finish(response)
+    };
+    trace::InSpans {
+        otel,
+        log: span,
+        inner,
     }
-    .instrument(span)
     .await
 }
 

@@ -15,6 +15,7 @@ use crate::dpop::nonce::{NonceCache, DPOP, DPOP_NONCE};
 use crate::dpop::DpopKey;
 use crate::metrics::{GrantLabel, Metrics};
 use crate::secret::ClientSecret;
+use crate::trace::{self, Traces};
 use arc_swap::ArcSwapOption;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -38,6 +39,7 @@ pub struct IdpClient {
     ready: watch::Sender<bool>,
     pub(super) jwks: JwksCache,
     metrics: Arc<Metrics>,
+    traces: Traces,
 }
 
 impl IdpClient {
@@ -49,6 +51,7 @@ impl IdpClient {
         key: Option<ClientKey>,
         http: reqwest::Client,
         metrics: Arc<Metrics>,
+        traces: Traces,
     ) -> IdpClient {
         let client = IdpClient {
             http,
@@ -60,6 +63,7 @@ impl IdpClient {
             ready: watch::channel(false).0,
             jwks: JwksCache::default(),
             metrics,
+            traces,
         };
         if !discovery::needs_discovery(config) {
             // Validation guarantees a token endpoint when there is no issuer to discover from.
@@ -89,6 +93,11 @@ impl IdpClient {
 
     pub(super) fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// Whether the proxy makes OpenTelemetry spans (the refresher's follow the client's).
+    pub fn traces(&self) -> Traces {
+        self.traces
     }
 
     pub(super) fn secret(&self) -> Option<Arc<ClientSecret>> {
@@ -218,12 +227,17 @@ impl IdpClient {
         if let Some(key) = dpop {
             request = request.header(&DPOP, self.idp_proof(key, &metadata.token_endpoint)?);
         }
+        let span = self
+            .traces
+            .idp("idp.token", "POST", &metadata.token_endpoint);
+        let request = trace::inject_reqwest(&span, request);
         let started = tokio::time::Instant::now();
-        let response = request
-            .send()
-            .await
-            .map_err(|e| response::unreachable("token endpoint", &e))?;
+        let response = request.send().await.map_err(|e| {
+            trace::record_error(&span);
+            response::unreachable("token endpoint", &e)
+        })?;
         let status = response.status().as_u16();
+        trace::record_status(&span, status, status >= 400);
         let retry_after = response::retry_after(response.headers());
         let mut headers = http::HeaderMap::new();
         if let Some(nonce) = response.headers().get(&DPOP_NONCE) {

@@ -68,6 +68,7 @@ impl IdpClient {
         params: &[(String, String)],
     ) -> Result<PushedRequest, IdpError> {
         let client_id = self.config().client_id.as_str();
+        let span = self.traces().idp("idp.par", "POST", &endpoint);
         let mut request = self
             .http()
             .post(endpoint)
@@ -80,11 +81,15 @@ impl IdpClient {
         if let Some(basic) = credentials.basic_header(client_id) {
             request = request.header(http::header::AUTHORIZATION, basic);
         }
-        let response = request
+        let response = crate::trace::inject_reqwest(&span, request)
             .send()
             .await
-            .map_err(|e| response::unreachable("pushed authorization request endpoint", &e))?;
+            .map_err(|e| {
+                crate::trace::record_error(&span);
+                response::unreachable("pushed authorization request endpoint", &e)
+            })?;
         let status = response.status().as_u16();
+        crate::trace::record_status(&span, status, status >= 400);
         let retry_after = response::retry_after(response.headers());
         let body = response::read_limited(response, self.config().max_response_bytes)
             .await

@@ -24,6 +24,11 @@ impl IdpClient {
         let Some(endpoint) = metadata.revocation_endpoint.clone() else {
             return Ok(false);
         };
+        let method = match self.config().dialect {
+            Dialect::TokenIdp => "DELETE",
+            Dialect::OAuth2 => "POST",
+        };
+        let span = self.traces().idp("idp.revoke", method, &endpoint);
         let request = match self.config().dialect {
             Dialect::TokenIdp => self
                 .http()
@@ -52,11 +57,15 @@ impl IdpClient {
                     .body(form.finish())
             }
         };
-        let response = request
+        let response = crate::trace::inject_reqwest(&span, request)
             .send()
             .await
-            .map_err(|e| super::response::unreachable("revocation endpoint", &e))?;
+            .map_err(|e| {
+                crate::trace::record_error(&span);
+                super::response::unreachable("revocation endpoint", &e)
+            })?;
         let status = response.status().as_u16();
+        crate::trace::record_status(&span, status, !(200..300).contains(&status));
         if (200..300).contains(&status) {
             Ok(true)
         } else {

@@ -85,6 +85,8 @@ pub struct Upstream {
     header_timeout: Duration,
     /// This API's latest DPoP nonce (RFC 9449 §9), shared by the sessions of this replica.
     dpop_nonce: Arc<NonceCache>,
+    /// Scheme and authority (what a trace names as the peer).
+    origin: Uri,
 }
 
 impl Upstream {
@@ -110,7 +112,8 @@ impl Upstream {
             .path_and_query("/")
             .build()?;
         Ok(Upstream {
-            pool: Arc::new(Pool::new(connector, origin)),
+            pool: Arc::new(Pool::new(connector, origin.clone())),
+            origin,
             host: HeaderValue::from_str(authority.as_str())?,
             base_path: uri.path().trim_end_matches('/').to_string(),
             header_timeout: config.response_header_timeout,
@@ -120,6 +123,11 @@ impl Upstream {
 
     pub fn dpop_nonce(&self) -> &NonceCache {
         &self.dpop_nonce
+    }
+
+    /// `scheme://authority/` of this upstream.
+    pub fn origin(&self) -> &Uri {
+        &self.origin
     }
 
     /// The request target (origin-form) for a client request: base path + its path (or

@@ -31,6 +31,7 @@ use replicas::{Replicas, Turn};
 use report::{report, Event};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tracing::{Instrument, Span};
 
 /// Follow at most this many grace-window successors for one request (a chain forms only if
 /// the access token lifetime is shorter than the grace window).
@@ -180,6 +181,7 @@ impl Refresher {
                 }
                 Step::Join(waiter) => {
                     report(&self.metrics, Event::Coalesced);
+                    let _waiting = self.client.traces().refresh_wait("request");
                     (wait(waiter).await?, Outcome::Coalesced)
                 }
                 Step::Lead(leader, waiter) => {
@@ -207,27 +209,46 @@ impl Refresher {
         )
     }
 
-    /// Runs the refresh in its own task (see the module docs), reporting through `leader`.
+    /// Runs the refresh in its own task (see the module docs), reporting through `leader`;
+    /// with traces on, in a `refresh` span that is a child of the leading request's.
     fn spawn_refresh(self: &Arc<Self>, leader: Leader, old: Session) {
         let this = Arc::clone(self);
-        tokio::spawn(async move {
-            let result = this.refresh(old).await;
-            leader.finish(result);
-        });
+        let span = self.client.traces().refresh();
+        let outcome = span.clone();
+        tokio::spawn(
+            async move {
+                let result = this.refresh(old, &outcome).await;
+                leader.finish(result);
+            }
+            .instrument(span),
+        );
     }
 
     /// One refresh of `old`: this replica's turn (or another replica's result), one `/token`
-    /// call, the merged session, sealed once for every request that needs it.
-    async fn refresh(&self, old: Session) -> Result<(Arc<Refreshed>, bool), RefreshError> {
+    /// call, the merged session, sealed once for every request that needs it. `span` (the
+    /// `refresh` span, or none) gets the outcome.
+    async fn refresh(
+        &self,
+        old: Session,
+        span: &Span,
+    ) -> Result<(Arc<Refreshed>, bool), RefreshError> {
+        let outcome = |what: &'static str| {
+            if !span.is_disabled() {
+                span.record("token_handler.refresh.outcome", what);
+            }
+        };
         let keys = self.codec.key_ring();
         let ticket = match self.replicas.claim(&keys, &old).await {
             Turn::Mine(ticket) => ticket,
             Turn::Theirs(session) => {
+                outcome("remote");
                 report(&self.metrics, Event::RefreshedElsewhere);
                 let rotated = session.refresh_token.expose() != old.refresh_token.expose();
                 return Ok((self.sealed(session), rotated));
             }
             Turn::Spent => {
+                outcome("reuse_suspected");
+                crate::trace::record_error(span);
                 report(&self.metrics, Event::ReuseSuspectedShared);
                 return Err(RefreshError::ReuseSuspected);
             }
@@ -236,6 +257,8 @@ impl Refresher {
                     kind: Transient::Busy,
                     retry_after: Some(Duration::from_secs(1)),
                 };
+                outcome("busy");
+                crate::trace::record_error(span);
                 report(&self.metrics, Event::Failed(&busy));
                 return Err(busy.into());
             }
@@ -243,6 +266,11 @@ impl Refresher {
         let answer = match self.call_token_endpoint(&old).await {
             Ok(answer) => answer,
             Err(e) => {
+                outcome(match e {
+                    IdpError::Rejected { .. } => "rejected",
+                    IdpError::Transient { .. } => "transient",
+                });
+                crate::trace::record_error(span);
                 report(&self.metrics, Event::Failed(&e));
                 self.replicas.abandon(ticket).await;
                 return Err(e.into());
@@ -258,6 +286,7 @@ impl Refresher {
                 "the IdP refreshed a DPoP session with a token that is not DPoP-bound; it goes upstream as Bearer"
             );
         }
+        outcome("refreshed");
         report(
             &self.metrics,
             Event::Refreshed {

@@ -693,6 +693,16 @@ def main() -> int:
 
         check("routes: [[routes]] tables round-trip (methods, timeouts, identity_headers inline table)", routes_round_trip)
 
+    # -- [telemetry] ------------------------------------------------------------------------------
+    telemetry = {"otlp_endpoint": "http://otel-collector.observability:4318/v1/traces",
+                 "service_name": "shop-bff", "sample_ratio": 0.25, "batch_delay": "2s"}
+    r = standard_checks("telemetry", {"config": {"telemetry": telemetry}})
+    if r:
+        def telemetry_round_trip() -> None:
+            assert r.toml()["telemetry"] == telemetry, r.toml()["telemetry"]
+
+        check("telemetry: [telemetry] round-trips", telemetry_round_trip)
+
     # -- mode "forward-auth": token-handler alone, beside the gateway ----------------------------
     ingress_nginx = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}},
                       "podSelector": {"matchLabels": {"app.kubernetes.io/name": "ingress-nginx"}}}]
@@ -1023,6 +1033,8 @@ def main() -> int:
         ("a route's unknown key", {"config": {"routes": [{"path": "/api", "identity_header": {}}]}}, ["/config/routes/0", "identity_header"]),
         ("an identity header mapped to a non-string", {"config": {"routes": [{"path": "/api", "identity_headers": {"X-User": 1}}]}}, ["/config/routes/0/identity_headers/X-User"]),
         ("an identity header name with a space", {"config": {"routes": [{"path": "/api", "identity_headers": {"X User": "sub"}}]}}, ["invalid propertyName 'X User'"]),
+        ("telemetry over gRPC", {"config": {"telemetry": {"otlp_endpoint": "http://c:4317/v1/traces", "protocol": "grpc"}}}, ["/config/telemetry/protocol"]),
+        ("a telemetry endpoint without its path", {"config": {"telemetry": {"otlp_endpoint": "http://c:4318"}}}, ["/config/telemetry/otlp_endpoint"]),
         ("a route upstream without a scheme", {"config": {"routes": [{"path": "/api", "upstream": "api:80"}]}}, ["/config/routes/0/upstream"]),
     ]
     for label, values, needles in bad:

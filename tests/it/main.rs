@@ -38,4 +38,6 @@ mod properties;
 mod proxy_behaviour;
 mod refresh_conformance;
 mod routes;
+mod traces;
+mod traces_replicas;
 mod transport;

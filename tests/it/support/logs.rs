@@ -12,8 +12,9 @@ use std::io::Write;
 use std::sync::{Arc, Mutex, Once};
 use tracing::subscriber::DefaultGuard;
 
+/// A log writer into a shared buffer.
 #[derive(Clone)]
-struct Sink(Arc<Mutex<Vec<u8>>>);
+pub struct Sink(pub Arc<Mutex<Vec<u8>>>);
 
 impl Write for Sink {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -40,6 +41,23 @@ pub fn capture() -> Capture {
         "logs::capture() sees only its own thread: on a multi-thread runtime it would miss \
          what the proxy's tasks log on the other workers"
     );
+    process_defaults();
+    let buffer = Arc::new(Mutex::new(Vec::new()));
+    let sink = Sink(Arc::clone(&buffer));
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || sink.clone())
+        .finish();
+    Capture {
+        buffer,
+        _default: tracing::subscriber::set_default(subscriber),
+    }
+}
+
+/// What every thread-own subscriber of this test binary needs of the whole process (see
+/// [`capture`]); done once.
+pub fn process_defaults() {
     static PROCESS: Once = Once::new();
     PROCESS.call_once(|| {
         // A global default that records nothing. Without one, tracing-core computes the
@@ -54,17 +72,6 @@ pub fn capture() -> Capture {
         // land in the capture of that thread's test and nowhere else.
         tracing_log::LogTracer::init().expect("the only `log` logger");
     });
-    let buffer = Arc::new(Mutex::new(Vec::new()));
-    let sink = Sink(Arc::clone(&buffer));
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || sink.clone())
-        .finish();
-    Capture {
-        buffer,
-        _default: tracing::subscriber::set_default(subscriber),
-    }
 }
 
 impl Capture {

@@ -10,6 +10,7 @@ pub mod logs;
 pub mod nginx;
 pub mod nginx_gateway;
 pub mod oidc_provider;
+pub mod otlp;
 pub mod promql;
 pub mod provider_browser;
 pub mod redis_cluster;
@@ -66,8 +67,8 @@ impl Flavor {
 }
 
 /// Config text: defaults for tests plus `tweaks` as (section, "key = value") lines; a tweak
-/// replaces the default of the same key. `forward_auth` and `coordination` are written only
-/// when tweaked; lines of
+/// replaces the default of the same key. `forward_auth`, `coordination` and `telemetry` are
+/// written only when tweaked; lines of
 /// the pseudo-section `tail` go last, as written (`[[routes]]` tables).
 pub fn config_toml(
     idp_url: &str,
@@ -104,13 +105,14 @@ pub fn config_toml(
         "csrf",
         "forward_auth",
         "coordination",
+        "telemetry",
     ] {
         let tweaked: Vec<&str> = tweaks
             .iter()
             .filter(|(s, _)| *s == section)
             .map(|(_, l)| *l)
             .collect();
-        if matches!(section, "forward_auth" | "coordination") && tweaked.is_empty() {
+        if matches!(section, "forward_auth" | "coordination" | "telemetry") && tweaked.is_empty() {
             continue;
         }
         text.push_str(&format!("[{section}]\n"));
