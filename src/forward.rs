@@ -21,7 +21,7 @@ use crate::refresh::{unix_now, Fresh};
 use crate::request_session::{refresh_now, with_cookies, Freshened};
 use crate::session::Presence;
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, HOST, SET_COOKIE, WWW_AUTHENTICATE};
+use http::header::{AUTHORIZATION, CONTENT_LENGTH, HOST, SET_COOKIE, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
 use http_body::Body as _;
 use http_body_util::{BodyExt, Limited};
@@ -62,9 +62,15 @@ impl Prepared {
         if let Some(credential) = credential {
             // A proof is the proxy's to make: none from the browser goes along.
             request.headers_mut().remove(&DPOP);
-            let set = match credential.dpop {
-                None => headers::set_bearer(request.headers_mut(), credential.token).is_ok(),
-                Some((key, nonces)) => {
+            let set = match (credential.dpop, credential.bearer) {
+                (None, Some(ready)) => {
+                    request.headers_mut().insert(AUTHORIZATION, ready.clone());
+                    true
+                }
+                (None, None) => {
+                    headers::set_bearer(request.headers_mut(), credential.token).is_ok()
+                }
+                (Some((key, nonces)), _) => {
                     self.set_dpop(request.headers_mut(), credential.token, key, nonces)
                 }
             };
@@ -128,6 +134,8 @@ impl Prepared {
 struct Credential<'a> {
     token: &'a str,
     dpop: Option<(&'a DpopKey, &'a NonceCache)>,
+    /// `Bearer <token>` ready (from the cache of opened sessions).
+    bearer: Option<&'a HeaderValue>,
 }
 
 impl<'a> Credential<'a> {
@@ -139,6 +147,7 @@ impl<'a> Credential<'a> {
                 .as_ref()
                 .filter(|_| session.dpop_bound)
                 .map(|key| (key, upstream.dpop_nonce())),
+            bearer: None,
         }
     }
 }
@@ -309,6 +318,7 @@ pub async fn with_session(
     fresh: Fresh,
     mut cookies: Vec<HeaderValue>,
     presence: Presence,
+    bearer: Option<HeaderValue>,
 ) -> Response<Body> {
     let route = app.routes.get(target.route);
     let upstream = upstream_of(app, &target);
@@ -335,7 +345,10 @@ pub async fn with_session(
             }
         }
     };
-    let credential = Credential::of(fresh.session(), upstream);
+    let credential = Credential {
+        bearer: bearer.as_ref(),
+        ..Credential::of(fresh.session(), upstream)
+    };
     let Some(request) = prepared.request(first_body, Some(&credential)) else {
         return with_cookies(
             error_response(

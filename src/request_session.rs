@@ -9,8 +9,8 @@ use crate::ended::Reason;
 use crate::error::{error_response, idp_unavailable, key_unavailable, login_required, ErrorCode};
 use crate::idp::{IdpError, Rejection};
 use crate::refresh::unix_now;
-use crate::refresh::{Fresh, RefreshError};
-use crate::session::{Presence, ReadOutcome, Session};
+use crate::refresh::{Fresh, FreshSession, RefreshError};
+use crate::session::{Opening, Presence, ReadOutcome, Session};
 use http::header::{AUTHORIZATION, CACHE_CONTROL, SET_COOKIE};
 use http::{HeaderValue, Response};
 use std::sync::Arc;
@@ -39,8 +39,18 @@ pub enum Freshened {
 /// back-channel logout, operator) or left idle past `session.idle_timeout` reads as invalid,
 /// whichever copy of its cookies this is.
 pub fn read(app: &App, headers: &http::HeaderMap, now: u64) -> (Presence, ReadOutcome) {
+    let (presence, opening) = read_opening(app, headers, now);
+    (presence, opening.outcome)
+}
+
+/// [`read`], with the session's ready `Authorization` value when it came from the cache of
+/// opened sessions. The checks below run on every request, cached or not.
+fn read_opening(app: &App, headers: &http::HeaderMap, now: u64) -> (Presence, Opening) {
     let incoming = app.codec.incoming(headers);
-    let mut outcome = app.codec.read(&incoming, now);
+    let Opening {
+        mut outcome,
+        bearer,
+    } = app.codec.read_cached(&incoming, now);
     if let ReadOutcome::Valid { session, .. } = &outcome {
         if let Some(reason) = ended(app, session, now) {
             tracing::debug!(reason, "the session was ended; its cookie is refused");
@@ -68,7 +78,7 @@ pub fn read(app: &App, headers: &http::HeaderMap, now: u64) -> (Presence, ReadOu
             app.metrics.retired_key_sessions.inc();
         }
     }
-    (incoming.presence(), outcome)
+    (incoming.presence(), Opening { outcome, bearer })
 }
 
 /// What a request may do on a route, as its session (or the lack of one) decides.
@@ -83,6 +93,9 @@ pub enum Admission {
         fresh: Fresh,
         cookies: Vec<HeaderValue>,
         presence: Presence,
+        /// `Authorization: Bearer` for `fresh`, ready (the session was not refreshed and came
+        /// from the cache of opened sessions); else it is made from the token.
+        bearer: Option<HeaderValue>,
     },
 }
 
@@ -103,7 +116,7 @@ pub async fn admit(
     }
     let required = access == Access::Required;
     let now = unix_now();
-    let (presence, outcome) = read(app, headers, now);
+    let (presence, Opening { outcome, bearer }) = read_opening(app, headers, now);
     let (session, retired_key) = match outcome {
         ReadOutcome::Valid {
             session,
@@ -142,6 +155,8 @@ pub async fn admit(
     }
     match freshen(app, session, retired_key, &presence, now).await {
         Freshened::Ready { fresh, cookies } => Ok(Admission::Session {
+            // Only for the very session that was read: a refreshed one has another token.
+            bearer: bearer.filter(|_| matches!(fresh.session, FreshSession::Same(_))),
             fresh,
             cookies,
             presence,

@@ -3,9 +3,10 @@
 
 use super::cookie_header::cookie_pair_bytes;
 use super::cookies::{CookieCodec, CHUNK_BYTES, MAX_CHUNKS};
+use super::opened::Opened;
 use super::Session;
-use crate::crypto::OpenError;
-use http::HeaderMap;
+use crate::crypto::{KeyRing, OpenError};
+use http::{HeaderMap, HeaderValue};
 use std::borrow::Cow;
 
 /// The proxy's cookies found on one request: raw bytes (ours are base64url, which the opening
@@ -92,6 +93,24 @@ pub enum ReadOutcome {
     },
 }
 
+/// A [`ReadOutcome`] through the cache of opened sessions.
+#[derive(Debug)]
+pub struct Opening {
+    pub outcome: ReadOutcome,
+    /// `Authorization: Bearer <access token>`, ready, when the session came from the cache
+    /// (and its token is not DPoP-bound).
+    pub bearer: Option<HeaderValue>,
+}
+
+impl Opening {
+    fn new(outcome: ReadOutcome) -> Opening {
+        Opening {
+            outcome,
+            bearer: None,
+        }
+    }
+}
+
 impl CookieCodec {
     /// Collects the session cookies of a request.
     pub fn incoming<'a>(&self, headers: &'a HeaderMap) -> Incoming<'a> {
@@ -122,13 +141,65 @@ impl CookieCodec {
 
     /// Opens the session carried by `incoming`, if any.
     pub fn read(&self, incoming: &Incoming<'_>, now: u64) -> ReadOutcome {
-        if !incoming.any() {
-            return ReadOutcome::Absent;
-        }
-        let Some(sealed) = self.reassemble(incoming) else {
-            return ReadOutcome::Invalid;
+        let Some(sealed) = self.sealed(incoming) else {
+            return self.absent_or_invalid(incoming);
         };
-        let opened = match self.keys.load().open_checked(&self.name, &sealed) {
+        let outcome = self.open(&self.keys.load(), &sealed);
+        self.alive(outcome, now)
+    }
+
+    /// As [`CookieCodec::read`], through the cache of sessions opened before (`opened.rs`):
+    /// the same outcome for the same bytes under the same key ring, the lifetime checked
+    /// again. With a valid session from the cache, its `Authorization: Bearer` value ready.
+    pub fn read_cached(&self, incoming: &Incoming<'_>, now: u64) -> Opening {
+        let Some(sealed) = self.sealed(incoming) else {
+            return Opening::new(self.absent_or_invalid(incoming));
+        };
+        let keys = self.keys.load();
+        let generation = keys.generation();
+        if let Some(opened) = self.opened.get(&sealed, generation) {
+            return Opening {
+                outcome: self.alive(
+                    ReadOutcome::Valid {
+                        session: opened.session,
+                        retired_key: opened.retired_key,
+                    },
+                    now,
+                ),
+                bearer: opened.bearer,
+            };
+        }
+        let outcome = self.open(&keys, &sealed);
+        if let ReadOutcome::Valid {
+            session,
+            retired_key,
+        } = &outcome
+        {
+            self.opened
+                .put(&sealed, generation, || Opened::new(session, *retired_key));
+        }
+        Opening::new(self.alive(outcome, now))
+    }
+
+    fn absent_or_invalid(&self, incoming: &Incoming<'_>) -> ReadOutcome {
+        if incoming.any() {
+            ReadOutcome::Invalid
+        } else {
+            ReadOutcome::Absent
+        }
+    }
+
+    /// The sealed value (chunks reassembled); `None` when there is none or it is malformed.
+    fn sealed<'a>(&self, incoming: &Incoming<'a>) -> Option<Cow<'a, [u8]>> {
+        if !incoming.any() {
+            return None;
+        }
+        self.reassemble(incoming)
+    }
+
+    /// Opens and decodes a sealed value (what does not depend on the time).
+    fn open(&self, keys: &KeyRing, sealed: &[u8]) -> ReadOutcome {
+        let opened = match keys.open_checked(&self.name, sealed) {
             Ok(opened) => opened,
             Err(OpenError::UnknownKey) => return ReadOutcome::UnknownKey,
             Err(OpenError::Invalid) => return ReadOutcome::Invalid,
@@ -136,12 +207,19 @@ impl CookieCodec {
         let Some(session) = Session::from_bytes(&opened.plaintext) else {
             return ReadOutcome::Invalid;
         };
-        if self.remaining_lifetime(&session, now) == 0 {
-            return ReadOutcome::Invalid;
-        }
         ReadOutcome::Valid {
             session,
             retired_key: !opened.current_key,
+        }
+    }
+
+    /// A valid session past its absolute lifetime is invalid.
+    fn alive(&self, outcome: ReadOutcome, now: u64) -> ReadOutcome {
+        match outcome {
+            ReadOutcome::Valid { session, .. } if self.remaining_lifetime(&session, now) == 0 => {
+                ReadOutcome::Invalid
+            }
+            outcome => outcome,
         }
     }
 
