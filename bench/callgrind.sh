@@ -16,7 +16,8 @@
 # ports, drives it with wrk (4 connections, 8 s), subtracts the start-up/shutdown instructions
 # (a run with no request) and prints instructions per request. Installs valgrind, nginx and
 # wrk (and redis-server) when missing. The raw profile is left in $DIR/cg.out for
-# callgrind_annotate (the run with no request in $DIR/cg.base.out). Honours CARGO_TARGET_DIR.
+# callgrind_annotate (the run with no request in $DIR/cg.base.out). Honours CARGO_TARGET_DIR
+# and TOKEN_HANDLER_BIN.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/need.sh
@@ -30,6 +31,9 @@ ENDED="${ENDED:-100000}"
 [ "$MODE" != session-ended ] || need redis-server
 cargo build --release --bin token-handler --example seal
 RELEASE="${CARGO_TARGET_DIR:-target}/release"
+# TOKEN_HANDLER_BIN: profile another build of the proxy (a baseline kept aside) with this one's
+# tools, for a before/after on the same day.
+BIN="${TOKEN_HANDLER_BIN:-$RELEASE/token-handler}"
 DIR=$(mktemp -d /tmp/th-callgrind.XXXXXX)
 mkdir -p "$DIR/tmp"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -105,7 +109,7 @@ profile() {
   local out="$DIR/cg.out"
   [ "$1" -gt 0 ] || out="$DIR/cg.base.out"
   TOKEN_HANDLER_COOKIE_KEYS=$KEYS valgrind --tool=callgrind --callgrind-out-file="$out" \
-    "$RELEASE/token-handler" --config "$DIR/th.toml" 2>"$DIR/valgrind.err" &
+    "$BIN" --config "$DIR/th.toml" 2>"$DIR/valgrind.err" &
   local pid=$!
   for _ in $(seq 1 300); do curl -sf -o /dev/null "http://127.0.0.1:$AD/healthz" && break; sleep 0.1; done
   if [ "$MODE" = session-ended ]; then

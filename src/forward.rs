@@ -382,7 +382,7 @@ pub async fn with_session(
     if let (Some(bytes), Ok(response)) = (replay, &result) {
         if invalid_token(response) {
             let token = credential.token;
-            match refresh_now(app, fresh.session().clone(), &presence, unix_now()).await {
+            match refresh_now(app, fresh.shared(), &presence, unix_now()).await {
                 Freshened::Ready {
                     fresh: newer,
                     cookies: new_cookies,

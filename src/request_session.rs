@@ -38,7 +38,11 @@ pub enum Freshened {
 /// sessions still sealed with a retired key. A session that was ended (logout on any replica,
 /// back-channel logout, operator) or left idle past `session.idle_timeout` reads as invalid,
 /// whichever copy of its cookies this is.
-pub fn read(app: &App, headers: &http::HeaderMap, now: u64) -> (Presence, ReadOutcome) {
+pub fn read(
+    app: &App,
+    headers: &http::HeaderMap,
+    now: u64,
+) -> (Presence, ReadOutcome<Arc<Session>>) {
     let (presence, opening) = read_opening(app, headers, now);
     (presence, opening.outcome)
 }
@@ -212,7 +216,7 @@ fn touch_due(app: &App, session: &Session, now: u64) -> bool {
 /// Refreshes `session` when due and works out the cookies to send back.
 pub async fn freshen(
     app: &App,
-    session: Session,
+    session: Arc<Session>,
     retired_key: bool,
     presence: &Presence,
     now: u64,
@@ -223,7 +227,12 @@ pub async fn freshen(
 
 /// Refreshes `session` although its access token looks valid (the upstream said it is not),
 /// unless another request already did.
-pub async fn refresh_now(app: &App, session: Session, presence: &Presence, now: u64) -> Freshened {
+pub async fn refresh_now(
+    app: &App,
+    session: Arc<Session>,
+    presence: &Presence,
+    now: u64,
+) -> Freshened {
     let result = app.refresher.force_refresh(session).await;
     outcome(app, result, false, presence, now)
 }

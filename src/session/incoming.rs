@@ -8,6 +8,7 @@ use super::Session;
 use crate::crypto::{KeyRing, OpenError};
 use http::{HeaderMap, HeaderValue};
 use std::borrow::Cow;
+use std::sync::Arc;
 
 /// The proxy's cookies found on one request: raw bytes (ours are base64url, which the opening
 /// checks; anything else cannot open, and reads as an invalid session).
@@ -77,7 +78,7 @@ impl Incoming<'_> {
 // The session-carrying variant is the common one on the data path: boxing it would
 // allocate once more per request.
 #[allow(clippy::large_enum_variant)]
-pub enum ReadOutcome {
+pub enum ReadOutcome<S = Session> {
     /// No session cookie at all.
     Absent,
     /// Cookies present but not a session we sealed (tampered, truncated, foreign key, expired
@@ -87,7 +88,8 @@ pub enum ReadOutcome {
     /// at different moments): the pod is behind, not the browser. Never cleared.
     UnknownKey,
     Valid {
-        session: Session,
+        /// The session: owned, or shared with the cache of opened sessions (`read_cached`).
+        session: S,
         /// Opened with a retired key: re-seal on this response.
         retired_key: bool,
     },
@@ -96,14 +98,14 @@ pub enum ReadOutcome {
 /// A [`ReadOutcome`] through the cache of opened sessions.
 #[derive(Debug)]
 pub struct Opening {
-    pub outcome: ReadOutcome,
+    pub outcome: ReadOutcome<Arc<Session>>,
     /// `Authorization: Bearer <access token>`, ready, when the session came from the cache
     /// (and its token is not DPoP-bound).
     pub bearer: Option<HeaderValue>,
 }
 
 impl Opening {
-    fn new(outcome: ReadOutcome) -> Opening {
+    fn new(outcome: ReadOutcome<Arc<Session>>) -> Opening {
         Opening {
             outcome,
             bearer: None,
@@ -144,8 +146,12 @@ impl CookieCodec {
         let Some(sealed) = self.sealed(incoming) else {
             return self.absent_or_invalid(incoming);
         };
-        let outcome = self.open(&self.keys.load(), &sealed);
-        self.alive(outcome, now)
+        match self.open(&self.keys.load(), &sealed) {
+            ReadOutcome::Valid { session, .. } if !self.lives(&session, now) => {
+                ReadOutcome::Invalid
+            }
+            outcome => outcome,
+        }
     }
 
     /// As [`CookieCodec::read`], through the cache of sessions opened before (`opened.rs`):
@@ -169,19 +175,27 @@ impl CookieCodec {
                 bearer: opened.bearer,
             };
         }
-        let outcome = self.open(&keys, &sealed);
-        if let ReadOutcome::Valid {
-            session,
-            retired_key,
-        } = &outcome
-        {
-            self.opened
-                .put(&sealed, generation, || Opened::new(session, *retired_key));
-        }
+        let outcome = match self.open(&keys, &sealed) {
+            ReadOutcome::Valid {
+                session,
+                retired_key,
+            } => {
+                let session = Arc::new(session);
+                self.opened
+                    .put(&sealed, generation, || Opened::new(&session, retired_key));
+                ReadOutcome::Valid {
+                    session,
+                    retired_key,
+                }
+            }
+            ReadOutcome::Absent => ReadOutcome::Absent,
+            ReadOutcome::Invalid => ReadOutcome::Invalid,
+            ReadOutcome::UnknownKey => ReadOutcome::UnknownKey,
+        };
         Opening::new(self.alive(outcome, now))
     }
 
-    fn absent_or_invalid(&self, incoming: &Incoming<'_>) -> ReadOutcome {
+    fn absent_or_invalid<S>(&self, incoming: &Incoming<'_>) -> ReadOutcome<S> {
         if incoming.any() {
             ReadOutcome::Invalid
         } else {
@@ -214,13 +228,21 @@ impl CookieCodec {
     }
 
     /// A valid session past its absolute lifetime is invalid.
-    fn alive(&self, outcome: ReadOutcome, now: u64) -> ReadOutcome {
+    fn alive<S: std::ops::Deref<Target = Session>>(
+        &self,
+        outcome: ReadOutcome<S>,
+        now: u64,
+    ) -> ReadOutcome<S> {
         match outcome {
-            ReadOutcome::Valid { session, .. } if self.remaining_lifetime(&session, now) == 0 => {
+            ReadOutcome::Valid { session, .. } if !self.lives(&session, now) => {
                 ReadOutcome::Invalid
             }
             outcome => outcome,
         }
+    }
+
+    fn lives(&self, session: &Session, now: u64) -> bool {
+        self.remaining_lifetime(session, now) > 0
     }
 
     fn reassemble<'a>(&self, incoming: &Incoming<'a>) -> Option<Cow<'a, [u8]>> {

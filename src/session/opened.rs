@@ -32,7 +32,7 @@ const TAIL: usize = 24;
 /// An opened session, as the sealed value `sealed` gave it under key ring `generation`.
 #[derive(Clone)]
 pub(super) struct Opened {
-    pub session: Session,
+    pub session: Arc<Session>,
     pub retired_key: bool,
     /// `Bearer <access token>` (sensitive), unless the session's token is DPoP-bound.
     pub bearer: Option<HeaderValue>,
@@ -40,7 +40,7 @@ pub(super) struct Opened {
 
 impl Opened {
     /// What the cache keeps of a session opened with (`retired_key`) or without a retired key.
-    pub fn new(session: &Session, retired_key: bool) -> Opened {
+    pub fn new(session: &Arc<Session>, retired_key: bool) -> Opened {
         let dpop = session.dpop.is_some() && session.dpop_bound;
         let bearer = (!dpop)
             .then(|| HeaderValue::from_str(&format!("Bearer {}", session.access_token.expose())))
@@ -50,7 +50,7 @@ impl Opened {
                 value
             });
         Opened {
-            session: session.clone(),
+            session: Arc::clone(session),
             retired_key,
             bearer,
         }

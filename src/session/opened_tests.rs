@@ -5,6 +5,7 @@ use super::*;
 use crate::crypto::KeyRing;
 use http::header::COOKIE;
 use http::HeaderValue;
+use std::sync::Arc;
 
 const NOW: u64 = 1500;
 
@@ -17,7 +18,7 @@ fn read_n(c: &CookieCodec, headers: &http::HeaderMap, now: u64, n: usize) -> Ope
     last.expect("n > 0")
 }
 
-fn token(outcome: &ReadOutcome) -> Option<&str> {
+fn token(outcome: &ReadOutcome<Arc<Session>>) -> Option<&str> {
     match outcome {
         ReadOutcome::Valid { session, .. } => Some(session.access_token.expose()),
         _ => None,
