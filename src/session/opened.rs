@@ -10,6 +10,11 @@
 //!   (the absolute lifetime here; ended sessions, idle timeout, CSRF, refresh in the caller)
 //!   is decided again on every request, after the cache.
 //!
+//! The byte comparison is `memcmp`, not constant time: what its time can tell is which 16-32-byte
+//! block first differs, and the first blocks of a sealed value hold its random nonce (96 bits),
+//! so it is no byte-at-a-time oracle on a cached value; besides, a value lands in a slot only
+//! through the keyed hash of its tail.
+//!
 //! Bounded: [`SLOTS`] direct-mapped slots, and only values up to [`MAX_SEALED`] bytes (a
 //! chunked session is opened every time). A value is kept the second time it is seen in a
 //! row in its slot, so a stream of distinct sessions (more than the slots hold) does not churn
