@@ -11,9 +11,9 @@
 //!   is decided again on every request, after the cache.
 //!
 //! The byte comparison is `memcmp`, not constant time: what its time can tell is which 16-32-byte
-//! block first differs, and the first blocks of a sealed value hold its random nonce (96 bits),
-//! so it is no byte-at-a-time oracle on a cached value; besides, a value lands in a slot only
-//! through the keyed hash of its tail.
+//! block first differs, and past the public header (format, key id) every block of a sealed value
+//! holds nonce or ciphertext bytes that a guess would have to match whole: no byte-at-a-time
+//! oracle on a cached value. Besides, a value reaches a slot only through the keyed hash.
 //!
 //! Bounded: [`SLOTS`] direct-mapped slots, and only values up to [`MAX_SEALED`] bytes (a
 //! chunked session is opened every time). A value is kept the second time it is seen in a
