@@ -6,6 +6,8 @@
 #   bench/callgrind.sh anonymous    # public path, no cookie
 #   bench/callgrind.sh session-ended  # as `session`, with a record of 100,000 ended sessions
 #   bench/callgrind.sh session-dpop   # as `session`, DPoP-bound: a proof signed per request
+#   bench/callgrind.sh sessions-many  # as `session`, wrk cycling through $MANY distinct cookies
+#                                     # (default 1,000: more than the cache of opened sessions holds)
 # session-ended: the proxy also has `[coordination]` on a redis-server started here, whose
 # stream `th:{ended}:log` holds $ENDED entries (default 100,000; a third of each kind, random
 # digests, so none names the measured session) before the proxy starts, and the measured
@@ -16,20 +18,25 @@
 # ports, drives it with wrk (4 connections, 8 s), subtracts the start-up/shutdown instructions
 # (a run with no request) and prints instructions per request. Installs valgrind, nginx and
 # wrk (and redis-server) when missing. The raw profile is left in $DIR/cg.out for
-# callgrind_annotate (the run with no request in $DIR/cg.base.out). Honours CARGO_TARGET_DIR.
+# callgrind_annotate (the run with no request in $DIR/cg.base.out). Honours CARGO_TARGET_DIR
+# and TOKEN_HANDLER_BIN.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/need.sh
 need valgrind nginx wrk
 MODE="${1:-session}"
 case "$MODE" in
-  session | anonymous | session-ended | session-dpop) ;;
-  *) echo "usage: $0 session|anonymous|session-ended|session-dpop" >&2; exit 2 ;;
+  session | anonymous | session-ended | session-dpop | sessions-many) ;;
+  *) echo "usage: $0 session|anonymous|session-ended|session-dpop|sessions-many" >&2; exit 2 ;;
 esac
 ENDED="${ENDED:-100000}"
+MANY="${MANY:-1000}"
 [ "$MODE" != session-ended ] || need redis-server
 cargo build --release --bin token-handler --example seal
 RELEASE="${CARGO_TARGET_DIR:-target}/release"
+# TOKEN_HANDLER_BIN: profile another build of the proxy (a baseline kept aside) with this one's
+# tools, for a before/after on the same day.
+BIN="${TOKEN_HANDLER_BIN:-$RELEASE/token-handler}"
 DIR=$(mktemp -d /tmp/th-callgrind.XXXXXX)
 mkdir -p "$DIR/tmp"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -100,12 +107,29 @@ PY
   SEAL_ARGS=(--sub usr:42 --sid 08a5019c-17e1-4977-8f42-65a12843ea02)
 fi
 
+if [ "$MODE" = sessions-many ]; then
+  # Distinct sealed values (a fresh nonce each), cycled by wrk: each comes back after $MANY - 1
+  # others, so none is kept in the cache (its slots see several values in between).
+  for _ in $(seq 1 "$MANY"); do
+    TOKEN_HANDLER_COOKIE_KEYS=$KEYS "$RELEASE/examples/seal"
+  done >"$DIR/cookies.txt"
+  cat >"$DIR/many.lua" <<LUA
+local cookies = {}
+for line in io.lines("$DIR/cookies.txt") do cookies[#cookies + 1] = line end
+local i = 0
+request = function()
+  i = i + 1
+  return wrk.format(nil, nil, { ["Cookie"] = cookies[(i % #cookies) + 1] })
+end
+LUA
+fi
+
 # One run under callgrind: $1 = number of seconds of wrk (0: start and stop only).
 profile() {
   local out="$DIR/cg.out"
   [ "$1" -gt 0 ] || out="$DIR/cg.base.out"
   TOKEN_HANDLER_COOKIE_KEYS=$KEYS valgrind --tool=callgrind --callgrind-out-file="$out" \
-    "$RELEASE/token-handler" --config "$DIR/th.toml" 2>"$DIR/valgrind.err" &
+    "$BIN" --config "$DIR/th.toml" 2>"$DIR/valgrind.err" &
   local pid=$!
   for _ in $(seq 1 300); do curl -sf -o /dev/null "http://127.0.0.1:$AD/healthz" && break; sleep 0.1; done
   if [ "$MODE" = session-ended ]; then
@@ -125,7 +149,10 @@ profile() {
   local requests=0
   if [ "$1" -gt 0 ]; then
     local path=/public/x header=()
-    if [ "$MODE" != anonymous ]; then
+    if [ "$MODE" = sessions-many ]; then
+      path=/api/x
+      header=(-s "$DIR/many.lua")
+    elif [ "$MODE" != anonymous ]; then
       path=/api/x
       local cookie
       cookie=$(TOKEN_HANDLER_COOKIE_KEYS=$KEYS "$RELEASE/examples/seal" ${SEAL_ARGS[@]+"${SEAL_ARGS[@]}"})

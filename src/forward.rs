@@ -22,7 +22,7 @@ use crate::request_session::{refresh_now, with_cookies, Freshened};
 use crate::session::Presence;
 use crate::trace;
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, HOST, SET_COOKIE, WWW_AUTHENTICATE};
+use http::header::{AUTHORIZATION, CONTENT_LENGTH, HOST, SET_COOKIE, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
 use http_body::Body as _;
 use http_body_util::{BodyExt, Limited};
@@ -63,9 +63,15 @@ impl Prepared {
         if let Some(credential) = credential {
             // A proof is the proxy's to make: none from the browser goes along.
             request.headers_mut().remove(&DPOP);
-            let set = match credential.dpop {
-                None => headers::set_bearer(request.headers_mut(), credential.token).is_ok(),
-                Some((key, nonces)) => {
+            let set = match (credential.dpop, credential.bearer) {
+                (None, Some(ready)) => {
+                    request.headers_mut().insert(AUTHORIZATION, ready.clone());
+                    true
+                }
+                (None, None) => {
+                    headers::set_bearer(request.headers_mut(), credential.token).is_ok()
+                }
+                (Some((key, nonces)), _) => {
                     self.set_dpop(request.headers_mut(), credential.token, key, nonces)
                 }
             };
@@ -129,6 +135,8 @@ impl Prepared {
 struct Credential<'a> {
     token: &'a str,
     dpop: Option<(&'a DpopKey, &'a NonceCache)>,
+    /// `Bearer <token>` ready (from the cache of opened sessions).
+    bearer: Option<&'a HeaderValue>,
 }
 
 impl<'a> Credential<'a> {
@@ -140,6 +148,7 @@ impl<'a> Credential<'a> {
                 .as_ref()
                 .filter(|_| session.dpop_bound)
                 .map(|key| (key, upstream.dpop_nonce())),
+            bearer: None,
         }
     }
 }
@@ -310,6 +319,7 @@ pub async fn with_session(
     fresh: Fresh,
     mut cookies: Vec<HeaderValue>,
     presence: Presence,
+    bearer: Option<HeaderValue>,
 ) -> Response<Body> {
     let route = app.routes.get(target.route);
     let upstream = upstream_of(app, &target);
@@ -336,7 +346,10 @@ pub async fn with_session(
             }
         }
     };
-    let credential = Credential::of(fresh.session(), upstream);
+    let credential = Credential {
+        bearer: bearer.as_ref(),
+        ..Credential::of(fresh.session(), upstream)
+    };
     let Some(request) = prepared.request(first_body, Some(&credential)) else {
         return with_cookies(
             error_response(
@@ -370,7 +383,7 @@ pub async fn with_session(
     if let (Some(bytes), Ok(response)) = (replay, &result) {
         if invalid_token(response) {
             let token = credential.token;
-            match refresh_now(app, fresh.session().clone(), &presence, unix_now()).await {
+            match refresh_now(app, fresh.shared(), &presence, unix_now()).await {
                 Freshened::Ready {
                     fresh: newer,
                     cookies: new_cookies,

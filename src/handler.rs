@@ -220,9 +220,10 @@ async fn proxy(
             fresh,
             cookies,
             presence,
+            bearer,
         }) => {
             forward::with_session(
-                app, request, conn, upgrade, target, fresh, cookies, presence,
+                app, request, conn, upgrade, target, fresh, cookies, presence, bearer,
             )
             .await
         }

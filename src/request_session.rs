@@ -9,8 +9,8 @@ use crate::ended::Reason;
 use crate::error::{error_response, idp_unavailable, key_unavailable, login_required, ErrorCode};
 use crate::idp::{IdpError, Rejection};
 use crate::refresh::unix_now;
-use crate::refresh::{Fresh, RefreshError};
-use crate::session::{Presence, ReadOutcome, Session};
+use crate::refresh::{Fresh, FreshSession, RefreshError};
+use crate::session::{Opening, Presence, ReadOutcome, Session};
 use http::header::{AUTHORIZATION, CACHE_CONTROL, SET_COOKIE};
 use http::{HeaderValue, Response};
 use std::sync::Arc;
@@ -38,10 +38,24 @@ pub enum Freshened {
 /// sessions still sealed with a retired key. A session that was ended (logout on any replica,
 /// back-channel logout, operator) or left idle past `session.idle_timeout` reads as invalid,
 /// whichever copy of its cookies this is.
-pub fn read(app: &App, headers: &http::HeaderMap, now: u64) -> (Presence, ReadOutcome) {
+pub fn read(
+    app: &App,
+    headers: &http::HeaderMap,
+    now: u64,
+) -> (Presence, ReadOutcome<Arc<Session>>) {
+    let (presence, opening) = read_opening(app, headers, now);
+    (presence, opening.outcome)
+}
+
+/// [`read`], with the session's ready `Authorization` value when it came from the cache of
+/// opened sessions. The checks below run on every request, cached or not.
+fn read_opening(app: &App, headers: &http::HeaderMap, now: u64) -> (Presence, Opening) {
     let traced = app.traces.session_open();
     let incoming = app.codec.incoming(headers);
-    let mut outcome = app.codec.read(&incoming, now);
+    let Opening {
+        mut outcome,
+        bearer,
+    } = app.codec.read_cached(&incoming, now);
     if !traced.is_disabled() {
         traced.record("token_handler.session", opened(&outcome));
     }
@@ -75,11 +89,11 @@ pub fn read(app: &App, headers: &http::HeaderMap, now: u64) -> (Presence, ReadOu
             app.metrics.retired_key_sessions.inc();
         }
     }
-    (incoming.presence(), outcome)
+    (incoming.presence(), Opening { outcome, bearer })
 }
 
 /// What the `session.open` span says of a request's cookies.
-fn opened(outcome: &ReadOutcome) -> &'static str {
+fn opened<S>(outcome: &ReadOutcome<S>) -> &'static str {
     match outcome {
         ReadOutcome::Valid { .. } => "valid",
         ReadOutcome::Absent => "absent",
@@ -100,6 +114,9 @@ pub enum Admission {
         fresh: Fresh,
         cookies: Vec<HeaderValue>,
         presence: Presence,
+        /// `Authorization: Bearer` for `fresh`, ready (the session was not refreshed and came
+        /// from the cache of opened sessions); else it is made from the token.
+        bearer: Option<HeaderValue>,
     },
 }
 
@@ -120,7 +137,7 @@ pub async fn admit(
     }
     let required = access == Access::Required;
     let now = unix_now();
-    let (presence, outcome) = read(app, headers, now);
+    let (presence, Opening { outcome, bearer }) = read_opening(app, headers, now);
     let (session, retired_key) = match outcome {
         ReadOutcome::Valid {
             session,
@@ -159,6 +176,8 @@ pub async fn admit(
     }
     match freshen(app, session, retired_key, &presence, now).await {
         Freshened::Ready { fresh, cookies } => Ok(Admission::Session {
+            // Only for the very session that was read: a refreshed one has another token.
+            bearer: bearer.filter(|_| matches!(fresh.session, FreshSession::Same(_))),
             fresh,
             cookies,
             presence,
@@ -222,7 +241,7 @@ fn touch_due(app: &App, session: &Session, now: u64) -> bool {
 /// Refreshes `session` when due and works out the cookies to send back.
 pub async fn freshen(
     app: &App,
-    session: Session,
+    session: Arc<Session>,
     retired_key: bool,
     presence: &Presence,
     now: u64,
@@ -233,7 +252,12 @@ pub async fn freshen(
 
 /// Refreshes `session` although its access token looks valid (the upstream said it is not),
 /// unless another request already did.
-pub async fn refresh_now(app: &App, session: Session, presence: &Presence, now: u64) -> Freshened {
+pub async fn refresh_now(
+    app: &App,
+    session: Arc<Session>,
+    presence: &Presence,
+    now: u64,
+) -> Freshened {
     let result = app.refresher.force_refresh(session).await;
     outcome(app, result, false, presence, now)
 }

@@ -28,6 +28,8 @@ struct Args {
     rounds: usize,
     duration: Duration,
     connections: u32,
+    /// token-handler's `worker_threads` and nginx's `worker_processes` (the reference proxy).
+    workers: usize,
 }
 
 fn args() -> Args {
@@ -35,6 +37,7 @@ fn args() -> Args {
         rounds: 3,
         duration: Duration::from_secs(10),
         connections: 50,
+        workers: 1,
     };
     let argv: Vec<String> = std::env::args().collect();
     for pair in argv[1..].chunks(2) {
@@ -45,8 +48,9 @@ fn args() -> Args {
                 a.duration = Duration::from_secs(value.parse().expect("--duration SECONDS"))
             }
             "--connections" => a.connections = value.parse().expect("--connections N"),
+            "--workers" => a.workers = value.parse().expect("--workers N"),
             other => panic!(
-                "unknown argument {other}; use --rounds N --duration SECONDS --connections N"
+                "unknown argument {other}; use --rounds N --duration SECONDS --connections N --workers N"
             ),
         }
     }
@@ -139,7 +143,22 @@ impl Drop for Proxy {
 fn start_token_handler(dir: &Path, toml: &str, keys: &str, config: &Config) -> Proxy {
     let path = dir.join("token-handler.toml");
     std::fs::write(&path, toml).expect("config");
-    let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/token-handler");
+    // Next to this example's directory (`<target>/release/examples/bench`): the same build,
+    // wherever CARGO_TARGET_DIR put it; or another build's, to compare (TOKEN_HANDLER_BIN).
+    let bin = std::env::var_os("TOKEN_HANDLER_BIN")
+        .map(PathBuf::from)
+        .or_else(|| {
+            Some(
+                std::env::current_exe()
+                    .ok()?
+                    .parent()?
+                    .parent()?
+                    .join("token-handler"),
+            )
+        })
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/token-handler")
+        });
     let child = Command::new(&bin)
         .arg("--config")
         .arg(&path)
@@ -166,15 +185,23 @@ struct Sample {
     errors: u64,
 }
 
-fn measure(pid: u32, url: &str, a: &Args, cookie: Option<&str>, script: Option<&Path>) -> Sample {
-    let cpu0 = procfs::cpu_time(pid);
+/// One wrk round against `url`; CPU and RSS summed over `pids` (nginx's workers).
+fn measure(
+    pids: &[u32],
+    url: &str,
+    a: &Args,
+    cookie: Option<&str>,
+    script: Option<&Path>,
+) -> Sample {
+    let cpu_of = || pids.iter().map(|&p| procfs::cpu_time(p)).sum::<Duration>();
+    let cpu0 = cpu_of();
     let r = wrk::run(url, a.connections, a.duration, cookie, script);
-    let cpu = procfs::cpu_time(pid).saturating_sub(cpu0);
+    let cpu = cpu_of().saturating_sub(cpu0);
     Sample {
         rps: r.rps,
         p50: r.p50,
         p99: r.p99,
-        rss_kib: procfs::rss_kib(pid),
+        rss_kib: pids.iter().map(|&p| procfs::rss_kib(p)).sum(),
         cpu_us_per_request: cpu.as_secs_f64() * 1e6 / r.requests.max(1) as f64,
         errors: r.errors,
     }
@@ -207,12 +234,13 @@ async fn main() {
     let (up_port, ref_port) = (free_port(), free_port());
     let keys = KeyRing::generate_spec();
     let toml = format!(
-        "[server]\nlisten = \"127.0.0.1:{}\"\nadmin_listen = \"127.0.0.1:{}\"\nworker_threads = 1\n\
+        "[server]\nlisten = \"127.0.0.1:{}\"\nadmin_listen = \"127.0.0.1:{}\"\nworker_threads = {}\n\
          [upstream]\nurl = \"http://127.0.0.1:{up_port}\"\n\
          [idp]\ndialect = \"tokenidp\"\nissuer = \"{}\"\nclient_id = \"{CLIENT_ID}\"\nclient_auth = \"basic\"\nredirect_uri = \"http://127.0.0.1/auth/callback\"\n\
          [session]\nrefresh_skew = \"5s\"\n[proxy]\npublic_paths = [\"/public/\"]\n[log]\nlevel = \"warn\"\n",
         free_port(),
         free_port(),
+        a.workers,
         idp.url(),
     );
     let config = Config::from_toml(&toml, &|name| match name {
@@ -273,7 +301,7 @@ async fn main() {
 
     let upstream = nginx::Nginx::upstream(&dir, up_port);
     wait_for_port(up_port);
-    let reference = nginx::Nginx::reference(&dir, ref_port, up_port, &access);
+    let reference = nginx::Nginx::reference(&dir, ref_port, up_port, &access, a.workers);
     wait_for_port(ref_port);
     let proxy = start_token_handler(&dir, &toml, &keys, &config);
     wait_for_port(proxy.port);
@@ -288,7 +316,7 @@ async fn main() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let nginx_pid = reference.worker();
+    let nginx_pids = reference.workers(a.workers);
     let th_pid = proxy.child.id();
     let _ = upstream.worker();
 
@@ -299,10 +327,11 @@ async fn main() {
         ("large (chunked) session", "/api/x", Some(&large), None),
     ];
     println!(
-        "\ntoken-handler vs nginx proxy_pass: {} rounds x {} s, wrk -t1 -c{}, one worker each\n",
+        "\ntoken-handler vs nginx proxy_pass: {} rounds x {} s, wrk -t1 -c{}, {} worker(s) each\n",
         a.rounds,
         a.duration.as_secs(),
-        a.connections
+        a.connections,
+        a.workers
     );
     println!("| scenario | round | nginx req/s | th req/s | ratio | nginx p50/p99 ms | th p50/p99 ms | p50 ratio | p99 ratio | nginx RSS MiB | th RSS MiB | RSS ratio | nginx CPU µs/req | th CPU µs/req | CPU ratio | errors |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
@@ -314,14 +343,14 @@ async fn main() {
         let mut th_rss = Vec::new();
         for round in 1..=a.rounds {
             let n = measure(
-                nginx_pid,
+                &nginx_pids,
                 &format!("http://127.0.0.1:{ref_port}{path}"),
                 &a,
                 *cookie,
                 *script,
             );
             let t = measure(
-                th_pid,
+                &[th_pid],
                 &format!("http://127.0.0.1:{}{path}", proxy.port),
                 &a,
                 *cookie,

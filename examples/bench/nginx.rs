@@ -1,6 +1,6 @@
 //! The nginx processes of the benchmark: a fixed upstream (`return 200`) and the reference
 //! proxy (`proxy_pass` with upstream keep-alive and a static Authorization header), each with
-//! one worker process.
+//! one worker process (the reference proxy: as many as token-handler's worker threads).
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -10,7 +10,13 @@ pub struct Nginx {
 }
 
 impl Nginx {
-    fn start(dir: &Path, name: &str, server_block: &str, extra_http: &str) -> Nginx {
+    fn start(
+        dir: &Path,
+        name: &str,
+        server_block: &str,
+        extra_http: &str,
+        workers: usize,
+    ) -> Nginx {
         let conf = dir.join(format!("{name}.conf"));
         let tmp = dir.join(format!("{name}-tmp"));
         std::fs::create_dir_all(&tmp).expect("nginx temp dir");
@@ -18,7 +24,7 @@ impl Nginx {
         std::fs::write(
             &conf,
             format!(
-                "worker_processes 1;\ndaemon off;\npid {dir}/{name}.pid;\nerror_log {dir}/{name}.err warn;\n\
+                "worker_processes {workers};\ndaemon off;\npid {dir}/{name}.pid;\nerror_log {dir}/{name}.err warn;\n\
                  events {{ worker_connections 4096; }}\n\
                  http {{\n  access_log off;\n  keepalive_requests 1000000;\n  keepalive_timeout 120s;\n  large_client_header_buffers 4 64k;\n\
                    client_body_temp_path {t}/body;\n  proxy_temp_path {t}/proxy;\n  fastcgi_temp_path {t}/fcgi;\n\
@@ -44,11 +50,19 @@ impl Nginx {
             "upstream",
             &format!("    listen 127.0.0.1:{port};\n    location / {{ return 200 \"ok\\n\"; }}"),
             "",
+            1,
         )
     }
 
-    /// `proxy_pass` to the upstream, keep-alive, `Authorization: Bearer <token>` set.
-    pub fn reference(dir: &Path, port: u16, upstream_port: u16, token: &str) -> Nginx {
+    /// `proxy_pass` to the upstream, keep-alive, `Authorization: Bearer <token>` set, with
+    /// `workers` worker processes.
+    pub fn reference(
+        dir: &Path,
+        port: u16,
+        upstream_port: u16,
+        token: &str,
+        workers: usize,
+    ) -> Nginx {
         Nginx::start(
             dir,
             "reference",
@@ -58,7 +72,21 @@ impl Nginx {
                  proxy_set_header Authorization \"Bearer {token}\";\n    }}"
             ),
             &format!("  upstream api {{ server 127.0.0.1:{upstream_port}; keepalive 64; }}"),
+            workers,
         )
+    }
+
+    /// The `n` worker pids (where the requests are served), once they are all up.
+    pub fn workers(&self, n: usize) -> Vec<u32> {
+        let master = self.child.id();
+        for _ in 0..100 {
+            let workers = super::procfs::children(master);
+            if workers.len() >= n {
+                return workers;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        vec![master]
     }
 
     /// The single worker's pid (where the requests are served).

@@ -21,6 +21,8 @@ pub const VERSION: u8 = 1;
 const NONCE_LEN: usize = 12;
 const TAG_LEN: usize = 16;
 const MAX_KID_LEN: usize = 32;
+/// The next [`KeyRing::generation`].
+static NEXT_GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// Why a key spec was refused. Never carries key material.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -66,6 +68,9 @@ pub struct KeyRing {
     /// Derived from the sealing key: keyed hashes for log fingerprints, the same on every
     /// replica with the same sealing key.
     fingerprint_key: ring::hmac::Key,
+    /// Unique to this ring in the process (never reused): what a cache of opened values
+    /// checks, so that nothing opened under another ring is served under this one.
+    generation: u64,
 }
 
 impl fmt::Debug for KeyRing {
@@ -136,6 +141,7 @@ impl KeyRing {
             keys,
             sealer,
             fingerprint_key: derive(&sealing_key, b"token-handler log fingerprint v2"),
+            generation: NEXT_GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
     }
 
@@ -172,6 +178,11 @@ impl KeyRing {
     /// session across requests and replicas without logging anything usable.
     pub fn fingerprint(&self, data: &[u8]) -> String {
         hex(&ring::hmac::sign(&self.fingerprint_key, data).as_ref()[..4])
+    }
+
+    /// This ring's identity in the process: no two rings parsed here share it.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// The id of the key that seals.

@@ -19,6 +19,7 @@ use crate::session::{ReadOutcome, Session};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Request, Response};
 use serde_json::json;
+use std::sync::Arc;
 use tracing::{info, warn};
 
 pub async fn logout<B>(app: &App, request: &Request<B>, authority: &HeaderValue) -> Response<Body> {
@@ -70,7 +71,7 @@ pub async fn logout<B>(app: &App, request: &Request<B>, authority: &HeaderValue)
 /// Revokes the session's refresh token; returns the metric outcome.
 async fn revoke(
     app: &App,
-    session: Session,
+    session: Arc<Session>,
     retired_key: bool,
     presence: &crate::session::Presence,
     now: u64,
@@ -79,7 +80,7 @@ async fn revoke(
     let session = match app.config.idp.dialect {
         Dialect::OAuth2 => session,
         Dialect::TokenIdp => match freshen(app, session, retired_key, presence, now).await {
-            Freshened::Ready { fresh, .. } => fresh.session().clone(),
+            Freshened::Ready { fresh, .. } => fresh.shared(),
             Freshened::Ended { .. } => {
                 info!(
                     event = "logout",

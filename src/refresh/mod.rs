@@ -70,13 +70,21 @@ pub struct Fresh {
 // allocate once more per request.
 #[allow(clippy::large_enum_variant)]
 pub enum FreshSession {
-    /// The request's own session, unchanged.
-    Same(Session),
+    /// The request's own session, unchanged (shared with the cache of opened sessions).
+    Same(Arc<Session>),
     /// A newer session, whose cookies the response must carry.
     Newer(Arc<Refreshed>),
 }
 
 impl Fresh {
+    /// The session, shared (to refresh it again).
+    pub fn shared(&self) -> Arc<Session> {
+        match &self.session {
+            FreshSession::Same(s) => Arc::clone(s),
+            FreshSession::Newer(r) => Arc::new(r.session.clone()),
+        }
+    }
+
     pub fn session(&self) -> &Session {
         match &self.session {
             FreshSession::Same(s) => s,
@@ -147,18 +155,28 @@ impl Refresher {
     }
 
     /// Returns a session whose access token is fresh, refreshing (once) if needed.
-    pub async fn ensure_fresh(self: &Arc<Self>, session: Session) -> Result<Fresh, RefreshError> {
+    pub async fn ensure_fresh(
+        self: &Arc<Self>,
+        session: Arc<Session>,
+    ) -> Result<Fresh, RefreshError> {
         self.run(session, false).await
     }
 
     /// Like [`Refresher::ensure_fresh`] but refreshes even a token that looks valid (the
     /// upstream rejected it: revoked, or clocks disagree), unless another request already
     /// refreshed this session: then its newer tokens are used and no second call is made.
-    pub async fn force_refresh(self: &Arc<Self>, session: Session) -> Result<Fresh, RefreshError> {
+    pub async fn force_refresh(
+        self: &Arc<Self>,
+        session: Arc<Session>,
+    ) -> Result<Fresh, RefreshError> {
         self.run(session, true).await
     }
 
-    async fn run(self: &Arc<Self>, session: Session, force: bool) -> Result<Fresh, RefreshError> {
+    async fn run(
+        self: &Arc<Self>,
+        session: Arc<Session>,
+        force: bool,
+    ) -> Result<Fresh, RefreshError> {
         let mut current = FreshSession::Same(session);
         let mut outcome = Outcome::Unchanged;
         for hop in 0..MAX_HOPS {

@@ -10,7 +10,7 @@ use http::{HeaderMap, HeaderValue};
 use std::sync::Arc;
 use std::time::Duration;
 
-fn codec(keys: &str) -> CookieCodec {
+pub(super) fn codec(keys: &str) -> CookieCodec {
     let config = SessionConfig {
         cookie_name: "__Host-th".into(),
         secure: true,
@@ -28,10 +28,10 @@ fn codec(keys: &str) -> CookieCodec {
     CookieCodec::new(&config, Arc::new(KeyRing::parse(keys).expect("keys")))
 }
 
-const K1: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-const K2: &str = "k2:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
+pub(super) const K1: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+pub(super) const K2: &str = "k2:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
 
-fn session(token_len: usize) -> Session {
+pub(super) fn session(token_len: usize) -> Session {
     Session {
         id: "sid".into(),
         refresh_token: RefreshToken::new("r".repeat(token_len)),
@@ -50,7 +50,7 @@ fn session(token_len: usize) -> Session {
     }
 }
 
-fn request_with(set_cookies: &[HeaderValue]) -> HeaderMap {
+pub(super) fn request_with(set_cookies: &[HeaderValue]) -> HeaderMap {
     let pairs: Vec<String> = set_cookies
         .iter()
         .map(|v| {

@@ -8,6 +8,7 @@
 
 use super::cookie_header::{raw_pairs, split_pair};
 use super::incoming::Presence;
+use super::opened::OpenedCache;
 use super::Session;
 use crate::config::SessionConfig;
 use crate::crypto::KeyRing;
@@ -29,6 +30,8 @@ pub struct CookieCodec {
     lifetime_secs: u64,
     /// Swapped when the mounted key file changes; shared by every clone of the codec.
     pub(super) keys: Arc<ArcSwap<KeyRing>>,
+    /// Sessions opened recently, by their sealed bytes (`opened.rs`); emptied with a new ring.
+    pub(super) opened: Arc<OpenedCache>,
 }
 
 impl CookieCodec {
@@ -45,6 +48,7 @@ impl CookieCodec {
             secure: config.secure,
             lifetime_secs: config.lifetime.as_secs(),
             keys: Arc::new(ArcSwap::new(keys)),
+            opened: Arc::default(),
         }
     }
 
@@ -66,6 +70,8 @@ impl CookieCodec {
     /// Installs a new key ring (key rotation without a restart).
     pub fn set_keys(&self, keys: KeyRing) {
         self.keys.store(Arc::new(keys));
+        // Entries of the old ring would not be served (its generation is gone): free them.
+        self.opened.clear();
     }
 
     /// Whether a cookie name belongs to the proxy (session, its chunks, login flows): such

@@ -3,10 +3,12 @@
 
 use super::cookie_header::cookie_pair_bytes;
 use super::cookies::{CookieCodec, CHUNK_BYTES, MAX_CHUNKS};
+use super::opened::Opened;
 use super::Session;
-use crate::crypto::OpenError;
-use http::HeaderMap;
+use crate::crypto::{KeyRing, OpenError};
+use http::{HeaderMap, HeaderValue};
 use std::borrow::Cow;
+use std::sync::Arc;
 
 /// The proxy's cookies found on one request: raw bytes (ours are base64url, which the opening
 /// checks; anything else cannot open, and reads as an invalid session).
@@ -76,7 +78,7 @@ impl Incoming<'_> {
 // The session-carrying variant is the common one on the data path: boxing it would
 // allocate once more per request.
 #[allow(clippy::large_enum_variant)]
-pub enum ReadOutcome {
+pub enum ReadOutcome<S = Session> {
     /// No session cookie at all.
     Absent,
     /// Cookies present but not a session we sealed (tampered, truncated, foreign key, expired
@@ -86,10 +88,29 @@ pub enum ReadOutcome {
     /// at different moments): the pod is behind, not the browser. Never cleared.
     UnknownKey,
     Valid {
-        session: Session,
+        /// The session: owned, or shared with the cache of opened sessions (`read_cached`).
+        session: S,
         /// Opened with a retired key: re-seal on this response.
         retired_key: bool,
     },
+}
+
+/// A [`ReadOutcome`] through the cache of opened sessions.
+#[derive(Debug)]
+pub struct Opening {
+    pub outcome: ReadOutcome<Arc<Session>>,
+    /// `Authorization: Bearer <access token>`, ready, when the session came from the cache
+    /// (and its token is not DPoP-bound).
+    pub bearer: Option<HeaderValue>,
+}
+
+impl Opening {
+    fn new(outcome: ReadOutcome<Arc<Session>>) -> Opening {
+        Opening {
+            outcome,
+            bearer: None,
+        }
+    }
 }
 
 impl CookieCodec {
@@ -122,13 +143,77 @@ impl CookieCodec {
 
     /// Opens the session carried by `incoming`, if any.
     pub fn read(&self, incoming: &Incoming<'_>, now: u64) -> ReadOutcome {
-        if !incoming.any() {
-            return ReadOutcome::Absent;
-        }
-        let Some(sealed) = self.reassemble(incoming) else {
-            return ReadOutcome::Invalid;
+        let Some(sealed) = self.sealed(incoming) else {
+            return self.absent_or_invalid(incoming);
         };
-        let opened = match self.keys.load().open_checked(&self.name, &sealed) {
+        match self.open(&self.keys.load(), &sealed) {
+            ReadOutcome::Valid { session, .. } if !self.lives(&session, now) => {
+                ReadOutcome::Invalid
+            }
+            outcome => outcome,
+        }
+    }
+
+    /// As [`CookieCodec::read`], through the cache of sessions opened before (`opened.rs`):
+    /// the same outcome for the same bytes under the same key ring, the lifetime checked
+    /// again. With a valid session from the cache, its `Authorization: Bearer` value ready.
+    pub fn read_cached(&self, incoming: &Incoming<'_>, now: u64) -> Opening {
+        let Some(sealed) = self.sealed(incoming) else {
+            return Opening::new(self.absent_or_invalid(incoming));
+        };
+        let keys = self.keys.load();
+        let generation = keys.generation();
+        if let Some(opened) = self.opened.get(&sealed, generation) {
+            return Opening {
+                outcome: self.alive(
+                    ReadOutcome::Valid {
+                        session: opened.session,
+                        retired_key: opened.retired_key,
+                    },
+                    now,
+                ),
+                bearer: opened.bearer,
+            };
+        }
+        let outcome = match self.open(&keys, &sealed) {
+            ReadOutcome::Valid {
+                session,
+                retired_key,
+            } => {
+                let session = Arc::new(session);
+                self.opened
+                    .put(&sealed, generation, || Opened::new(&session, retired_key));
+                ReadOutcome::Valid {
+                    session,
+                    retired_key,
+                }
+            }
+            ReadOutcome::Absent => ReadOutcome::Absent,
+            ReadOutcome::Invalid => ReadOutcome::Invalid,
+            ReadOutcome::UnknownKey => ReadOutcome::UnknownKey,
+        };
+        Opening::new(self.alive(outcome, now))
+    }
+
+    fn absent_or_invalid<S>(&self, incoming: &Incoming<'_>) -> ReadOutcome<S> {
+        if incoming.any() {
+            ReadOutcome::Invalid
+        } else {
+            ReadOutcome::Absent
+        }
+    }
+
+    /// The sealed value (chunks reassembled); `None` when there is none or it is malformed.
+    fn sealed<'a>(&self, incoming: &Incoming<'a>) -> Option<Cow<'a, [u8]>> {
+        if !incoming.any() {
+            return None;
+        }
+        self.reassemble(incoming)
+    }
+
+    /// Opens and decodes a sealed value (what does not depend on the time).
+    fn open(&self, keys: &KeyRing, sealed: &[u8]) -> ReadOutcome {
+        let opened = match keys.open_checked(&self.name, sealed) {
             Ok(opened) => opened,
             Err(OpenError::UnknownKey) => return ReadOutcome::UnknownKey,
             Err(OpenError::Invalid) => return ReadOutcome::Invalid,
@@ -136,13 +221,28 @@ impl CookieCodec {
         let Some(session) = Session::from_bytes(&opened.plaintext) else {
             return ReadOutcome::Invalid;
         };
-        if self.remaining_lifetime(&session, now) == 0 {
-            return ReadOutcome::Invalid;
-        }
         ReadOutcome::Valid {
             session,
             retired_key: !opened.current_key,
         }
+    }
+
+    /// A valid session past its absolute lifetime is invalid.
+    fn alive<S: std::ops::Deref<Target = Session>>(
+        &self,
+        outcome: ReadOutcome<S>,
+        now: u64,
+    ) -> ReadOutcome<S> {
+        match outcome {
+            ReadOutcome::Valid { session, .. } if !self.lives(&session, now) => {
+                ReadOutcome::Invalid
+            }
+            outcome => outcome,
+        }
+    }
+
+    fn lives(&self, session: &Session, now: u64) -> bool {
+        self.remaining_lifetime(session, now) > 0
     }
 
     fn reassemble<'a>(&self, incoming: &Incoming<'a>) -> Option<Cow<'a, [u8]>> {

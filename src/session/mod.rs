@@ -14,10 +14,13 @@ mod codec_tests;
 mod cookie_header;
 mod cookies;
 mod incoming;
+mod opened;
+#[cfg(test)]
+mod opened_tests;
 
 pub use cookie_header::{cookie_pair_bytes, cookie_pairs};
 pub use cookies::{CookieCodec, MAX_CHUNKS};
-pub use incoming::{Incoming, Presence, ReadOutcome};
+pub use incoming::{Incoming, Opening, Presence, ReadOutcome};
 
 use crate::dpop::DpopKey;
 use crate::secret::{AccessToken, IdToken, RefreshToken};
