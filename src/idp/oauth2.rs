@@ -55,11 +55,7 @@ fn rejection(object: &Map<String, Value>) -> Option<(Rejection, String)> {
         "invalid_request" | "invalid_scope" | "unsupported_grant_type" => Rejection::Other,
         _ => return None,
     };
-    let detail = match object.get("error_description").and_then(Value::as_str) {
-        Some(description) if !description.is_empty() => format!("{code}: {description}"),
-        _ => code.to_string(),
-    };
-    Some((reason, detail))
+    Some((reason, super::response::error_detail(object, code)))
 }
 
 #[cfg(test)]

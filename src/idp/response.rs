@@ -141,6 +141,14 @@ pub(super) fn parse_answer(
 }
 
 /// The tokens of a successful answer's token object (field names in either spelling). No
+/// An OAuth error's code with its `error_description` (RFC 6749 §5.2), for the log line.
+pub(super) fn error_detail(object: &Map<String, Value>, code: &str) -> String {
+    match object.get("error_description").and_then(Value::as_str) {
+        Some(description) if !description.is_empty() => format!("{code}: {description}"),
+        _ => code.to_string(),
+    }
+}
+
 /// access token means no success, whatever the status said.
 pub(super) fn token_object(object: &Map<String, Value>) -> Result<TokenResponse, IdpError> {
     let Some(access_token) = string_field(object, "accesstoken") else {
