@@ -9,6 +9,7 @@ mod harness;
 pub mod logs;
 pub mod nginx;
 pub mod nginx_gateway;
+pub mod node;
 pub mod oidc_provider;
 pub mod otlp;
 pub mod promql;

@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::Client;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 use super::provider_browser::ProviderBrowser;
@@ -195,36 +194,13 @@ impl OidcProvider {
                 panic!("cannot start `node` (Node.js is needed for the oidc-provider tests; run ./scripts/test.sh): {e}")
             });
 
-        let stdout = child.stdout.take().expect("child stdout is piped");
-        let mut lines = BufReader::new(stdout).lines();
-        let first = tokio::time::timeout(START_TIMEOUT, async {
-            loop {
-                let line = lines
-                    .next_line()
-                    .await
-                    .expect("read oidc-provider stdout")
-                    .unwrap_or_else(|| {
-                        panic!(
-                            "node tests/oidc/server.js exited before printing its issuer \
-                             (see its stderr above; run ./scripts/test.sh if modules are missing)"
-                        )
-                    });
-                match serde_json::from_str::<serde_json::Value>(&line) {
-                    Ok(v) if v["issuer"].is_string() => break v,
-                    // Not ours (the server routes notices to stderr, but be lenient).
-                    _ => eprintln!("oidc-provider stdout: {line}"),
-                }
-            }
-        })
-        .await
-        .unwrap_or_else(|_| panic!("oidc-provider printed no issuer within {START_TIMEOUT:?}"));
-
-        // Keep draining stdout so the child can never block on a full pipe.
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = lines.next_line().await {
-                eprintln!("oidc-provider stdout: {line}");
-            }
-        });
+        let first = super::node::announcement(
+            &mut child,
+            "issuer",
+            "oidc-provider (tests/oidc/server.js)",
+            START_TIMEOUT,
+        )
+        .await;
 
         let signing_key = Some(first["signing_key"].clone()).filter(|k| k.is_object());
         let signing_key_pem = first["signing_key_pem"].as_str().map(str::to_owned);

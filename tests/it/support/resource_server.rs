@@ -17,7 +17,6 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use reqwest::Client;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 /// Only a guard against a wedged process: the wait ends as soon as the line is printed.
@@ -62,33 +61,13 @@ impl ResourceServer {
                 panic!("cannot start `node` (Node.js is needed for the DPoP resource server; run ./scripts/test.sh): {e}")
             });
 
-        let stdout = child.stdout.take().expect("child stdout is piped");
-        let mut lines = BufReader::new(stdout).lines();
-        let first = tokio::time::timeout(START_TIMEOUT, async {
-            loop {
-                let line = lines
-                    .next_line()
-                    .await
-                    .expect("read resource server stdout")
-                    .unwrap_or_else(|| {
-                        panic!(
-                            "node tests/oidc/resource-server.js exited before printing its URL \
-                             (see its stderr above)"
-                        )
-                    });
-                match serde_json::from_str::<serde_json::Value>(&line) {
-                    Ok(v) if v["url"].is_string() => break v,
-                    _ => eprintln!("resource server stdout: {line}"),
-                }
-            }
-        })
-        .await
-        .unwrap_or_else(|_| panic!("the resource server printed no URL within {START_TIMEOUT:?}"));
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = lines.next_line().await {
-                eprintln!("resource server stdout: {line}");
-            }
-        });
+        let first = super::node::announcement(
+            &mut child,
+            "url",
+            "the resource server (tests/oidc/resource-server.js)",
+            START_TIMEOUT,
+        )
+        .await;
         ResourceServer {
             url: first["url"].as_str().expect("url").to_owned(),
             child,
