@@ -56,7 +56,16 @@ async fn one_refresh_for_all(c: &Cluster, jar: &Jar, n: usize) -> Jar {
     let started = std::time::Instant::now();
     let results = c.storm(jar, n).await;
     println!("storm of {n}: {:?}", started.elapsed());
-    assert!(results.iter().all(|(s, _)| *s == 200), "{n} successes");
+    let failed: Vec<u16> = results
+        .iter()
+        .map(|(s, _)| *s)
+        .filter(|s| *s != 200)
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{n} successes: {failed:?}\n{}",
+        c.outcomes()
+    );
     assert_eq!(
         c.refreshes(),
         before + 1.0,
