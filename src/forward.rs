@@ -71,9 +71,15 @@ impl Prepared {
                 (None, None) => {
                     headers::set_bearer(request.headers_mut(), credential.token).is_ok()
                 }
-                (Some((key, nonces)), _) => {
-                    self.set_dpop(request.headers_mut(), credential.token, key, nonces)
-                }
+                // A new proof for this method and URL, with the API's latest nonce.
+                (Some((key, nonces)), _) => crate::dpop::authorize(
+                    request.headers_mut(),
+                    key,
+                    credential.token,
+                    self.method.as_str(),
+                    &self.htu(),
+                    nonces.current().as_deref().map(String::as_str),
+                ),
             };
             if !set {
                 warn!("the access token is not a valid header value; not forwarding");
@@ -81,32 +87,6 @@ impl Prepared {
             }
         }
         Some(request)
-    }
-
-    /// `Authorization: DPoP <token>` and a new proof for this method and URL, with the API's
-    /// latest nonce (RFC 9449 §7.1).
-    fn set_dpop(
-        &self,
-        headers: &mut HeaderMap,
-        token: &str,
-        key: &DpopKey,
-        nonces: &NonceCache,
-    ) -> bool {
-        let nonce = nonces.current();
-        let proof = key.proof(
-            self.method.as_str(),
-            &self.htu(),
-            Some(token),
-            nonce.as_deref().map(String::as_str),
-            unix_now(),
-        );
-        match proof {
-            Ok(proof) => headers::set_dpop(headers, token, &proof).is_ok(),
-            Err(e) => {
-                warn!(error = %e, "no DPoP proof for the upstream");
-                false
-            }
-        }
     }
 
     /// The URL the API receives, as it reconstructs it: the scheme it is told

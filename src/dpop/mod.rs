@@ -186,6 +186,37 @@ impl DpopKey {
     }
 }
 
+/// `Authorization: DPoP <token>` and a new proof for `htm` and `htu` with the server's `nonce`
+/// (RFC 9449 §7.1), both marked sensitive. False, and logged, when no proof could be made or
+/// the token is not a header value: the caller refuses to forward.
+pub fn authorize(
+    headers: &mut http::HeaderMap,
+    key: &DpopKey,
+    token: &str,
+    htm: &str,
+    htu: &str,
+    nonce: Option<&str>,
+) -> bool {
+    let proof = match key.proof(htm, htu, Some(token), nonce, crate::refresh::unix_now()) {
+        Ok(proof) => proof,
+        Err(e) => {
+            tracing::warn!(error = %e, "no DPoP proof for the upstream");
+            return false;
+        }
+    };
+    let (Ok(mut authorization), Ok(mut proof)) = (
+        http::HeaderValue::from_str(&format!("DPoP {token}")),
+        http::HeaderValue::from_str(&proof),
+    ) else {
+        return false;
+    };
+    authorization.set_sensitive(true);
+    proof.set_sensitive(true);
+    headers.insert(http::header::AUTHORIZATION, authorization);
+    headers.insert(nonce::DPOP.clone(), proof);
+    true
+}
+
 /// The private scalar and public coordinates of a P-256 PKCS#8 document as ring writes it
 /// (RFC 5208 around an RFC 5915 ECPrivateKey with its public key): checked, not assumed.
 fn raw_from_pkcs8(doc: &[u8]) -> Option<[u8; RAW_LEN]> {

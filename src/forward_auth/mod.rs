@@ -165,14 +165,7 @@ fn dpop_headers(
         tracing::warn!("the gateway names no host: no DPoP proof can name the URL");
         return false;
     };
-    let now = crate::refresh::unix_now();
-    match key.proof(original.method.as_str(), &htu, Some(token), None, now) {
-        Ok(proof) => headers::set_dpop(out, token, &proof).is_ok(),
-        Err(e) => {
-            tracing::warn!(error = %e, "no DPoP proof for the upstream");
-            false
-        }
-    }
+    crate::dpop::authorize(out, key, token, original.method.as_str(), &htu, None)
 }
 
 /// Every identity header of every route, empty where `headers` has no value: a gateway that

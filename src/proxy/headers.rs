@@ -162,21 +162,6 @@ pub fn set_bearer(
     Ok(())
 }
 
-/// `Authorization: DPoP <token>` and its proof (RFC 9449 §7.1), both marked sensitive.
-pub fn set_dpop(
-    headers: &mut HeaderMap,
-    access_token: &str,
-    proof: &str,
-) -> Result<(), http::header::InvalidHeaderValue> {
-    let mut value = HeaderValue::from_str(&format!("DPoP {access_token}"))?;
-    value.set_sensitive(true);
-    let mut proof = HeaderValue::from_str(proof)?;
-    proof.set_sensitive(true);
-    headers.insert(AUTHORIZATION, value);
-    headers.insert(crate::dpop::nonce::DPOP.clone(), proof);
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
