@@ -12,6 +12,8 @@
 //! secret.rs     AccessToken / RefreshToken / ClientSecret / ...: redacted Debug, .expose()
 //! crypto/       KeyRing: seal(name, bytes) / open(name, value), AES-256-GCM, name as AAD
 //! client_key.rs the client's signing key for private_key_jwt (PEM or JWK; RS256, PS256, ES256)
+//! dpop/         DPoP (RFC 9449): the session's key and its proofs; nonce.rs servers' nonces;
+//!               cache.rs ready key pairs of the sessions in use
 //! edge/         a request's method, Host and path checked and normalised once; headers only
 //!               a trusted proxy may send (pure: no I/O, no responses)
 //! tls.rs        listener certificate (hot-swappable), client trust roots
@@ -47,7 +49,8 @@
 //! request_session.rs   a request's session opened, made fresh, and its response cookies
 //! endpoints/    /auth/login, /auth/callback, /auth/session, /auth/logout,
 //!               /auth/backchannel-logout
-//! forward.rs    one request upstream: rewrite, Bearer, one retry after a refresh on invalid_token
+//! forward/      one request upstream: one retry after a refresh on invalid_token or an API's
+//!               DPoP nonce; prepared.rs the rewritten head, Bearer or DPoP per send
 //! handler.rs    per request: session → CSRF → ensure_fresh → forward → cookies
 //! forward_auth/ the gateways' listener (`[forward_auth]`): the original request from each
 //!               gateway's headers (original.rs), the same route and session rules, answers

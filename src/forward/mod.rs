@@ -4,26 +4,23 @@
 //!
 //! A request can be replayed only if its body is empty or small enough to hold
 //! (`proxy.retry_body_bytes`, with a known `Content-Length`); larger or streamed bodies go
-//! through untouched and a 401 is passed on. Never more than one retry: no loops.
+//! through untouched and a 401 is passed on. Never more than one retry of each kind (an API's
+//! DPoP nonce challenge, then `invalid_token`): no loops. The request's head: `prepared.rs`.
 
 use crate::app::App;
 use crate::body::{boxed, full, Body};
-use crate::dpop::nonce::{self, NonceCache, DPOP};
-use crate::dpop::DpopKey;
-use crate::edge::spoofable;
+use crate::dpop::nonce;
 use crate::error::{error_response, login_required, ErrorCode};
 use crate::proxy::client_body::{ClientBody, Pace, Watch};
 use crate::proxy::failure::{client_body_error, failure};
-use crate::proxy::{
-    headers, relay_response, upgrade, ConnInfo, PooledBody, Upstream, UpstreamError,
-};
+use crate::proxy::{relay_response, upgrade, ConnInfo, PooledBody, Upstream, UpstreamError};
 use crate::refresh::{unix_now, Fresh};
 use crate::request_session::{refresh_now, with_cookies, Freshened};
 use crate::session::Presence;
 use crate::trace;
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, CONTENT_LENGTH, HOST, SET_COOKIE, WWW_AUTHENTICATE};
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
+use http::header::{CONTENT_LENGTH, SET_COOKIE, WWW_AUTHENTICATE};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use http_body::Body as _;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -32,166 +29,10 @@ use std::sync::Arc;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-/// A request rewritten for the upstream, minus body and token: can be sent twice.
-struct Prepared {
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-}
+mod prepared;
 
-impl Prepared {
-    /// The request again after the upstream closed a kept-alive connection without answering
-    /// (RFC 9110 §9.2.2): only for idempotent methods, whose repetition is harmless.
-    fn replay(&self, body: &Bytes, credential: Option<&Credential<'_>>) -> Option<Request<Body>> {
-        let idempotent = matches!(
-            self.method,
-            Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
-        );
-        if !idempotent {
-            return None;
-        }
-        info!("the upstream closed a kept-alive connection before answering; sending again");
-        self.request(full(body.clone()), credential)
-    }
-
-    fn request(&self, body: Body, credential: Option<&Credential<'_>>) -> Option<Request<Body>> {
-        let mut request = Request::new(body);
-        *request.method_mut() = self.method.clone();
-        *request.uri_mut() = self.uri.clone();
-        *request.version_mut() = Version::HTTP_11;
-        *request.headers_mut() = self.headers.clone();
-        if let Some(credential) = credential {
-            // A proof is the proxy's to make: none from the browser goes along.
-            request.headers_mut().remove(&DPOP);
-            let set = match (credential.dpop, credential.bearer) {
-                (None, Some(ready)) => {
-                    request.headers_mut().insert(AUTHORIZATION, ready.clone());
-                    true
-                }
-                (None, None) => {
-                    headers::set_bearer(request.headers_mut(), credential.token).is_ok()
-                }
-                // A new proof for this method and URL, with the API's latest nonce.
-                (Some((key, nonces)), _) => crate::dpop::authorize(
-                    request.headers_mut(),
-                    key,
-                    credential.token,
-                    self.method.as_str(),
-                    &self.htu(),
-                    nonces.current().as_deref().map(String::as_str),
-                ),
-            };
-            if !set {
-                warn!("the access token is not a valid header value; not forwarding");
-                return None;
-            }
-        }
-        Some(request)
-    }
-
-    /// The URL the API receives, as it reconstructs it: the scheme it is told
-    /// (`X-Forwarded-Proto`), the `Host` it is sent and the path, without the query (RFC 9449
-    /// §4.2 `htu`).
-    fn htu(&self) -> String {
-        let proto = self
-            .headers
-            .get(&headers::X_FORWARDED_PROTO)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .map(|v| v.trim().to_ascii_lowercase())
-            .filter(|v| v == "https" || v == "http")
-            .unwrap_or_else(|| "http".to_string());
-        let host = self
-            .headers
-            .get(HOST)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        format!("{proto}://{host}{}", self.uri.path())
-    }
-}
-
-/// What proves the user upstream: the session's access token, and for a DPoP-bound one the
-/// session's key and the API's nonces (a new proof is signed for every send).
-struct Credential<'a> {
-    token: &'a str,
-    dpop: Option<(&'a DpopKey, &'a NonceCache)>,
-    /// `Bearer <token>` ready (from the cache of opened sessions).
-    bearer: Option<&'a HeaderValue>,
-}
-
-impl<'a> Credential<'a> {
-    fn of(session: &'a crate::session::Session, upstream: &'a Upstream) -> Credential<'a> {
-        Credential {
-            token: session.access_token.expose(),
-            dpop: session
-                .dpop
-                .as_ref()
-                .filter(|_| session.dpop_bound)
-                .map(|key| (key, upstream.dpop_nonce())),
-            bearer: None,
-        }
-    }
-}
-
-/// Where a request goes upstream, as checked at the edge: the authority it addressed and,
-/// when normalisation changed it, its path.
-#[derive(Debug)]
-pub struct Target {
-    /// The route that takes it (`app.routes`).
-    pub route: usize,
-    pub authority: HeaderValue,
-    pub path: Option<String>,
-}
-
-/// The upstream of the request's route (the handler routes only to routes that have one).
-fn upstream_of<'a>(app: &'a App, target: &Target) -> &'a Upstream {
-    app.routes
-        .get(target.route)
-        .upstream
-        .as_ref()
-        .expect("routed only to a route with an upstream")
-}
-
-/// Rewrites the request's head for the upstream (hop-by-hop, spoofable and X-Forwarded-*
-/// headers, our cookies, the checked Host and normalised path).
-fn prepare(
-    app: &App,
-    mut request: Request<Incoming>,
-    conn: ConnInfo,
-    upgrade: bool,
-    target: Target,
-    presence: &Presence,
-) -> (Prepared, Incoming, Option<OnUpgrade>) {
-    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
-    let (parts, body) = request.into_parts();
-    let mut headers = parts.headers;
-    // Rebuilding `Cookie` without ours costs a pass over it: skip it when only ours are there.
-    let kept_cookies = if presence.foreign_cookies() {
-        app.codec.strip_own(&headers)
-    } else {
-        None
-    };
-    headers::strip_hop_by_hop(&mut headers, upgrade);
-    spoofable::strip(&mut headers, conn.trusted);
-    app.routes.strip_identity(&mut headers);
-    headers::set_forwarded(
-        &mut headers,
-        &conn.client_ip,
-        if conn.tls { "https" } else { "http" },
-        Some(&target.authority),
-        conn.trusted,
-    );
-    headers::set_cookies(&mut headers, kept_cookies);
-    let uri = upstream_of(app, &target).target(&parts.uri, target.path.as_deref());
-    // The Host the browser addressed (HTTP/2 sends it as :authority only), checked.
-    headers.insert(HOST, target.authority);
-    let prepared = Prepared {
-        method: parts.method,
-        uri,
-        headers,
-    };
-    (prepared, body, client_upgrade)
-}
+pub use prepared::Target;
+use prepared::{prepare, upstream_of, Credential};
 
 /// The client's body, timed (`server.body_read_timeout` / `body_min_rate`) and watched.
 fn client_body(app: &App, body: Incoming) -> (ClientBody, Watch) {

@@ -1,0 +1,190 @@
+//! The request as it goes upstream: its head rewritten once (hop-by-hop, spoofable and
+//! `X-Forwarded-*` headers, our cookies, the checked Host and normalised path), then built for
+//! each send with the user's credential: `Authorization: Bearer`, or for a DPoP-bound session
+//! `Authorization: DPoP` and a new proof for the URL the API receives.
+
+use crate::app::App;
+use crate::body::{full, Body};
+use crate::dpop::nonce::{NonceCache, DPOP};
+use crate::dpop::DpopKey;
+use crate::edge::spoofable;
+use crate::proxy::{headers, ConnInfo, Upstream};
+use crate::session::Presence;
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, HOST};
+use http::{HeaderMap, HeaderValue, Method, Request, Uri, Version};
+use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
+use tracing::{info, warn};
+
+/// A request rewritten for the upstream, minus body and token: can be sent twice.
+pub(super) struct Prepared {
+    pub(super) method: Method,
+    pub(super) uri: Uri,
+    pub(super) headers: HeaderMap,
+}
+
+impl Prepared {
+    /// The request again after the upstream closed a kept-alive connection without answering
+    /// (RFC 9110 §9.2.2): only for idempotent methods, whose repetition is harmless.
+    pub(super) fn replay(
+        &self,
+        body: &Bytes,
+        credential: Option<&Credential<'_>>,
+    ) -> Option<Request<Body>> {
+        let idempotent = matches!(
+            self.method,
+            Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
+        );
+        if !idempotent {
+            return None;
+        }
+        info!("the upstream closed a kept-alive connection before answering; sending again");
+        self.request(full(body.clone()), credential)
+    }
+
+    pub(super) fn request(
+        &self,
+        body: Body,
+        credential: Option<&Credential<'_>>,
+    ) -> Option<Request<Body>> {
+        let mut request = Request::new(body);
+        *request.method_mut() = self.method.clone();
+        *request.uri_mut() = self.uri.clone();
+        *request.version_mut() = Version::HTTP_11;
+        *request.headers_mut() = self.headers.clone();
+        if let Some(credential) = credential {
+            // A proof is the proxy's to make: none from the browser goes along.
+            request.headers_mut().remove(&DPOP);
+            let set = match (credential.dpop, credential.bearer) {
+                (None, Some(ready)) => {
+                    request.headers_mut().insert(AUTHORIZATION, ready.clone());
+                    true
+                }
+                (None, None) => {
+                    headers::set_bearer(request.headers_mut(), credential.token).is_ok()
+                }
+                // A new proof for this method and URL, with the API's latest nonce.
+                (Some((key, nonces)), _) => crate::dpop::authorize(
+                    request.headers_mut(),
+                    key,
+                    credential.token,
+                    self.method.as_str(),
+                    &self.htu(),
+                    nonces.current().as_deref().map(String::as_str),
+                ),
+            };
+            if !set {
+                warn!("the access token is not a valid header value; not forwarding");
+                return None;
+            }
+        }
+        Some(request)
+    }
+
+    /// The URL the API receives, as it reconstructs it: the scheme it is told
+    /// (`X-Forwarded-Proto`), the `Host` it is sent and the path, without the query (RFC 9449
+    /// §4.2 `htu`).
+    fn htu(&self) -> String {
+        let proto = self
+            .headers
+            .get(&headers::X_FORWARDED_PROTO)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(|v| v.trim().to_ascii_lowercase())
+            .filter(|v| v == "https" || v == "http")
+            .unwrap_or_else(|| "http".to_string());
+        let host = self
+            .headers
+            .get(HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        format!("{proto}://{host}{}", self.uri.path())
+    }
+}
+
+/// What proves the user upstream: the session's access token, and for a DPoP-bound one the
+/// session's key and the API's nonces (a new proof is signed for every send).
+pub(super) struct Credential<'a> {
+    pub(super) token: &'a str,
+    pub(super) dpop: Option<(&'a DpopKey, &'a NonceCache)>,
+    /// `Bearer <token>` ready (from the cache of opened sessions).
+    pub(super) bearer: Option<&'a HeaderValue>,
+}
+
+impl<'a> Credential<'a> {
+    pub(super) fn of(
+        session: &'a crate::session::Session,
+        upstream: &'a Upstream,
+    ) -> Credential<'a> {
+        Credential {
+            token: session.access_token.expose(),
+            dpop: session
+                .dpop
+                .as_ref()
+                .filter(|_| session.dpop_bound)
+                .map(|key| (key, upstream.dpop_nonce())),
+            bearer: None,
+        }
+    }
+}
+
+/// Where a request goes upstream, as checked at the edge: the authority it addressed and,
+/// when normalisation changed it, its path.
+#[derive(Debug)]
+pub struct Target {
+    /// The route that takes it (`app.routes`).
+    pub route: usize,
+    pub authority: HeaderValue,
+    pub path: Option<String>,
+}
+
+/// The upstream of the request's route (the handler routes only to routes that have one).
+pub(super) fn upstream_of<'a>(app: &'a App, target: &Target) -> &'a Upstream {
+    app.routes
+        .get(target.route)
+        .upstream
+        .as_ref()
+        .expect("routed only to a route with an upstream")
+}
+
+/// Rewrites the request's head for the upstream (hop-by-hop, spoofable and X-Forwarded-*
+/// headers, our cookies, the checked Host and normalised path).
+pub(super) fn prepare(
+    app: &App,
+    mut request: Request<Incoming>,
+    conn: ConnInfo,
+    upgrade: bool,
+    target: Target,
+    presence: &Presence,
+) -> (Prepared, Incoming, Option<OnUpgrade>) {
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
+    let (parts, body) = request.into_parts();
+    let mut headers = parts.headers;
+    // Rebuilding `Cookie` without ours costs a pass over it: skip it when only ours are there.
+    let kept_cookies = if presence.foreign_cookies() {
+        app.codec.strip_own(&headers)
+    } else {
+        None
+    };
+    headers::strip_hop_by_hop(&mut headers, upgrade);
+    spoofable::strip(&mut headers, conn.trusted);
+    app.routes.strip_identity(&mut headers);
+    headers::set_forwarded(
+        &mut headers,
+        &conn.client_ip,
+        if conn.tls { "https" } else { "http" },
+        Some(&target.authority),
+        conn.trusted,
+    );
+    headers::set_cookies(&mut headers, kept_cookies);
+    let uri = upstream_of(app, &target).target(&parts.uri, target.path.as_deref());
+    // The Host the browser addressed (HTTP/2 sends it as :authority only), checked.
+    headers.insert(HOST, target.authority);
+    let prepared = Prepared {
+        method: parts.method,
+        uri,
+        headers,
+    };
+    (prepared, body, client_upgrade)
+}
