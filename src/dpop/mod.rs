@@ -45,6 +45,11 @@ struct Inner {
     /// Built from `raw` (or found in the cache) at the first signature (`None`: the bytes are
     /// not a key pair).
     pair: OnceLock<Option<Arc<EcdsaKeyPair>>>,
+    /// What the public half gives, made when first needed.
+    public: OnceLock<Public>,
+}
+
+struct Public {
     /// The proof header, base64url-encoded: the same for every proof of this key.
     header: String,
     /// RFC 7638 JWK SHA-256 thumbprint, base64url (`cnf.jkt`, `dpop_jkt`).
@@ -54,7 +59,7 @@ struct Inner {
 impl fmt::Debug for DpopKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DpopKey")
-            .field("jkt", &self.inner.thumbprint)
+            .field("jkt", &self.thumbprint())
             .field("private", &"[redacted]")
             .finish()
     }
@@ -94,30 +99,40 @@ impl DpopKey {
     }
 
     /// The key from its 96 sealed bytes. Whether they form a key pair is checked when the
-    /// first proof is signed (decoding a cookie stays cheap for requests that sign nothing).
+    /// first proof is signed, and the public JWK is written when first needed: decoding a
+    /// cookie stays cheap for requests that sign nothing.
     fn from_raw(raw: [u8; RAW_LEN]) -> DpopKey {
-        let (x, y) = (
-            crate::b64::url_encode(&raw[32..64]),
-            crate::b64::url_encode(&raw[64..]),
-        );
-        // RFC 7638 §3.2: the required members, lexicographic order, no white space.
-        let jwk = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
-        let thumbprint =
-            crate::b64::url_encode(ring::digest::digest(&ring::digest::SHA256, jwk.as_bytes()));
-        let header = format!(r#"{{"typ":"{TYP}","alg":"ES256","jwk":{jwk}}}"#);
         DpopKey {
             inner: Arc::new(Inner {
                 raw,
                 pair: OnceLock::new(),
-                header: crate::b64::url_encode(header.as_bytes()),
-                thumbprint,
+                public: OnceLock::new(),
             }),
         }
     }
 
+    fn public(&self) -> &Public {
+        self.inner.public.get_or_init(|| {
+            let raw = &self.inner.raw;
+            let (x, y) = (
+                crate::b64::url_encode(&raw[32..64]),
+                crate::b64::url_encode(&raw[64..]),
+            );
+            // RFC 7638 §3.2: the required members, lexicographic order, no white space.
+            let jwk = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
+            let thumbprint =
+                crate::b64::url_encode(ring::digest::digest(&ring::digest::SHA256, jwk.as_bytes()));
+            let header = format!(r#"{{"typ":"{TYP}","alg":"ES256","jwk":{jwk}}}"#);
+            Public {
+                header: crate::b64::url_encode(header.as_bytes()),
+                thumbprint,
+            }
+        })
+    }
+
     /// The JWK thumbprint of the public key (`dpop_jkt`; what the IdP writes as `cnf.jkt`).
     pub fn thumbprint(&self) -> &str {
-        &self.inner.thumbprint
+        &self.public().thumbprint
     }
 
     fn pair(&self) -> Result<&EcdsaKeyPair, DpopError> {
@@ -173,8 +188,9 @@ impl DpopKey {
             nonce,
         };
         let payload = serde_json::to_vec(&claims).map_err(|_| DpopError::Signing)?;
-        let mut jws = String::with_capacity(self.inner.header.len() + payload.len() * 4 / 3 + 90);
-        jws.push_str(&self.inner.header);
+        let header = &self.public().header;
+        let mut jws = String::with_capacity(header.len() + payload.len() * 4 / 3 + 90);
+        jws.push_str(header);
         jws.push('.');
         jws.push_str(&crate::b64::url_encode(&payload));
         let signature = pair
