@@ -1,6 +1,10 @@
 //! How to reach each kind of Redis deployment, through the `redis` crate's own clients:
 //!
-//! - standalone: a connection manager, which reconnects to the one address by itself;
+//! - standalone: one multiplexed connection to the one address, dropped when it fails or times
+//!   out and made again by the next call (`super::redis`). Not the crate's connection manager:
+//!   its reconnection backs off to a minute or more after a few failed attempts, so a Redis
+//!   restart of a few seconds would leave replicas uncoordinated for minutes, and it never
+//!   reconnects after a timeout (a Redis whose address went dark);
 //! - Sentinel: a connection to the primary the Sentinels name (the crate asks them, then checks
 //!   with `ROLE` that the node is a primary). It is dropped when it fails or answers `READONLY`
 //!   (the node was demoted) and checked against the Sentinels at most every
@@ -11,7 +15,7 @@
 //! Credentials and TLS trust roots are applied here; nothing here logs an address.
 
 use crate::config::{CoordinationConfig, RedisAuth, RedisTopology};
-use redis::aio::{ConnectionLike, ConnectionManager, MultiplexedConnection};
+use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
@@ -49,7 +53,7 @@ pub(super) enum Connector {
 /// One established connection, whichever the deployment: cheap to clone (multiplexed).
 #[derive(Clone)]
 pub(super) enum Connection {
-    Standalone(ConnectionManager),
+    Standalone(MultiplexedConnection),
     /// The primary at this address, as the Sentinels named it.
     Primary(MultiplexedConnection, ConnectionAddr),
     Cluster(ClusterConnection),
@@ -108,7 +112,7 @@ impl Connector {
     pub(super) async fn connect(&self) -> redis::RedisResult<Connection> {
         match self {
             Connector::Standalone(client) => client
-                .get_connection_manager()
+                .get_multiplexed_async_connection()
                 .await
                 .map(Connection::Standalone),
             Connector::Sentinel(sentinels) => {
@@ -134,10 +138,11 @@ impl Connector {
         }
     }
 
-    /// Whether connections are to the primary the Sentinels name, to be dropped when they fail
-    /// (the others reconnect by themselves).
-    pub(super) fn follows_primary(&self) -> bool {
-        matches!(self, Connector::Sentinel(_))
+    /// Whether a connection that failed or timed out is to be dropped, so that the next call
+    /// makes a new one (standalone; Sentinel, which asks the Sentinels again). The cluster
+    /// connection reconnects to its nodes by itself.
+    pub(super) fn drops_lost_connections(&self) -> bool {
+        !matches!(self, Connector::Cluster(_))
     }
 
     pub(super) fn kind(&self) -> &'static str {
@@ -149,9 +154,9 @@ impl Connector {
     }
 }
 
-/// Whether `e` means the node behind a Sentinel-named connection is gone or no longer the
-/// primary: the connection is dropped and the Sentinels asked again.
-pub(super) fn primary_lost(e: &redis::RedisError) -> bool {
+/// Whether `e` means the node behind a connection is gone or no longer the primary: the
+/// connection is dropped (and with Sentinels, they are asked again).
+pub(super) fn connection_lost(e: &redis::RedisError) -> bool {
     matches!(
         e.kind(),
         redis::ErrorKind::ReadOnly | redis::ErrorKind::MasterDown

@@ -98,9 +98,10 @@ impl Redis {
         Ok((connection, generation))
     }
 
-    /// Runs `op` on the connection within the operation timeout. With Sentinels, a connection
-    /// that failed, timed out or was answered `READONLY` is dropped: the next call asks them
-    /// for the primary again (the caller retries until its deadline).
+    /// Runs `op` on the connection within the operation timeout. A connection that failed,
+    /// timed out or was answered `READONLY` is dropped (except the cluster's): the next call
+    /// connects again, with Sentinels to the primary they name then (the caller retries until
+    /// its deadline). No back-off of its own: every call tries, each bounded by the timeout.
     async fn call<T, F, Fut>(&self, op: F) -> Result<T, RedisError>
     where
         F: FnOnce(Connection) -> Fut,
@@ -115,13 +116,15 @@ impl Redis {
         let outcome = tokio::time::timeout(self.timeout, attempt).await;
         let lost = match &outcome {
             Err(_) => true,
-            Ok(Err(e)) => connect::primary_lost(e),
+            Ok(Err(e)) => connect::connection_lost(e),
             Ok(Ok(_)) => false,
         };
-        if let (true, true, Some(generation)) = (lost, self.connector.follows_primary(), used) {
+        if let (true, true, Some(generation)) =
+            (lost, self.connector.drops_lost_connections(), used)
+        {
             let mut slot = self.connection.lock().await;
             if slot.as_ref().is_some_and(|c| c.generation == generation) {
-                debug!("connection to the Redis primary lost: asking the Sentinels again");
+                debug!("connection to Redis lost: the next call connects again");
                 *slot = None;
             }
         }
