@@ -8,10 +8,12 @@
 //! Rounds are interleaved (nginx, token-handler, nginx, ...); every figure is also given as a
 //! ratio to nginx from the same round, because absolute numbers on a shared machine mean little.
 
+mod cookies;
 mod nginx;
 mod procfs;
 mod wrk;
 
+use cookies::{cookie_header, fake_token, session};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -19,8 +21,7 @@ use std::time::{Duration, Instant};
 use token_handler::config::Config;
 use token_handler::crypto::KeyRing;
 use token_handler::demo::tokenidp::{Fault, Options, TokenIdp};
-use token_handler::secret::{AccessToken, RefreshToken};
-use token_handler::session::{CookieCodec, Session};
+use token_handler::session::CookieCodec;
 
 const CLIENT_ID: &str = "tokenidp-react-dev";
 
@@ -73,58 +74,6 @@ fn wait_for_port(port: u16) {
         std::thread::sleep(Duration::from_millis(20));
     }
     panic!("nothing listens on {port}");
-}
-
-/// A realistic JWT-sized access token (the proxy never parses it on this path).
-fn fake_token(i: usize, len: usize) -> String {
-    let mut t = format!("eyJhbGciOiJSUzI1NiJ9.{i:08}.");
-    while t.len() < len {
-        t.push_str("abcdefghijklmnopqrstuvwxyz0123456789-_");
-    }
-    t.truncate(len);
-    t
-}
-
-fn cookie_header(codec: &CookieCodec, session: &Session, now: u64) -> String {
-    codec
-        .seal(session, now)
-        .iter()
-        .map(|v| {
-            v.to_str()
-                .expect("ascii")
-                .split(';')
-                .next()
-                .expect("pair")
-                .to_string()
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
-fn session(
-    i: usize,
-    access: String,
-    refresh: String,
-    expired: bool,
-    claims: serde_json::Map<String, serde_json::Value>,
-    now: u64,
-) -> Session {
-    Session {
-        id: format!("bench-{i}"),
-        refresh_token: RefreshToken::new(refresh),
-        access_token: AccessToken::new(access),
-        access_expires_at: if expired { now - 10 } else { now + 3600 },
-        access_issued_at: if expired { now - 310 } else { now },
-        scope: "openid profile email offline_access api.read".into(),
-        claims,
-        id_token: None,
-        started_at: now,
-        sub: None,
-        sid: None,
-        last_used_at: now,
-        dpop: None,
-        dpop_bound: false,
-    }
 }
 
 struct Proxy {
