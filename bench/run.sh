@@ -3,11 +3,29 @@
 # (`--workers 2`: token-handler's worker_threads = 2 against nginx's worker_processes 2).
 # Installs nginx and wrk when missing, builds release, runs examples/bench (see BENCHMARKS.md).
 # Honours CARGO_TARGET_DIR.
-#   bench/run.sh [--rounds N] [--duration SECONDS] [--connections N] [--workers N]
+#   bench/run.sh [--rounds N] [--duration SECONDS] [--connections N] [--workers N] [--pingora]
 #   (--rounds 0: the storm only)
+# --pingora: a bare pingora proxy (bench/pingora/, its own project, not a dependency of the
+# product) is measured too, against the same nginx rounds, with pingora's `threads` = --workers.
+# Off by default: its cold release build took 4 min 14 s here (a shared 2-core machine) and
+# needs cmake (installed when missing, for pingora-core's zlib-ng); later runs rebuild nothing.
+# Built into $CARGO_TARGET_DIR/pingora (default target/pingora); its path goes to the bench as
+# PINGORA_BIN.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/need.sh
+pingora=no
+args=()
+for arg in "$@"; do
+  if [ "$arg" = "--pingora" ]; then pingora=yes; else args+=("$arg"); fi
+done
 need nginx wrk
+target="${CARGO_TARGET_DIR:-target}"
 cargo build --release --bin token-handler --example bench
-exec "${CARGO_TARGET_DIR:-target}/release/examples/bench" "$@"
+if [ "$pingora" = yes ]; then
+  need cmake
+  cargo build --release --locked --manifest-path bench/pingora/Cargo.toml --target-dir "$target/pingora"
+  PINGORA_BIN="$(realpath "$target/pingora/release/bench-pingora")"
+  export PINGORA_BIN
+fi
+exec "$target/release/examples/bench" "${args[@]}"

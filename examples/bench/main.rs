@@ -7,9 +7,11 @@
 //! just expired, against the TokenIDP emulator answering in 50 ms.
 //! Rounds are interleaved (nginx, token-handler, nginx, ...); every figure is also given as a
 //! ratio to nginx from the same round, because absolute numbers on a shared machine mean little.
+//! With PINGORA_BIN (`bench/run.sh --pingora`), a bare pingora proxy is measured too (pingora.rs).
 
 mod cookies;
 mod nginx;
+mod pingora;
 mod procfs;
 mod wrk;
 
@@ -252,6 +254,7 @@ async fn main() {
     wait_for_port(up_port);
     let reference = nginx::Nginx::reference(&dir, ref_port, up_port, &access, a.workers);
     wait_for_port(ref_port);
+    let mut bare = pingora::Pingora::start(up_port, &access, a.workers);
     let proxy = start_token_handler(&dir, &toml, &keys, &config);
     wait_for_port(proxy.port);
     let http = reqwest::Client::new();
@@ -269,7 +272,7 @@ async fn main() {
     let th_pid = proxy.child.id();
     let _ = upstream.worker();
 
-    let scenarios: Vec<(&str, &str, Option<&str>, Option<&Path>)> = vec![
+    let scenarios: Vec<pingora::Scenario> = vec![
         ("valid session", "/api/x", Some(&one), None),
         ("anonymous pass-through", "/public/x", None, None),
         ("10,000 sessions", "/api/x", None, Some(&script)),
@@ -286,7 +289,8 @@ async fn main() {
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut summary = Vec::new();
     // `--rounds 0`: only the refresh storm.
-    for (name, path, cookie, script) in scenarios.iter().filter(|_| a.rounds > 0) {
+    for scenario in scenarios.iter().filter(|_| a.rounds > 0) {
+        let (name, path, cookie, script) = scenario;
         let mut ratios = Vec::new();
         let mut p99_ratios = Vec::new();
         let mut th_rss = Vec::new();
@@ -305,6 +309,9 @@ async fn main() {
                 *cookie,
                 *script,
             );
+            if let Some(bare) = bare.as_mut() {
+                bare.round(scenario, round, &a, &n, &t);
+            }
             let ratio = t.rps / n.rps.max(1.0);
             let p99_ratio = t.p99.as_secs_f64() / n.p99.as_secs_f64().max(1e-9);
             ratios.push(ratio);
@@ -345,6 +352,9 @@ async fn main() {
         "\ntoken-handler peak RSS: {:.1} MiB",
         procfs::peak_rss_kib(th_pid) as f64 / 1024.0
     );
+    if let Some(bare) = &bare {
+        bare.print();
+    }
 
     // The refresh storm.
     idp.set_fault(Fault::Slow(Duration::from_millis(50)));
@@ -442,6 +452,7 @@ async fn main() {
         (procfs::cpu_time(upstream.worker()) - up_cpu).as_millis(),
     );
     drop(proxy);
+    drop(bare);
     drop(reference);
     drop(upstream);
     let _ = std::fs::remove_dir_all(&dir);
