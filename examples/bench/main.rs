@@ -13,16 +13,17 @@ mod cookies;
 mod nginx;
 mod pingora;
 mod procfs;
+mod storm;
 mod wrk;
 
 use cookies::{cookie_header, fake_token, session};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use token_handler::config::Config;
 use token_handler::crypto::KeyRing;
-use token_handler::demo::tokenidp::{Fault, Options, TokenIdp};
+use token_handler::demo::tokenidp::{Options, TokenIdp};
 use token_handler::session::CookieCodec;
 
 const CLIENT_ID: &str = "tokenidp-react-dev";
@@ -356,101 +357,16 @@ async fn main() {
         bare.print();
     }
 
-    // The refresh storm.
-    idp.set_fault(Fault::Slow(Duration::from_millis(50)));
-    let issued = idp.issue(
-        CLIENT_ID,
-        "demo",
-        "openid profile email offline_access api.read",
-    );
-    let storm_now = token_handler::refresh::unix_now();
-    let expired = cookie_header(
-        &codec,
-        &session(
-            9,
-            issued.access_token,
-            issued.refresh_token,
-            true,
-            Default::default(),
-            storm_now,
-        ),
-        storm_now,
-    );
-    let before = idp.refresh_calls();
-    // 1,000 browsers with their connections already open (and the proxy's upstream pool
-    // warmed by them): the storm measures the refresh path, not 1,000 TCP handshakes.
-    let client = reqwest::Client::new();
-    let warm = format!("http://127.0.0.1:{}/public/warm", proxy.port);
-    let warming: Vec<_> = (0..1000)
-        .map(|_| tokio::spawn(client.get(warm.clone()).send()))
-        .collect();
-    for w in warming {
-        let _ = w.await.expect("task").and_then(|r| r.error_for_status());
-    }
-    let url = format!("http://127.0.0.1:{}/api/storm", proxy.port);
-    let (th_cpu, up_cpu) = (
-        procfs::cpu_time(th_pid),
-        procfs::cpu_time(upstream.worker()),
-    );
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..1000 {
-        let (client, url, cookie) = (client.clone(), url.clone(), expired.clone());
-        tasks.push(tokio::spawn(async move {
-            let t = Instant::now();
-            let status = client
-                .get(url)
-                .header("cookie", cookie)
-                .send()
-                .await
-                .map(|r| r.status().as_u16())
-                .unwrap_or(0);
-            (status, t.elapsed())
-        }));
-    }
-    let mut latencies = Vec::new();
-    let mut failures = 0;
-    for t in tasks {
-        let (status, took) = t.await.expect("task");
-        if status != 200 {
-            failures += 1;
-        }
-        latencies.push(took);
-    }
-    latencies.sort();
-    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
-    let metrics = http
-        .get(format!("http://127.0.0.1:{}/metrics", proxy.admin))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics text");
-    let sample = |name: &str| -> f64 {
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
-            .unwrap_or(0.0)
-    };
-    let idp_latency = sample("token_handler_idp_token_seconds_sum{grant=\"refresh_token\"}")
-        / sample("token_handler_idp_token_seconds_count{grant=\"refresh_token\"}").max(1.0);
-    println!(
-        "\nrefresh storm: 1000 concurrent requests, one expired session, IdP answering in ~50 ms\n\
-         /token calls: {}  failures: {failures}  wall: {} ms\n\
-         latency p50 {} ms, p99 {} ms, max {} ms; the IdP's own /token latency {:.2} ms\n\
-         (target: p99 <= IdP latency + 5 ms = {:.2} ms)\n\
-         CPU spent in the storm: token-handler {} ms, upstream nginx {} ms",
-        idp.refresh_calls() - before,
-        started.elapsed().as_millis(),
-        ms(pct(0.50)),
-        ms(pct(0.99)),
-        ms(*latencies.last().expect("latencies")),
-        idp_latency * 1e3,
-        idp_latency * 1e3 + 5.0,
-        (procfs::cpu_time(th_pid) - th_cpu).as_millis(),
-        (procfs::cpu_time(upstream.worker()) - up_cpu).as_millis(),
-    );
+    storm::run(storm::Storm {
+        idp: &idp,
+        codec: &codec,
+        proxy_port: proxy.port,
+        admin_port: proxy.admin,
+        th_pid,
+        upstream_pid: upstream.worker(),
+        http: &http,
+    })
+    .await;
     drop(proxy);
     drop(bare);
     drop(reference);

@@ -29,8 +29,13 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Largest read buffer of an upstream connection; also the largest upstream response head
 /// (nginx's default `proxy_buffer_size` allows only 4 or 8 KiB).
 const UPSTREAM_READ_BUF: usize = 16 * 1024;
-/// At most this many idle connections are kept; the oldest go first.
-const MAX_IDLE: usize = 512;
+/// At most this many idle connections are kept; the oldest go first. Past a burst of N
+/// concurrent requests, the next such burst finds N connections (up to this) instead of
+/// opening the rest at once: with 512, a 1,000-request refresh storm opened ~490 upstream
+/// connections in a few ms, and once a SYN dropped at a listen backlog of 511 stalled 111 of
+/// them for the 1 s retransmission (BENCHMARKS.md, the refresh storm). The RSS after such a
+/// storm measured the same with either cap (66-69 MiB: the 1,000 client connections dominate).
+const MAX_IDLE: usize = 1024;
 
 pub struct Pool {
     idle: Mutex<VecDeque<Idle>>,
