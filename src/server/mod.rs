@@ -52,7 +52,10 @@ pub fn builder(server: &ServerConfig) -> auto::Builder<TokioExecutor> {
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(server.header_read_timeout)
+        // No per-request timer: the connection's watchdog (`conn`) already closes a
+        // connection with no request in flight for `header_read_timeout`, counted from the
+        // last response (or accept), so a head read slowly is bounded by it.
+        .header_read_timeout(None)
         .max_buf_size(server.max_header_bytes + HEADER_ROOM);
     builder
         .http2()

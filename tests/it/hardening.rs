@@ -425,6 +425,27 @@ async fn slow_headers_and_idle_keep_alive_connections_are_closed() {
         closed.is_ok(),
         "the proxy closed a connection whose headers never finished"
     );
+    // Slowloris that trickles: a byte of header every 50 ms keeps no connection alive (the
+    // limit counts from accept, not from the last byte).
+    let trickle = tokio::net::TcpStream::connect(h.proxy.addr)
+        .await
+        .expect("connect");
+    let (mut reader, mut writer) = trickle.into_split();
+    let trickling = tokio::spawn(async move {
+        let _ = writer
+            .write_all(b"GET /api/a HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            .await;
+        while writer.write_all(b"a").await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    let mut buf = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(3), reader.read_to_end(&mut buf)).await;
+    trickling.abort();
+    assert!(
+        closed.is_ok(),
+        "the proxy closed a connection trickling a header that never ends"
+    );
     // Idle keep-alive: one request, then silence.
     let mut idle = tokio::net::TcpStream::connect(h.proxy.addr)
         .await
