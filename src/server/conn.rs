@@ -1,9 +1,10 @@
 //! One client connection's life: how long it may sit idle, and when it is closed.
 //!
-//! hyper's `header_read_timeout` starts only once HTTP/1.1 parsing begins, which is after the
-//! HTTP/1.1-or-h2 decision; HTTP/2 has no idle limit at all. So a connection that sends
-//! nothing, only the h2c preface or a SETTINGS frame, would hold a `max_connections` slot
-//! forever. Here the rule is one for both protocols and counts from accept: a connection with
+//! hyper's `header_read_timeout` would start only once HTTP/1.1 parsing begins, which is after
+//! the HTTP/1.1-or-h2 decision, and costs a timer per request; HTTP/2 has no idle limit at all.
+//! So it is off (`server::builder`), and a connection that sends nothing, only the h2c preface
+//! or a SETTINGS frame, or a head byte by byte, is bounded here, by one rule for both protocols
+//! counted from accept: a connection with
 //! no request in flight (the first one included) for `server.header_read_timeout` is closed,
 //! gracefully (HTTP/2: GOAWAY), and dropped if it has not finished a second later. A
 //! request is in flight from its head until its response body has been sent or dropped
