@@ -6,7 +6,6 @@
 use crate::support::promql::{parse, selectors, variable_selectors, Exposition, Query};
 use crate::support::*;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 fn chart_file(path: &str) -> String {
     let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -137,15 +136,7 @@ fn the_reader_finds_names_and_labels_and_skips_the_rest() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_and_the_alerts_use_only_exported_metrics() {
     let h = Harness::with(Flavor::TokenIdpServer, &[], KEY1).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind admin");
-    let admin = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(token_handler::admin::run(
-        listener,
-        Arc::clone(&h.proxy.app),
-        std::future::pending(),
-    ));
+    let admin = crate::observability::admin(&h).await;
 
     // Labelled families exist once a label value was counted: drive each.
     let mut browser = Jar::default();

@@ -9,7 +9,7 @@ use token_handler::demo::tokenidp::Fault;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 /// The admin listener of `h`'s proxy, served on 127.0.0.1:0.
-async fn admin(h: &Harness) -> String {
+pub async fn admin(h: &Harness) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind admin");
