@@ -10,8 +10,6 @@
 //! `prompt=consent`.
 
 use std::path::PathBuf;
-use std::process::Stdio;
-use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::Client;
@@ -23,9 +21,6 @@ use super::provider_browser::ProviderBrowser;
 pub const OIDC_CLIENT_ID: &str = "token-handler";
 pub const OIDC_CLIENT_SECRET: &str = "oidc-provider-secret";
 
-/// How long `start` waits for the issuer line. Only a guard against a wedged process: the wait
-/// ends as soon as the line is printed.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// The `kid` of the provider's only signing key (RS256), as its JWKS publishes it.
 pub const SIGNING_KID: &str = "test-rs256";
 
@@ -183,22 +178,10 @@ impl OidcProvider {
             Some(uri) => command.env("BACKCHANNEL_LOGOUT_URI", uri),
             None => command.env_remove("BACKCHANNEL_LOGOUT_URI"),
         };
-        let mut child = command
-            // The server exits when its stdin closes: no orphan if this test process dies.
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start `node` (Node.js is needed for the oidc-provider tests; run ./scripts/test.sh): {e}")
-            });
-
-        let first = super::node::announcement(
-            &mut child,
+        let (child, first) = super::node::start(
+            &mut command,
             "issuer",
             "oidc-provider (tests/oidc/server.js)",
-            START_TIMEOUT,
         )
         .await;
 

@@ -13,14 +13,9 @@
 //! `{"error","reason","detail"}`; the reasons are listed in resource-server.js.
 
 use std::path::PathBuf;
-use std::process::Stdio;
-use std::time::Duration;
 
 use reqwest::Client;
 use tokio::process::{Child, Command};
-
-/// Only a guard against a wedged process: the wait ends as soon as the line is printed.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A running resource server (Node) process; killed on drop.
 #[derive(Debug)]
@@ -45,27 +40,17 @@ impl ResourceServer {
              (or `npm ci` in tests/oidc)",
             package.display()
         );
-        let mut child = Command::new("node")
+        let mut command = Command::new("node");
+        command
             .arg("resource-server.js")
             .current_dir(&dir)
             .env("ISSUER", issuer)
             .env("AUDIENCE", audience)
-            .env("REQUIRE_NONCE", if require_nonce { "1" } else { "0" })
-            // The server exits when its stdin closes: no orphan if this test process dies.
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start `node` (Node.js is needed for the DPoP resource server; run ./scripts/test.sh): {e}")
-            });
-
-        let first = super::node::announcement(
-            &mut child,
+            .env("REQUIRE_NONCE", if require_nonce { "1" } else { "0" });
+        let (child, first) = super::node::start(
+            &mut command,
             "url",
             "the resource server (tests/oidc/resource-server.js)",
-            START_TIMEOUT,
         )
         .await;
         ResourceServer {
