@@ -8,6 +8,8 @@
 #   bench/callgrind.sh session-dpop   # as `session`, DPoP-bound: a proof signed per request
 #   bench/callgrind.sh sessions-many  # as `session`, wrk cycling through $MANY distinct cookies
 #                                     # (default 1,000: more than the cache of opened sessions holds)
+#   bench/callgrind.sh nginx-anonymous  # the reference: nginx proxy_pass (bench/run.sh's, in one
+#   bench/callgrind.sh nginx-session    # process), sent the `anonymous` or the `session` request
 # session-ended: the proxy also has `[coordination]` on a redis-server started here, whose
 # stream `th:{ended}:log` holds $ENDED entries (default 100,000; a third of each kind, random
 # digests, so none names the measured session) before the proxy starts, and the measured
@@ -27,7 +29,8 @@ need valgrind nginx wrk
 MODE="${1:-session}"
 case "$MODE" in
   session | anonymous | session-ended | session-dpop | sessions-many) ;;
-  *) echo "usage: $0 session|anonymous|session-ended|session-dpop|sessions-many" >&2; exit 2 ;;
+  nginx-anonymous | nginx-session) ;;
+  *) echo "usage: $0 session|anonymous|session-ended|session-dpop|sessions-many|nginx-anonymous|nginx-session" >&2; exit 2 ;;
 esac
 ENDED="${ENDED:-100000}"
 MANY="${MANY:-1000}"
@@ -69,6 +72,18 @@ redirect_uri = "http://127.0.0.1/auth/callback"
 public_paths = ["/public/"]
 [log]
 level = "warn"
+EOF
+# The reference proxy of bench/run.sh (examples/bench/nginx.rs), in one process for callgrind.
+cat > "$DIR/ref.conf" <<EOF
+worker_processes 1; master_process off; daemon off; pid $DIR/ref.pid; error_log $DIR/ref.err warn;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 1000000; keepalive_timeout 120s;
+  large_client_header_buffers 4 64k; client_body_temp_path $DIR/tmp/rb;
+  proxy_temp_path $DIR/tmp/rp; fastcgi_temp_path $DIR/tmp/rf; uwsgi_temp_path $DIR/tmp/ru;
+  scgi_temp_path $DIR/tmp/rs;
+  upstream api { server 127.0.0.1:$UP; keepalive 64; }
+  server { listen 127.0.0.1:$TH; location / { proxy_pass http://api; proxy_http_version 1.1;
+    proxy_set_header Connection ""; proxy_set_header Authorization "Bearer bench-access-token"; } } }
 EOF
 nginx -c "$DIR/up.conf" &
 NGINX=$!
@@ -128,10 +143,18 @@ fi
 profile() {
   local out="$DIR/cg.out"
   [ "$1" -gt 0 ] || out="$DIR/cg.base.out"
-  TOKEN_HANDLER_COOKIE_KEYS=$KEYS valgrind --tool=callgrind --callgrind-out-file="$out" \
-    "$BIN" --config "$DIR/th.toml" 2>"$DIR/valgrind.err" &
-  local pid=$!
-  for _ in $(seq 1 300); do curl -sf -o /dev/null "http://127.0.0.1:$AD/healthz" && break; sleep 0.1; done
+  local pid stop=-INT
+  if [ "${MODE#nginx-}" != "$MODE" ]; then
+    valgrind --tool=callgrind --callgrind-out-file="$out" nginx -c "$DIR/ref.conf" \
+      2>"$DIR/valgrind.err" &
+    pid=$! stop=-QUIT
+    for _ in $(seq 1 300); do curl -s -o /dev/null "http://127.0.0.1:$TH/" && break; sleep 0.1; done
+  else
+    TOKEN_HANDLER_COOKIE_KEYS=$KEYS valgrind --tool=callgrind --callgrind-out-file="$out" \
+      "$BIN" --config "$DIR/th.toml" 2>"$DIR/valgrind.err" &
+    pid=$!
+    for _ in $(seq 1 300); do curl -sf -o /dev/null "http://127.0.0.1:$AD/healthz" && break; sleep 0.1; done
+  fi
   if [ "$MODE" = session-ended ]; then
     local held=0
     for _ in $(seq 1 1200); do
@@ -152,7 +175,7 @@ profile() {
     if [ "$MODE" = sessions-many ]; then
       path=/api/x
       header=(-s "$DIR/many.lua")
-    elif [ "$MODE" != anonymous ]; then
+    elif [ "$MODE" != anonymous ] && [ "$MODE" != nginx-anonymous ]; then
       path=/api/x
       local cookie
       cookie=$(TOKEN_HANDLER_COOKIE_KEYS=$KEYS "$RELEASE/examples/seal" ${SEAL_ARGS[@]+"${SEAL_ARGS[@]}"})
@@ -161,7 +184,7 @@ profile() {
     requests=$(wrk -t1 -c4 -d"$1"s "${header[@]}" "http://127.0.0.1:$TH$path" |
       awk '/requests in/ {print $1}')
   fi
-  kill -INT $pid; wait $pid 2>/dev/null || true
+  kill $stop $pid; wait $pid 2>/dev/null || true
   echo "$requests $(awk '/^summary:/ {print $2}' "$out")"
 }
 read -r _ base < <(profile 0)
