@@ -176,7 +176,7 @@ impl Refusal {
 /// Validates the request as TokenIDP does.
 fn check(st: &State, params: &HashMap<String, String>) -> Result<AuthRequest, Refusal> {
     for name in REQUIRED {
-        if !params.get(name).is_some_and(|v| !v.is_empty()) {
+        if params.get(name).is_none_or(|v| v.is_empty()) {
             return Err(Refusal::Missing(name));
         }
     }
