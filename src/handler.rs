@@ -73,7 +73,9 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>, conn: ConnInfo) -
                 error_response(code, refusal.message())
             }
             Ok(Route::Own { rest, authority }) => {
-                let mut response = endpoints::handle(&app, request, &rest, &authority).await;
+                // Boxed: the endpoints' state (IdP calls) would enlarge every proxied request.
+                let mut response =
+                    Box::pin(endpoints::handle(&app, request, &rest, &authority)).await;
                 // RFC 9111: nothing the proxy says about a session may be stored by a cache.
                 response
                     .headers_mut()

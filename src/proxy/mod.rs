@@ -182,7 +182,9 @@ impl Upstream {
                 },
             }
         }
-        let mut sender = self.pool.connect().await?;
+        // Boxed: connecting (TCP, TLS, handshake) is rare next to a pooled connection; inline,
+        // its state would enlarge every request's future.
+        let mut sender = Box::pin(self.pool.connect()).await?;
         match sender.send_request(request).await {
             Ok(response) => Ok(self.release(sender, response)),
             Err(e) => Err(failed(&e)),

@@ -25,6 +25,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use stall::WriteDeadline;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -209,19 +210,41 @@ async fn connection(
             let info = ConnInfo::new(peer, false, trusted);
             serve(app, builder, stream, info, stopping, serves).await
         }
+        // Boxed: a TLS connection's state (rustls's, the handshake's) is several KiB that
+        // every plain connection's task would otherwise reserve too.
         Some(acceptor) => {
-            let handshake =
-                tokio::time::timeout(server.header_read_timeout, acceptor.accept(stream));
-            match handshake.await {
-                Ok(Ok(tls)) => {
-                    let info = ConnInfo::new(peer, true, trusted);
-                    serve(app, builder, tls, info, stopping, serves).await
-                }
-                Ok(Err(e)) => debug!(error = %e, "TLS handshake failed"),
-                Err(_) => debug!("TLS handshake timed out"),
-            }
+            let info = ConnInfo::new(peer, true, trusted);
+            Box::pin(serve_tls(
+                app, builder, acceptor, stream, info, stopping, serves,
+            ))
+            .await
         }
     }
+}
+
+/// The TLS handshake (bounded by `server.header_read_timeout`), then HTTP.
+async fn serve_tls(
+    app: Arc<App>,
+    builder: &auto::Builder<TokioExecutor>,
+    acceptor: TlsAcceptor,
+    stream: WriteDeadline<TcpStream>,
+    info: ConnInfo,
+    stopping: &CancellationToken,
+    serves: Serves,
+) {
+    let timeout = app.config.server.header_read_timeout;
+    match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => serve(app, builder, tls, info, stopping, serves).await,
+        Ok(Err(e)) => debug!(error = %e, "TLS handshake failed"),
+        Err(_) => debug!("TLS handshake timed out"),
+    }
+}
+
+/// `make()` written straight into its box: the box is allocated first, so the future's state
+/// (only its captures, before its first poll) is not built on the stack and then copied in.
+#[inline(always)]
+fn boxed_in_place<F: Future>(make: impl FnOnce() -> F) -> Pin<Box<F>> {
+    Box::into_pin(Box::write(Box::new_uninit(), make()))
 }
 
 /// Serves one connection; closes it when idle; on shutdown, finishes its in-flight requests.
@@ -242,13 +265,16 @@ async fn serve<I>(
         service_fn(move |request| {
             let busy = activity.begin();
             let app = Arc::clone(&app);
-            async move {
+            // Boxed per request: hyper keeps the slot for a connection's in-flight request
+            // future (several KiB: the whole handler) allocated for the connection's lifetime,
+            // so unboxed, every idle keep-alive connection would hold one.
+            boxed_in_place(move || async move {
                 let response = match serves {
                     Serves::Proxy => handle(app, request, conn).await,
                     Serves::ForwardAuth => crate::forward_auth::handle(app, request, conn).await,
                 };
                 Ok::<_, std::convert::Infallible>(response.map(|body| Tracked::new(body, busy)))
-            }
+            })
         })
     };
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
