@@ -199,41 +199,46 @@ pub fn unrouted(decision: Decision) -> Response<Body> {
     }
 }
 
-async fn proxy(
-    app: &App,
+/// An `async` block rather than an `async fn`: an `async fn` keeps a second copy of each argument
+/// (the request among them) in its state (see BENCHMARKS.md, "Memory per connection").
+#[allow(clippy::manual_async_fn)]
+fn proxy<'a>(
+    app: &'a App,
     request: Request<Incoming>,
     conn: ConnInfo,
     access: Access,
     upgrade: Option<upgrade::Expected>,
     target: Target,
-) -> Response<Body> {
-    if let Some(refusal) = oversized_headers(app, &request) {
-        return refusal;
-    }
-    let admission = request_session::admit(
-        app,
-        request.method(),
-        request.headers(),
-        target.authority.to_str().ok(),
-        access,
-        upgrade.is_some(),
-    )
-    .await;
-    match admission {
-        Err(refusal) => refusal,
-        Ok(Admission::Anonymous(presence)) => {
-            forward::anonymous(app, request, conn, upgrade, target, presence).await
+) -> impl std::future::Future<Output = Response<Body>> + Send + 'a {
+    async move {
+        if let Some(refusal) = oversized_headers(app, &request) {
+            return refusal;
         }
-        Ok(Admission::Session {
-            fresh,
-            cookies,
-            presence,
-            bearer,
-        }) => {
-            forward::with_session(
-                app, request, conn, upgrade, target, fresh, cookies, presence, bearer,
-            )
-            .await
+        let admission = request_session::admit(
+            app,
+            request.method(),
+            request.headers(),
+            target.authority.to_str().ok(),
+            access,
+            upgrade.is_some(),
+        )
+        .await;
+        match admission {
+            Err(refusal) => refusal,
+            Ok(Admission::Anonymous(presence)) => {
+                forward::anonymous(app, request, conn, upgrade, target, presence).await
+            }
+            Ok(Admission::Session {
+                fresh,
+                cookies,
+                presence,
+                bearer,
+            }) => {
+                forward::with_session(
+                    app, request, conn, upgrade, target, fresh, cookies, presence, bearer,
+                )
+                .await
+            }
         }
     }
 }

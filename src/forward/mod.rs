@@ -25,6 +25,7 @@ use http_body::Body as _;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
+use std::future::Future;
 use std::sync::Arc;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
@@ -100,48 +101,56 @@ fn strip_own_set_cookies(app: &App, headers: &mut HeaderMap) {
 }
 
 /// A request without a session, forwarded as it is (no token).
-pub async fn anonymous(
-    app: &App,
+///
+/// This and [`with_session`] prepare the upstream request when called and return only the
+/// sending as a future: as `async fn`s, their states kept the browser's request, its
+/// connection's details and the route (and a second copy of each argument) while the upstream
+/// answered, in every request's future (see BENCHMARKS.md, "Memory per connection").
+pub fn anonymous<'a>(
+    app: &'a App,
     request: Request<Incoming>,
     conn: ConnInfo,
     upgrade: Option<upgrade::Expected>,
     target: Target,
     presence: Presence,
-) -> Response<Body> {
+) -> impl Future<Output = Response<Body>> + Send + 'a {
     let upstream = upstream_of(app, &target);
     let (prepared, body, client_upgrade) =
         prepare(app, request, conn, upgrade.is_some(), target, &presence);
     let empty = body.is_end_stream();
     let (body, watch) = client_body(app, body);
-    let Some(request) = prepared.request(boxed(body), None) else {
-        return error_response(ErrorCode::BadRequest, "cannot forward this request");
-    };
-    let mut result = send(app, upstream, request).await;
-    if let (Err(UpstreamError::Closed), true) = (&result, empty) {
-        if let Some(again) = prepared.replay(&Bytes::new(), None) {
-            result = send(app, upstream, again).await;
+    let first = prepared.request(boxed(body), None);
+    async move {
+        let Some(request) = first else {
+            return error_response(ErrorCode::BadRequest, "cannot forward this request");
+        };
+        let mut result = send(app, upstream, request).await;
+        if let (Err(UpstreamError::Closed), true) = (&result, empty) {
+            if let Some(again) = prepared.replay(&Bytes::new(), None) {
+                result = send(app, upstream, again).await;
+            }
         }
-    }
-    match result {
-        Ok(response) => relay(app, response, client_upgrade, upgrade.as_ref()),
-        Err(e) => failure(e, &watch),
+        match result {
+            Ok(response) => relay(app, response, client_upgrade, upgrade.as_ref()),
+            Err(e) => failure(e, &watch),
+        }
     }
 }
 
 /// A request with a fresh session: Bearer injected, one retry after a refresh on
 /// `invalid_token`; `cookies` (a refreshed or re-sealed session) go out on any answer.
 #[allow(clippy::too_many_arguments)]
-pub async fn with_session(
-    app: &App,
+pub fn with_session<'a>(
+    app: &'a App,
     request: Request<Incoming>,
     conn: ConnInfo,
     upgrade: Option<upgrade::Expected>,
     target: Target,
     fresh: Fresh,
-    mut cookies: Vec<HeaderValue>,
+    cookies: Vec<HeaderValue>,
     presence: Presence,
     bearer: Option<HeaderValue>,
-) -> Response<Body> {
+) -> impl Future<Output = Response<Body>> + Send + 'a {
     let route = app.routes.get(target.route);
     let upstream = upstream_of(app, &target);
     let (mut prepared, body, client_upgrade) =
@@ -150,87 +159,91 @@ pub async fn with_session(
         prepared.headers.insert(name, value);
     }
     let (body, watch) = client_body(app, body);
-    let (first_body, replay) = if upgrade.is_some() {
-        (boxed(body), None)
-    } else {
-        match hold_if_small(body, &prepared.headers, app.config.proxy.retry_body_bytes).await {
-            Ok(Held::Bytes(bytes)) => (full(bytes.clone()), Some(bytes)),
-            Ok(Held::Stream(body)) => (boxed(body), None),
-            Err(Unreadable) => {
-                let refusal = match watch.failure() {
-                    Some(failure) => client_body_error(failure),
-                    None => {
-                        error_response(ErrorCode::BadRequest, "could not read the request body")
-                    }
-                };
-                return with_cookies(refusal, cookies);
+    let mut cookies = cookies;
+    async move {
+        let (first_body, replay) = if upgrade.is_some() {
+            (boxed(body), None)
+        } else {
+            match hold_if_small(body, &prepared.headers, app.config.proxy.retry_body_bytes).await {
+                Ok(Held::Bytes(bytes)) => (full(bytes.clone()), Some(bytes)),
+                Ok(Held::Stream(body)) => (boxed(body), None),
+                Err(Unreadable) => {
+                    let refusal = match watch.failure() {
+                        Some(failure) => client_body_error(failure),
+                        None => {
+                            error_response(ErrorCode::BadRequest, "could not read the request body")
+                        }
+                    };
+                    return with_cookies(refusal, cookies);
+                }
+            }
+        };
+        let credential = Credential {
+            bearer: bearer.as_ref(),
+            ..Credential::of(fresh.session(), upstream)
+        };
+        let Some(request) = prepared.request(first_body, Some(&credential)) else {
+            return with_cookies(
+                error_response(
+                    ErrorCode::UpstreamUnavailable,
+                    "cannot forward this session's token",
+                ),
+                cookies,
+            );
+        };
+        let mut result = send(app, upstream, request).await;
+        if let (Err(UpstreamError::Closed), Some(bytes)) = (&result, &replay) {
+            if let Some(again) = prepared.replay(bytes, Some(&credential)) {
+                result = send(app, upstream, again).await;
             }
         }
-    };
-    let credential = Credential {
-        bearer: bearer.as_ref(),
-        ..Credential::of(fresh.session(), upstream)
-    };
-    let Some(request) = prepared.request(first_body, Some(&credential)) else {
-        return with_cookies(
-            error_response(
-                ErrorCode::UpstreamUnavailable,
-                "cannot forward this session's token",
-            ),
-            cookies,
-        );
-    };
-    let mut result = send(app, upstream, request).await;
-    if let (Err(UpstreamError::Closed), Some(bytes)) = (&result, &replay) {
-        if let Some(again) = prepared.replay(bytes, Some(&credential)) {
-            result = send(app, upstream, again).await;
-        }
-    }
-    if let (Some((_, nonces)), Ok(response)) = (credential.dpop, &result) {
-        nonces.learn(response.headers());
-        if nonce::resource_challenge(response.status(), response.headers()) {
-            if let Some(bytes) = &replay {
-                app.metrics.dpop_nonce_challenge("upstream");
-                debug!("the upstream asked for a DPoP nonce; sending again with it");
-                if let Some(again) = prepared.request(full(bytes.clone()), Some(&credential)) {
-                    result = send(app, upstream, again).await;
-                    if let Ok(response) = &result {
-                        nonces.learn(response.headers());
+        if let (Some((_, nonces)), Ok(response)) = (credential.dpop, &result) {
+            nonces.learn(response.headers());
+            if nonce::resource_challenge(response.status(), response.headers()) {
+                if let Some(bytes) = &replay {
+                    app.metrics.dpop_nonce_challenge("upstream");
+                    debug!("the upstream asked for a DPoP nonce; sending again with it");
+                    if let Some(again) = prepared.request(full(bytes.clone()), Some(&credential)) {
+                        result = send(app, upstream, again).await;
+                        if let Ok(response) = &result {
+                            nonces.learn(response.headers());
+                        }
                     }
                 }
             }
         }
-    }
-    if let (Some(bytes), Ok(response)) = (replay, &result) {
-        if invalid_token(response) {
-            let token = credential.token;
-            match refresh_now(app, fresh.shared(), &presence, unix_now()).await {
-                Freshened::Ready {
-                    fresh: newer,
-                    cookies: new_cookies,
-                } if newer.session().access_token.expose() != token => {
-                    info!(
-                        event = "retry_after_invalid_token",
-                        "the upstream rejected the access token; refreshed and retried once"
-                    );
-                    let newer_credential = Credential::of(newer.session(), upstream);
-                    if let Some(retry) = prepared.request(full(bytes), Some(&newer_credential)) {
-                        cookies = new_cookies;
-                        result = send(app, upstream, retry).await;
+        if let (Some(bytes), Ok(response)) = (replay, &result) {
+            if invalid_token(response) {
+                let token = credential.token;
+                match refresh_now(app, fresh.shared(), &presence, unix_now()).await {
+                    Freshened::Ready {
+                        fresh: newer,
+                        cookies: new_cookies,
+                    } if newer.session().access_token.expose() != token => {
+                        info!(
+                            event = "retry_after_invalid_token",
+                            "the upstream rejected the access token; refreshed and retried once"
+                        );
+                        let newer_credential = Credential::of(newer.session(), upstream);
+                        if let Some(retry) = prepared.request(full(bytes), Some(&newer_credential))
+                        {
+                            cookies = new_cookies;
+                            result = send(app, upstream, retry).await;
+                        }
                     }
+                    Freshened::Ended { clear } => return with_cookies(login_required(), clear),
+                    // The IdP is unavailable, or gave the same token: pass the 401 on.
+                    _ => {}
                 }
-                Freshened::Ended { clear } => return with_cookies(login_required(), clear),
-                // The IdP is unavailable, or gave the same token: pass the 401 on.
-                _ => {}
             }
         }
+        let response = match result {
+            Ok(response) => relay(app, response, client_upgrade, upgrade.as_ref()),
+            Err(e) => failure(e, &watch),
+        };
+        // Refreshed cookies go out even on 502/504: the IdP already rotated the tokens.
+        with_cookies(response, cookies)
     }
-    let response = match result {
-        Ok(response) => relay(app, response, client_upgrade, upgrade.as_ref()),
-        Err(e) => failure(e, &watch),
-    };
-    // Refreshed cookies go out even on 502/504: the IdP already rotated the tokens.
-    with_cookies(response, cookies)
 }
 
 enum Held {
