@@ -25,6 +25,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/need.sh
+source bench/fixture.sh
 need valgrind nginx wrk
 MODE="${1:-session}"
 case "$MODE" in
@@ -41,38 +42,10 @@ RELEASE="${CARGO_TARGET_DIR:-target}/release"
 # tools, for a before/after on the same day.
 BIN="${TOKEN_HANDLER_BIN:-$RELEASE/token-handler}"
 DIR=$(mktemp -d /tmp/th-callgrind.XXXXXX)
-mkdir -p "$DIR/tmp"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 UP=$(free_port); TH=$(free_port); AD=$(free_port); RP=$(free_port)
 KEYS="k1:$(head -c 32 /dev/urandom | base64)"
-cat > "$DIR/up.conf" <<EOF
-worker_processes 1; daemon off; pid $DIR/up.pid; error_log $DIR/up.err warn;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 1000000; client_body_temp_path $DIR/tmp/b;
-  proxy_temp_path $DIR/tmp/p; fastcgi_temp_path $DIR/tmp/f; uwsgi_temp_path $DIR/tmp/u;
-  scgi_temp_path $DIR/tmp/s;
-  server { listen 127.0.0.1:$UP; location / { return 200 "ok\n"; } } }
-EOF
-cat > "$DIR/th.toml" <<EOF
-[server]
-listen = "127.0.0.1:$TH"
-admin_listen = "127.0.0.1:$AD"
-worker_threads = 1
-[upstream]
-url = "http://127.0.0.1:$UP"
-[idp]
-dialect = "tokenidp"
-issuer = "http://127.0.0.1:9"
-token_endpoint = "http://127.0.0.1:9/token"
-authorization_endpoint = "http://127.0.0.1:9/authorize"
-jwks_uri = "http://127.0.0.1:9/jwks"
-client_id = "bench"
-redirect_uri = "http://127.0.0.1/auth/callback"
-[proxy]
-public_paths = ["/public/"]
-[log]
-level = "warn"
-EOF
+write_upstream "$DIR" "$UP"
+write_proxy "$DIR" "$TH" "$AD" "$UP"
 # The reference proxy of bench/run.sh (examples/bench/nginx.rs), in one process for callgrind.
 cat > "$DIR/ref.conf" <<EOF
 worker_processes 1; master_process off; daemon off; pid $DIR/ref.pid; error_log $DIR/ref.err warn;
