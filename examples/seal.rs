@@ -6,7 +6,8 @@
 //!
 //! Without `--sub`/`--sid` the session names no user nor IdP session, as before those fields
 //! existed; with them, the record of ended sessions has a digest to compute for each. With
-//! `--dpop` the session has a DPoP key and a DPoP-bound token: every call gets a proof.
+//! `--dpop` the session has a DPoP key and a DPoP-bound token: every call gets a proof. With
+//! `--groups N` it carries a `groups` claim of N bytes (6000: bench/run.sh's chunked session).
 
 use token_handler::config::{SameSite, SessionConfig};
 use token_handler::crypto::KeyRing;
@@ -14,7 +15,7 @@ use token_handler::secret::{AccessToken, RefreshToken};
 use token_handler::session::{CookieCodec, Session};
 
 fn main() {
-    let (mut sub, mut sid, mut dpop) = (None, None, false);
+    let (mut sub, mut sid, mut dpop, mut groups) = (None, None, false, None);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         if arg == "--dpop" {
@@ -24,7 +25,8 @@ fn main() {
         let slot = match arg.as_str() {
             "--sub" => &mut sub,
             "--sid" => &mut sid,
-            _ => panic!("usage: seal [--sub S] [--sid S] [--dpop]"),
+            "--groups" => &mut groups,
+            _ => panic!("usage: seal [--sub S] [--sid S] [--dpop] [--groups N]"),
         };
         *slot = Some(args.next().expect("a value after the flag"));
     }
@@ -51,6 +53,10 @@ fn main() {
     let mut claims = serde_json::Map::new();
     claims.insert("sub".into(), "usr:42".into());
     claims.insert("name".into(), "Load Test".into());
+    if let Some(n) = groups {
+        let n: usize = n.parse().expect("--groups takes a number of bytes");
+        claims.insert("groups".into(), "g".repeat(n).into());
+    }
     let session = Session {
         id: "load-test".into(),
         refresh_token: RefreshToken::new("r".repeat(88)),
