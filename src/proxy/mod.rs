@@ -22,8 +22,12 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioIo;
 use pool::Pool;
 pub use pool::PooledBody;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
+use tokio::time::Sleep;
 use tokio_util::task::TaskTracker;
 use tracing::debug;
 
@@ -153,30 +157,25 @@ impl Upstream {
         full.parse().unwrap_or_else(|_| Uri::from_static("/"))
     }
 
-    /// Sends a prepared request (headers already rewritten) and returns the upstream response.
+    /// Sends a prepared request (headers already rewritten) and returns the upstream response;
+    /// its head must come within `upstream.response_header_timeout` (connecting included).
     pub async fn send(
-        &self,
-        request: Request<Body>,
-    ) -> Result<Response<PooledBody>, UpstreamError> {
-        match tokio::time::timeout(self.header_timeout, self.exchange(request)).await {
-            Err(_) => Err(UpstreamError::Timeout(self.header_timeout)),
-            Ok(result) => result,
-        }
-    }
-
-    async fn exchange(
         &self,
         mut request: Request<Body>,
     ) -> Result<Response<PooledBody>, UpstreamError> {
+        let deadline = tokio::time::Instant::now() + self.header_timeout;
         if !request.headers().contains_key(HOST) {
             request.headers_mut().insert(HOST, self.host.clone());
         }
         // A kept-alive connection the upstream has just closed hands the request back
         // unsent: it then goes out on the next one, or a new one.
-        while let Some(mut sender) = self.pool.take() {
-            match sender.try_send_request(request).await {
-                Ok(response) => return Ok(self.release(sender, response)),
-                Err(mut e) => match e.take_message() {
+        while let Some(mut conn) = self.pool.take() {
+            conn.timer.as_mut().reset(deadline);
+            let sent = conn.sender.try_send_request(request);
+            match within(conn.timer.as_mut(), sent).await {
+                None => return Err(UpstreamError::Timeout(self.header_timeout)),
+                Some(Ok(response)) => return Ok(self.release(conn, response)),
+                Some(Err(mut e)) => match e.take_message() {
                     Some(unsent) => request = unsent,
                     None => return Err(failed(&e.into_error())),
                 },
@@ -184,22 +183,41 @@ impl Upstream {
         }
         // Boxed: connecting (TCP, TLS, handshake) is rare next to a pooled connection; inline,
         // its state would enlarge every request's future.
-        let mut sender = Box::pin(self.pool.connect()).await?;
-        match sender.send_request(request).await {
-            Ok(response) => Ok(self.release(sender, response)),
-            Err(e) => Err(failed(&e)),
+        let mut timer = Box::pin(tokio::time::sleep_until(deadline));
+        let sender = match within(timer.as_mut(), Box::pin(self.pool.connect())).await {
+            None => return Err(UpstreamError::Timeout(self.header_timeout)),
+            Some(connected) => connected?,
+        };
+        let mut conn = pool::Conn { sender, timer };
+        match within(conn.timer.as_mut(), conn.sender.send_request(request)).await {
+            None => Err(UpstreamError::Timeout(self.header_timeout)),
+            Some(Ok(response)) => Ok(self.release(conn, response)),
+            Some(Err(e)) => Err(failed(&e)),
         }
     }
 
     fn release(
         &self,
-        sender: hyper::client::conn::http1::SendRequest<Body>,
+        conn: pool::Conn,
         response: Response<hyper::body::Incoming>,
     ) -> Response<PooledBody> {
         // An upgraded connection belongs to its tunnel from now on, not to the pool.
-        let home = (response.status() != StatusCode::SWITCHING_PROTOCOLS).then_some(sender);
+        let home = (response.status() != StatusCode::SWITCHING_PROTOCOLS).then_some(conn);
         response.map(|body| PooledBody::new(&self.pool, home, body))
     }
+}
+
+/// `future`'s output, or `None` once `timer` has elapsed (polled in that order, as
+/// `tokio::time::timeout` does).
+async fn within<F: Future>(mut timer: Pin<&mut Sleep>, future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(output) = future.as_mut().poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        timer.as_mut().poll(cx).map(|()| None)
+    })
+    .await
 }
 
 /// A request that went out and got no answer. When the upstream closed a kept-alive

@@ -17,10 +17,12 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use std::collections::VecDeque;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
+use tokio::time::Sleep;
 use tower_service::Service;
 use tracing::debug;
 
@@ -45,8 +47,36 @@ pub struct Pool {
 }
 
 struct Idle {
-    sender: SendRequest<Body>,
+    conn: Conn,
     since: Instant,
+}
+
+/// One upstream connection: its sender, and the timer that bounds the wait for each response
+/// head on it. A request resets the timer rather than starting one of its own: extending a
+/// registered timer is an atomic update, where a new one is inserted into tokio's timer wheel
+/// and removed again, under the driver's lock, on every request (BENCHMARKS.md).
+#[derive(Debug)]
+pub struct Conn {
+    pub sender: SendRequest<Body>,
+    pub timer: Pin<Box<Sleep>>,
+}
+
+impl Conn {
+    pub fn new(sender: SendRequest<Body>, deadline: tokio::time::Instant) -> Conn {
+        Conn {
+            sender,
+            timer: Box::pin(tokio::time::sleep_until(deadline)),
+        }
+    }
+
+    /// Forgets the waker of the last request's task: an idle connection must not keep that
+    /// task's memory alive (a dropped client connection's task is freed with its last waker).
+    fn forget_waker(&mut self) {
+        let _ = self
+            .timer
+            .as_mut()
+            .poll(&mut Context::from_waker(std::task::Waker::noop()));
+    }
 }
 
 impl std::fmt::Debug for Pool {
@@ -67,17 +97,17 @@ impl Pool {
     }
 
     /// The most recently used idle connection that is ready for a request.
-    pub fn take(&self) -> Option<SendRequest<Body>> {
+    pub fn take(&self) -> Option<Conn> {
         let now = Instant::now();
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         let mut i = idle.len();
         while i > 0 {
             i -= 1;
             let entry = &idle[i];
-            if entry.sender.is_closed() || now.duration_since(entry.since) > IDLE_TIMEOUT {
+            if entry.conn.sender.is_closed() || now.duration_since(entry.since) > IDLE_TIMEOUT {
                 idle.remove(i);
-            } else if entry.sender.is_ready() {
-                return idle.remove(i).map(|e| e.sender);
+            } else if entry.conn.sender.is_ready() {
+                return idle.remove(i).map(|e| e.conn);
             }
             // Otherwise hyper has not caught up with the end of its last exchange yet (or the
             // upstream answered before the request body was all sent): leave it for later.
@@ -86,10 +116,11 @@ impl Pool {
     }
 
     /// Gives a connection back: its response has been read to the end.
-    pub fn put(&self, sender: SendRequest<Body>) {
-        if sender.is_closed() {
+    pub fn put(&self, mut conn: Conn) {
+        if conn.sender.is_closed() {
             return;
         }
+        conn.forget_waker();
         let now = Instant::now();
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         while idle
@@ -98,7 +129,7 @@ impl Pool {
         {
             idle.pop_front();
         }
-        idle.push_back(Idle { sender, since: now });
+        idle.push_back(Idle { conn, since: now });
     }
 
     /// A new connection (TCP, TLS for `https://`, HTTP/1.1 handshake), driven by its own task.
@@ -138,7 +169,7 @@ impl Pool {
 /// An upstream response body that gives its connection back to the pool once read to the end.
 pub struct PooledBody {
     body: Incoming,
-    home: Option<(Arc<Pool>, SendRequest<Body>)>,
+    home: Option<(Arc<Pool>, Conn)>,
 }
 
 impl std::fmt::Debug for PooledBody {
@@ -150,11 +181,11 @@ impl std::fmt::Debug for PooledBody {
 }
 
 impl PooledBody {
-    /// `sender` is the connection `body` arrives on; `None` when it must not be reused.
-    pub fn new(pool: &Arc<Pool>, sender: Option<SendRequest<Body>>, body: Incoming) -> Self {
+    /// `conn` is the connection `body` arrives on; `None` when it must not be reused.
+    pub fn new(pool: &Arc<Pool>, conn: Option<Conn>, body: Incoming) -> Self {
         let mut pooled = PooledBody {
             body,
-            home: sender.map(|s| (Arc::clone(pool), s)),
+            home: conn.map(|c| (Arc::clone(pool), c)),
         };
         if hyper::body::Body::is_end_stream(&pooled.body) {
             pooled.release();
@@ -163,8 +194,8 @@ impl PooledBody {
     }
 
     fn release(&mut self) {
-        if let Some((pool, sender)) = self.home.take() {
-            pool.put(sender);
+        if let Some((pool, conn)) = self.home.take() {
+            pool.put(conn);
         }
     }
 }
@@ -195,5 +226,59 @@ impl hyper::body::Body for PooledBody {
 
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hyper_util::rt::TokioIo;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Wake;
+
+    struct Counted(AtomicUsize);
+
+    impl Wake for Counted {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A connection going back to the pool lets go of the last request's waker: idle, it must
+    /// not keep that request's task alive.
+    #[tokio::test]
+    async fn an_idle_connection_keeps_no_waker_of_the_last_request() {
+        let (ours, _theirs) = tokio::io::duplex(64);
+        let (sender, connection) = http1::handshake::<_, Body>(TokioIo::new(ours))
+            .await
+            .expect("handshake");
+        let driven = tokio::spawn(connection);
+        let mut conn = Conn::new(
+            sender,
+            tokio::time::Instant::now() + Duration::from_secs(60),
+        );
+        let task = Arc::new(Counted(AtomicUsize::new(0)));
+        let waker = std::task::Waker::from(Arc::clone(&task));
+        assert!(conn
+            .timer
+            .as_mut()
+            .poll(&mut Context::from_waker(&waker))
+            .is_pending());
+        drop(waker);
+        assert_eq!(Arc::strong_count(&task), 2, "the timer holds the waker");
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(crate::tls::client_config(None).expect("TLS config"))
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(HttpConnector::new());
+        let pool = Pool::new(connector, Uri::from_static("http://127.0.0.1:9/"));
+        pool.put(conn);
+        assert_eq!(Arc::strong_count(&task), 1, "and lets it go in the pool");
+        assert_eq!(
+            pool.idle.lock().expect("idle").len(),
+            1,
+            "the connection was kept"
+        );
+        driven.abort();
     }
 }

@@ -41,3 +41,4 @@ mod routes;
 mod traces;
 mod traces_replicas;
 mod transport;
+mod upstream_timeouts;
