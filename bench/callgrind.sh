@@ -10,6 +10,8 @@
 #                                     # (default 1,000: more than the cache of opened sessions holds)
 #   bench/callgrind.sh nginx-anonymous  # the reference: nginx proxy_pass (bench/run.sh's, in one
 #   bench/callgrind.sh nginx-session    # process), sent the `anonymous` or the `session` request
+#   bench/callgrind.sh bare-hyper       # the floor: examples/bare_hyper.rs (hyper's server and
+#                                       # client, nothing else), sent the `anonymous` request
 # session-ended: the proxy also has `[coordination]` on a redis-server started here, whose
 # stream `th:{ended}:log` holds $ENDED entries (default 100,000; a third of each kind, random
 # digests, so none names the measured session) before the proxy starts, and the measured
@@ -30,13 +32,14 @@ need valgrind nginx wrk
 MODE="${1:-session}"
 case "$MODE" in
   session | anonymous | session-ended | session-dpop | sessions-many) ;;
-  nginx-anonymous | nginx-session) ;;
-  *) echo "usage: $0 session|anonymous|session-ended|session-dpop|sessions-many|nginx-anonymous|nginx-session" >&2; exit 2 ;;
+  nginx-anonymous | nginx-session | bare-hyper) ;;
+  *) echo "usage: $0 session|anonymous|session-ended|session-dpop|sessions-many|nginx-anonymous|nginx-session|bare-hyper" >&2; exit 2 ;;
 esac
 ENDED="${ENDED:-100000}"
 MANY="${MANY:-1000}"
 [ "$MODE" != session-ended ] || need redis-server
 cargo build --release --bin token-handler --example seal
+[ "$MODE" != bare-hyper ] || cargo build --release --example bare_hyper
 RELEASE="${CARGO_TARGET_DIR:-target}/release"
 # TOKEN_HANDLER_BIN: profile another build of the proxy (a baseline kept aside) with this one's
 # tools, for a before/after on the same day.
@@ -122,6 +125,12 @@ profile() {
       2>"$DIR/valgrind.err" &
     pid=$! stop=-QUIT
     for _ in $(seq 1 300); do curl -s -o /dev/null "http://127.0.0.1:$TH/" && break; sleep 0.1; done
+  elif [ "$MODE" = bare-hyper ]; then
+    BENCH_PINGORA_BEARER=bench-access-token valgrind --tool=callgrind \
+      --callgrind-out-file="$out" "$RELEASE/examples/bare_hyper" "127.0.0.1:$TH" \
+      "127.0.0.1:$UP" 1 2>"$DIR/valgrind.err" &
+    pid=$! stop=-TERM
+    for _ in $(seq 1 300); do curl -s -o /dev/null "http://127.0.0.1:$TH/" && break; sleep 0.1; done
   else
     TOKEN_HANDLER_COOKIE_KEYS=$KEYS valgrind --tool=callgrind --callgrind-out-file="$out" \
       "$BIN" --config "$DIR/th.toml" 2>"$DIR/valgrind.err" &
@@ -148,7 +157,7 @@ profile() {
     if [ "$MODE" = sessions-many ]; then
       path=/api/x
       header=(-s "$DIR/many.lua")
-    elif [ "$MODE" != anonymous ] && [ "$MODE" != nginx-anonymous ]; then
+    elif [ "$MODE" != anonymous ] && [ "$MODE" != nginx-anonymous ] && [ "$MODE" != bare-hyper ]; then
       path=/api/x
       local cookie
       cookie=$(TOKEN_HANDLER_COOKIE_KEYS=$KEYS "$RELEASE/examples/seal" ${SEAL_ARGS[@]+"${SEAL_ARGS[@]}"})

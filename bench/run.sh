@@ -4,6 +4,7 @@
 # Installs nginx and wrk when missing, builds release, runs examples/bench (see BENCHMARKS.md).
 # Honours CARGO_TARGET_DIR.
 #   bench/run.sh [--rounds N] [--duration SECONDS] [--connections N] [--workers N] [--pingora]
+#                [--hyper]
 #   (--rounds 0: the storm only)
 # --pingora: a bare pingora proxy (bench/pingora/, its own project, not a dependency of the
 # product) is measured too, against the same nginx rounds, with pingora's `threads` = --workers.
@@ -11,17 +12,30 @@
 # needs cmake (installed when missing, for pingora-core's zlib-ng); later runs rebuild nothing.
 # Built into $CARGO_TARGET_DIR/pingora (default target/pingora); its path goes to the bench as
 # PINGORA_BIN.
+# --hyper: a bare hyper proxy (examples/bare_hyper.rs: the same hyper server and client, runtime
+# and allocator as token-handler, and nothing else) is measured too, the same way: the floor
+# under token-handler's data path.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/need.sh
 pingora=no
+hyper=no
 args=()
 for arg in "$@"; do
-  if [ "$arg" = "--pingora" ]; then pingora=yes; else args+=("$arg"); fi
+  case "$arg" in
+    --pingora) pingora=yes ;;
+    --hyper) hyper=yes ;;
+    *) args+=("$arg") ;;
+  esac
 done
 need nginx wrk
 target="${CARGO_TARGET_DIR:-target}"
 cargo build --release --bin token-handler --example bench
+if [ "$hyper" = yes ]; then
+  cargo build --release --example bare_hyper
+  HYPER_BIN="$(realpath "$target/release/examples/bare_hyper")"
+  export HYPER_BIN
+fi
 if [ "$pingora" = yes ]; then
   need cmake
   cargo build --release --locked --manifest-path bench/pingora/Cargo.toml --target-dir "$target/pingora"

@@ -7,11 +7,12 @@
 //! just expired, against the TokenIDP emulator answering in 50 ms.
 //! Rounds are interleaved (nginx, token-handler, nginx, ...); every figure is also given as a
 //! ratio to nginx from the same round, because absolute numbers on a shared machine mean little.
-//! With PINGORA_BIN (`bench/run.sh --pingora`), a bare pingora proxy is measured too (pingora.rs).
+//! With PINGORA_BIN (`bench/run.sh --pingora`) and HYPER_BIN (`--hyper`), a bare pingora and a
+//! bare hyper proxy are measured too (bare.rs).
 
+mod bare;
 mod cookies;
 mod nginx;
-mod pingora;
 mod procfs;
 mod storm;
 mod wrk;
@@ -255,7 +256,10 @@ async fn main() {
     wait_for_port(up_port);
     let reference = nginx::Nginx::reference(&dir, ref_port, up_port, &access, a.workers);
     wait_for_port(ref_port);
-    let mut bare = pingora::Pingora::start(up_port, &access, a.workers);
+    let mut bare: Vec<bare::Bare> = [("pingora", "PINGORA_BIN"), ("hyper", "HYPER_BIN")]
+        .into_iter()
+        .filter_map(|(name, var)| bare::Bare::start(name, var, up_port, &access, a.workers))
+        .collect();
     let proxy = start_token_handler(&dir, &toml, &keys, &config);
     wait_for_port(proxy.port);
     let http = reqwest::Client::new();
@@ -273,7 +277,7 @@ async fn main() {
     let th_pid = proxy.child.id();
     let _ = upstream.worker();
 
-    let scenarios: Vec<pingora::Scenario> = vec![
+    let scenarios: Vec<bare::Scenario> = vec![
         ("valid session", "/api/x", Some(&one), None),
         ("anonymous pass-through", "/public/x", None, None),
         ("10,000 sessions", "/api/x", None, Some(&script)),
@@ -310,7 +314,7 @@ async fn main() {
                 *cookie,
                 *script,
             );
-            if let Some(bare) = bare.as_mut() {
+            for bare in bare.iter_mut() {
                 bare.round(scenario, round, &a, &n, &t);
             }
             let ratio = t.rps / n.rps.max(1.0);
@@ -353,7 +357,7 @@ async fn main() {
         "\ntoken-handler peak RSS: {:.1} MiB",
         procfs::peak_rss_kib(th_pid) as f64 / 1024.0
     );
-    if let Some(bare) = &bare {
+    for bare in &bare {
         bare.print();
     }
 

@@ -1,8 +1,10 @@
-//! The bare pingora proxy of `bench/run.sh --pingora` (bench/pingora/: its own project, built by
-//! run.sh, its binary's path in PINGORA_BIN): the same upstream and `Authorization` header as the
-//! nginx reference proxy, `threads` = `--workers`. In every data-path scenario it is measured
-//! right after token-handler, with the same wrk command (URL path, cookie or Lua script), and
-//! compared with that round's nginx; its rows are printed after token-handler's table.
+//! The bare proxies: pingora (`bench/run.sh --pingora`; bench/pingora/, its own project, built by
+//! run.sh, its binary's path in PINGORA_BIN) and hyper (`bench/run.sh --hyper`;
+//! examples/bare_hyper.rs, in HYPER_BIN). Each takes `LISTEN UPSTREAM WORKERS` and sets the same
+//! `Authorization` header (BENCH_PINGORA_BEARER) as the nginx reference proxy. In every data-path
+//! scenario each is measured right after token-handler, with the same wrk command (URL path,
+//! cookie or Lua script), and compared with that round's nginx; their rows are printed after
+//! token-handler's table.
 
 use super::{measure, median, ms, Args, Sample};
 use std::path::Path;
@@ -11,19 +13,28 @@ use std::process::{Child, Command, Stdio};
 /// A data-path scenario as main.rs lists them: name, URL path, `Cookie` header, wrk Lua script.
 pub type Scenario<'a> = (&'a str, &'a str, Option<&'a str>, Option<&'a Path>);
 
-pub struct Pingora {
+pub struct Bare {
+    /// "pingora" or "hyper": the rows' labels.
+    name: &'static str,
     child: Child,
     port: u16,
     rows: Vec<String>,
-    /// Per scenario: its name and, per round, pingora / nginx throughput, p99 ratio, RSS MiB,
-    /// token-handler / pingora throughput.
+    /// Per scenario: its name and, per round, this proxy / nginx throughput, p99 ratio, RSS MiB,
+    /// token-handler / this proxy throughput.
     summary: Vec<(String, [Vec<f64>; 4])>,
 }
 
-impl Pingora {
-    /// Started (and listening) when PINGORA_BIN names the binary; `None` without it.
-    pub fn start(upstream_port: u16, token: &str, workers: usize) -> Option<Pingora> {
-        let bin = std::path::PathBuf::from(std::env::var_os("PINGORA_BIN")?);
+impl Bare {
+    /// Started (and listening) when the environment variable `bin_var` names the binary; `None`
+    /// without it.
+    pub fn start(
+        name: &'static str,
+        bin_var: &str,
+        upstream_port: u16,
+        token: &str,
+        workers: usize,
+    ) -> Option<Bare> {
+        let bin = std::path::PathBuf::from(std::env::var_os(bin_var)?);
         let port = super::free_port();
         let child = Command::new(&bin)
             .arg(format!("127.0.0.1:{port}"))
@@ -33,9 +44,10 @@ impl Pingora {
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
-            .unwrap_or_else(|e| panic!("start {}: {e} (bench/run.sh --pingora)", bin.display()));
+            .unwrap_or_else(|e| panic!("start {}: {e} (bench/run.sh --{name})", bin.display()));
         super::wait_for_port(port);
-        Some(Pingora {
+        Some(Bare {
+            name,
             child,
             port,
             rows: Vec::new(),
@@ -43,7 +55,7 @@ impl Pingora {
         })
     }
 
-    /// One round of `scenario` against pingora; `n` and `t` are that round's nginx and
+    /// One round of `scenario` against this proxy; `n` and `t` are that round's nginx and
     /// token-handler samples.
     pub fn round(&mut self, scenario: &Scenario, round: usize, a: &Args, n: &Sample, t: &Sample) {
         let &(name, path, cookie, script) = scenario;
@@ -75,28 +87,29 @@ impl Pingora {
         }
     }
 
-    /// The rows of every round, the medians per scenario, and pingora's peak RSS.
+    /// The rows of every round, the medians per scenario, and this proxy's peak RSS.
     pub fn print(&self) {
-        println!("\nbare pingora (bench/pingora/, `threads` = the same workers) against the same nginx rounds:\n");
-        println!("| scenario | round | nginx req/s | pingora req/s | ratio | nginx p50/p99 ms | pingora p50/p99 ms | p99 ratio | pingora RSS MiB | nginx CPU µs/req | pingora CPU µs/req | CPU ratio | th / pingora | pingora errors |");
+        let p = self.name;
+        println!("\nbare {p} (the same workers) against the same nginx rounds:\n");
+        println!("| scenario | round | nginx req/s | {p} req/s | ratio | nginx p50/p99 ms | {p} p50/p99 ms | p99 ratio | {p} RSS MiB | nginx CPU µs/req | {p} CPU µs/req | CPU ratio | th / {p} | {p} errors |");
         println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         for row in &self.rows {
             println!("{row}");
         }
-        println!("\n| scenario | median throughput ratio (pingora / nginx) | median p99 ratio | pingora RSS MiB | median th / pingora |");
+        println!("\n| scenario | median throughput ratio ({p} / nginx) | median p99 ratio | {p} RSS MiB | median th / {p} |");
         println!("|---|---|---|---|---|");
         for (name, [ratio, p99, rss, th]) in &self.summary {
             let [ratio, p99, rss, th] = [ratio, p99, rss, th].map(|v| median(v.clone()));
             println!("| {name} | {ratio:.2} | {p99:.2} | {rss:.1} | {th:.2} |");
         }
         println!(
-            "\npingora peak RSS: {:.1} MiB",
+            "\n{p} peak RSS: {:.1} MiB",
             super::procfs::peak_rss_kib(self.child.id()) as f64 / 1024.0
         );
     }
 }
 
-impl Drop for Pingora {
+impl Drop for Bare {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
