@@ -12,7 +12,6 @@ use crate::endpoints;
 use crate::error::{error_response, ErrorCode};
 use crate::forward;
 pub use crate::forward::Target;
-use crate::metrics::RequestLabels;
 use crate::proxy::upgrade;
 pub use crate::proxy::ConnInfo;
 use crate::request_session::{self, Admission};
@@ -101,13 +100,7 @@ pub fn handle(
         let span = tracing::Span::current();
         span.record("status", status);
         span.record("latency_ms", started.elapsed().as_millis() as u64);
-        app.metrics
-            .requests
-            .get_or_create(&RequestLabels {
-                route: label,
-                status,
-            })
-            .inc();
+        app.metrics.request(label, status);
         if app.config.log.access_log {
             info!("request");
         } else {

@@ -29,7 +29,6 @@ use crate::body::{full, Body};
 use crate::config::Access;
 use crate::error::{error_response, ErrorCode};
 use crate::handler::unrouted;
-use crate::metrics::RequestLabels;
 use crate::proxy::{headers, ConnInfo};
 use crate::request_session::{self, Admission};
 use crate::routes::Decision;
@@ -71,13 +70,7 @@ pub async fn handle<B>(app: Arc<App>, request: Request<B>, _conn: ConnInfo) -> R
         let span = tracing::Span::current();
         span.record("status", status);
         span.record("latency_ms", started.elapsed().as_millis() as u64);
-        app.metrics
-            .requests
-            .get_or_create(&RequestLabels {
-                route: "verify",
-                status,
-            })
-            .inc();
+        app.metrics.request("verify", status);
         debug!("verify");
         finish(response)
     };
