@@ -10,15 +10,17 @@
 //! request is in flight from its head until its response body has been sent or dropped
 //! ([`Tracked`]), so a long download or an event stream never counts as idle.
 
+use atomic_waker::AtomicWaker;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
+use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tracing::debug;
 
 /// After a graceful close of an idle connection, how long it may take to finish (HTTP/2
@@ -115,7 +117,7 @@ macro_rules! watched {
             tokio::select! {
                 biased;
                 ended = $connection.as_mut() => break Some(ended),
-                verdict = $watchdog.next() => match verdict {
+                verdict = $watchdog.next_verdict() => match verdict {
                     $crate::server::conn::Verdict::Close => $connection.as_mut().graceful_shutdown(),
                     $crate::server::conn::Verdict::Drop => break None,
                 },
@@ -135,15 +137,38 @@ pub enum Verdict {
 }
 
 /// Decides when a connection is closed. Its owner polls the connection and
-/// [`Watchdog::next`] together (a `select!`), and acts on each verdict.
+/// [`Watchdog::next_verdict`] together (a `select!`), and acts on each verdict.
 #[derive(Debug)]
 pub struct Watchdog {
     activity: Arc<Activity>,
     idle_timeout: Duration,
-    stopping: CancellationToken,
+    stopping: Pin<Box<WaitForCancellationFutureOwned>>,
     timer: Pin<Box<tokio::time::Sleep>>,
     closing: bool,
     draining: bool,
+    /// Set when the timer or the shutdown signal wakes the connection's task: only then is
+    /// the watchdog polled. The task is woken for every read and write of its connection, and
+    /// polling the shutdown signal each time took a lock (~500 instructions per request,
+    /// BENCHMARKS.md).
+    wake: Arc<OwnWake>,
+}
+
+/// The watchdog's own waker: notes the wake-up, then wakes the connection's task.
+#[derive(Debug, Default)]
+struct OwnWake {
+    woken: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl Wake for OwnWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        self.task.wake();
+    }
 }
 
 impl Watchdog {
@@ -155,44 +180,68 @@ impl Watchdog {
         Watchdog {
             activity,
             idle_timeout,
-            stopping,
+            stopping: Box::pin(stopping.cancelled_owned()),
             timer: Box::pin(tokio::time::sleep(idle_timeout)),
             closing: false,
             draining: false,
+            // Woken to begin with: the first poll registers with the timer and the signal.
+            wake: Arc::new(OwnWake {
+                woken: AtomicBool::new(true),
+                task: AtomicWaker::new(),
+            }),
         }
     }
 
     /// The next verdict. After a shutdown's `Close`, none comes: in-flight requests finish
     /// (the caller bounds that wait).
-    pub async fn next(&mut self) -> Verdict {
+    pub fn next_verdict(&mut self) -> impl std::future::Future<Output = Verdict> + '_ {
+        std::future::poll_fn(|cx| self.poll_next(cx))
+    }
+
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Verdict> {
+        self.wake.task.register(cx.waker());
+        if !self.wake.woken.swap(false, Ordering::AcqRel) {
+            return Poll::Pending;
+        }
+        let waker = Waker::from(Arc::clone(&self.wake));
+        let verdict = self.verdict(&mut Context::from_waker(&waker));
+        if verdict.is_ready() {
+            // The next poll looks again (and registers the timer a verdict has just reset).
+            self.wake.woken.store(true, Ordering::Release);
+        }
+        verdict
+    }
+
+    fn verdict(&mut self, own: &mut Context<'_>) -> Poll<Verdict> {
         loop {
-            tokio::select! {
-                biased;
-                () = self.stopping.cancelled(), if !self.draining => {
-                    self.draining = true;
-                    if !self.closing {
-                        self.closing = true;
-                        return Verdict::Close;
-                    }
+            if self.draining {
+                return Poll::Pending;
+            }
+            if self.stopping.as_mut().poll(own).is_ready() {
+                self.draining = true;
+                if !self.closing {
+                    self.closing = true;
+                    return Poll::Ready(Verdict::Close);
                 }
-                () = &mut self.timer, if !self.draining => {
-                    if self.closing {
-                        debug!("an idle connection did not close in time; dropped");
-                        return Verdict::Drop;
-                    }
-                    let now = Instant::now();
-                    match self.activity.idle_deadline(self.idle_timeout) {
-                        None => self.timer.as_mut().reset(now + self.idle_timeout),
-                        Some(deadline) if deadline > now => self.timer.as_mut().reset(deadline),
-                        Some(_) => {
-                            debug!("closing an idle connection");
-                            self.closing = true;
-                            self.timer.as_mut().reset(now + CLOSE_GRACE);
-                            return Verdict::Close;
-                        }
-                    }
+                continue;
+            }
+            if self.timer.as_mut().poll(own).is_pending() {
+                return Poll::Pending;
+            }
+            if self.closing {
+                debug!("an idle connection did not close in time; dropped");
+                return Poll::Ready(Verdict::Drop);
+            }
+            let now = Instant::now();
+            match self.activity.idle_deadline(self.idle_timeout) {
+                None => self.timer.as_mut().reset(now + self.idle_timeout),
+                Some(deadline) if deadline > now => self.timer.as_mut().reset(deadline),
+                Some(_) => {
+                    debug!("closing an idle connection");
+                    self.closing = true;
+                    self.timer.as_mut().reset(now + CLOSE_GRACE);
+                    return Poll::Ready(Verdict::Close);
                 }
-                else => std::future::pending::<()>().await,
             }
         }
     }

@@ -38,6 +38,7 @@ mod properties;
 mod proxy_behaviour;
 mod refresh_conformance;
 mod routes;
+mod shutdown;
 mod traces;
 mod traces_replicas;
 mod transport;
