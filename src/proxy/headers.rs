@@ -8,6 +8,7 @@
 //!   common 8 KB limits and the API has no use for them); the app's cookies stay.
 //! - `Authorization: Bearer <access token>` is set, marked sensitive (HPACK never-indexed).
 
+use http::header::Entry;
 use http::header::{
     HeaderName, AUTHORIZATION, CONNECTION, COOKIE, PROXY_AUTHORIZATION, TE, TRAILER,
     TRANSFER_ENCODING, UPGRADE,
@@ -33,14 +34,20 @@ static HOP_BY_HOP: [&HeaderName; 8] = [
     &PROXY_AUTHORIZATION,
 ];
 
-/// The comma-separated tokens of every `Connection` header.
-fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
-    headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
+/// Where `name` is in [`HOP_BY_HOP`], if it is there. Names are told apart by length first:
+/// most names on a request or a response are none of these, and a length rules out all but one
+/// or two candidates (`hop_index_finds_every_hop_by_hop_name` checks the table).
+fn hop_index(name: &HeaderName) -> Option<usize> {
+    let candidates: &[usize] = match name.as_str().len() {
+        2 => &[3],
+        7 => &[4, 6],
+        10 => &[0, 1],
+        16 => &[2],
+        17 => &[5],
+        19 => &[7],
+        _ => return None,
+    };
+    candidates.iter().copied().find(|&i| *HOP_BY_HOP[i] == name)
 }
 
 /// Removes hop-by-hop headers in place. With `upgrade`, `Connection: upgrade` and `Upgrade`
@@ -49,29 +56,40 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     // Most requests carry none, most responses only `Connection: keep-alive`: one pass over
     // the names finds which are there, and only those are removed.
     let mut present = [false; HOP_BY_HOP.len()];
+    let mut any = false;
     for name in headers.keys() {
-        if let Some(i) = HOP_BY_HOP.iter().position(|h| *h == name) {
+        if let Some(i) = hop_index(name) {
             present[i] = true;
+            any = true;
         }
     }
-    if !present.contains(&true) {
+    if !any {
         return;
     }
-    // Headers named in `Connection`; `keep-alive` and `close` are the usual tokens and name
-    // nothing else to remove.
-    let named: Vec<HeaderName> = connection_tokens(headers)
-        .filter(|t| !t.eq_ignore_ascii_case("keep-alive") && !t.eq_ignore_ascii_case("close"))
-        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
-        .collect();
     let upgrade_value = if upgrade {
         headers.get(UPGRADE).cloned()
     } else {
         None
     };
+    // `Connection` goes first, with the headers its tokens name (`keep-alive` and `close` name
+    // none): its values are read as they are removed, one lookup for both.
+    let mut named: Vec<HeaderName> = Vec::new();
+    if let Entry::Occupied(connection) = headers.entry(CONNECTION) {
+        for value in connection.remove_entry_mult().1 {
+            let tokens = value.to_str().unwrap_or_default().split(',').map(str::trim);
+            named.extend(
+                tokens
+                    .filter(|t| {
+                        !t.eq_ignore_ascii_case("keep-alive") && !t.eq_ignore_ascii_case("close")
+                    })
+                    .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok()),
+            );
+        }
+    }
     let hop_by_hop = HOP_BY_HOP
         .iter()
         .zip(present)
-        .filter_map(|(h, p)| p.then_some(*h));
+        .filter_map(|(h, p)| (p && **h != CONNECTION).then_some(*h));
     for name in named.iter().chain(hop_by_hop) {
         headers.remove(name);
     }
@@ -192,6 +210,45 @@ mod tests {
         strip_hop_by_hop(&mut h, false);
         assert_eq!(h.len(), 1, "{h:?}");
         assert!(h.contains_key("accept"));
+    }
+
+    #[test]
+    fn hop_index_finds_every_hop_by_hop_name() {
+        for (i, name) in HOP_BY_HOP.iter().enumerate() {
+            assert_eq!(hop_index(name), Some(i), "{name}");
+        }
+        for other in [
+            "accept",
+            "host",
+            "cookie",
+            "x-te",
+            "trailers",
+            "connections",
+            "content-length",
+            "x-forwarded-for",
+            "proxy-authenticate",
+            "x-proxy-connection",
+        ] {
+            let name = HeaderName::from_bytes(other.as_bytes()).expect("name");
+            assert_eq!(hop_index(&name), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn several_connection_headers_and_non_ascii_values() {
+        let mut h = HeaderMap::new();
+        h.append(CONNECTION, HeaderValue::from_static("keep-alive"));
+        h.append(CONNECTION, HeaderValue::from_static("X-Named , close"));
+        h.append(
+            CONNECTION,
+            HeaderValue::from_bytes(b"x-caf\xc3\xa9").expect("opaque value"),
+        );
+        h.insert("x-named", HeaderValue::from_static("1"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        strip_hop_by_hop(&mut h, false);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert!(h.contains_key("x-kept"));
     }
 
     #[test]
