@@ -34,6 +34,9 @@ static HOP_BY_HOP: [&HeaderName; 8] = [
     &PROXY_AUTHORIZATION,
 ];
 
+/// `Connection`'s place in [`HOP_BY_HOP`].
+const CONNECTION_AT: usize = 0;
+
 /// Where `name` is in [`HOP_BY_HOP`], if it is there. Names are told apart by length first:
 /// most names on a request or a response are none of these, and a length rules out all but one
 /// or two candidates (`hop_index_finds_every_hop_by_hop_name` checks the table).
@@ -74,7 +77,9 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     // `Connection` goes first, with the headers its tokens name (`keep-alive` and `close` name
     // none): its values are read as they are removed, one lookup for both.
     let mut named: Vec<HeaderName> = Vec::new();
-    if let Entry::Occupied(connection) = headers.entry(CONNECTION) {
+    if let Some(Entry::Occupied(connection)) =
+        present[CONNECTION_AT].then(|| headers.entry(CONNECTION))
+    {
         for value in connection.remove_entry_mult().1 {
             let tokens = value.to_str().unwrap_or_default().split(',').map(str::trim);
             named.extend(
@@ -217,6 +222,7 @@ mod tests {
         for (i, name) in HOP_BY_HOP.iter().enumerate() {
             assert_eq!(hop_index(name), Some(i), "{name}");
         }
+        assert_eq!(*HOP_BY_HOP[CONNECTION_AT], CONNECTION);
         for other in [
             "accept",
             "host",
