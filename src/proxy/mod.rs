@@ -16,8 +16,7 @@ use crate::body::{boxed, Body};
 use crate::config::UpstreamConfig;
 use crate::dpop::nonce::NonceCache;
 use crate::metrics::Metrics;
-use http::header::HOST;
-use http::{HeaderValue, Request, Response, StatusCode, Uri};
+use http::{Request, Response, StatusCode, Uri};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioIo;
 use pool::Pool;
@@ -63,8 +62,6 @@ pub enum UpstreamSetupError {
     Url(#[from] http::uri::InvalidUri),
     #[error("upstream.url: {0}")]
     Origin(#[from] http::Error),
-    #[error("upstream.url: {0}")]
-    Host(#[from] http::header::InvalidHeaderValue),
     #[error("a route has no upstream URL")]
     NoUrl,
 }
@@ -83,8 +80,6 @@ pub enum UpstreamError {
 #[derive(Debug, Clone)]
 pub struct Upstream {
     pool: Arc<Pool>,
-    /// `Host` for a request that came without one (HTTP/1.0).
-    host: HeaderValue,
     base_path: String,
     header_timeout: Duration,
     /// This API's latest DPoP nonce (RFC 9449 §9), shared by the sessions of this replica.
@@ -118,7 +113,6 @@ impl Upstream {
         Ok(Upstream {
             pool: Arc::new(Pool::new(connector, origin.clone())),
             origin,
-            host: HeaderValue::from_str(authority.as_str())?,
             base_path: uri.path().trim_end_matches('/').to_string(),
             header_timeout: config.response_header_timeout,
             dpop_nonce: Arc::default(),
@@ -157,16 +151,14 @@ impl Upstream {
         full.parse().unwrap_or_else(|_| Uri::from_static("/"))
     }
 
-    /// Sends a prepared request (headers already rewritten) and returns the upstream response;
-    /// its head must come within `upstream.response_header_timeout` (connecting included).
+    /// Sends a prepared request (headers already rewritten, `Host` the checked authority: see
+    /// `forward::prepared`) and returns the upstream response; its head must come within
+    /// `upstream.response_header_timeout` (connecting included).
     pub async fn send(
         &self,
         mut request: Request<Body>,
     ) -> Result<Response<PooledBody>, UpstreamError> {
         let deadline = tokio::time::Instant::now() + self.header_timeout;
-        if !request.headers().contains_key(HOST) {
-            request.headers_mut().insert(HOST, self.host.clone());
-        }
         // A kept-alive connection the upstream has just closed hands the request back
         // unsent: it then goes out on the next one, or a new one.
         while let Some(mut conn) = self.pool.take() {
