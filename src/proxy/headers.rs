@@ -81,27 +81,43 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
         present[CONNECTION_AT].then(|| headers.entry(CONNECTION))
     {
         for value in connection.remove_entry_mult().1 {
-            let tokens = value.to_str().unwrap_or_default().split(',').map(str::trim);
+            // Most responses say just `Connection: keep-alive`: no split for it.
+            if names_no_header(value.as_bytes()) {
+                continue;
+            }
+            // Bytes, not text: a token after an opaque byte still names a header to remove.
+            let tokens = value
+                .as_bytes()
+                .split(|&b| b == b',')
+                .map(<[u8]>::trim_ascii);
             named.extend(
                 tokens
-                    .filter(|t| {
-                        !t.eq_ignore_ascii_case("keep-alive") && !t.eq_ignore_ascii_case("close")
-                    })
-                    .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok()),
+                    .filter(|t| !names_no_header(t))
+                    .filter_map(|t| HeaderName::from_bytes(t).ok()),
             );
         }
     }
-    let hop_by_hop = HOP_BY_HOP
-        .iter()
-        .zip(present)
-        .filter_map(|(h, p)| (p && **h != CONNECTION).then_some(*h));
-    for name in named.iter().chain(hop_by_hop) {
+    for name in &named {
         headers.remove(name);
+    }
+    for (i, name) in HOP_BY_HOP.iter().enumerate() {
+        if present[i] && i != CONNECTION_AT {
+            headers.remove(*name);
+        }
     }
     if let Some(value) = upgrade_value {
         headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(UPGRADE, value);
     }
+}
+
+/// `keep-alive` or `close`: the `Connection` tokens that name no header.
+/// The lower-case spellings, which nearly every peer sends, are compared first.
+fn names_no_header(token: &[u8]) -> bool {
+    token == b"keep-alive"
+        || token == b"close"
+        || token.eq_ignore_ascii_case(b"keep-alive")
+        || token.eq_ignore_ascii_case(b"close")
 }
 
 /// A client address as text, formatted once per connection rather than on every request.
@@ -144,12 +160,14 @@ pub fn set_forwarded(
     trusted: bool,
 ) {
     let ip = client.as_str();
-    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        // Keep what earlier proxies recorded only when they are trusted; otherwise a client
-        // could claim any address.
-        Some(prior) if trusted && !prior.is_empty() => {
-            HeaderValue::from_str(&format!("{prior}, {ip}"))
-        }
+    // Keep what earlier proxies recorded only when they are trusted; otherwise a client could
+    // claim any address (and the lookup is skipped).
+    let prior = trusted
+        .then(|| headers.get(&X_FORWARDED_FOR))
+        .flatten()
+        .and_then(|v| v.to_str().ok());
+    let xff = match prior {
+        Some(prior) if !prior.is_empty() => HeaderValue::from_str(&format!("{prior}, {ip}")),
         _ => HeaderValue::from_str(ip),
     };
     if let Ok(v) = xff {
@@ -247,14 +265,35 @@ mod tests {
         h.append(CONNECTION, HeaderValue::from_static("X-Named , close"));
         h.append(
             CONNECTION,
-            HeaderValue::from_bytes(b"x-caf\xc3\xa9").expect("opaque value"),
+            HeaderValue::from_bytes(b"x-caf\xc3\xa9, x-after-opaque").expect("opaque value"),
         );
+        h.insert("x-after-opaque", HeaderValue::from_static("1"));
         h.insert("x-named", HeaderValue::from_static("1"));
         h.insert("x-kept", HeaderValue::from_static("1"));
         h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
         strip_hop_by_hop(&mut h, false);
         assert_eq!(h.len(), 1, "{h:?}");
         assert!(h.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn a_lone_keep_alive_or_close_goes_and_names_no_header() {
+        for value in [
+            "keep-alive",
+            "Keep-Alive",
+            "close",
+            "CLOSE",
+            " close , keep-alive ",
+        ] {
+            let mut h = map(&[
+                ("connection", value),
+                ("close", "1"),
+                ("content-length", "3"),
+            ]);
+            strip_hop_by_hop(&mut h, false);
+            assert_eq!(h.len(), 2, "{value:?}: {h:?}");
+            assert!(h.contains_key("close") && h.contains_key("content-length"));
+        }
     }
 
     #[test]

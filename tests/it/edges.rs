@@ -325,3 +325,72 @@ async fn every_state_changing_method_needs_the_csrf_header_and_trace_connect_are
         "neither reached the upstream"
     );
 }
+
+/// What the upstream gets of a public request's `Cookie` fields (the proxy's own cookies never,
+/// stray names of theirs included; the app's exactly, HTTP/1.1 style in one field) and of the
+/// headers its `Connection` names (removed, even after a token that is not text).
+#[tokio::test]
+async fn the_upstream_gets_the_apps_cookies_only_and_no_connection_named_header() {
+    let h = Harness::with(
+        Flavor::TokenIdpServer,
+        &[("proxy", "public_paths = [\"/public\"]")],
+        KEY1,
+    )
+    .await;
+    let stray = format!("{COOKIE}.9=stray");
+    let cases: [(&str, String, Option<&str>); 6] = [
+        ("no Cookie", String::new(), None),
+        (
+            "the app's only",
+            "Cookie: app=1; b=2\r\n".into(),
+            Some("app=1; b=2"),
+        ),
+        (
+            "two fields",
+            "Cookie: app=1\r\nCookie: b=2\r\n".into(),
+            Some("app=1; b=2"),
+        ),
+        (
+            "a stray name of ours",
+            format!("Cookie: {stray}; app=1\r\n"),
+            Some("app=1"),
+        ),
+        (
+            "only a stray name of ours",
+            format!("Cookie: {stray}\r\n"),
+            None,
+        ),
+        (
+            "a broken session",
+            format!("Cookie: {COOKIE}=garbage\r\n"),
+            None,
+        ),
+    ];
+    for (case, cookies, expected) in cases {
+        let request = format!(
+            "GET /public/a HTTP/1.1\r\nHost: app.example.com\r\n{cookies}Connection: close\r\n\r\n"
+        );
+        let answer = raw(h.proxy.addr, request.as_bytes()).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{case}: {answer}");
+        let seen = h.echo.last();
+        let sent: Vec<&[u8]> = seen
+            .headers
+            .get_all("cookie")
+            .iter()
+            .map(|v| v.as_bytes())
+            .collect();
+        let want: Vec<&[u8]> = expected.iter().map(|v| v.as_bytes()).collect();
+        assert_eq!(sent, want, "{case}");
+    }
+
+    let mut request =
+        b"GET /public/a HTTP/1.1\r\nHost: app.example.com\r\nConnection: x-caf".to_vec();
+    request.extend_from_slice(
+        b"\xc3\xa9, x-hop\r\nX-Hop: 1\r\nX-Kept: 1\r\nConnection: close\r\n\r\n",
+    );
+    let answer = raw(h.proxy.addr, &request).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let seen = h.echo.last();
+    assert_eq!(seen.header("x-hop"), None, "a header Connection names");
+    assert_eq!(seen.header("x-kept").as_deref(), Some("1"));
+}
