@@ -177,7 +177,9 @@ pub(super) fn prepare(
         Some(&target.authority),
         conn.trusted,
     );
-    headers::set_cookies(&mut headers, kept_cookies);
+    if presence.cookie_sent() {
+        headers::set_cookies(&mut headers, kept_cookies);
+    }
     let uri = upstream_of(app, &target).target(&parts.uri, target.path.as_deref());
     // The Host the browser addressed (HTTP/2 sends it as :authority only), checked.
     headers.insert(HOST, target.authority);

@@ -2,13 +2,18 @@
 //! fields) as bytes: browsers send UTF-8 (even other) bytes in the app's cookie values, and one
 //! such cookie must neither hide the session nor be dropped on its way upstream.
 
+use http::header::GetAll;
 use http::header::COOKIE;
-use http::HeaderMap;
+use http::{HeaderMap, HeaderValue};
 
 /// Every `name=value` pair of every `Cookie` header, trimmed, as the browser sent it.
 pub(super) fn raw_pairs(headers: &HeaderMap) -> impl Iterator<Item = &[u8]> {
-    headers
-        .get_all(COOKIE)
+    pairs_of(headers.get_all(COOKIE))
+}
+
+/// [`raw_pairs`] of `Cookie` fields already looked up.
+pub(super) fn pairs_of(fields: GetAll<'_, HeaderValue>) -> impl Iterator<Item = &[u8]> {
+    fields
         .into_iter()
         .flat_map(|v| Semicolons(Some(v.as_bytes())))
         .map(<[u8]>::trim_ascii)

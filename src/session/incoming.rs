@@ -1,11 +1,12 @@
 //! Cookies → session: the proxy's cookies found on a request (chunks reassembled), opened and
 //! checked; what was present, for the cookies the response must clear.
 
-use super::cookie_header::cookie_pair_bytes;
+use super::cookie_header::{pairs_of, split_pair};
 use super::cookies::{CookieCodec, CHUNK_BYTES, MAX_CHUNKS};
 use super::opened::Opened;
 use super::Session;
 use crate::crypto::{KeyRing, OpenError};
+use http::header::COOKIE;
 use http::{HeaderMap, HeaderValue};
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -20,6 +21,8 @@ pub struct Incoming<'a> {
     pub(super) present: usize,
     /// The request also carries cookies that are not ours (the app's).
     pub(super) foreign: bool,
+    /// The request has a `Cookie` field at all.
+    pub(super) sent: bool,
 }
 
 /// Never the values: a sealed session cookie is a credential for the session.
@@ -30,6 +33,7 @@ impl std::fmt::Debug for Incoming<'_> {
             .field("chunks", &self.chunks.map(|c| c.map(<[u8]>::len)))
             .field("present", &self.present)
             .field("foreign", &self.foreign)
+            .field("sent", &self.sent)
             .finish()
     }
 }
@@ -41,12 +45,18 @@ pub struct Presence {
     pub(super) chunks: [bool; MAX_CHUNKS],
     pub(super) present: usize,
     pub(super) foreign: bool,
+    pub(super) sent: bool,
 }
 
 impl Presence {
     /// Whether the request carries cookies other than the proxy's (to forward upstream).
     pub fn foreign_cookies(&self) -> bool {
         self.foreign
+    }
+
+    /// Whether the request has a `Cookie` field at all (else there is nothing to strip).
+    pub fn cookie_sent(&self) -> bool {
+        self.sent
     }
 }
 
@@ -60,6 +70,7 @@ impl Incoming<'_> {
             chunks,
             present: self.present,
             foreign: self.foreign,
+            sent: self.sent,
         }
     }
 
@@ -117,7 +128,9 @@ impl CookieCodec {
     /// Collects the session cookies of a request.
     pub fn incoming<'a>(&self, headers: &'a HeaderMap) -> Incoming<'a> {
         let mut found = Incoming::default();
-        for (name, value) in cookie_pair_bytes(headers) {
+        let fields = headers.get_all(COOKIE);
+        found.sent = fields.iter().next().is_some();
+        for (name, value) in pairs_of(fields).map(split_pair) {
             let Some(rest) = name.strip_prefix(self.name.as_bytes()) else {
                 found.foreign = true;
                 continue;
