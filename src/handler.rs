@@ -35,7 +35,6 @@ pub fn handle(
     request: Request<Incoming>,
     conn: ConnInfo,
 ) -> impl std::future::Future<Output = Response<Body>> + Send {
-    let started = Instant::now();
     let routed = route(&app, &request);
     let label = match &routed {
         Err(_) => "refused",
@@ -67,6 +66,8 @@ pub fn handle(
         latency_ms = Empty,
         session = Empty,
     );
+    // The latency is for the span's fields: no clock reads when it records nothing.
+    let started = (!span.is_disabled()).then(Instant::now);
     let otel = traced.clone();
     let inner = async move {
         let response = match routed {
@@ -97,9 +98,11 @@ pub fn handle(
         };
         let status = response.status().as_u16();
         trace::record_status(&traced, status, status >= 500);
-        let span = tracing::Span::current();
-        span.record("status", status);
-        span.record("latency_ms", started.elapsed().as_millis() as u64);
+        if let Some(started) = started {
+            let span = tracing::Span::current();
+            span.record("status", status);
+            span.record("latency_ms", started.elapsed().as_millis() as u64);
+        }
         app.metrics.request(label, status);
         if app.config.log.access_log {
             info!("request");

@@ -158,10 +158,11 @@ impl Upstream {
         &self,
         mut request: Request<Body>,
     ) -> Result<Response<PooledBody>, UpstreamError> {
-        let deadline = tokio::time::Instant::now() + self.header_timeout;
+        let now = tokio::time::Instant::now();
+        let deadline = now + self.header_timeout;
         // A kept-alive connection the upstream has just closed hands the request back
         // unsent: it then goes out on the next one, or a new one.
-        while let Some(mut conn) = self.pool.take() {
+        while let Some(mut conn) = self.pool.take(now.into_std()) {
             conn.timer.as_mut().reset(deadline);
             let sent = conn.sender.try_send_request(request);
             match within(conn.timer.as_mut(), sent).await {

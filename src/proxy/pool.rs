@@ -89,9 +89,9 @@ impl Pool {
         }
     }
 
-    /// The most recently used idle connection that is ready for a request.
-    pub fn take(&self) -> Option<Conn> {
-        let now = Instant::now();
+    /// The most recently used idle connection that is ready for a request; `now` is the
+    /// caller's clock reading (one per request, shared with its response-head deadline).
+    pub fn take(&self, now: Instant) -> Option<Conn> {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         let mut i = idle.len();
         while i > 0 {
