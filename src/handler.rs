@@ -175,6 +175,7 @@ fn route(app: &App, request: &Request<Incoming>) -> Result<Route, edge::Refusal>
         target: Target {
             route,
             authority: admitted.authority,
+            host_field: admitted.host_field,
             path,
         },
     })

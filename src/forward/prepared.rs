@@ -136,6 +136,8 @@ pub struct Target {
     /// The route that takes it (`app.routes`).
     pub route: usize,
     pub authority: HeaderValue,
+    /// `authority` is the request's own `Host` field.
+    pub host_field: bool,
     pub path: Option<String>,
 }
 
@@ -167,7 +169,7 @@ pub(super) fn prepare(
     } else {
         None
     };
-    headers::strip_hop_by_hop(&mut headers, upgrade);
+    let named_removed = headers::strip_hop_by_hop(&mut headers, upgrade);
     spoofable::strip(&mut headers, conn.trusted);
     app.routes.strip_identity(&mut headers);
     headers::set_forwarded(
@@ -181,8 +183,12 @@ pub(super) fn prepare(
         headers::set_cookies(&mut headers, kept_cookies);
     }
     let uri = upstream_of(app, &target).target(&parts.uri, target.path.as_deref());
-    // The Host the browser addressed (HTTP/2 sends it as :authority only), checked.
-    headers.insert(HOST, target.authority);
+    // The Host the browser addressed (HTTP/2 sends it as :authority only), checked. When it is
+    // the request's own Host field, that field already says it, unless a `Connection` token
+    // named it (and the strip took it away).
+    if !target.host_field || named_removed {
+        headers.insert(HOST, target.authority);
+    }
     let prepared = Prepared {
         method: parts.method,
         uri,

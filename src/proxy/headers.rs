@@ -54,8 +54,9 @@ fn hop_index(name: &HeaderName) -> Option<usize> {
 }
 
 /// Removes hop-by-hop headers in place. With `upgrade`, `Connection: upgrade` and `Upgrade`
-/// are restored after the strip so the next hop sees the handshake.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
+/// are restored after the strip so the next hop sees the handshake. Returns whether a header
+/// that `Connection` named (beyond the hop-by-hop ones) was removed.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) -> bool {
     // Most requests carry none, most responses only `Connection: keep-alive`: one pass over
     // the names finds which are there, and only those are removed.
     let mut present = [false; HOP_BY_HOP.len()];
@@ -67,7 +68,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
         }
     }
     if !any {
-        return;
+        return false;
     }
     let upgrade_value = if upgrade {
         headers.get(UPGRADE).cloned()
@@ -109,6 +110,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
         headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(UPGRADE, value);
     }
+    !named.is_empty()
 }
 
 /// `keep-alive` or `close`: the `Connection` tokens that name no header.

@@ -393,4 +393,19 @@ async fn the_upstream_gets_the_apps_cookies_only_and_no_connection_named_header(
     let seen = h.echo.last();
     assert_eq!(seen.header("x-hop"), None, "a header Connection names");
     assert_eq!(seen.header("x-kept").as_deref(), Some("1"));
+    assert_eq!(seen.header("host").as_deref(), Some("app.example.com"));
+
+    // `Host` named in `Connection` is taken away with the others, and set again, checked.
+    let request = "GET /public/a HTTP/1.1\r\nHost: app.example.com\r\nConnection: host\r\n\
+                   Connection: close\r\n\r\n";
+    let answer = raw(h.proxy.addr, request.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let seen = h.echo.last();
+    let hosts: Vec<&[u8]> = seen
+        .headers
+        .get_all("host")
+        .iter()
+        .map(|v| v.as_bytes())
+        .collect();
+    assert_eq!(hosts, [b"app.example.com"]);
 }
