@@ -9,10 +9,13 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// A streaming body: upstream and client bodies pass through without buffering.
 pub type Body = BoxBody<Bytes, BoxError>;
 
+/// No bytes: [`empty`], which allocates nothing (`Full` would box its empty buffer).
 pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into())
-        .map_err(|never| match never {})
-        .boxed()
+    let bytes = bytes.into();
+    if bytes.is_empty() {
+        return empty();
+    }
+    Full::new(bytes).map_err(|never| match never {}).boxed()
 }
 
 pub fn empty() -> Body {

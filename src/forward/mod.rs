@@ -118,8 +118,14 @@ pub fn anonymous<'a>(
     let (prepared, body, client_upgrade) =
         prepare(app, request, conn, upgrade.is_some(), target, &presence);
     let empty = body.is_end_stream();
-    let (body, watch) = client_body(app, body);
-    let first = prepared.request(boxed(body), None);
+    // No body (the usual GET): nothing to time, watch or box.
+    let (body, watch) = if empty {
+        (crate::body::empty(), Watch::default())
+    } else {
+        let (body, watch) = client_body(app, body);
+        (boxed(body), watch)
+    };
+    let first = prepared.request(body, None);
     async move {
         let Some(request) = first else {
             return error_response(ErrorCode::BadRequest, "cannot forward this request");
@@ -305,7 +311,7 @@ async fn send(
     let span = app.traces.upstream(request.method(), upstream.origin());
     trace::inject(&span, request.headers_mut());
     let sent = Instant::now();
-    let result = upstream.send(request).await;
+    let result = upstream.send(request, sent).await;
     match &result {
         Ok(response) => {
             let status = response.status().as_u16();

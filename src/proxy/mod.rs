@@ -153,12 +153,13 @@ impl Upstream {
 
     /// Sends a prepared request (headers already rewritten, `Host` the checked authority: see
     /// `forward::prepared`) and returns the upstream response; its head must come within
-    /// `upstream.response_header_timeout` (connecting included).
+    /// `upstream.response_header_timeout` (connecting included) from `now`, the caller's clock
+    /// reading as it sends.
     pub async fn send(
         &self,
         mut request: Request<Body>,
+        now: tokio::time::Instant,
     ) -> Result<Response<PooledBody>, UpstreamError> {
-        let now = tokio::time::Instant::now();
         let deadline = now + self.header_timeout;
         // A kept-alive connection the upstream has just closed hands the request back
         // unsent: it then goes out on the next one, or a new one.
