@@ -9,6 +9,7 @@ WORKDIR /src
 # Only what the build needs; .dockerignore keeps target/, node_modules and .git out of the context.
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+COPY alloc ./alloc
 # Cache mounts (BuildKit) keep the registry and the build directory between builds; the binary is
 # copied out of the cache so the next stage can take it. `--no-default-features`: without the
 # development demo (`token-handler demo`, its IdP emulator and the emulator's published key).

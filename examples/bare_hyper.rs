@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use tokio::net::{TcpListener, TcpStream};
 
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: token_handler_alloc::Mimalloc = token_handler_alloc::Mimalloc;
 
 type Pool = Arc<Mutex<Vec<SendRequest<Incoming>>>>;
 

@@ -70,4 +70,4 @@ no_demo=$(cargo build --no-default-features --bin token-handler --example seal \
   | sed -n 's/.*"executable":"\([^"]*\/token-handler\)".*/\1/p')
 cp "$no_demo" "$(dirname "$no_demo")/token-handler-no-demo"
 
-cargo test --all-targets "$@"
+cargo test --workspace --all-targets "$@"

@@ -12,9 +12,11 @@ use tracing::{error, info};
 
 // The data path allocates small, short-lived buffers per request; mimalloc serves them with
 // fewer instructions than glibc's malloc (measured in BENCHMARKS.md). Built with `no_thp`:
-// transparent huge pages on its arenas cost 7 MB of RSS for nothing measurable.
+// transparent huge pages on its arenas cost 7 MB of RSS for nothing measurable. Called through
+// alloc/ (the workspace's one crate with `unsafe`), which skips mimalloc's aligned path for
+// blocks whose alignment it has anyway.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: token_handler_alloc::Mimalloc = token_handler_alloc::Mimalloc;
 
 /// Exit status for an invalid configuration (EX_USAGE).
 const EXIT_CONFIG: u8 = 64;
