@@ -5,7 +5,7 @@
 //! mimalloc serves that from its fast path only for blocks of up to 1 KiB; anything larger (the
 //! 8 KiB read buffers hyper allocates per request on each connection, a request's future) took
 //! the generic aligned path, which over-allocates and adjusts: ~200 instructions a call where
-//! `mi_malloc` takes a fraction of that, 0.8k instructions per proxied request in all
+//! `mi_malloc` takes a fraction of that, 0.75–0.9k instructions per proxied request in all
 //! (BENCHMARKS.md). Every mimalloc block is aligned to a machine word at least (its size classes
 //! are whole words; larger blocks are page-aligned), so a layout whose alignment is at most a
 //! word gets `mi_malloc`, `mi_zalloc` and `mi_realloc`; any other goes through the aligned calls
