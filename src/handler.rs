@@ -175,7 +175,6 @@ fn route(app: &App, request: &Request<Incoming>) -> Result<Route, edge::Refusal>
         target: Target {
             route,
             authority: admitted.authority,
-            host_field: admitted.host_field,
             path,
         },
     })

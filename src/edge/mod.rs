@@ -14,8 +14,6 @@ use path::NormalPath;
 #[derive(Debug)]
 pub struct Admitted<'a> {
     pub authority: HeaderValue,
-    /// `authority` is the request's one `Host` field (not a target's or HTTP/2's authority).
-    pub host_field: bool,
     pub path: NormalPath<'a>,
 }
 
@@ -49,9 +47,5 @@ pub fn admit<B>(request: &Request<B>) -> Result<Admitted<'_>, Refusal> {
     let authority = host::authority(request.version(), request.headers(), request.uri())
         .map_err(Refusal::Host)?;
     let path = path::normalize(request.uri().path()).map_err(Refusal::Path)?;
-    Ok(Admitted {
-        authority,
-        host_field: request.uri().authority().is_none(),
-        path,
-    })
+    Ok(Admitted { authority, path })
 }

@@ -136,8 +136,6 @@ pub struct Target {
     /// The route that takes it (`app.routes`).
     pub route: usize,
     pub authority: HeaderValue,
-    /// `authority` is the request's own `Host` field.
-    pub host_field: bool,
     pub path: Option<String>,
 }
 
@@ -183,10 +181,10 @@ pub(super) fn prepare(
         headers::set_cookies(&mut headers, kept_cookies);
     }
     let uri = upstream_of(app, &target).target(&parts.uri, target.path.as_deref());
-    // The Host the browser addressed (HTTP/2 sends it as :authority only), checked. When it is
-    // the request's own Host field, that field already says it, unless a `Connection` token
-    // named it (and the strip took it away).
-    if !target.host_field || named_removed {
+    // The Host the browser addressed (HTTP/2 sends it as :authority only), checked. Without a
+    // target authority it was the request's own Host field (`edge::host`), which already says
+    // it, unless a `Connection` token named it (and the strip took it away).
+    if parts.uri.authority().is_some() || named_removed {
         headers.insert(HOST, target.authority);
     }
     let prepared = Prepared {

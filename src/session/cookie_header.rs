@@ -30,7 +30,7 @@ pub(super) fn split_pair(pair: &[u8]) -> (&[u8], &[u8]) {
 }
 
 /// Every pair of every `Cookie` header, split into name and value.
-pub fn cookie_pair_bytes(headers: &HeaderMap) -> impl Iterator<Item = (&[u8], &[u8])> {
+fn cookie_pair_bytes(headers: &HeaderMap) -> impl Iterator<Item = (&[u8], &[u8])> {
     raw_pairs(headers).map(split_pair)
 }
 

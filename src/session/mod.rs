@@ -18,7 +18,7 @@ mod opened;
 #[cfg(test)]
 mod opened_tests;
 
-pub use cookie_header::{cookie_pair_bytes, cookie_pairs};
+pub use cookie_header::cookie_pairs;
 pub use cookies::{CookieCodec, MAX_CHUNKS};
 pub use incoming::{Incoming, Opening, Presence, ReadOutcome};
 
