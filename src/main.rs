@@ -8,7 +8,7 @@ use token_handler::app::App;
 use token_handler::config::Config;
 use token_handler::crypto::KeyRing;
 use token_handler::ended::Kind;
-use tracing::{error, info};
+use tracing::{debug, error, info, warn};
 
 // The data path allocates small, short-lived buffers per request; mimalloc serves them with
 // fewer instructions than glibc's malloc (measured in BENCHMARKS.md). Built with `no_thp`:
@@ -79,6 +79,7 @@ enum SessionsCommand {
 }
 
 fn main() -> ExitCode {
+    let start_up = token_handler_alloc::pages::StartUp::note();
     let cli = Cli::parse();
     let env = |name: &str| std::env::var(name).ok();
     match cli.command {
@@ -194,7 +195,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match runtime.block_on(serve(config, telemetry)) {
+            match runtime.block_on(serve(config, telemetry, start_up)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     error!("{e}");
@@ -305,6 +306,7 @@ enum ServeError {
 async fn serve(
     config: Config,
     telemetry: token_handler::telemetry::Telemetry,
+    start_up: token_handler_alloc::pages::StartUp,
 ) -> Result<(), ServeError> {
     let listen = config.server.listen;
     let app = App::start(config)?;
@@ -344,6 +346,18 @@ async fn serve(
             Arc::clone(&app),
             async move { done.cancelled().await },
         ));
+    }
+    if app.config.server.release_start_up_pages {
+        // Start-up is over (configuration, certificate roots, listeners): the code that only it
+        // ran need not stay mapped (BENCHMARKS.md, "What the RSS is made of").
+        match start_up.release() {
+            Ok(released) => debug!(
+                mappings = released.mappings,
+                resident_bytes = released.resident_bytes,
+                "start-up pages released"
+            ),
+            Err(e) => warn!(error = %e, "start-up pages could not be released"),
+        }
     }
     let result = token_handler::server::run(listener, app, shutdown_signal()).await;
     admin_done.cancel();

@@ -1,5 +1,8 @@
-//! token-handler's global allocator: mimalloc, asked for a plain block whenever the alignment
-//! Rust wants is one every mimalloc block already has.
+//! token-handler's memory, where it needs `unsafe`: the global allocator (this file) and the
+//! start-up code pages given back once the proxy serves ([`pages`]).
+//!
+//! The allocator is mimalloc, asked for a plain block whenever the alignment Rust wants is one
+//! every mimalloc block already has.
 //!
 //! The `mimalloc` crate's `MiMalloc` passes every allocation to `mi_malloc_aligned(size, align)`.
 //! mimalloc serves that from its fast path only for blocks of up to 1 KiB; anything larger (the
@@ -17,6 +20,8 @@
 use core::alloc::{GlobalAlloc, Layout};
 use core::ffi::c_void;
 use libmimalloc_sys as ffi;
+
+pub mod pages;
 
 /// The alignment every mimalloc block has.
 const WORD: usize = core::mem::size_of::<usize>();

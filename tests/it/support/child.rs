@@ -116,14 +116,23 @@ impl Running {
 
     /// Resident memory of the process, in bytes (`VmRSS` of /proc/<pid>/status).
     pub fn rss(&self) -> u64 {
+        self.status_bytes("VmRSS:")
+    }
+
+    /// The file-backed part of [`Running::rss`] (`RssFile`: code, read-only data), in bytes.
+    pub fn rss_file(&self) -> u64 {
+        self.status_bytes("RssFile:")
+    }
+
+    fn status_bytes(&self, field: &str) -> u64 {
         let status =
             std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("proc status");
         status
             .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .find_map(|l| l.strip_prefix(field))
             .and_then(|v| v.split_whitespace().next())
             .and_then(|kb| kb.parse::<u64>().ok())
-            .expect("VmRSS")
+            .unwrap_or_else(|| panic!("{field} in /proc/<pid>/status"))
             * 1024
     }
 
