@@ -187,6 +187,15 @@ pub(super) fn prepare(
     if parts.uri.authority().is_some() || named_removed {
         headers.insert(HOST, target.authority);
     }
+    let mut uri = uri;
+    // Large cookies (a chunked session) made hyper read this head into a buffer of 24 KiB or
+    // more, which the values left (and the target) would keep allocated until the upstream has
+    // answered: they get bytes of their own, and it goes now (BENCHMARKS.md, "What the RSS is
+    // made of").
+    if presence.large_cookies() {
+        headers::own_values(&mut headers);
+        uri = headers::own_uri(uri);
+    }
     let prepared = Prepared {
         method: parts.method,
         uri,

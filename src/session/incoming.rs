@@ -23,6 +23,8 @@ pub struct Incoming<'a> {
     pub(super) foreign: bool,
     /// The request has a `Cookie` field at all.
     pub(super) sent: bool,
+    /// The bytes of its `Cookie` fields.
+    pub(super) cookie_bytes: usize,
 }
 
 /// Never the values: a sealed session cookie is a credential for the session.
@@ -34,9 +36,14 @@ impl std::fmt::Debug for Incoming<'_> {
             .field("present", &self.present)
             .field("foreign", &self.foreign)
             .field("sent", &self.sent)
+            .field("cookie_bytes", &self.cookie_bytes)
             .finish()
     }
 }
+
+/// See [`Presence::large_cookies`]: past a chunk of our session (3,800 bytes of its value), what
+/// a chunked session sends.
+pub const LARGE_COOKIES: usize = 4096;
 
 /// Which session cookies a request carried (not their values): what is needed to delete
 /// stale chunks after the request's headers are gone.
@@ -46,6 +53,7 @@ pub struct Presence {
     pub(super) present: usize,
     pub(super) foreign: bool,
     pub(super) sent: bool,
+    pub(super) cookie_bytes: usize,
 }
 
 impl Presence {
@@ -57,6 +65,13 @@ impl Presence {
     /// Whether the request has a `Cookie` field at all (else there is nothing to strip).
     pub fn cookie_sent(&self) -> bool {
         self.sent
+    }
+
+    /// Whether the `Cookie` fields came to more than [`LARGE_COOKIES`] bytes. hyper reads a
+    /// head that large into a buffer grown past its first 8 KiB, and every header value it
+    /// parsed shares that buffer, keeping it allocated while any of them lives.
+    pub fn large_cookies(&self) -> bool {
+        self.cookie_bytes > LARGE_COOKIES
     }
 }
 
@@ -71,6 +86,7 @@ impl Incoming<'_> {
             present: self.present,
             foreign: self.foreign,
             sent: self.sent,
+            cookie_bytes: self.cookie_bytes,
         }
     }
 
@@ -129,7 +145,10 @@ impl CookieCodec {
     pub fn incoming<'a>(&self, headers: &'a HeaderMap) -> Incoming<'a> {
         let mut found = Incoming::default();
         let fields = headers.get_all(COOKIE);
-        found.sent = fields.iter().next().is_some();
+        for field in &fields {
+            found.sent = true;
+            found.cookie_bytes += field.len();
+        }
         for (name, value) in pairs_of(fields).map(split_pair) {
             let Some(rest) = name.strip_prefix(self.name.as_bytes()) else {
                 found.foreign = true;

@@ -475,13 +475,23 @@ async fn large_sessions_are_chunked_and_stale_chunks_cleared_after_refresh() {
     }
     assert!(jar.0.len() >= 3, "chunked into {} cookies", jar.0.len());
     jar.0.insert("app".into(), "1".into());
-    let response = h.get("/api/a", &jar).await;
+    let response = h.get("/api/a?q=1", &jar).await;
     assert_eq!(response.status(), 200);
+    // The head's other fields and its target were copied off the large read buffer: intact.
+    let seen = h.echo.last();
+    assert_eq!(seen.uri, "/api/a?q=1");
     assert_eq!(
-        h.echo.last().header("cookie").as_deref(),
+        seen.header("cookie").as_deref(),
         Some("app=1"),
         "no chunk reaches upstream"
     );
+    // The refreshed token (the sealed one had expired).
+    assert!(seen
+        .header("authorization")
+        .is_some_and(|v| v.starts_with("Bearer ") && v.len() > 20));
+    assert!(seen
+        .header("x-forwarded-host")
+        .is_some_and(|v| !v.is_empty()));
     jar.update(&response);
     let names: Vec<&String> = jar.0.keys().collect();
     assert!(jar.session().is_some(), "{names:?}");
