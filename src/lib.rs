@@ -41,7 +41,8 @@
 //! csrf.rs       custom-header + Origin checks
 //! proxy/        hop-by-hop strip, X-Forwarded-*, cookie strip, Bearer inject, stream, upgrade;
 //!               pool.rs: keep-alive connections to the one upstream; upgrade.rs: which
-//!               upgrades are tunnelled; client_body.rs: the request body, timed and watched
+//!               upgrades are tunnelled; client_body.rs: the request body, timed and watched;
+//!               own_bytes.rs: a large head's values copied off hyper's read buffer
 //! routes.rs     which route takes a request (allowlist, methods, session rule, its upstream
 //!               pool) and the identity headers a route's upstream gets
 //! app.rs        App: everything a request needs, built once

@@ -8,7 +8,7 @@ use crate::body::{full, Body};
 use crate::dpop::nonce::{NonceCache, DPOP};
 use crate::dpop::DpopKey;
 use crate::edge::spoofable;
-use crate::proxy::{headers, ConnInfo, Upstream};
+use crate::proxy::{headers, own_bytes, ConnInfo, Upstream};
 use crate::session::Presence;
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, HOST};
@@ -180,21 +180,20 @@ pub(super) fn prepare(
     if presence.cookie_sent() {
         headers::set_cookies(&mut headers, kept_cookies);
     }
-    let uri = upstream_of(app, &target).target(&parts.uri, target.path.as_deref());
+    let mut uri = upstream_of(app, &target).target(&parts.uri, target.path.as_deref());
     // The Host the browser addressed (HTTP/2 sends it as :authority only), checked. Without a
     // target authority it was the request's own Host field (`edge::host`), which already says
     // it, unless a `Connection` token named it (and the strip took it away).
     if parts.uri.authority().is_some() || named_removed {
         headers.insert(HOST, target.authority);
     }
-    let mut uri = uri;
     // Large cookies (a chunked session) made hyper read this head into a buffer of 24 KiB or
     // more, which the values left (and the target) would keep allocated until the upstream has
     // answered: they get bytes of their own, and it goes now (BENCHMARKS.md, "What the RSS is
     // made of").
     if presence.large_cookies() {
-        headers::own_values(&mut headers);
-        uri = headers::own_uri(uri);
+        own_bytes::own_values(&mut headers);
+        uri = own_bytes::own_uri(uri);
     }
     let prepared = Prepared {
         method: parts.method,

@@ -9,6 +9,7 @@
 pub mod client_body;
 pub mod failure;
 pub mod headers;
+pub mod own_bytes;
 mod pool;
 pub mod upgrade;
 
