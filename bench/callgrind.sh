@@ -12,6 +12,8 @@
 #   bench/callgrind.sh nginx-session    # process), sent the `anonymous` or the `session` request
 #   bench/callgrind.sh bare-hyper       # the floor: examples/bare_hyper.rs (hyper's server and
 #                                       # client, nothing else), sent the `anonymous` request
+#   BARE_HYPER_CLIENT=own bench/callgrind.sh bare-hyper  # the same with a minimal hand-written
+#                                       # upstream client instead of hyper's (a measurement only)
 # session-ended: the proxy also has `[coordination]` on a redis-server started here, whose
 # stream `th:{ended}:log` holds $ENDED entries (default 100,000; a third of each kind, random
 # digests, so none names the measured session) before the proxy starts, and the measured

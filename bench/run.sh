@@ -14,7 +14,8 @@
 # PINGORA_BIN.
 # --hyper: a bare hyper proxy (examples/bare_hyper.rs: the same hyper server and client, runtime
 # and allocator as token-handler, and nothing else) is measured too, the same way: the floor
-# under token-handler's data path.
+# under token-handler's data path. With BARE_HYPER_CLIENT=own in the environment, its upstream hop
+# goes through a minimal hand-written client instead of hyper's (a measurement, see BENCHMARKS.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/need.sh

@@ -6,6 +6,13 @@
 //! `bench/callgrind.sh bare-hyper` counts its instructions per request. Not for production.
 //!
 //!   bare_hyper LISTEN_ADDR UPSTREAM_ADDR WORKERS   (the bearer in BENCH_PINGORA_BEARER)
+//!
+//! With `BARE_HYPER_CLIENT=own`, the upstream hop goes through a minimal hand-written client
+//! (`bare_hyper_parts/own_client.rs`: bodies with `Content-Length` only, in the request's own
+//! task) instead of hyper's, to measure what hyper's client costs (BENCHMARKS.md).
+
+#[path = "bare_hyper_parts/own_client.rs"]
+mod own_client;
 
 use http::header::AUTHORIZATION;
 use http::{HeaderValue, Request, Response};
@@ -51,11 +58,25 @@ fn main() {
 async fn serve(listen: SocketAddr, upstream: SocketAddr, bearer: HeaderValue) {
     let listener = TcpListener::bind(listen).await.expect("bind");
     let pool: Pool = Arc::default();
+    let own: own_client::Pool = Arc::default();
+    let own_client = std::env::var("BARE_HYPER_CLIENT").is_ok_and(|v| v == "own");
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
         let _ = stream.set_nodelay(true);
+        if own_client {
+            let (own, bearer) = (Arc::clone(&own), bearer.clone());
+            tokio::spawn(async move {
+                let service = service_fn(move |request| {
+                    own_client::forward(request, upstream, Arc::clone(&own), bearer.clone())
+                });
+                let _ = server::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+            continue;
+        }
         let (pool, bearer) = (Arc::clone(&pool), bearer.clone());
         tokio::spawn(async move {
             let service = service_fn(move |request| {
