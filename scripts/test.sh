@@ -71,3 +71,7 @@ no_demo=$(cargo build --no-default-features --bin token-handler --example seal \
 cp "$no_demo" "$(dirname "$no_demo")/token-handler-no-demo"
 
 cargo test --workspace --all-targets "$@"
+
+# The integration suite again with the direct upstream client (`upstream.client = "direct"`):
+# every proxied request without a body then goes through it instead of hyper's client.
+TOKEN_HANDLER_TEST_UPSTREAM_CLIENT=direct cargo test --test it "$@"

@@ -43,6 +43,8 @@
 //!               pool.rs: keep-alive connections to the one upstream; upgrade.rs: which
 //!               upgrades are tunnelled; client_body.rs: the request body, timed and watched;
 //!               own_bytes.rs: a large head's values copied off hyper's read buffer
+//!               direct/: the direct HTTP/1.1 client (`upstream.client = "direct"`): request
+//!               head written, response framed (head.rs) and read (body.rs) in the request's task
 //! routes.rs     which route takes a request (allowlist, methods, session rule, its upstream
 //!               pool) and the identity headers a route's upstream gets
 //! app.rs        App: everything a request needs, built once

@@ -43,7 +43,7 @@ pub use secrets::{CLIENT_KEY_ENV, CLIENT_SECRET_ENV, COOKIE_KEYS_ENV};
 pub use server::{ServerConfig, TlsFiles};
 pub use session::{SameSite, SessionConfig};
 pub use telemetry::{OtlpProtocol, TelemetryConfig};
-pub use upstream::UpstreamConfig;
+pub use upstream::{UpstreamClient, UpstreamConfig};
 
 /// Every problem found in a configuration, one line each.
 #[derive(Debug, thiserror::Error)]

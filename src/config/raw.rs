@@ -36,6 +36,7 @@ pub struct Upstream {
     pub connect_timeout: Option<String>,
     pub response_header_timeout: Option<String>,
     pub ca_file: Option<String>,
+    pub client: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -111,6 +111,8 @@ pub(super) fn routes(
                 Some(raw) => p.ca_file(&key("ca_file"), Some(raw)),
                 None => default.ca_file.clone(),
             },
+            // One client choice for the whole proxy: a route takes `[upstream]`'s.
+            client: default.client,
         };
         let methods = r.methods.map(|names| methods(&key("methods"), names, p));
         let access = p.one_of(

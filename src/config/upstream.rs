@@ -15,6 +15,17 @@ pub struct UpstreamConfig {
     pub response_header_timeout: Duration,
     /// Extra CA certificates (PEM) for an `https://` upstream, besides the system roots.
     pub ca_file: Option<PathBuf>,
+    /// Which HTTP/1.1 client carries bodiless requests to a plain `http://` upstream.
+    pub client: UpstreamClient,
+}
+
+/// `upstream.client`: hyper's HTTP/1.1 client for every request, or the direct client
+/// (`proxy::direct`) for requests without a body to an `http://` upstream (the rest stay on
+/// hyper's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamClient {
+    Hyper,
+    Direct,
 }
 
 /// `required`: no `[[routes]]` and no `[forward_auth]` stand in for `upstream.url`.
@@ -38,6 +49,15 @@ pub(super) fn upstream(r: raw::Upstream, required: bool, p: &mut Problems) -> Up
             Duration::from_secs(60),
         ),
         ca_file: p.ca_file("upstream.ca_file", r.ca_file),
+        client: p.one_of(
+            "upstream.client",
+            r.client,
+            UpstreamClient::Hyper,
+            &[
+                ("hyper", UpstreamClient::Hyper),
+                ("direct", UpstreamClient::Direct),
+            ],
+        ),
     }
 }
 
@@ -63,6 +83,7 @@ mod tests {
         assert_eq!(c.connect_timeout, Duration::from_secs(2));
         assert_eq!(c.response_header_timeout, Duration::from_secs(60));
         assert!(c.ca_file.is_none());
+        assert_eq!(c.client, UpstreamClient::Hyper);
 
         let (_, problems) = checked(|p| upstream(raw::Upstream::default(), true, p));
         assert_eq!(
@@ -78,9 +99,10 @@ mod tests {
             connect_timeout: Some("soon".into()),
             response_header_timeout: Some("1 fortnight".into()),
             ca_file: Some("/nonexistent/ca.pem".into()),
+            client: Some("curl".into()),
         };
         let (_, problems) = checked(|p| upstream(r, true, p));
-        assert_eq!(problems.len(), 4, "{problems:?}");
+        assert_eq!(problems.len(), 5, "{problems:?}");
         assert_eq!(
             problems[0],
             "upstream.url: `ftp://127.0.0.1` must be an http(s) URL with a host"
@@ -90,5 +112,25 @@ mod tests {
         ));
         assert!(problems[2].starts_with("upstream.response_header_timeout: `1 fortnight`"));
         assert!(problems[3].starts_with("upstream.ca_file: cannot read /nonexistent/ca.pem"));
+        assert_eq!(
+            problems[4],
+            "upstream.client: `curl` is not one of hyper, direct"
+        );
+    }
+
+    #[test]
+    fn the_direct_client_is_chosen_by_name() {
+        let c = valid(|p| {
+            upstream(
+                raw::Upstream {
+                    url: Some("http://127.0.0.1:3000".into()),
+                    client: Some("direct".into()),
+                    ..raw::Upstream::default()
+                },
+                true,
+                p,
+            )
+        });
+        assert_eq!(c.client, UpstreamClient::Direct);
     }
 }

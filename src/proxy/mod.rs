@@ -7,6 +7,7 @@
 //! and spliced with `copy_bidirectional` in a task tracked for graceful shutdown.
 
 pub mod client_body;
+pub mod direct;
 pub mod failure;
 pub mod headers;
 pub mod own_bytes;
@@ -87,6 +88,9 @@ pub struct Upstream {
     dpop_nonce: Arc<NonceCache>,
     /// Scheme and authority (what a trace names as the peer).
     origin: Uri,
+    /// `upstream.client = "direct"` with an `http://` upstream: the client for requests
+    /// without a body.
+    direct: Option<Arc<direct::DirectPool>>,
 }
 
 impl Upstream {
@@ -111,7 +115,14 @@ impl Upstream {
             .authority(authority.clone())
             .path_and_query("/")
             .build()?;
+        let direct = match config.client {
+            crate::config::UpstreamClient::Direct => {
+                direct::DirectPool::new(&origin, config.connect_timeout).map(Arc::new)
+            }
+            crate::config::UpstreamClient::Hyper => None,
+        };
         Ok(Upstream {
+            direct,
             pool: Arc::new(Pool::new(connector, origin.clone())),
             origin,
             base_path: uri.path().trim_end_matches('/').to_string(),
@@ -162,6 +173,12 @@ impl Upstream {
         now: tokio::time::Instant,
     ) -> Result<Response<PooledBody>, UpstreamError> {
         let deadline = now + self.header_timeout;
+        if let Some(direct) = self.direct.as_ref().filter(|_| direct::eligible(&request)) {
+            let response = direct
+                .send(&request, now, deadline, self.header_timeout)
+                .await?;
+            return Ok(response.map(PooledBody::direct));
+        }
         // A kept-alive connection the upstream has just closed hands the request back
         // unsent: it then goes out on the next one, or a new one.
         while let Some(mut conn) = self.pool.take(now.into_std()) {

@@ -9,7 +9,7 @@
 //! per-request "return to pool" task cost about a sixth of a proxied request (BENCHMARKS.md).
 
 use super::UpstreamError;
-use crate::body::Body;
+use crate::body::{Body, BoxError};
 use bytes::Bytes;
 use http::Uri;
 use hyper::body::{Frame, Incoming, SizeHint};
@@ -159,17 +159,29 @@ impl Pool {
     }
 }
 
-/// An upstream response body that gives its connection back to the pool once read to the end.
+/// An upstream response body that gives its connection back to the pool once read to the end:
+/// on one of hyper's connections, or on the direct client's ([`super::direct`]).
 pub struct PooledBody {
-    body: Incoming,
-    home: Option<(Arc<Pool>, Conn)>,
+    inner: Inner,
+}
+
+enum Inner {
+    Hyper {
+        body: Incoming,
+        home: Option<(Arc<Pool>, Conn)>,
+    },
+    Direct(super::direct::DirectBody),
 }
 
 impl std::fmt::Debug for PooledBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PooledBody")
-            .field("pooled", &self.home.is_some())
-            .finish_non_exhaustive()
+        match &self.inner {
+            Inner::Hyper { home, .. } => f
+                .debug_struct("PooledBody")
+                .field("pooled", &home.is_some())
+                .finish_non_exhaustive(),
+            Inner::Direct(body) => f.debug_tuple("PooledBody").field(body).finish(),
+        }
     }
 }
 
@@ -177,48 +189,68 @@ impl PooledBody {
     /// `conn` is the connection `body` arrives on; `None` when it must not be reused.
     pub fn new(pool: &Arc<Pool>, conn: Option<Conn>, body: Incoming) -> Self {
         let mut pooled = PooledBody {
-            body,
-            home: conn.map(|c| (Arc::clone(pool), c)),
+            inner: Inner::Hyper {
+                body,
+                home: conn.map(|c| (Arc::clone(pool), c)),
+            },
         };
-        if hyper::body::Body::is_end_stream(&pooled.body) {
-            pooled.release();
+        if let Inner::Hyper { body, home } = &mut pooled.inner {
+            if hyper::body::Body::is_end_stream(body) {
+                release(home);
+            }
         }
         pooled
     }
 
-    fn release(&mut self) {
-        if let Some((pool, conn)) = self.home.take() {
-            pool.put(conn);
+    /// A body on a direct connection (it gives its connection back itself).
+    pub fn direct(body: super::direct::DirectBody) -> Self {
+        PooledBody {
+            inner: Inner::Direct(body),
         }
+    }
+}
+
+fn release(home: &mut Option<(Arc<Pool>, Conn)>) {
+    if let Some((pool, conn)) = home.take() {
+        pool.put(conn);
     }
 }
 
 impl hyper::body::Body for PooledBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let this = self.get_mut();
-        let polled = Pin::new(&mut this.body).poll_frame(cx);
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let (body, home) = match &mut self.get_mut().inner {
+            Inner::Direct(body) => return Pin::new(body).poll_frame(cx),
+            Inner::Hyper { body, home } => (body, home),
+        };
+        let polled = Pin::new(&mut *body).poll_frame(cx);
         match &polled {
-            Poll::Ready(None) => this.release(),
-            Poll::Ready(Some(Ok(_))) if this.body.is_end_stream() => this.release(),
+            Poll::Ready(None) => release(home),
+            Poll::Ready(Some(Ok(_))) if body.is_end_stream() => release(home),
             // A broken connection is not given back.
-            Poll::Ready(Some(Err(_))) => this.home = None,
+            Poll::Ready(Some(Err(_))) => *home = None,
             _ => {}
         }
-        polled
+        polled.map(|frame| frame.map(|result| result.map_err(Into::into)))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
+        match &self.inner {
+            Inner::Hyper { body, .. } => body.is_end_stream(),
+            Inner::Direct(body) => body.is_end_stream(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
+        match &self.inner {
+            Inner::Hyper { body, .. } => body.size_hint(),
+            Inner::Direct(body) => body.size_hint(),
+        }
     }
 }
 

@@ -14,6 +14,7 @@ mod client_assertions;
 mod coordination;
 mod coordination_scenarios;
 mod coordination_topologies;
+mod direct_client;
 mod dpop;
 mod dpop_peers;
 mod edges;

@@ -83,6 +83,7 @@ pub fn config_toml(
         ("upstream", format!("url = \"{upstream_url}\"")),
         ("upstream", "connect_timeout = \"1s\"".into()),
         ("upstream", "response_header_timeout = \"2s\"".into()),
+        ("upstream", format!("client = \"{}\"", upstream_client())),
         ("idp", format!("dialect = \"{dialect}\"")),
         ("idp", format!("issuer = \"{idp_url}\"")),
         ("idp", format!("client_id = \"{CLIENT_ID}\"")),
@@ -133,6 +134,12 @@ pub fn config_toml(
         text.push('\n');
     }
     text
+}
+
+/// The upstream client the tests' proxies use: `TOKEN_HANDLER_TEST_UPSTREAM_CLIENT` (`hyper` or
+/// `direct`; `scripts/test.sh` runs the proxy suites with each), else `hyper`.
+pub fn upstream_client() -> String {
+    std::env::var("TOKEN_HANDLER_TEST_UPSTREAM_CLIENT").unwrap_or_else(|_| "hyper".into())
 }
 
 pub fn env(keys: &str) -> impl Fn(&str) -> Option<String> {

@@ -1,0 +1,345 @@
+//! The direct client's message heads: the request head written from a checked `Request`, and
+//! the response head parsed (`httparse`, hyper's parser) and framed by RFC 9112 §6.3.
+//!
+//! Framing is decided once, here, on the values the body reader will act on, and every case a
+//! peer could make ambiguous is refused (502) or ends the connection after the response:
+//! `Transfer-Encoding` with `Content-Length` (chunked wins, `Content-Length` is dropped, the
+//! connection is not reused), `Content-Length` fields that disagree or do not parse (refused),
+//! `Transfer-Encoding` on an HTTP/1.0 response (refused), a transfer coding that does not end in
+//! `chunked` (read to the close), obsolete line folding (refused by the parser).
+
+use bytes::{Bytes, BytesMut};
+use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Version};
+use std::mem::MaybeUninit;
+
+/// Most header fields in a response head (hyper's default too).
+const MAX_FIELDS: usize = 100;
+
+/// How a response's body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// No body: `HEAD`, 1xx, 204, 304, or `Content-Length: 0`.
+    Empty,
+    Length(u64),
+    Chunked,
+    /// Until the upstream closes the connection.
+    Close,
+}
+
+/// A parsed response head.
+#[derive(Debug)]
+pub struct Head {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub framing: Framing,
+    /// The connection may carry another request after this response's body.
+    pub reusable: bool,
+}
+
+/// Why a response head was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HeadError {
+    #[error("malformed response head")]
+    Malformed,
+    #[error("ambiguous response framing")]
+    Framing,
+}
+
+/// Writes the request line and header fields into `out` (cleared first). The values come from a
+/// `Request` the `http` crate has checked: no CR, LF or NUL anywhere, so no field can end early.
+/// `Transfer-Encoding` is never written: the direct client sends only requests without a body.
+pub fn write_request_head<B>(out: &mut Vec<u8>, request: &Request<B>) {
+    out.clear();
+    out.extend_from_slice(request.method().as_str().as_bytes());
+    out.push(b' ');
+    let target = request.uri().path_and_query().map_or("/", |p| p.as_str());
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in request.headers() {
+        if name == TRANSFER_ENCODING {
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Parses a response head at the start of `buf`: `Ok(None)` while it is incomplete. On success
+/// the head's bytes are split off `buf` (the header values are slices of them, not copies).
+/// Interim (1xx other than 101) responses are for the caller to skip: their framing is `Empty`.
+pub fn parse_response_head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, HeadError> {
+    let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_FIELDS];
+    let mut parsed = httparse::Response::new(&mut []);
+    let config = httparse::ParserConfig::default();
+    let len = match config.parse_response_with_uninit_headers(&mut parsed, buf, &mut fields) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(_) => return Err(HeadError::Malformed),
+    };
+    let code = parsed.code.ok_or(HeadError::Malformed)?;
+    let status = StatusCode::from_u16(code).map_err(|_| HeadError::Malformed)?;
+    let version = match parsed.version {
+        Some(1) => Version::HTTP_11,
+        Some(0) => Version::HTTP_10,
+        _ => return Err(HeadError::Malformed),
+    };
+    // Names are parsed now; values are sliced out of the head once it is split off.
+    let base = buf.as_ptr() as usize;
+    let mut names: Vec<(HeaderName, usize, usize)> = Vec::with_capacity(parsed.headers.len());
+    for field in parsed.headers.iter() {
+        let name =
+            HeaderName::from_bytes(field.name.as_bytes()).map_err(|_| HeadError::Malformed)?;
+        let start = field.value.as_ptr() as usize - base;
+        names.push((name, start, start + field.value.len()));
+    }
+    let head: Bytes = buf.split_to(len).freeze();
+    let mut headers = HeaderMap::with_capacity(names.len());
+    for (name, start, end) in names {
+        let value = HeaderValue::from_maybe_shared(head.slice(start..end))
+            .map_err(|_| HeadError::Malformed)?;
+        headers.append(name, value);
+    }
+    let (framing, framed_to_close) = framing(status, version, &mut headers, method)?;
+    let reusable = !framed_to_close && keeps_alive(version, &headers);
+    Ok(Some(Head {
+        status,
+        headers,
+        framing,
+        reusable,
+    }))
+}
+
+/// The body's framing (RFC 9112 §6.3), and whether it forbids reusing the connection.
+fn framing(
+    status: StatusCode,
+    version: Version,
+    headers: &mut HeaderMap,
+    method: &Method,
+) -> Result<(Framing, bool), HeadError> {
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        // The direct client never asks for an upgrade: what follows is not HTTP/1.1.
+        return Ok((Framing::Empty, true));
+    }
+    if method == Method::HEAD
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        return Ok((Framing::Empty, false));
+    }
+    if headers.contains_key(TRANSFER_ENCODING) {
+        if version == Version::HTTP_10 {
+            return Err(HeadError::Framing);
+        }
+        let last = headers
+            .get_all(TRANSFER_ENCODING)
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+            .map(<[u8]>::trim_ascii)
+            .rfind(|coding| !coding.is_empty());
+        let chunked = last.is_some_and(|c| c.eq_ignore_ascii_case(b"chunked"));
+        // With both, chunked wins and `Content-Length` must not reach the client; the
+        // connection ends after this response (RFC 9112 §6.1).
+        let both = headers.remove(CONTENT_LENGTH).is_some();
+        return Ok(if chunked {
+            (Framing::Chunked, both)
+        } else {
+            (Framing::Close, true)
+        });
+    }
+    let mut length = None;
+    for value in headers.get_all(CONTENT_LENGTH) {
+        for part in value.as_bytes().split(|&b| b == b',') {
+            let n = parse_length(part.trim_ascii()).ok_or(HeadError::Framing)?;
+            if length.is_some_and(|l| l != n) {
+                return Err(HeadError::Framing);
+            }
+            length = Some(n);
+        }
+    }
+    Ok(match length {
+        Some(0) => (Framing::Empty, false),
+        Some(n) => (Framing::Length(n), false),
+        None => (Framing::Close, true),
+    })
+}
+
+/// Digits only (no sign, no space inside), at most 19 of them: no overflow.
+fn parse_length(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(
+        digits
+            .iter()
+            .fold(0u64, |n, d| n * 10 + u64::from(d - b'0')),
+    )
+}
+
+/// HTTP/1.1 keeps the connection unless `Connection: close`; HTTP/1.0 only with `keep-alive`.
+fn keeps_alive(version: Version, headers: &HeaderMap) -> bool {
+    let has = |token: &[u8]| {
+        headers.get_all(CONNECTION).iter().any(|v| {
+            v.as_bytes()
+                .split(|&b| b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+        })
+    };
+    if version == Version::HTTP_11 {
+        !has(b"close")
+    } else {
+        has(b"keep-alive")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str, method: &Method) -> Result<Option<Head>, HeadError> {
+        let mut buf = BytesMut::from(text.as_bytes());
+        parse_response_head(&mut buf, method)
+    }
+
+    fn head(text: &str) -> Head {
+        parse(text, &Method::GET)
+            .expect("parses")
+            .expect("complete")
+    }
+
+    #[test]
+    fn content_length_frames_the_body_and_values_are_slices_of_the_head() {
+        let mut buf =
+            BytesMut::from(&b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: b\r\n\r\nhello"[..]);
+        let parsed = parse_response_head(&mut buf, &Method::GET)
+            .expect("parses")
+            .expect("complete");
+        assert_eq!(parsed.status, 200);
+        assert_eq!(parsed.framing, Framing::Length(5));
+        assert!(parsed.reusable);
+        assert_eq!(parsed.headers["x-a"], "b");
+        assert_eq!(&buf[..], b"hello", "the body is left in the buffer");
+    }
+
+    #[test]
+    fn an_incomplete_head_asks_for_more() {
+        assert!(parse("HTTP/1.1 200 OK\r\nContent-Le", &Method::GET)
+            .expect("no error")
+            .is_none());
+    }
+
+    #[test]
+    fn bodiless_statuses_and_head_have_no_body_whatever_the_headers_say() {
+        for text in [
+            "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n",
+            "HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n",
+        ] {
+            assert_eq!(head(text).framing, Framing::Empty, "{text}");
+        }
+        let to_head = parse(
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n",
+            &Method::HEAD,
+        )
+        .expect("parses")
+        .expect("complete");
+        assert_eq!(to_head.framing, Framing::Empty);
+        assert!(to_head.reusable);
+    }
+
+    #[test]
+    fn chunked_wins_over_content_length_which_is_dropped_and_the_connection_ends() {
+        let parsed =
+            head("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n");
+        assert_eq!(parsed.framing, Framing::Chunked);
+        assert!(!parsed.headers.contains_key(CONTENT_LENGTH));
+        assert!(!parsed.reusable);
+        let plain = head("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, Chunked\r\n\r\n");
+        assert_eq!(plain.framing, Framing::Chunked);
+        assert!(plain.reusable);
+    }
+
+    #[test]
+    fn a_coding_that_does_not_end_in_chunked_reads_to_the_close() {
+        let parsed = head("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n");
+        assert_eq!(parsed.framing, Framing::Close);
+        assert!(!parsed.reusable);
+    }
+
+    #[test]
+    fn ambiguous_or_broken_framing_is_refused() {
+        for text in [
+            "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 3, 4\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: +3\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 3 4\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n",
+            "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+        ] {
+            assert_eq!(
+                parse(text, &Method::GET).expect_err(text),
+                HeadError::Framing,
+                "{text}"
+            );
+        }
+        let same = head("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 3, 3\r\n\r\n");
+        assert_eq!(
+            same.framing,
+            Framing::Length(3),
+            "repeated equal values agree"
+        );
+    }
+
+    #[test]
+    fn malformed_heads_are_refused() {
+        for text in [
+            "HTTP/1.1 200 OK\r\nX-Folded: a\r\n b\r\n\r\n",
+            "HTTP/2 200 OK\r\n\r\n",
+            "HTTP/1.1 2000 OK\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nX-A: a\rb\r\n\r\n",
+        ] {
+            assert_eq!(
+                parse(text, &Method::GET).expect_err(text),
+                HeadError::Malformed,
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn keep_alive_follows_the_version_and_connection() {
+        assert!(
+            !head("HTTP/1.1 200 OK\r\nConnection: Close\r\nContent-Length: 0\r\n\r\n").reusable
+        );
+        assert!(!head("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n").reusable);
+        assert!(
+            head("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n").reusable
+        );
+        assert!(!head("HTTP/1.1 200 OK\r\n\r\n").reusable, "close-delimited");
+        assert!(!head("HTTP/1.1 101 Switching Protocols\r\n\r\n").reusable);
+    }
+
+    #[test]
+    fn the_request_head_is_written_without_transfer_encoding() {
+        let request = Request::builder()
+            .method("DELETE")
+            .uri("/a/b?c=d")
+            .header("host", "api")
+            .header("x-many", "1")
+            .header("x-many", "2")
+            .header("transfer-encoding", "chunked")
+            .body(())
+            .expect("request");
+        let mut out = b"stale".to_vec();
+        write_request_head(&mut out, &request);
+        assert_eq!(
+            String::from_utf8(out).expect("text"),
+            "DELETE /a/b?c=d HTTP/1.1\r\nhost: api\r\nx-many: 1\r\nx-many: 2\r\n\r\n"
+        );
+    }
+}
