@@ -17,7 +17,8 @@ http { access_log off; keepalive_requests 1000000; client_body_temp_path $dir/tm
 EOF
 }
 
-# write_proxy DIR LISTEN_PORT ADMIN_PORT UPSTREAM_PORT: $DIR/th.toml, one worker thread.
+# write_proxy DIR LISTEN_PORT ADMIN_PORT UPSTREAM_PORT: $DIR/th.toml, one worker thread;
+# upstream.client from BENCH_UPSTREAM_CLIENT (default hyper).
 write_proxy() {
   local dir=$1 listen=$2 admin=$3 upstream=$4
   cat > "$dir/th.toml" <<EOF
@@ -27,6 +28,7 @@ admin_listen = "127.0.0.1:$admin"
 worker_threads = 1
 [upstream]
 url = "http://127.0.0.1:$upstream"
+client = "${BENCH_UPSTREAM_CLIENT:-hyper}"
 [idp]
 dialect = "tokenidp"
 issuer = "http://127.0.0.1:9"
