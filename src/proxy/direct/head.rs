@@ -135,13 +135,19 @@ fn framing(
         if version == Version::HTTP_10 {
             return Err(HeadError::Framing);
         }
-        let last = headers
+        let codings: Vec<&[u8]> = headers
             .get_all(TRANSFER_ENCODING)
             .iter()
             .flat_map(|v| v.as_bytes().split(|&b| b == b','))
             .map(<[u8]>::trim_ascii)
-            .rfind(|coding| !coding.is_empty());
-        let chunked = last.is_some_and(|c| c.eq_ignore_ascii_case(b"chunked"));
+            .collect();
+        // An empty element ("chunked, ") is where readers disagree on the last coding: refused.
+        if codings.iter().any(|c| c.is_empty()) {
+            return Err(HeadError::Framing);
+        }
+        let chunked = codings
+            .last()
+            .is_some_and(|c| c.eq_ignore_ascii_case(b"chunked"));
         // With both, chunked wins and `Content-Length` must not reach the client; the
         // connection ends after this response (RFC 9112 §6.1).
         let both = headers.remove(CONTENT_LENGTH).is_some();
@@ -279,6 +285,8 @@ mod tests {
             "HTTP/1.1 200 OK\r\nContent-Length: 3 4\r\n\r\n",
             "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n",
             "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked,\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding:\r\n\r\n",
         ] {
             assert_eq!(
                 parse(text, &Method::GET).expect_err(text),

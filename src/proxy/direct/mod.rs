@@ -8,10 +8,12 @@
 //! read to its exact end; a request that could not be written goes out on the next connection;
 //! an upstream that closes before a byte of the answer is `UpstreamError::Closed` (the caller's
 //! one replay); the response head must come within `upstream.response_header_timeout`
-//! (connecting included); heads are at most 16 KiB. Framing: `head.rs`; bodies: `body.rs`.
+//! (connecting included); heads are at most 16 KiB. Framing: `head.rs`; bodies: `decode.rs`
+//! (the de-framing, no I/O) and `body.rs` (the reads).
 
 mod body;
-mod head;
+pub mod decode;
+pub mod head;
 
 pub use body::DirectBody;
 

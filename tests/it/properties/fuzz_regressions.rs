@@ -86,3 +86,28 @@ fn regression_non_ascii_app_cookie() {
     let kept = c.strip_own(&h).expect("the app's cookies go upstream");
     assert_eq!(kept.as_bytes(), "user=Jürgen; lang=en".as_bytes());
 }
+
+/// `direct_response`: the direct client's reading of `cr_before_chunk_extension`, an upstream
+/// answer whose last chunk-size line is `0\r\r;...`. A CR there was taken for the whitespace
+/// allowed before `;`, so the body read as complete (and empty) where hyper's client refuses
+/// it. The fuzz target found it comparing the two; the body must fail.
+#[test]
+fn regression_direct_response_cr_before_chunk_extension() {
+    use bytes::BytesMut;
+    use token_handler::proxy::direct::decode::{Decoder, Step};
+    use token_handler::proxy::direct::head::{parse_response_head, Framing};
+    let path = format!(
+        "{}/fuzz/regressions/direct_response/cr_before_chunk_extension",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let data = std::fs::read(path).expect("regression input");
+    assert_eq!(data[0] % 2, 0, "a GET");
+    let mut read = BytesMut::from(&data[1..]);
+    let head = parse_response_head(&mut read, &http::Method::GET)
+        .expect("the head parses")
+        .expect("complete");
+    assert_eq!(head.framing, Framing::Chunked);
+    let mut decoder = Decoder::new(head.framing);
+    let step = decoder.step(&mut read);
+    assert!(matches!(step, Step::Fail(_)), "{step:?}");
+}
