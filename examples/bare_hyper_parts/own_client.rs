@@ -1,24 +1,22 @@
 //! A minimal hand-written HTTP/1.1 client for the upstream hop of the bare hyper proxy
 //! (`BARE_HYPER_CLIENT=own`), to size one lever of issue 19: what the upstream hop costs
 //! without hyper's client (its connection task, the channel and wake-ups between the two
-//! tasks, its `HeaderMap` building), the way nginx does it, in the request's own task. It
-//! understands only what the benchmark's upstream sends: a response head with `Content-Length`,
-//! no 1xx, no chunked or close-delimited body, no upgrade. That is exactly where a real client
-//! has to be careful (response framing is where proxies get smuggling wrong), so this is a
-//! measurement, not a design: never for production.
+//! tasks, its `HeaderMap` building), the way nginx does it, in the request's own task. The
+//! request head is written and the response head parsed by token-handler's direct client
+//! (`proxy::direct::head`); the body is read only when framed by `Content-Length`, with no pool
+//! rules, timeouts or replay. A measurement of the floor, never for production: the product's
+//! client is `upstream.client = "direct"`.
 
 use bytes::{Bytes, BytesMut};
-use http::header::{AUTHORIZATION, CONTENT_LENGTH};
-use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
+use http::header::AUTHORIZATION;
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
 use std::io::{Error, ErrorKind};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use token_handler::proxy::direct::head::{parse_response_head, write_request_head, Framing};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-/// Most header fields a response head may have here.
-const MAX_HEADERS: usize = 32;
 
 /// One kept-alive upstream connection, with its read buffer and the buffer a request head is
 /// written from.
@@ -36,9 +34,9 @@ fn broken(what: &'static str) -> Error {
 }
 
 /// Forwards `request` (its body is not read: the benchmark sends none) with the fixed
-/// `Authorization`, and returns the upstream's response with its body read whole.
+/// `Authorization` (set as the hyper variant sets it), and returns the upstream's response with its body read whole.
 pub async fn forward(
-    request: Request<hyper::body::Incoming>,
+    mut request: Request<hyper::body::Incoming>,
     upstream: SocketAddr,
     pool: Pool,
     bearer: HeaderValue,
@@ -48,9 +46,10 @@ pub async fn forward(
         Some(conn) => conn,
         None => connect(upstream).await?,
     };
-    write_head(&mut conn.write, &request, &bearer);
+    request.headers_mut().insert(AUTHORIZATION, bearer);
+    write_request_head(&mut conn.write, &request);
     conn.stream.write_all(&conn.write).await?;
-    let (status, headers, length) = read_head(&mut conn).await?;
+    let (status, headers, length) = read_head(&mut conn, &request).await?;
     while conn.read.len() < length {
         conn.read.reserve(length - conn.read.len());
         if conn.stream.read_buf(&mut conn.read).await? == 0 {
@@ -75,69 +74,22 @@ async fn connect(upstream: SocketAddr) -> Result<Conn, Error> {
     })
 }
 
-/// The request line and header fields, the client's `Authorization` replaced by `bearer`.
-fn write_head<B>(out: &mut Vec<u8>, request: &Request<B>, bearer: &HeaderValue) {
-    out.clear();
-    out.extend_from_slice(request.method().as_str().as_bytes());
-    out.push(b' ');
-    let target = request.uri().path_and_query().map_or("/", |p| p.as_str());
-    out.extend_from_slice(target.as_bytes());
-    out.extend_from_slice(b" HTTP/1.1\r\n");
-    for (name, value) in request.headers() {
-        if name == AUTHORIZATION {
-            continue;
-        }
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b"authorization: ");
-    out.extend_from_slice(bearer.as_bytes());
-    out.extend_from_slice(b"\r\n\r\n");
-}
-
-/// Reads and parses the response head; the values are slices of the buffer it was read into
-/// (as hyper's are).
-async fn read_head(conn: &mut Conn) -> Result<(StatusCode, HeaderMap, usize), Error> {
+/// Reads and parses the response head (token-handler's direct client's parser: the values are
+/// slices of the buffer it was read into, as hyper's are).
+async fn read_head<B>(
+    conn: &mut Conn,
+    request: &Request<B>,
+) -> Result<(StatusCode, HeaderMap, usize), Error> {
     loop {
-        if !conn.read.is_empty() {
-            let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let mut parsed = httparse::Response::new(&mut fields);
-            if let httparse::Status::Complete(len) = parsed
-                .parse(&conn.read)
-                .map_err(|_| broken("bad response head"))?
-            {
-                let status = StatusCode::from_u16(parsed.code.unwrap_or(502))
-                    .map_err(|_| broken("bad status"))?;
-                let mut ranges: [(Option<HeaderName>, usize, usize); MAX_HEADERS] =
-                    std::array::from_fn(|_| (None, 0, 0));
-                let base = conn.read.as_ptr() as usize;
-                for (field, range) in parsed.headers.iter().zip(ranges.iter_mut()) {
-                    let name = HeaderName::from_bytes(field.name.as_bytes())
-                        .map_err(|_| broken("bad header name"))?;
-                    let start = field.value.as_ptr() as usize - base;
-                    *range = (Some(name), start, start + field.value.len());
-                }
-                let count = parsed.headers.len();
-                let head = conn.read.split_to(len).freeze();
-                let mut headers = HeaderMap::with_capacity(count);
-                let mut length = 0;
-                for (name, start, end) in ranges.into_iter().take(count) {
-                    let name = name.expect("parsed");
-                    let value = HeaderValue::from_maybe_shared(head.slice(start..end))
-                        .map_err(|_| broken("bad header value"))?;
-                    if name == CONTENT_LENGTH {
-                        length = value
-                            .to_str()
-                            .ok()
-                            .and_then(|v| v.parse().ok())
-                            .ok_or_else(|| broken("bad content-length"))?;
-                    }
-                    headers.append(name, value);
-                }
-                return Ok((status, headers, length));
-            }
+        let parsed = parse_response_head(&mut conn.read, request.method())
+            .map_err(|_| broken("bad response head"))?;
+        if let Some(head) = parsed {
+            let length = match head.framing {
+                Framing::Empty => 0,
+                Framing::Length(n) => usize::try_from(n).map_err(|_| broken("too long"))?,
+                _ => return Err(broken("only Content-Length bodies here")),
+            };
+            return Ok((head.status, head.headers, length));
         }
         conn.read.reserve(4096);
         if conn.stream.read_buf(&mut conn.read).await? == 0 {

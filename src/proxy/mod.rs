@@ -172,13 +172,11 @@ impl Upstream {
         mut request: Request<Body>,
         now: tokio::time::Instant,
     ) -> Result<Response<PooledBody>, UpstreamError> {
-        let deadline = now + self.header_timeout;
         if let Some(direct) = self.direct.as_ref().filter(|_| direct::eligible(&request)) {
-            let response = direct
-                .send(&request, now, deadline, self.header_timeout)
-                .await?;
+            let response = direct.send(&request, now, self.header_timeout).await?;
             return Ok(response.map(PooledBody::direct));
         }
+        let deadline = now + self.header_timeout;
         // A kept-alive connection the upstream has just closed hands the request back
         // unsent: it then goes out on the next one, or a new one.
         while let Some(mut conn) = self.pool.take(now.into_std()) {

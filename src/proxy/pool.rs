@@ -27,17 +27,17 @@ use tower_service::Service;
 use tracing::debug;
 
 /// A connection idle longer than this is closed rather than reused.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+pub(super) const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Largest read buffer of an upstream connection; also the largest upstream response head
 /// (nginx's default `proxy_buffer_size` allows only 4 or 8 KiB).
-const UPSTREAM_READ_BUF: usize = 16 * 1024;
+pub(super) const UPSTREAM_READ_BUF: usize = 16 * 1024;
 /// At most this many idle connections are kept; the oldest go first. Past a burst of N
 /// concurrent requests, the next such burst finds N connections (up to this) instead of
 /// opening the rest at once: with 512, a 1,000-request refresh storm opened ~490 upstream
 /// connections in a few ms, and once a SYN dropped at a listen backlog of 511 stalled 111 of
 /// them for the 1 s retransmission (BENCHMARKS.md, the refresh storm). The RSS after such a
 /// storm measured the same with either cap (66-69 MiB: the 1,000 client connections dominate).
-const MAX_IDLE: usize = 1024;
+pub(super) const MAX_IDLE: usize = 1024;
 
 pub struct Pool {
     idle: Mutex<VecDeque<Idle>>,
@@ -65,11 +65,16 @@ impl Conn {
     /// Forgets the waker of the last request's task: an idle connection must not keep that
     /// task's memory alive (a dropped client connection's task is freed with its last waker).
     fn forget_waker(&mut self) {
-        let _ = self
-            .timer
-            .as_mut()
-            .poll(&mut Context::from_waker(std::task::Waker::noop()));
+        forget_waker(&mut self.timer);
     }
+}
+
+/// Re-registers `timer` with a waker that wakes nothing (the direct client's idle connections
+/// too).
+pub(super) fn forget_waker(timer: &mut Pin<Box<Sleep>>) {
+    let _ = timer
+        .as_mut()
+        .poll(&mut Context::from_waker(std::task::Waker::noop()));
 }
 
 impl std::fmt::Debug for Pool {

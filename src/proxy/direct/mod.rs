@@ -25,7 +25,6 @@ use http::header::UPGRADE;
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Body as _;
 use std::collections::VecDeque;
-use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -36,13 +35,10 @@ use tokio::net::TcpStream;
 use tokio::time::Sleep;
 use tracing::debug;
 
-/// Largest response head (as hyper's client here: `pool::UPSTREAM_READ_BUF`).
-const MAX_HEAD: usize = 16 * 1024;
+// Largest response head, idle time and idle count: as hyper's client here (`pool.rs`).
+use super::pool::{forget_waker, IDLE_TIMEOUT, MAX_IDLE, UPSTREAM_READ_BUF as MAX_HEAD};
 /// What a read asks for at least: a response head and a small body fit in one read.
 const READ_SIZE: usize = 8 * 1024;
-/// As the hyper pool's.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-const MAX_IDLE: usize = 1024;
 /// Largest write buffer an idle connection keeps.
 const KEPT_WRITE_BUFFER: usize = 8 * 1024;
 
@@ -169,11 +165,8 @@ impl DirectPool {
         if conn.io.write.capacity() > KEPT_WRITE_BUFFER {
             conn.io.write = Vec::new();
         }
-        // An idle connection keeps no task's waker (see `pool::Conn::forget_waker`).
-        let _ = conn
-            .timer
-            .as_mut()
-            .poll(&mut Context::from_waker(Waker::noop()));
+        // An idle connection keeps no task's waker.
+        forget_waker(&mut conn.timer);
         let now = Instant::now();
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         while idle.front().is_some_and(|(_, since)| {
@@ -209,14 +202,14 @@ impl DirectPool {
     }
 
     /// Sends `request` (see [`eligible`]) and returns the response head with its body to be
-    /// read; the head must come by `deadline`.
+    /// read; the head must come within `header_timeout` of `now`.
     pub async fn send(
         self: &Arc<Self>,
         request: &Request<Body>,
         now: tokio::time::Instant,
-        deadline: tokio::time::Instant,
         header_timeout: Duration,
     ) -> Result<Response<DirectBody>, UpstreamError> {
+        let deadline = now + header_timeout;
         let timeout = UpstreamError::Timeout(header_timeout);
         while let Some(mut conn) = self.take(now.into_std()) {
             conn.timer.as_mut().reset(deadline);
@@ -237,7 +230,6 @@ impl DirectPool {
         match super::within(conn.timer.as_mut(), exchange(&mut conn.io, request)).await {
             None => Err(timeout),
             Some(Ok(head)) => Ok(self.respond(conn, head)),
-            Some(Err(Failure::Unsent)) => Err(UpstreamError::Unavailable("connection failed")),
             Some(Err(failure)) => Err(failed(failure)),
         }
     }
