@@ -97,48 +97,80 @@ pub fn parse_response_head(buf: &mut BytesMut, method: &Method) -> Result<Option
         names.push((name, start, start + field.value.len()));
     }
     let head: Bytes = buf.split_to(len).freeze();
+    // Framing is read off the parsed fields, in their order, without a lookup in the map.
+    let values = |wanted: HeaderName| {
+        let head = &head;
+        names
+            .iter()
+            .filter(move |(name, ..)| *name == wanted)
+            .map(move |&(_, start, end)| &head[start..end])
+    };
+    let decided = framing(
+        status,
+        version,
+        method,
+        values(TRANSFER_ENCODING),
+        values(CONTENT_LENGTH),
+    )?;
+    let reusable = !decided.to_close && keeps_alive(version, values(CONNECTION));
     let mut headers = HeaderMap::with_capacity(names.len());
     for (name, start, end) in names {
+        if decided.drop_length && name == CONTENT_LENGTH {
+            continue;
+        }
         let value = HeaderValue::from_maybe_shared(head.slice(start..end))
             .map_err(|_| HeadError::Malformed)?;
         headers.append(name, value);
     }
-    let (framing, framed_to_close) = framing(status, version, &mut headers, method)?;
-    let reusable = !framed_to_close && keeps_alive(version, &headers);
     Ok(Some(Head {
         status,
         headers,
-        framing,
+        framing: decided.framing,
         reusable,
     }))
 }
 
-/// The body's framing (RFC 9112 §6.3), and whether it forbids reusing the connection.
-fn framing(
+/// How a response head frames its body.
+struct Decided {
+    framing: Framing,
+    /// The framing forbids reusing the connection.
+    to_close: bool,
+    /// `Content-Length` came with `Transfer-Encoding`: it must not reach the client.
+    drop_length: bool,
+}
+
+/// The body's framing (RFC 9112 §6.3) from the `Transfer-Encoding` and `Content-Length` field
+/// values, in the order they came.
+fn framing<'a>(
     status: StatusCode,
     version: Version,
-    headers: &mut HeaderMap,
     method: &Method,
-) -> Result<(Framing, bool), HeadError> {
+    transfer_encoding: impl Iterator<Item = &'a [u8]>,
+    content_length: impl Iterator<Item = &'a [u8]> + Clone,
+) -> Result<Decided, HeadError> {
+    let decided = |framing, to_close| Decided {
+        framing,
+        to_close,
+        drop_length: false,
+    };
     if status == StatusCode::SWITCHING_PROTOCOLS {
         // The direct client never asks for an upgrade: what follows is not HTTP/1.1.
-        return Ok((Framing::Empty, true));
+        return Ok(decided(Framing::Empty, true));
     }
     if method == Method::HEAD
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED
     {
-        return Ok((Framing::Empty, false));
+        return Ok(decided(Framing::Empty, false));
     }
-    if headers.contains_key(TRANSFER_ENCODING) {
+    let mut transfer_encoding = transfer_encoding.peekable();
+    if transfer_encoding.peek().is_some() {
         if version == Version::HTTP_10 {
             return Err(HeadError::Framing);
         }
-        let codings: Vec<&[u8]> = headers
-            .get_all(TRANSFER_ENCODING)
-            .iter()
-            .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        let codings: Vec<&[u8]> = transfer_encoding
+            .flat_map(|v| v.split(|&b| b == b','))
             .map(<[u8]>::trim_ascii)
             .collect();
         // An empty element ("chunked, ") is where readers disagree on the last coding: refused.
@@ -150,16 +182,24 @@ fn framing(
             .is_some_and(|c| c.eq_ignore_ascii_case(b"chunked"));
         // With both, chunked wins and `Content-Length` must not reach the client; the
         // connection ends after this response (RFC 9112 §6.1).
-        let both = headers.remove(CONTENT_LENGTH).is_some();
+        let both = content_length.clone().next().is_some();
         return Ok(if chunked {
-            (Framing::Chunked, both)
+            Decided {
+                framing: Framing::Chunked,
+                to_close: both,
+                drop_length: both,
+            }
         } else {
-            (Framing::Close, true)
+            Decided {
+                framing: Framing::Close,
+                to_close: true,
+                drop_length: both,
+            }
         });
     }
     let mut length = None;
-    for value in headers.get_all(CONTENT_LENGTH) {
-        for part in value.as_bytes().split(|&b| b == b',') {
+    for value in content_length {
+        for part in value.split(|&b| b == b',') {
             let n = parse_length(part.trim_ascii()).ok_or(HeadError::Framing)?;
             if length.is_some_and(|l| l != n) {
                 return Err(HeadError::Framing);
@@ -168,9 +208,9 @@ fn framing(
         }
     }
     Ok(match length {
-        Some(0) => (Framing::Empty, false),
-        Some(n) => (Framing::Length(n), false),
-        None => (Framing::Close, true),
+        Some(0) => decided(Framing::Empty, false),
+        Some(n) => decided(Framing::Length(n), false),
+        None => decided(Framing::Close, true),
     })
 }
 
@@ -187,11 +227,10 @@ fn parse_length(digits: &[u8]) -> Option<u64> {
 }
 
 /// HTTP/1.1 keeps the connection unless `Connection: close`; HTTP/1.0 only with `keep-alive`.
-fn keeps_alive(version: Version, headers: &HeaderMap) -> bool {
+fn keeps_alive<'a>(version: Version, connection: impl Iterator<Item = &'a [u8]> + Clone) -> bool {
     let has = |token: &[u8]| {
-        headers.get_all(CONNECTION).iter().any(|v| {
-            v.as_bytes()
-                .split(|&b| b == b',')
+        connection.clone().any(|v| {
+            v.split(|&b| b == b',')
                 .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
         })
     };
