@@ -125,15 +125,13 @@ pub fn anonymous<'a>(
         let (body, watch) = client_body(app, body);
         (boxed(body), watch)
     };
-    let first = prepared.request(body, None);
+    let mut prepared = prepared;
+    let mut slot = Some(prepared.lent(body, upstream));
     async move {
-        let Some(request) = first else {
-            return error_response(ErrorCode::BadRequest, "cannot forward this request");
-        };
-        let mut result = send(app, upstream, request).await;
+        let mut result = send(app, upstream, &mut slot).await;
         if let (Err(UpstreamError::Closed), true) = (&result, empty) {
-            if let Some(again) = prepared.replay(&Bytes::new(), None) {
-                result = send(app, upstream, again).await;
+            if let Some(again) = prepared.replay(slot.take(), &Bytes::new(), None) {
+                result = send(app, upstream, &mut Some(again)).await;
             }
         }
         match result {
@@ -197,10 +195,10 @@ pub fn with_session<'a>(
                 cookies,
             );
         };
-        let mut result = send(app, upstream, request).await;
+        let mut result = send(app, upstream, &mut Some(request)).await;
         if let (Err(UpstreamError::Closed), Some(bytes)) = (&result, &replay) {
-            if let Some(again) = prepared.replay(bytes, Some(&credential)) {
-                result = send(app, upstream, again).await;
+            if let Some(again) = prepared.replay(None, bytes, Some(&credential)) {
+                result = send(app, upstream, &mut Some(again)).await;
             }
         }
         if let (Some((_, nonces)), Ok(response)) = (credential.dpop, &result) {
@@ -210,7 +208,7 @@ pub fn with_session<'a>(
                     app.metrics.dpop_nonce_challenge("upstream");
                     debug!("the upstream asked for a DPoP nonce; sending again with it");
                     if let Some(again) = prepared.request(full(bytes.clone()), Some(&credential)) {
-                        result = send(app, upstream, again).await;
+                        result = send(app, upstream, &mut Some(again)).await;
                         if let Ok(response) = &result {
                             nonces.learn(response.headers());
                         }
@@ -234,7 +232,7 @@ pub fn with_session<'a>(
                         if let Some(retry) = prepared.request(full(bytes), Some(&newer_credential))
                         {
                             cookies = new_cookies;
-                            result = send(app, upstream, retry).await;
+                            result = send(app, upstream, &mut Some(retry)).await;
                         }
                     }
                     Freshened::Ended { clear } => return with_cookies(login_required(), clear),
@@ -302,25 +300,37 @@ fn invalid_token(response: &Response<PooledBody>) -> bool {
             })
 }
 
-async fn send(
-    app: &App,
-    upstream: &Upstream,
-    mut request: Request<Body>,
-) -> Result<Response<PooledBody>, UpstreamError> {
+/// Not an `async fn`, which would keep a second copy of the request in its state.
+#[allow(clippy::manual_async_fn)]
+/// The request is taken from `slot`, or left there when the upstream's client lends it (see
+/// [`Upstream::send`]).
+fn send<'a>(
+    app: &'a App,
+    upstream: &'a Upstream,
+    slot: &'a mut Option<Request<Body>>,
+) -> impl Future<Output = Result<Response<PooledBody>, UpstreamError>> + Send + 'a {
     // Traces on: an `upstream` span, whose id the upstream receives in `traceparent`.
-    let span = app.traces.upstream(request.method(), upstream.origin());
-    trace::inject(&span, request.headers_mut());
-    let sent = Instant::now();
-    let result = upstream.send(request, sent).await;
-    match &result {
-        Ok(response) => {
-            let status = response.status().as_u16();
-            trace::record_status(&span, status, status >= 400);
+    let span = slot
+        .as_mut()
+        .map(|request| {
+            let span = app.traces.upstream(request.method(), upstream.origin());
+            trace::inject(&span, request.headers_mut());
+            span
+        })
+        .unwrap_or_else(tracing::Span::none);
+    async move {
+        let sent = Instant::now();
+        let result = upstream.send(slot, sent).await;
+        match &result {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                trace::record_status(&span, status, status >= 400);
+            }
+            Err(_) => trace::record_error(&span),
         }
-        Err(_) => trace::record_error(&span),
+        app.metrics
+            .upstream_seconds
+            .observe(sent.elapsed().as_secs_f64());
+        result
     }
-    app.metrics
-        .upstream_seconds
-        .observe(sent.elapsed().as_secs_f64());
-    result
 }

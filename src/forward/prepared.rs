@@ -22,13 +22,34 @@ pub(super) struct Prepared {
     pub(super) method: Method,
     pub(super) uri: Uri,
     pub(super) headers: HeaderMap,
+    /// The header fields went with the one request [`Prepared::lent`] made.
+    lent: bool,
 }
 
 impl Prepared {
+    /// The request without a credential, when its one replay can only be of the very same
+    /// request: when the upstream's client lends it back ([`Upstream::lends`]: the direct
+    /// client, a request without a body), the header fields go with it rather than a copy.
+    pub(super) fn lent(&mut self, body: Body, upstream: &Upstream) -> Request<Body> {
+        let mut request = Request::new(body);
+        *request.method_mut() = self.method.clone();
+        *request.uri_mut() = self.uri.clone();
+        *request.version_mut() = Version::HTTP_11;
+        *request.headers_mut() = std::mem::take(&mut self.headers);
+        if upstream.lends(&request) {
+            self.lent = true;
+        } else {
+            self.headers = request.headers().clone();
+        }
+        request
+    }
+
     /// The request again after the upstream closed a kept-alive connection without answering
-    /// (RFC 9110 §9.2.2): only for idempotent methods, whose repetition is harmless.
+    /// (RFC 9110 §9.2.2): only for idempotent methods, whose repetition is harmless. `lent` is
+    /// the request the upstream's client left with the caller, sent again as it is.
     pub(super) fn replay(
         &self,
+        lent: Option<Request<Body>>,
         body: &Bytes,
         credential: Option<&Credential<'_>>,
     ) -> Option<Request<Body>> {
@@ -39,8 +60,16 @@ impl Prepared {
         if !idempotent {
             return None;
         }
-        info!("the upstream closed a kept-alive connection before answering; sending again");
-        self.request(full(body.clone()), credential)
+        let again = match lent {
+            Some(request) => Some(request),
+            // The header fields went with a request that was not handed back.
+            None if self.lent => None,
+            None => self.request(full(body.clone()), credential),
+        };
+        if again.is_some() {
+            info!("the upstream closed a kept-alive connection before answering; sending again");
+        }
+        again
     }
 
     pub(super) fn request(
@@ -199,6 +228,7 @@ pub(super) fn prepare(
         method: parts.method,
         uri,
         headers,
+        lent: false,
     };
     (prepared, body, client_upgrade)
 }

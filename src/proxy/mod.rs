@@ -163,46 +163,63 @@ impl Upstream {
         full.parse().unwrap_or_else(|_| Uri::from_static("/"))
     }
 
+    /// Whether [`Upstream::send`] leaves `request` with the caller: the direct client writes it
+    /// from a borrow, so whoever may send it again needs no copy of it.
+    pub fn lends(&self, request: &Request<Body>) -> bool {
+        self.direct.is_some() && direct::eligible(request)
+    }
+
     /// Sends a prepared request (headers already rewritten, `Host` the checked authority: see
     /// `forward::prepared`) and returns the upstream response; its head must come within
     /// `upstream.response_header_timeout` (connecting included) from `now`, the caller's clock
-    /// reading as it sends.
-    pub async fn send(
-        &self,
-        mut request: Request<Body>,
+    /// reading as it sends. The request is taken from `slot`, or left there when the client
+    /// [lends](Upstream::lends) it.
+    ///
+    /// Not an `async fn`, which keeps a second copy of its arguments in its state.
+    #[allow(clippy::manual_async_fn)]
+    pub fn send<'a>(
+        &'a self,
+        slot: &'a mut Option<Request<Body>>,
         now: tokio::time::Instant,
-    ) -> Result<Response<PooledBody>, UpstreamError> {
-        if let Some(direct) = self.direct.as_ref().filter(|_| direct::eligible(&request)) {
-            let response = direct.send(&request, now, self.header_timeout).await?;
-            return Ok(response.map(PooledBody::direct));
-        }
-        let deadline = now + self.header_timeout;
-        // A kept-alive connection the upstream has just closed hands the request back
-        // unsent: it then goes out on the next one, or a new one.
-        while let Some(mut conn) = self.pool.take(now.into_std()) {
-            conn.timer.as_mut().reset(deadline);
-            let sent = conn.sender.try_send_request(request);
-            match within(conn.timer.as_mut(), sent).await {
-                None => return Err(UpstreamError::Timeout(self.header_timeout)),
-                Some(Ok(response)) => return Ok(self.release(conn, response)),
-                Some(Err(mut e)) => match e.take_message() {
-                    Some(unsent) => request = unsent,
-                    None => return Err(failed(&e.into_error())),
-                },
+    ) -> impl Future<Output = Result<Response<PooledBody>, UpstreamError>> + Send + 'a {
+        async move {
+            let Some(mut request) = slot.take() else {
+                return Err(UpstreamError::Unavailable("no request to send"));
+            };
+            if let Some(direct) = self.direct.as_ref().filter(|_| direct::eligible(&request)) {
+                let request = &*slot.insert(request);
+                let response = direct.send(request, now, self.header_timeout).await?;
+                return Ok(response.map(PooledBody::direct));
             }
-        }
-        // Boxed: connecting (TCP, TLS, handshake) is rare next to a pooled connection; inline,
-        // its state would enlarge every request's future.
-        let mut timer = Box::pin(tokio::time::sleep_until(deadline));
-        let sender = match within(timer.as_mut(), Box::pin(self.pool.connect())).await {
-            None => return Err(UpstreamError::Timeout(self.header_timeout)),
-            Some(connected) => connected?,
-        };
-        let mut conn = pool::Conn { sender, timer };
-        match within(conn.timer.as_mut(), conn.sender.send_request(request)).await {
-            None => Err(UpstreamError::Timeout(self.header_timeout)),
-            Some(Ok(response)) => Ok(self.release(conn, response)),
-            Some(Err(e)) => Err(failed(&e)),
+            // Hyper's client and its pool.
+            let deadline = now + self.header_timeout;
+            // A kept-alive connection the upstream has just closed hands the request back
+            // unsent: it then goes out on the next one, or a new one.
+            while let Some(mut conn) = self.pool.take(now.into_std()) {
+                conn.timer.as_mut().reset(deadline);
+                let sent = conn.sender.try_send_request(request);
+                match within(conn.timer.as_mut(), sent).await {
+                    None => return Err(UpstreamError::Timeout(self.header_timeout)),
+                    Some(Ok(response)) => return Ok(self.release(conn, response)),
+                    Some(Err(mut e)) => match e.take_message() {
+                        Some(unsent) => request = unsent,
+                        None => return Err(failed(&e.into_error())),
+                    },
+                }
+            }
+            // Boxed: connecting (TCP, TLS, handshake) is rare next to a pooled connection;
+            // inline, its state would enlarge every request's future.
+            let mut timer = Box::pin(tokio::time::sleep_until(deadline));
+            let sender = match within(timer.as_mut(), Box::pin(self.pool.connect())).await {
+                None => return Err(UpstreamError::Timeout(self.header_timeout)),
+                Some(connected) => connected?,
+            };
+            let mut conn = pool::Conn { sender, timer };
+            match within(conn.timer.as_mut(), conn.sender.send_request(request)).await {
+                None => Err(UpstreamError::Timeout(self.header_timeout)),
+                Some(Ok(response)) => Ok(self.release(conn, response)),
+                Some(Err(e)) => Err(failed(&e)),
+            }
         }
     }
 

@@ -460,17 +460,24 @@ async fn slow_headers_and_idle_keep_alive_connections_are_closed() {
 }
 
 /// An upstream that closes a kept-alive connection on its second request without answering,
-/// as one whose idle timeout races the proxy's reuse of the connection.
-async fn closing_upstream() -> std::net::SocketAddr {
+/// as one whose idle timeout races the proxy's reuse of the connection. It keeps every request
+/// head it read, in order.
+async fn closing_upstream() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
+    let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = std::sync::Arc::clone(&heads);
     tokio::spawn(async move {
         loop {
             let Ok((mut stream, _)) = listener.accept().await else {
                 return;
             };
+            let seen = std::sync::Arc::clone(&seen);
             tokio::spawn(async move {
                 let mut served = 0;
                 let mut buf = Vec::new();
@@ -484,7 +491,10 @@ async fn closing_upstream() -> std::net::SocketAddr {
                     }
                     buf.extend_from_slice(&chunk[..n]);
                     while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        buf.drain(..end + 4);
+                        let head = buf.drain(..end + 4).collect::<Vec<u8>>();
+                        seen.lock()
+                            .expect("heads")
+                            .push(String::from_utf8_lossy(&head).into_owned());
                         served += 1;
                         if served == 2 {
                             return; // read the request, close without a word
@@ -497,12 +507,12 @@ async fn closing_upstream() -> std::net::SocketAddr {
             });
         }
     });
-    addr
+    (addr, heads)
 }
 
 #[tokio::test]
 async fn an_idempotent_request_is_sent_again_when_a_kept_alive_upstream_connection_closes() {
-    let upstream = closing_upstream().await;
+    let (upstream, heads) = closing_upstream().await;
     let idp = start_idp(Flavor::TokenIdpServer.style()).await;
     let proxy = Proxy::start(
         &config_toml(
@@ -521,6 +531,24 @@ async fn an_idempotent_request_is_sent_again_when_a_kept_alive_upstream_connecti
     let r = get("/second").await.expect("answered");
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.expect("body"), "ok");
+    // The request sent again is the one sent first, head for head (the direct client sends
+    // the very request it lent; hyper's pool, one rebuilt from the prepared head).
+    {
+        let heads = heads.lock().expect("heads");
+        let second: Vec<&String> = heads
+            .iter()
+            .filter(|h| h.starts_with("GET /second "))
+            .collect();
+        assert_eq!(second.len(), 2, "sent, then sent again: {heads:?}");
+        assert_eq!(second[0], second[1]);
+        assert!(
+            second[0]
+                .to_ascii_lowercase()
+                .contains("\r\nx-forwarded-for: 127.0.0.1\r\n"),
+            "{}",
+            second[0]
+        );
+    }
     // A POST is not idempotent: it may have been processed; never sent twice.
     assert_eq!(get("/third").await.expect("answered").status(), 200);
     if upstream_client() == "direct" {

@@ -156,10 +156,9 @@ impl DirectPool {
         None
     }
 
+    /// Pools a connection whose response was read to its exact end. Whether the upstream has
+    /// closed it since is checked when it is taken, not twice.
     fn put(&self, mut conn: DirectConn) {
-        if !conn.io.sound() {
-            return;
-        }
         // An idle connection keeps no large buffer: a head of a large request (up to
         // `server.max_header_bytes`) is not kept for every pooled connection.
         if conn.io.write.capacity() > KEPT_WRITE_BUFFER {
@@ -221,9 +220,20 @@ impl DirectPool {
                 Some(Err(failure)) => return Err(failed(failure)),
             }
         }
-        // Boxed: connecting is rare next to a pooled connection (as in `Upstream::send`).
-        let connecting = Box::pin(self.connect(deadline));
-        let mut conn = match tokio::time::timeout_at(deadline, connecting).await {
+        // Boxed: connecting is rare next to a pooled connection; inline, its state (and the
+        // connect timeout's) would enlarge every request's future (as in `Upstream::send`).
+        Box::pin(self.send_new(request, deadline, header_timeout)).await
+    }
+
+    /// [`DirectPool::send`] on a new connection, connecting included by `deadline`.
+    async fn send_new(
+        self: &Arc<Self>,
+        request: &Request<Body>,
+        deadline: tokio::time::Instant,
+        header_timeout: Duration,
+    ) -> Result<Response<DirectBody>, UpstreamError> {
+        let timeout = UpstreamError::Timeout(header_timeout);
+        let mut conn = match tokio::time::timeout_at(deadline, self.connect(deadline)).await {
             Err(_) => return Err(timeout),
             Ok(connected) => connected?,
         };
