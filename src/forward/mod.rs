@@ -126,7 +126,7 @@ pub fn anonymous<'a>(
         (boxed(body), watch)
     };
     let mut prepared = prepared;
-    let mut slot = Some(prepared.lent(body, upstream));
+    let mut slot = prepared.first(body, None, upstream);
     async move {
         let mut result = send(app, upstream, &mut slot).await;
         if let (Err(UpstreamError::Closed), true) = (&result, empty) {
@@ -186,7 +186,7 @@ pub fn with_session<'a>(
             bearer: bearer.as_ref(),
             ..Credential::of(fresh.session(), upstream)
         };
-        let Some(request) = prepared.request(first_body, Some(&credential)) else {
+        let Some(request) = prepared.first(first_body, Some(&credential), upstream) else {
             return with_cookies(
                 error_response(
                     ErrorCode::UpstreamUnavailable,
@@ -195,10 +195,14 @@ pub fn with_session<'a>(
                 cookies,
             );
         };
-        let mut result = send(app, upstream, &mut Some(request)).await;
+        // Each request after the first is made from the one before it when the upstream's
+        // client hands it back (`Prepared::again`).
+        let mut slot = Some(request);
+        let mut result = send(app, upstream, &mut slot).await;
         if let (Err(UpstreamError::Closed), Some(bytes)) = (&result, &replay) {
-            if let Some(again) = prepared.replay(None, bytes, Some(&credential)) {
-                result = send(app, upstream, &mut Some(again)).await;
+            slot = prepared.replay(slot.take(), bytes, Some(&credential));
+            if slot.is_some() {
+                result = send(app, upstream, &mut slot).await;
             }
         }
         if let (Some((_, nonces)), Ok(response)) = (credential.dpop, &result) {
@@ -207,8 +211,9 @@ pub fn with_session<'a>(
                 if let Some(bytes) = &replay {
                     app.metrics.dpop_nonce_challenge("upstream");
                     debug!("the upstream asked for a DPoP nonce; sending again with it");
-                    if let Some(again) = prepared.request(full(bytes.clone()), Some(&credential)) {
-                        result = send(app, upstream, &mut Some(again)).await;
+                    slot = prepared.again(slot.take(), full(bytes.clone()), Some(&credential));
+                    if slot.is_some() {
+                        result = send(app, upstream, &mut slot).await;
                         if let Ok(response) = &result {
                             nonces.learn(response.headers());
                         }
@@ -229,10 +234,10 @@ pub fn with_session<'a>(
                             "the upstream rejected the access token; refreshed and retried once"
                         );
                         let newer_credential = Credential::of(newer.session(), upstream);
-                        if let Some(retry) = prepared.request(full(bytes), Some(&newer_credential))
-                        {
+                        slot = prepared.again(slot.take(), full(bytes), Some(&newer_credential));
+                        if slot.is_some() {
                             cookies = new_cookies;
-                            result = send(app, upstream, &mut Some(retry)).await;
+                            result = send(app, upstream, &mut slot).await;
                         }
                     }
                     Freshened::Ended { clear } => return with_cookies(login_required(), clear),

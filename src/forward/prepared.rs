@@ -17,20 +17,27 @@ use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use tracing::{info, warn};
 
-/// A request rewritten for the upstream, minus body and token: can be sent twice.
+/// A request rewritten for the upstream, minus body and token: can be sent again.
 pub(super) struct Prepared {
     pub(super) method: Method,
     pub(super) uri: Uri,
     pub(super) headers: HeaderMap,
-    /// The header fields went with the one request [`Prepared::lent`] made.
+    /// The header fields went with the request [`Prepared::first`] made: the ones after it
+    /// are made from that request, handed back.
     lent: bool,
 }
 
 impl Prepared {
-    /// The request without a credential, when its one replay can only be of the very same
-    /// request: when the upstream's client lends it back ([`Upstream::lends`]: the direct
-    /// client, a request without a body), the header fields go with it rather than a copy.
-    pub(super) fn lent(&mut self, body: Body, upstream: &Upstream) -> Request<Body> {
+    /// The first request, with `credential`. When the upstream's client lends it back
+    /// ([`Upstream::lends`]: the direct client, a request without a body), the header fields go
+    /// with it rather than a copy, and any request after it is made from the one handed back
+    /// ([`Prepared::again`]).
+    pub(super) fn first(
+        &mut self,
+        body: Body,
+        credential: Option<&Credential<'_>>,
+        upstream: &Upstream,
+    ) -> Option<Request<Body>> {
         let mut request = Request::new(body);
         *request.method_mut() = self.method.clone();
         *request.uri_mut() = self.uri.clone();
@@ -41,12 +48,32 @@ impl Prepared {
         } else {
             self.headers = request.headers().clone();
         }
-        request
+        self.authorized(request, credential)
+    }
+
+    /// The request again, with `body` and `credential` (a new DPoP proof, or another token):
+    /// from `lent`, the request the upstream's client handed back, or else from the prepared
+    /// head. `None` when the credential cannot be sent, or the head went with a request that
+    /// was not handed back.
+    pub(super) fn again(
+        &self,
+        lent: Option<Request<Body>>,
+        body: Body,
+        credential: Option<&Credential<'_>>,
+    ) -> Option<Request<Body>> {
+        match lent {
+            Some(mut request) => {
+                *request.body_mut() = body;
+                self.authorized(request, credential)
+            }
+            None if self.lent => None,
+            None => self.request(body, credential),
+        }
     }
 
     /// The request again after the upstream closed a kept-alive connection without answering
-    /// (RFC 9110 §9.2.2): only for idempotent methods, whose repetition is harmless. `lent` is
-    /// the request the upstream's client left with the caller, sent again as it is.
+    /// (RFC 9110 §9.2.2): only for idempotent methods, whose repetition is harmless. `lent` as
+    /// for [`Prepared::again`].
     pub(super) fn replay(
         &self,
         lent: Option<Request<Body>>,
@@ -60,18 +87,14 @@ impl Prepared {
         if !idempotent {
             return None;
         }
-        let again = match lent {
-            Some(request) => Some(request),
-            // The header fields went with a request that was not handed back.
-            None if self.lent => None,
-            None => self.request(full(body.clone()), credential),
-        };
+        let again = self.again(lent, full(body.clone()), credential);
         if again.is_some() {
             info!("the upstream closed a kept-alive connection before answering; sending again");
         }
         again
     }
 
+    /// A request from the prepared head (which must not have been lent), with `credential`.
     pub(super) fn request(
         &self,
         body: Body,
@@ -82,49 +105,58 @@ impl Prepared {
         *request.uri_mut() = self.uri.clone();
         *request.version_mut() = Version::HTTP_11;
         *request.headers_mut() = self.headers.clone();
-        if let Some(credential) = credential {
-            // A proof is the proxy's to make: none from the browser goes along.
-            request.headers_mut().remove(&DPOP);
-            let set = match (credential.dpop, credential.bearer) {
-                (None, Some(ready)) => {
-                    request.headers_mut().insert(AUTHORIZATION, ready.clone());
-                    true
-                }
-                (None, None) => {
-                    headers::set_bearer(request.headers_mut(), credential.token).is_ok()
-                }
-                // A new proof for this method and URL, with the API's latest nonce.
-                (Some((key, nonces)), _) => crate::dpop::authorize(
+        self.authorized(request, credential)
+    }
+
+    /// `request` with `credential` set (whatever credential it carried replaced).
+    fn authorized(
+        &self,
+        mut request: Request<Body>,
+        credential: Option<&Credential<'_>>,
+    ) -> Option<Request<Body>> {
+        let Some(credential) = credential else {
+            return Some(request);
+        };
+        // A proof is the proxy's to make: none from the browser goes along.
+        request.headers_mut().remove(&DPOP);
+        let set = match (credential.dpop, credential.bearer) {
+            (None, Some(ready)) => {
+                request.headers_mut().insert(AUTHORIZATION, ready.clone());
+                true
+            }
+            (None, None) => headers::set_bearer(request.headers_mut(), credential.token).is_ok(),
+            // A new proof for this method and URL, with the API's latest nonce.
+            (Some((key, nonces)), _) => {
+                let htu = self.htu(request.headers());
+                crate::dpop::authorize(
                     request.headers_mut(),
                     key,
                     credential.token,
                     self.method.as_str(),
-                    &self.htu(),
+                    &htu,
                     nonces.current().as_deref().map(String::as_str),
-                ),
-            };
-            if !set {
-                warn!("the access token is not a valid header value; not forwarding");
-                return None;
+                )
             }
+        };
+        if !set {
+            warn!("the access token is not a valid header value; not forwarding");
+            return None;
         }
         Some(request)
     }
 
     /// The URL the API receives, as it reconstructs it: the scheme it is told
-    /// (`X-Forwarded-Proto`), the `Host` it is sent and the path, without the query (RFC 9449
-    /// §4.2 `htu`).
-    fn htu(&self) -> String {
-        let proto = self
-            .headers
+    /// (`X-Forwarded-Proto`), the `Host` it is sent (in `headers`, the request's) and the path,
+    /// without the query (RFC 9449 §4.2 `htu`).
+    fn htu(&self, headers: &HeaderMap) -> String {
+        let proto = headers
             .get(&headers::X_FORWARDED_PROTO)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split(',').next())
             .map(|v| v.trim().to_ascii_lowercase())
             .filter(|v| v == "https" || v == "http")
             .unwrap_or_else(|| "http".to_string());
-        let host = self
-            .headers
+        let host = headers
             .get(HOST)
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
