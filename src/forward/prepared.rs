@@ -95,11 +95,7 @@ impl Prepared {
     }
 
     /// A request from the prepared head (which must not have been lent), with `credential`.
-    pub(super) fn request(
-        &self,
-        body: Body,
-        credential: Option<&Credential<'_>>,
-    ) -> Option<Request<Body>> {
+    fn request(&self, body: Body, credential: Option<&Credential<'_>>) -> Option<Request<Body>> {
         let mut request = Request::new(body);
         *request.method_mut() = self.method.clone();
         *request.uri_mut() = self.uri.clone();
