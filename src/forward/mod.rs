@@ -305,10 +305,10 @@ fn invalid_token(response: &Response<PooledBody>) -> bool {
             })
 }
 
-/// Not an `async fn`, which would keep a second copy of the request in its state.
+/// Sends the request in `slot`: taken from it, or left there when the upstream's client lends
+/// it (see [`Upstream::send`]). Not an `async fn`, which would keep a second copy of its
+/// arguments in its state.
 #[allow(clippy::manual_async_fn)]
-/// The request is taken from `slot`, or left there when the upstream's client lends it (see
-/// [`Upstream::send`]).
 fn send<'a>(
     app: &'a App,
     upstream: &'a Upstream,
