@@ -14,8 +14,10 @@ import readline from 'node:readline';
 import assert from 'node:assert/strict';
 
 import {
-  calculateJwkThumbprint, decodeJwt, decodeProtectedHeader, exportJWK, generateKeyPair, SignJWT,
+  calculateJwkThumbprint, decodeJwt, decodeProtectedHeader, exportJWK, SignJWT,
 } from 'jose';
+
+import { keyPair } from './keys.js';
 
 const here = new URL('.', import.meta.url).pathname;
 const children = [];
@@ -58,10 +60,10 @@ const rsNonce = external ? process.env.SELFTEST_RS_NONCE : await start('resource
 console.log(`provider ${issuer}, resource server ${rs}, resource server with nonces ${rsNonce}`);
 
 // --- the client's DPoP key and proofs --------------------------------------------------------
-const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
+const { privateKey, publicKey } = keyPair('ec', { namedCurve: 'P-256' });
 const jwk = await exportJWK(publicKey);
 const jkt = await calculateJwkThumbprint(jwk, 'sha256');
-const other = await generateKeyPair('ES256');
+const other = keyPair('ec', { namedCurve: 'P-256' });
 const otherJwk = await exportJWK(other.publicKey);
 
 async function proof(htm, htu, { at, nonce, jti = crypto.randomUUID(), iat, key = privateKey, pub = jwk, typ = 'dpop+jwt' } = {}) {

@@ -50,6 +50,7 @@
 
 import http from 'node:http';
 import crypto from 'node:crypto';
+import { keyPair } from './keys.js';
 
 // oidc-provider writes its notices with console.info (stdout). stdout is reserved for the one
 // issuer line the harness waits for, so route every console method to stderr *before* the
@@ -96,7 +97,7 @@ const PRIVATE_KEY_JWT = CLIENT_AUTH === 'private_key_jwt';
 const { default: Provider } = await import('oidc-provider');
 
 // Fresh keys per run: nothing here outlives the process (storage is in memory too).
-const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+const { privateKey } = keyPair('rsa', { modulusLength: 2048 });
 const signingKey = { ...privateKey.export({ format: 'jwk' }), kid: 'test-rs256', use: 'sig', alg: 'RS256' };
 
 const DAY = 24 * 60 * 60;
@@ -109,7 +110,7 @@ if (PRIVATE_KEY_JWT) {
     ['client-ps256', 'PS256', 'rsa', { modulusLength: 2048 }],
     ['client-es256', 'ES256', 'ec', { namedCurve: 'P-256' }],
   ]) {
-    const pair = crypto.generateKeyPairSync(type, options);
+    const pair = keyPair(type, options);
     clientKeys[kid] = {
       jwk: { ...pair.privateKey.export({ format: 'jwk' }), kid, alg },
       pem: pair.privateKey.export({ format: 'pem', type: 'pkcs8' }),

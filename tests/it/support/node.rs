@@ -7,7 +7,9 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 /// How long one start of a peer may take to announce itself. It takes under a second here; a
-/// start that has not announced by then is stuck, and a fresh process is started once.
+/// start that has not announced by then is stuck, and a fresh process is started once. The stuck
+/// starts seen so far were a Node 20 deadlock when a freshly generated key is exported, which
+/// `tests/oidc/keys.js` now avoids; this stays for whatever else could hang a start.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Spawns `command` (stdin and stdout piped: the peer exits when its stdin closes, so no orphan
