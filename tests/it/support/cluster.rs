@@ -237,6 +237,7 @@ listen = "127.0.0.1:0"
 {server}
 [upstream]
 url = "{upstream}"
+client = "{client}"
 [idp]
 dialect = "oauth2"
 issuer = "{issuer}"
@@ -254,6 +255,7 @@ refresh_skew = "5s"
 {tail}"#,
             server = options.server,
             upstream = upstream,
+            client = upstream_client(),
             issuer = provider.issuer,
             idp = options.idp,
             session = options.session,
