@@ -80,10 +80,12 @@ fn relay(
 }
 
 fn strip_own_set_cookies(app: &App, headers: &mut HeaderMap) {
-    if !headers
-        .get_all(SET_COOKIE)
-        .iter()
-        .any(|v| app.codec.is_own_set_cookie(v.as_bytes()))
+    // Most responses set no cookie: found absent without a hashed lookup.
+    if !crate::proxy::headers::has(headers, &SET_COOKIE)
+        || !headers
+            .get_all(SET_COOKIE)
+            .iter()
+            .any(|v| app.codec.is_own_set_cookie(v.as_bytes()))
     {
         return;
     }

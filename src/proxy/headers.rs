@@ -53,6 +53,16 @@ fn hop_index(name: &HeaderName) -> Option<usize> {
     candidates.iter().copied().find(|&i| *HOP_BY_HOP[i] == name)
 }
 
+/// Whether `headers` has a field named `name`: for the lookups of names most requests and
+/// responses do not carry. A head holds a few fields, and comparing their names (a standard
+/// name is one byte) costs about half of hashing the one looked for; a large map is hashed.
+pub fn has(headers: &HeaderMap, name: &HeaderName) -> bool {
+    if headers.keys_len() > 8 {
+        return headers.contains_key(name);
+    }
+    headers.keys().any(|key| key == name)
+}
+
 /// Removes hop-by-hop headers in place. With `upgrade`, `Connection: upgrade` and `Upgrade`
 /// are restored after the strip so the next hop sees the handshake. Returns whether a header
 /// that `Connection` named (beyond the hop-by-hop ones) was removed.
@@ -122,28 +132,21 @@ fn names_no_header(token: &[u8]) -> bool {
         || token.eq_ignore_ascii_case(b"close")
 }
 
-/// A client address as text, formatted once per connection rather than on every request.
-#[derive(Clone, Copy)]
-pub struct ClientIp {
-    text: [u8; 45],
-    len: u8,
-}
+/// A client address as the `X-Forwarded-For` value it becomes, made once per connection: each
+/// request shares it (a reference count) instead of formatting, checking and copying it anew.
+#[derive(Clone)]
+pub struct ClientIp(HeaderValue);
 
 impl From<IpAddr> for ClientIp {
     fn from(ip: IpAddr) -> ClientIp {
-        use std::io::Write;
-        let mut text = [0u8; 45];
-        let mut rest = &mut text[..];
-        // 45 bytes hold the longest IPv6 text form.
-        let _ = write!(rest, "{ip}");
-        let len = (45 - rest.len()) as u8;
-        ClientIp { text, len }
+        // An address's text is digits, hex letters, `.` and `:`: always a header value.
+        ClientIp(HeaderValue::from_str(&ip.to_string()).unwrap_or(HeaderValue::from_static("")))
     }
 }
 
 impl ClientIp {
     pub fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.text[..usize::from(self.len)]).unwrap_or("")
+        self.0.to_str().unwrap_or("")
     }
 }
 
@@ -161,7 +164,6 @@ pub fn set_forwarded(
     host: Option<&HeaderValue>,
     trusted: bool,
 ) {
-    let ip = client.as_str();
     // Keep what earlier proxies recorded only when they are trusted; otherwise a client could
     // claim any address (and the lookup is skipped).
     let prior = trusted
@@ -169,8 +171,10 @@ pub fn set_forwarded(
         .flatten()
         .and_then(|v| v.to_str().ok());
     let xff = match prior {
-        Some(prior) if !prior.is_empty() => HeaderValue::from_str(&format!("{prior}, {ip}")),
-        _ => HeaderValue::from_str(ip),
+        Some(prior) if !prior.is_empty() => {
+            HeaderValue::from_str(&format!("{prior}, {}", client.as_str()))
+        }
+        _ => Ok(client.0.clone()),
     };
     if let Ok(v) = xff {
         headers.insert(X_FORWARDED_FOR.clone(), v);
@@ -309,6 +313,27 @@ mod tests {
         assert_eq!(h.get(CONNECTION).expect("connection"), "upgrade");
         assert_eq!(h.get(UPGRADE).expect("upgrade"), "websocket");
         assert!(h.contains_key("sec-websocket-key"));
+    }
+
+    /// `has` answers as `contains_key` on a small map (names compared) and a large one (hashed).
+    #[test]
+    fn has_agrees_with_contains_key_on_small_and_large_maps() {
+        let mut h = map(&[("host", "a"), ("x-custom", "b"), ("cookie", "c")]);
+        for size in [3, 12] {
+            while h.keys_len() < size {
+                let name = format!("x-filler-{}", h.keys_len());
+                h.append(
+                    HeaderName::from_bytes(name.as_bytes()).expect("name"),
+                    HeaderValue::from_static("v"),
+                );
+            }
+            for name in [COOKIE, UPGRADE, CONNECTION, AUTHORIZATION] {
+                assert_eq!(has(&h, &name), h.contains_key(&name), "{name} of {size}");
+            }
+            let custom = HeaderName::from_static("x-custom");
+            assert!(has(&h, &custom), "{size}");
+            assert!(!has(&h, &HeaderName::from_static("x-other")), "{size}");
+        }
     }
 
     #[test]

@@ -33,7 +33,7 @@ use tokio_util::task::TaskTracker;
 use tracing::debug;
 
 /// What the data path knows about the client connection.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConnInfo {
     pub peer: std::net::SocketAddr,
     /// The peer's address as text, for `X-Forwarded-For`.

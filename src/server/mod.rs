@@ -265,6 +265,7 @@ async fn serve<I>(
         service_fn(move |request| {
             let busy = activity.begin();
             let app = Arc::clone(&app);
+            let conn = conn.clone();
             // Boxed per request: hyper keeps the slot for a connection's in-flight request
             // future (several KiB: the whole handler) allocated for the connection's lifetime,
             // so unboxed, every idle keep-alive connection would hold one.

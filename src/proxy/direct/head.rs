@@ -11,6 +11,7 @@
 use bytes::{Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Version};
+use smallvec::SmallVec;
 use std::mem::MaybeUninit;
 
 /// Most header fields in a response head (hyper's default too).
@@ -89,10 +90,11 @@ pub fn parse_response_head(buf: &mut BytesMut, method: &Method) -> Result<Option
     };
     // Names are parsed now; values are sliced out of the head once it is split off.
     let base = buf.as_ptr() as usize;
-    let mut names: Vec<(HeaderName, usize, usize)> = Vec::with_capacity(parsed.headers.len());
+    // On the stack for a usual head: no allocation for them.
+    let mut names: SmallVec<[(HeaderName, usize, usize); 16]> = SmallVec::new();
     for field in parsed.headers.iter() {
         let name =
-            HeaderName::from_bytes(field.name.as_bytes()).map_err(|_| HeadError::Malformed)?;
+            super::names::header_name(field.name.as_bytes()).map_err(|_| HeadError::Malformed)?;
         let start = field.value.as_ptr() as usize - base;
         names.push((name, start, start + field.value.len()));
     }
@@ -114,7 +116,8 @@ pub fn parse_response_head(buf: &mut BytesMut, method: &Method) -> Result<Option
     )?;
     let reusable = !decided.to_close && keeps_alive(version, values(CONNECTION));
     let mut headers = HeaderMap::with_capacity(names.len());
-    for (name, start, end) in names {
+    // Drained in place: `into_iter` would first move the whole inline array.
+    for (name, start, end) in names.drain(..) {
         if decided.drop_length && name == CONTENT_LENGTH {
             continue;
         }

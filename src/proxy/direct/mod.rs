@@ -14,6 +14,7 @@
 mod body;
 pub mod decode;
 pub mod head;
+mod names;
 
 pub use body::DirectBody;
 
@@ -46,7 +47,7 @@ const KEPT_WRITE_BUFFER: usize = 8 * 1024;
 pub fn eligible(request: &Request<Body>) -> bool {
     request.body().is_end_stream()
         && request.method() != Method::CONNECT
-        && !request.headers().contains_key(UPGRADE)
+        && !super::headers::has(request.headers(), &UPGRADE)
 }
 
 /// The socket and its two buffers. The write buffer holds the last request head, its
