@@ -6,6 +6,8 @@
 #   bench/callgrind.sh anonymous    # public path, no cookie
 #   bench/callgrind.sh session-ended  # as `session`, with a record of 100,000 ended sessions
 #   bench/callgrind.sh session-dpop   # as `session`, DPoP-bound: a proof signed per request
+#   bench/callgrind.sh session-large  # as `session`, with bench/run.sh's 6 KB `groups` claim
+#                                     # (the session sealed into two cookies)
 #   bench/callgrind.sh sessions-many  # as `session`, wrk cycling through $MANY distinct cookies
 #                                     # (default 1,000: more than the cache of opened sessions holds)
 #   bench/callgrind.sh nginx-anonymous  # the reference: nginx proxy_pass (bench/run.sh's, in one
@@ -33,9 +35,9 @@ source bench/fixture.sh
 need valgrind nginx wrk
 MODE="${1:-session}"
 case "$MODE" in
-  session | anonymous | session-ended | session-dpop | sessions-many) ;;
+  session | anonymous | session-ended | session-dpop | session-large | sessions-many) ;;
   nginx-anonymous | nginx-session | bare-hyper) ;;
-  *) echo "usage: $0 session|anonymous|session-ended|session-dpop|sessions-many|nginx-anonymous|nginx-session|bare-hyper" >&2; exit 2 ;;
+  *) echo "usage: $0 session|anonymous|session-ended|session-dpop|session-large|sessions-many|nginx-anonymous|nginx-session|bare-hyper" >&2; exit 2 ;;
 esac
 ENDED="${ENDED:-100000}"
 MANY="${MANY:-1000}"
@@ -69,6 +71,7 @@ REDIS=""
 trap 'kill -TERM $NGINX $REDIS 2>/dev/null; wait $NGINX $REDIS 2>/dev/null || true' EXIT
 SEAL_ARGS=()
 [ "$MODE" != session-dpop ] || SEAL_ARGS=(--dpop)
+[ "$MODE" != session-large ] || SEAL_ARGS=(--groups 6000)
 if [ "$MODE" = session-ended ]; then
   # Redis calls under valgrind are slow: a 1,000-entry XREAD must not time out (250 ms default).
   cat >> "$DIR/th.toml" <<EOF

@@ -15,22 +15,30 @@
 //! holds nonce or ciphertext bytes that a guess would have to match whole: no byte-at-a-time
 //! oracle on a cached value. Besides, a value reaches a slot only through the keyed hash.
 //!
-//! Bounded: [`SLOTS`] direct-mapped slots, and only values up to [`MAX_SEALED`] bytes (a
-//! chunked session is opened every time). A value is kept the second time it is seen in a
-//! row in its slot, so a stream of distinct sessions (more than the slots hold) does not churn
-//! the cache with entries that would be evicted before their next use.
+//! Bounded: [`SLOTS`] direct-mapped slots, each holding a value of up to [`MAX_SEALED`] bytes
+//! (one cookie), and of those at most [`LARGE_ENTRIES`] holding a chunked value (up to
+//! [`MAX_LARGE_SEALED`]): a few users with large sessions are served from here, and the cache
+//! stays within ~0.45 MiB for the small ones plus ~0.4 MiB for the large ones. A chunked value
+//! that finds the large entries taken is opened every time, as before. A value is kept the
+//! second time it is seen in a row in its slot, so a stream of distinct sessions (more than the
+//! slots hold) does not churn the cache with entries that would be evicted before their next use.
 
 use super::Session;
 use http::HeaderValue;
 use siphasher::sip::SipHasher13;
 use std::hash::Hasher;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// Number of slots; each holds at most one session (~3.5 KB for a 900-byte access token:
 /// the sealed value, the decoded session and the `Authorization` value).
 pub const SLOTS: usize = 128;
-/// Largest sealed value kept (an unchunked cookie is at most `CHUNK_BYTES`).
+/// Largest sealed value kept in any slot (an unchunked cookie is at most `CHUNK_BYTES`).
 pub const MAX_SEALED: usize = super::cookies::CHUNK_BYTES;
+/// Largest chunked value kept: every chunk a session may have.
+pub const MAX_LARGE_SEALED: usize = super::cookies::MAX_CHUNKS * super::cookies::CHUNK_BYTES;
+/// Most slots holding a chunked value at once (each up to ~52 KB with its decoded session).
+pub const LARGE_ENTRIES: usize = 8;
 /// Bytes of the sealed value's end that pick the slot: its GCM tag (random for every seal).
 const TAIL: usize = 24;
 
@@ -68,6 +76,13 @@ struct Entry {
     opened: Opened,
 }
 
+impl Entry {
+    /// A chunked value: counted in [`LARGE_ENTRIES`].
+    fn large(&self) -> bool {
+        self.sealed.len() > MAX_SEALED
+    }
+}
+
 #[derive(Default)]
 struct Slot {
     /// The slot hash of the last value that missed here (kept on its second miss).
@@ -78,6 +93,9 @@ struct Slot {
 pub(super) struct OpenedCache {
     hasher: SipHasher13,
     slots: Box<[Mutex<Slot>]>,
+    /// Slots holding a chunked value (at most [`LARGE_ENTRIES`]); changed only under the lock
+    /// of the slot whose entry comes or goes.
+    large: AtomicUsize,
 }
 
 /// Never the values: the entries hold credentials.
@@ -96,6 +114,7 @@ impl Default for OpenedCache {
         OpenedCache {
             hasher: SipHasher13::new_with_key(&key),
             slots: (0..SLOTS).map(|_| Mutex::default()).collect(),
+            large: AtomicUsize::new(0),
         }
     }
 }
@@ -117,7 +136,7 @@ impl OpenedCache {
 
     /// The session `sealed` opened to under key ring `generation`, if it is here.
     pub fn get(&self, sealed: &[u8], generation: u64) -> Option<Opened> {
-        if sealed.len() > MAX_SEALED {
+        if sealed.len() > MAX_LARGE_SEALED {
             return None;
         }
         let entry = {
@@ -133,7 +152,7 @@ impl OpenedCache {
 
     /// Records what `sealed` opened to (the second time in a row it misses in its slot).
     pub fn put(&self, sealed: &[u8], generation: u64, opened: impl FnOnce() -> Opened) {
-        if sealed.len() > MAX_SEALED {
+        if sealed.len() > MAX_LARGE_SEALED {
             return;
         }
         let hash = self.hash(sealed);
@@ -149,14 +168,55 @@ impl OpenedCache {
             generation,
             opened: opened(),
         });
+        let mut slot = self.slot(hash);
+        let was_large = slot.entry.as_ref().is_some_and(|old| old.large());
+        match (was_large, entry.large()) {
+            (false, true) => {
+                let reserved = self
+                    .large
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                        (n < LARGE_ENTRIES).then_some(n + 1)
+                    });
+                if reserved.is_err() {
+                    // Every large entry is taken: this one is opened every time.
+                    return;
+                }
+            }
+            (true, false) => {
+                self.large.fetch_sub(1, Ordering::AcqRel);
+            }
+            _ => {}
+        }
+        let old = slot.entry.replace(entry);
         // The old entry is dropped after the lock is released.
-        let _old = self.slot(hash).entry.replace(entry);
+        drop(slot);
+        drop(old);
+    }
+
+    /// Slots holding a chunked value: as counted, and as found by looking at every slot.
+    #[cfg(test)]
+    pub fn large_entries(&self) -> (usize, usize) {
+        let found = self
+            .slots
+            .iter()
+            .filter(|slot| {
+                let slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
+                slot.entry.as_ref().is_some_and(|entry| entry.large())
+            })
+            .count();
+        (self.large.load(Ordering::Acquire), found)
     }
 
     /// Empties every slot (a new key ring: nothing here can be served again).
     pub fn clear(&self) {
         for slot in self.slots.iter() {
-            let _old = std::mem::take(&mut *slot.lock().unwrap_or_else(PoisonError::into_inner));
+            let mut slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
+            let old = std::mem::take(&mut *slot);
+            if old.entry.as_ref().is_some_and(|entry| entry.large()) {
+                self.large.fetch_sub(1, Ordering::AcqRel);
+            }
+            drop(slot);
+            drop(old);
         }
     }
 }

@@ -117,10 +117,47 @@ fn a_dpop_bound_session_gets_no_bearer_value() {
 }
 
 #[test]
-fn a_chunked_session_is_opened_every_time() {
+fn a_chunked_session_is_served_with_its_bearer_value_ready() {
     let c = codec(K1);
-    let headers = request_with(&c.seal(&session(4000), NOW));
-    let opening = read_n(&c, &headers, NOW, 3);
-    assert_eq!(token(&opening.outcome), Some(&*"a".repeat(4000)));
-    assert!(opening.bearer.is_none());
+    let sealed = c.seal(&session(4000), NOW);
+    assert!(sealed.len() > 1, "chunked");
+    let headers = request_with(&sealed);
+    let first = read_n(&c, &headers, NOW, 1);
+    assert!(first.bearer.is_none(), "opened, not from the cache");
+    let third = read_n(&c, &headers, NOW, 2);
+    assert_eq!(token(&third.outcome), Some(&*"a".repeat(4000)));
+    let bearer = third.bearer.expect("from the cache");
+    assert_eq!(bearer, format!("Bearer {}", "a".repeat(4000)).as_str());
+    assert_eq!(c.opened.large_entries(), (1, 1));
+}
+
+/// At most `LARGE_ENTRIES` slots hold a chunked value; the others are opened every time. The
+/// count follows every entry that comes and goes: replaced by small ones, and a new key ring.
+#[test]
+fn chunked_values_take_at_most_their_share_of_the_slots() {
+    let c = codec(K1);
+    let mut large_hits = 0;
+    for _ in 0..40 {
+        let headers = request_with(&c.seal(&session(4000), NOW));
+        let opening = read_n(&c, &headers, NOW, 3);
+        assert_eq!(token(&opening.outcome), Some(&*"a".repeat(4000)));
+        large_hits += usize::from(opening.bearer.is_some());
+        let (counted, found) = c.opened.large_entries();
+        assert_eq!(counted, found);
+        assert!(counted <= opened::LARGE_ENTRIES, "{counted}");
+    }
+    assert_eq!(c.opened.large_entries().0, opened::LARGE_ENTRIES);
+    assert!(large_hits >= opened::LARGE_ENTRIES, "{large_hits}");
+    assert!(large_hits < 40, "some were opened every time: {large_hits}");
+    // Small sessions over every slot: the large entries they replace are no longer counted.
+    for _ in 0..600 {
+        let headers = request_with(&c.seal(&session(100), NOW));
+        read_n(&c, &headers, NOW, 2);
+    }
+    let (counted, found) = c.opened.large_entries();
+    assert_eq!(counted, found);
+    assert!(counted < opened::LARGE_ENTRIES, "{counted}");
+    // A new key ring empties the cache, and the count with it.
+    c.set_keys(KeyRing::parse(K2).expect("keys"));
+    assert_eq!(c.opened.large_entries(), (0, 0));
 }
