@@ -16,6 +16,8 @@
 #                                       # client, nothing else), sent the `anonymous` request
 #   BARE_HYPER_CLIENT=own bench/callgrind.sh bare-hyper  # the same with a minimal hand-written
 #                                       # upstream client instead of hyper's (a measurement only)
+#   BARE_HYPER_SERVER=own BARE_HYPER_CLIENT=own bench/callgrind.sh bare-hyper  # and a minimal
+#                                       # hand-written server loop instead of hyper's server too
 # session-ended: the proxy also has `[coordination]` on a redis-server started here, whose
 # stream `th:{ended}:log` holds $ENDED entries (default 100,000; a third of each kind, random
 # digests, so none names the measured session) before the proxy starts, and the measured

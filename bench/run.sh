@@ -16,6 +16,8 @@
 # and allocator as token-handler, and nothing else) is measured too, the same way: the floor
 # under token-handler's data path. With BARE_HYPER_CLIENT=own in the environment, its upstream hop
 # goes through a minimal hand-written client instead of hyper's (a measurement, see BENCHMARKS.md).
+# With BARE_HYPER_SERVER=own as well, its client side is a minimal hand-written server loop instead
+# of hyper's server (a measurement too).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/need.sh

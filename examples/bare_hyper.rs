@@ -9,10 +9,15 @@
 //!
 //! With `BARE_HYPER_CLIENT=own`, the upstream hop goes through a minimal hand-written client
 //! (`bare_hyper_parts/own_client.rs`: bodies with `Content-Length` only, in the request's own
-//! task) instead of hyper's, to measure what hyper's client costs (BENCHMARKS.md).
+//! task) instead of hyper's, to measure what hyper's client costs (BENCHMARKS.md). With
+//! `BARE_HYPER_SERVER=own` as well, the client side is a minimal hand-written server loop too
+//! (`bare_hyper_parts/own_server.rs`: requests without a body), to measure what hyper's server
+//! costs; it needs `BARE_HYPER_CLIENT=own`.
 
 #[path = "bare_hyper_parts/own_client.rs"]
 mod own_client;
+#[path = "bare_hyper_parts/own_server.rs"]
+mod own_server;
 
 use http::header::AUTHORIZATION;
 use http::{HeaderValue, Request, Response};
@@ -60,11 +65,27 @@ async fn serve(listen: SocketAddr, upstream: SocketAddr, bearer: HeaderValue) {
     let pool: Pool = Arc::default();
     let own: own_client::Pool = Arc::default();
     let own_client = std::env::var("BARE_HYPER_CLIENT").is_ok_and(|v| v == "own");
+    let own_server = std::env::var("BARE_HYPER_SERVER").is_ok_and(|v| v == "own");
+    assert!(
+        own_client || !own_server,
+        "BARE_HYPER_SERVER=own needs BARE_HYPER_CLIENT=own"
+    );
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
         let _ = stream.set_nodelay(true);
+        if own_server {
+            let (own, bearer) = (Arc::clone(&own), bearer.clone());
+            tokio::spawn(async move {
+                let _ = own_server::serve(stream, |mut request| {
+                    let (own, bearer) = (Arc::clone(&own), bearer.clone());
+                    async move { own_client::exchange(&mut request, upstream, &own, bearer).await }
+                })
+                .await;
+            });
+            continue;
+        }
         if own_client {
             let (own, bearer) = (Arc::clone(&own), bearer.clone());
             tokio::spawn(async move {

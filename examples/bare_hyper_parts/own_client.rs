@@ -41,15 +41,30 @@ pub async fn forward(
     pool: Pool,
     bearer: HeaderValue,
 ) -> Result<Response<Full<Bytes>>, Error> {
+    let (status, headers, body) = exchange(&mut request, upstream, &pool, bearer).await?;
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    Ok(response)
+}
+
+/// The exchange itself, for any request type (also `own_server`'s): the fixed `Authorization`
+/// set, the head written, the response's head and whole body read.
+pub async fn exchange<B>(
+    request: &mut Request<B>,
+    upstream: SocketAddr,
+    pool: &Pool,
+    bearer: HeaderValue,
+) -> Result<(StatusCode, HeaderMap, Bytes), Error> {
     let taken = pool.lock().expect("pool").pop();
     let mut conn = match taken {
         Some(conn) => conn,
         None => connect(upstream).await?,
     };
     request.headers_mut().insert(AUTHORIZATION, bearer);
-    write_request_head(&mut conn.write, &request);
+    write_request_head(&mut conn.write, request);
     conn.stream.write_all(&conn.write).await?;
-    let (status, headers, length) = read_head(&mut conn, &request).await?;
+    let (status, headers, length) = read_head(&mut conn, request).await?;
     while conn.read.len() < length {
         conn.read.reserve(length - conn.read.len());
         if conn.stream.read_buf(&mut conn.read).await? == 0 {
@@ -58,10 +73,7 @@ pub async fn forward(
     }
     let body = conn.read.split_to(length).freeze();
     pool.lock().expect("pool").push(conn);
-    let mut response = Response::new(Full::new(body));
-    *response.status_mut() = status;
-    *response.headers_mut() = headers;
-    Ok(response)
+    Ok((status, headers, body))
 }
 
 async fn connect(upstream: SocketAddr) -> Result<Conn, Error> {
