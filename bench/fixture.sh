@@ -18,7 +18,8 @@ EOF
 }
 
 # write_proxy DIR LISTEN_PORT ADMIN_PORT UPSTREAM_PORT: $DIR/th.toml, one worker thread;
-# upstream.client from BENCH_UPSTREAM_CLIENT (default hyper).
+# upstream.client from BENCH_UPSTREAM_CLIENT (default hyper), server.scheduler from
+# BENCH_SCHEDULER (default work_stealing).
 write_proxy() {
   local dir=$1 listen=$2 admin=$3 upstream=$4
   cat > "$dir/th.toml" <<EOF
@@ -26,6 +27,7 @@ write_proxy() {
 listen = "127.0.0.1:$listen"
 admin_listen = "127.0.0.1:$admin"
 worker_threads = 1
+scheduler = "${BENCH_SCHEDULER:-work_stealing}"
 [upstream]
 url = "http://127.0.0.1:$upstream"
 client = "${BENCH_UPSTREAM_CLIENT:-hyper}"

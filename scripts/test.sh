@@ -75,3 +75,8 @@ cargo test --workspace --all-targets "$@"
 # The integration suite again with the direct upstream client (`upstream.client = "direct"`):
 # every proxied request without a body then goes through it instead of hyper's client.
 TOKEN_HANDLER_TEST_UPSTREAM_CLIENT=direct cargo test --test it "$@"
+
+# And once more with `server.scheduler = "per_core"` and two workers: every second connection is
+# handed to the other worker's runtime, refreshes shared across them included
+# (tests/it/per_core.rs checks the hand-over itself, with either client).
+TOKEN_HANDLER_TEST_SCHEDULER=per_core cargo test --test it "$@"

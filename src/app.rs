@@ -39,6 +39,9 @@ pub struct App {
     pub reloads: tokio::sync::watch::Sender<u64>,
     /// Set when shutdown begins: `/readyz` turns unready at once.
     draining: AtomicBool,
+    /// `server.scheduler = "per_core"` with more than one worker: the worker threads that
+    /// accepted connections are handed to (`server::workers`).
+    pub workers: Option<crate::server::workers::Workers>,
 }
 
 /// Why the proxy could not start (after the configuration was accepted).
@@ -134,6 +137,12 @@ impl App {
             tls,
             reloads: tokio::sync::watch::channel(0).0,
             draining: AtomicBool::new(false),
+            workers: match config.server.scheduler {
+                crate::config::Scheduler::PerCore => {
+                    crate::server::workers::Workers::new(config.server.workers())
+                }
+                crate::config::Scheduler::WorkStealing => None,
+            },
             config,
         })
     }

@@ -182,7 +182,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(EXIT_CONFIG);
                 }
             };
-            let runtime = runtime(config.server.worker_threads);
+            let runtime = server_runtime(&config.server);
             // The trace exporter sends its batches from a task of this runtime.
             let telemetry = {
                 let _inside = runtime.enter();
@@ -273,9 +273,16 @@ fn pushed_authorization(config: &Config) -> String {
     }
 }
 
-/// The tokio runtime: `workers` threads (0 = one per core). One worker gets the
+/// The serving runtime: `worker_threads` threads (0 = one per core). One worker gets the
 /// current-thread scheduler: no work-stealing machinery or cross-thread wake-ups on the data
-/// path (measured in BENCHMARKS.md).
+/// path (measured in BENCHMARKS.md). So does `scheduler = "per_core"`: this runtime is its
+/// first worker, and the others start with the app (`server::workers`).
+fn server_runtime(server: &token_handler::config::ServerConfig) -> tokio::runtime::Runtime {
+    let per_core = server.scheduler == token_handler::config::Scheduler::PerCore;
+    runtime(if per_core { 1 } else { server.worker_threads })
+}
+
+/// A runtime of `workers` threads (0 = one per core; 1: the current-thread scheduler).
 fn runtime(workers: usize) -> tokio::runtime::Runtime {
     let mut builder = if workers == 1 {
         tokio::runtime::Builder::new_current_thread()

@@ -26,6 +26,7 @@ pub struct Server {
     pub tls_key_file: Option<String>,
     pub reload_interval: Option<String>,
     pub worker_threads: Option<usize>,
+    pub scheduler: Option<String>,
     pub release_start_up_pages: Option<bool>,
 }
 

@@ -38,17 +38,39 @@ pub struct ServerConfig {
     pub reload_interval: Duration,
     /// Runtime worker threads; 0 = one per CPU core.
     pub worker_threads: usize,
+    /// How connections are spread over the worker threads.
+    pub scheduler: Scheduler,
     /// Once serving, unmap the start-up code pages of the executable and its libraries
     /// (`token_handler_alloc::pages`): 3 MiB less RSS, measured.
     pub release_start_up_pages: bool,
 }
 
 impl ServerConfig {
+    /// Worker threads in force: `worker_threads`, or one per CPU core for 0.
+    pub fn workers(&self) -> usize {
+        match self.worker_threads {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        }
+    }
+
     /// Whether a peer is one of `trusted_proxies` (IPv4-mapped IPv6 peers as IPv4).
     pub fn is_trusted_proxy(&self, peer: IpAddr) -> bool {
         let peer = peer.to_canonical();
         self.trusted_proxies.iter().any(|net| net.contains(&peer))
     }
+}
+
+/// How connections are spread over `worker_threads` (BENCHMARKS.md measured both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheduler {
+    /// One tokio multi-threaded runtime: any worker may poll any connection's task (work
+    /// stealing), so a worker the OS deschedules holds up nobody else's requests.
+    WorkStealing,
+    /// One single-threaded runtime per worker; each accepted connection is handed to the next
+    /// worker in turn and stays there, with that worker's own upstream pools (the process
+    /// model of nginx). Less CPU per request, a longer tail when a worker is descheduled.
+    PerCore,
 }
 
 #[derive(Debug, Clone)]
@@ -119,6 +141,15 @@ pub(super) fn server(r: raw::Server, p: &mut Problems) -> ServerConfig {
         tls: tls_files(r.tls_cert_file, r.tls_key_file, p),
         reload_interval,
         worker_threads: r.worker_threads.unwrap_or(0),
+        scheduler: p.one_of(
+            "server.scheduler",
+            r.scheduler,
+            Scheduler::WorkStealing,
+            &[
+                ("work_stealing", Scheduler::WorkStealing),
+                ("per_core", Scheduler::PerCore),
+            ],
+        ),
         release_start_up_pages: r.release_start_up_pages.unwrap_or(true),
     }
 }
@@ -187,6 +218,22 @@ mod tests {
                 .then(|| "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".to_string())
         };
         Config::from_toml(&text, &env).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_scheduler_is_work_stealing_unless_per_core_is_asked() {
+        use super::Scheduler;
+        assert_eq!(
+            load("").expect("valid").server.scheduler,
+            Scheduler::WorkStealing
+        );
+        let per_core = load("scheduler = \"per_core\"\nworker_threads = 2").expect("valid");
+        assert_eq!(per_core.server.scheduler, Scheduler::PerCore);
+        let e = load("scheduler = \"per_thread\"").expect_err("refused");
+        assert!(
+            e.contains("server.scheduler") && e.contains("work_stealing, per_core"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Keep-alive HTTP/1.1 connections to the one upstream.
 //!
-//! There is a single upstream, so the pool is one stack of idle connections, the most recently
-//! used on top (warm in the caches, and the least likely to have been timed out by the
+//! There is a single upstream, so the pool is one stack of idle connections (one per worker with
+//! `server.scheduler = "per_core"`), the most recently used on top (warm in the caches, and the least likely to have been timed out by the
 //! upstream). A connection goes back when its response body has been read to the end
 //! ([`PooledBody`]); one whose body is dropped half-read is closed. It is taken again only if
 //! hyper reports it ready. Closed and long-idle connections are dropped where they are met.
@@ -10,6 +10,7 @@
 
 use super::UpstreamError;
 use crate::body::{Body, BoxError};
+use crate::server::workers::Shards;
 use bytes::Bytes;
 use http::Uri;
 use hyper::body::{Frame, Incoming, SizeHint};
@@ -19,7 +20,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::time::Sleep;
@@ -40,7 +41,8 @@ pub(super) const UPSTREAM_READ_BUF: usize = 16 * 1024;
 pub(super) const MAX_IDLE: usize = 1024;
 
 pub struct Pool {
-    idle: Mutex<VecDeque<Idle>>,
+    /// Per worker (`server::workers`): one shard in use unless `scheduler = "per_core"`.
+    idle: Shards<VecDeque<Idle>>,
     connector: HttpsConnector<HttpConnector>,
     /// `scheme://authority` of the upstream, what the connector dials.
     origin: Uri,
@@ -88,7 +90,7 @@ impl std::fmt::Debug for Pool {
 impl Pool {
     pub fn new(connector: HttpsConnector<HttpConnector>, origin: Uri) -> Pool {
         Pool {
-            idle: Mutex::new(VecDeque::new()),
+            idle: Shards::default(),
             connector,
             origin,
         }
@@ -97,7 +99,7 @@ impl Pool {
     /// The most recently used idle connection that is ready for a request; `now` is the
     /// caller's clock reading (one per request, shared with its response-head deadline).
     pub fn take(&self, now: Instant) -> Option<Conn> {
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut idle = self.idle.lock();
         let mut i = idle.len();
         while i > 0 {
             i -= 1;
@@ -120,7 +122,7 @@ impl Pool {
         }
         conn.forget_waker();
         let now = Instant::now();
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut idle = self.idle.lock();
         while idle
             .front()
             .is_some_and(|e| idle.len() >= MAX_IDLE || now.duration_since(e.since) > IDLE_TIMEOUT)
@@ -302,11 +304,7 @@ mod tests {
         let pool = Pool::new(connector, Uri::from_static("http://127.0.0.1:9/"));
         pool.put(conn);
         assert_eq!(Arc::strong_count(&task), 1, "and lets it go in the pool");
-        assert_eq!(
-            pool.idle.lock().expect("idle").len(),
-            1,
-            "the connection was kept"
-        );
+        assert_eq!(pool.idle.lock().len(), 1, "the connection was kept");
         driven.abort();
     }
 }

@@ -15,6 +15,7 @@
 
 pub mod conn;
 mod stall;
+pub mod workers;
 
 use crate::app::App;
 use crate::config::ServerConfig;
@@ -35,6 +36,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
+use workers::Workers;
 
 /// Response bytes buffered per HTTP/2 stream beyond what the client has taken (hyper's
 /// default is 400 KiB: a client that never reads pinned that much per stream; with this and
@@ -162,13 +164,44 @@ async fn serve_listener(
             acceptor.clone(),
             stopping.clone(),
         );
-        connections.spawn(async move {
+        let lane = app.workers.as_ref().and_then(Workers::next_lane).cloned();
+        let Some(lane) = lane else {
+            connections.spawn(async move {
+                app.metrics.connections_active.inc();
+                let metrics = Arc::clone(&app.metrics);
+                connection(app, &builder, acceptor, stream, peer, &stopping, serves).await;
+                metrics.connections_active.dec();
+                drop(permit);
+            });
+            continue;
+        };
+        // Another worker's turn: the socket leaves this runtime's driver and joins that
+        // worker's when its task first runs there.
+        let stream = match stream.into_std() {
+            Ok(stream) => stream,
+            Err(e) => {
+                debug!(error = %e, "an accepted connection could not be handed over");
+                continue;
+            }
+        };
+        let job = connections.track_future(async move {
+            let stream = match TcpStream::from_std(stream) {
+                Ok(stream) => stream,
+                Err(e) => {
+                    debug!(error = %e, "a handed-over connection could not be registered");
+                    return;
+                }
+            };
             app.metrics.connections_active.inc();
             let metrics = Arc::clone(&app.metrics);
             connection(app, &builder, acceptor, stream, peer, &stopping, serves).await;
             metrics.connections_active.dec();
             drop(permit);
         });
+        if let Err(refused) = lane.send(Box::pin(job)) {
+            // That worker is gone (its runtime could not start): served here instead.
+            tokio::spawn(refused.0);
+        }
     }
     if serves == Serves::Proxy {
         app.start_draining();

@@ -35,6 +35,7 @@ mod monitoring;
 mod no_demo;
 mod observability;
 mod par;
+mod per_core;
 mod properties;
 mod proxy_behaviour;
 mod refresh_conformance;

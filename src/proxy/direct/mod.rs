@@ -20,6 +20,7 @@ pub use body::DirectBody;
 
 use super::UpstreamError;
 use crate::body::Body;
+use crate::server::workers::Shards;
 use bytes::BytesMut;
 use head::{parse_response_head, write_request_head, Head, HeadError};
 use http::header::UPGRADE;
@@ -28,7 +29,7 @@ use hyper::body::Body as _;
 use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
@@ -107,7 +108,8 @@ pub struct DirectConn {
 /// The direct client's idle connections to one upstream, the most recently used on top.
 #[derive(Debug)]
 pub struct DirectPool {
-    idle: Mutex<VecDeque<(DirectConn, Instant)>>,
+    /// Per worker (`server::workers`): one shard in use unless `scheduler = "per_core"`.
+    idle: Shards<VecDeque<(DirectConn, Instant)>>,
     host: String,
     port: u16,
     connect_timeout: Duration,
@@ -135,7 +137,7 @@ impl DirectPool {
             .trim_end_matches(']')
             .to_string();
         Some(DirectPool {
-            idle: Mutex::new(VecDeque::new()),
+            idle: Shards::default(),
             host,
             port: origin.port_u16().unwrap_or(80),
             connect_timeout,
@@ -143,7 +145,7 @@ impl DirectPool {
     }
 
     fn take(&self, now: Instant) -> Option<DirectConn> {
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut idle = self.idle.lock();
         while let Some((conn, since)) = idle.pop_back() {
             if now.saturating_duration_since(since) > IDLE_TIMEOUT {
                 // Everything under it is older still.
@@ -168,7 +170,7 @@ impl DirectPool {
         // An idle connection keeps no task's waker.
         forget_waker(&mut conn.timer);
         let now = Instant::now();
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut idle = self.idle.lock();
         while idle.front().is_some_and(|(_, since)| {
             idle.len() >= MAX_IDLE || now.saturating_duration_since(*since) > IDLE_TIMEOUT
         }) {
@@ -336,7 +338,7 @@ mod tests {
         let shown = format!("{conn:?}");
         assert!(!shown.contains("token-in"), "{shown}");
         pool.put(conn);
-        assert_eq!(pool.idle.lock().expect("idle").len(), 1, "pooled");
+        assert_eq!(pool.idle.lock().len(), 1, "pooled");
         let shown = format!("{pool:?}");
         assert!(!shown.contains("token-in"), "{shown}");
         assert!(shown.contains(&addr.to_string()), "{shown}");

@@ -77,7 +77,7 @@ pub fn config_toml(
     dialect: &str,
     tweaks: &[(&str, &str)],
 ) -> String {
-    let defaults: &[(&str, String)] = &[
+    let mut defaults: Vec<(&str, String)> = vec![
         ("server", "listen = \"127.0.0.1:0\"".into()),
         ("server", "shutdown_grace = \"5s\"".into()),
         ("upstream", format!("url = \"{upstream_url}\"")),
@@ -96,6 +96,10 @@ pub fn config_toml(
         ),
         ("session", "refresh_skew = \"5s\"".into()),
     ];
+    if let Some(scheduler) = scheduler() {
+        defaults.push(("server", format!("scheduler = \"{scheduler}\"")));
+        defaults.push(("server", "worker_threads = 2".into()));
+    }
     let key = |line: &str| line.split('=').next().unwrap_or("").trim().to_string();
     let mut text = String::new();
     for section in [
@@ -140,6 +144,12 @@ pub fn config_toml(
 /// `direct`; `scripts/test.sh` runs the proxy suites with each), else `hyper`.
 pub fn upstream_client() -> String {
     std::env::var("TOKEN_HANDLER_TEST_UPSTREAM_CLIENT").unwrap_or_else(|_| "hyper".into())
+}
+
+/// The scheduler the tests' proxies use: `TOKEN_HANDLER_TEST_SCHEDULER` (`per_core`, with two
+/// workers: `scripts/test.sh` runs the proxy suites with it once more), else the default.
+pub fn scheduler() -> Option<String> {
+    std::env::var("TOKEN_HANDLER_TEST_SCHEDULER").ok()
 }
 
 pub fn env(keys: &str) -> impl Fn(&str) -> Option<String> {
