@@ -166,13 +166,9 @@ async fn serve_listener(
         );
         let lane = app.workers.as_ref().and_then(Workers::next_lane).cloned();
         let Some(lane) = lane else {
-            connections.spawn(async move {
-                app.metrics.connections_active.inc();
-                let metrics = Arc::clone(&app.metrics);
-                connection(app, &builder, acceptor, stream, peer, &stopping, serves).await;
-                metrics.connections_active.dec();
-                drop(permit);
-            });
+            connections.spawn(accepted(
+                app, builder, acceptor, stream, peer, stopping, serves, permit,
+            ));
             continue;
         };
         // Another worker's turn: the socket leaves this runtime's driver and joins that
@@ -185,18 +181,15 @@ async fn serve_listener(
             }
         };
         let job = connections.track_future(async move {
-            let stream = match TcpStream::from_std(stream) {
-                Ok(stream) => stream,
-                Err(e) => {
-                    debug!(error = %e, "a handed-over connection could not be registered");
-                    return;
+            match TcpStream::from_std(stream) {
+                Ok(stream) => {
+                    accepted(
+                        app, builder, acceptor, stream, peer, stopping, serves, permit,
+                    )
+                    .await
                 }
-            };
-            app.metrics.connections_active.inc();
-            let metrics = Arc::clone(&app.metrics);
-            connection(app, &builder, acceptor, stream, peer, &stopping, serves).await;
-            metrics.connections_active.dec();
-            drop(permit);
+                Err(e) => debug!(error = %e, "a handed-over connection could not be registered"),
+            }
         });
         if let Err(refused) = lane.send(Box::pin(job)) {
             // That worker is gone (its runtime could not start): served here instead.
@@ -222,6 +215,26 @@ async fn serve_listener(
         Err(_) => warn!("shutdown grace expired with requests still in flight"),
     }
     Ok(())
+}
+
+/// An accepted connection's life on the runtime that serves it, counted in the active
+/// connections and holding its `max_connections` slot.
+#[allow(clippy::too_many_arguments)]
+async fn accepted(
+    app: Arc<App>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    acceptor: Option<TlsAcceptor>,
+    stream: TcpStream,
+    peer: std::net::SocketAddr,
+    stopping: CancellationToken,
+    serves: Serves,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) {
+    app.metrics.connections_active.inc();
+    let metrics = Arc::clone(&app.metrics);
+    connection(app, &builder, acceptor, stream, peer, &stopping, serves).await;
+    metrics.connections_active.dec();
+    drop(permit);
 }
 
 /// One accepted connection: TLS if configured, then HTTP.
