@@ -29,21 +29,22 @@ pub fn index() -> usize {
 /// own, so a pooled socket is polled by the thread whose runtime registered it. With work
 /// stealing every thread is worker 0 and there is one shard in use.
 #[derive(Debug)]
-pub struct Shards<T>(Box<[Mutex<T>]>);
+pub struct Shards<T>([Mutex<T>; SHARDS]);
 
-/// Shards per pool: past this many per-core workers, workers share them (still correct).
+/// Shards per pool (a power of two): past this many per-core workers, workers share them
+/// (still correct).
 const SHARDS: usize = 8;
 
 impl<T: Default> Default for Shards<T> {
     fn default() -> Self {
-        Shards((0..SHARDS).map(|_| Mutex::default()).collect())
+        Shards(std::array::from_fn(|_| Mutex::default()))
     }
 }
 
 impl<T> Shards<T> {
     /// The calling worker's shard, locked.
     pub fn lock(&self) -> MutexGuard<'_, T> {
-        self.0[index() % self.0.len()]
+        self.0[index() % SHARDS]
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
