@@ -1,5 +1,6 @@
 //! Serving: accept loop, optional TLS, per-connection HTTP (HTTP/1.1, HTTP/2 via ALPN or h2c),
-//! connection limits, graceful shutdown.
+//! connection limits, graceful shutdown. With `server.scheduler = "per_core"` the accept loop
+//! hands connections to the other workers' runtimes in turn ([`workers`]).
 //!
 //! Library code never binds sockets: `run` takes a bound listener and a shutdown future, so
 //! tests bind `127.0.0.1:0` and nothing depends on a fixed port. On shutdown the listener closes at once and
