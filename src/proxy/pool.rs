@@ -2,9 +2,9 @@
 //!
 //! There is a single upstream, so the pool is one stack of idle connections (one per worker
 //! with `server.scheduler = "per_core"`), the most recently used on top (warm in the caches,
-//! and the least likely to have been timed out by the upstream). A connection goes back when its response body has been read to the end
-//! ([`PooledBody`]); one whose body is dropped half-read is closed. It is taken again only if
-//! hyper reports it ready. Closed and long-idle connections are dropped where they are met.
+//! and the least likely to have been timed out by the upstream). A connection goes back when
+//! its response body has been read to the end ([`PooledBody`]); one whose body is dropped
+//! half-read is closed. It is taken again only if hyper reports it ready. Closed and long-idle connections are dropped where they are met.
 //! This replaces hyper-util's generic client, whose per-host map, checkout/connect race and
 //! per-request "return to pool" task cost about a sixth of a proxied request (BENCHMARKS.md).
 
