@@ -87,11 +87,6 @@ impl Workers {
             .as_ref()
     }
 
-    /// Workers in all, the listener's runtime included.
-    pub fn count(&self) -> usize {
-        self.count
-    }
-
     fn start(&self) -> Vec<Option<mpsc::UnboundedSender<Job>>> {
         // The workers log and trace where the thread handing them connections does (the
         // global subscriber in the binary; a test's own, in process).
@@ -146,7 +141,7 @@ mod tests {
     fn connections_go_to_every_worker_in_turn() {
         assert!(Workers::new(1).is_none());
         let workers = Workers::new(3).expect("three workers");
-        assert_eq!(workers.count(), 3);
+        assert_eq!(workers.count, 3);
         assert!(
             workers.next_lane().is_none(),
             "the caller's turn starts no thread"

@@ -13,54 +13,22 @@ const PER_CORE: [(&str, &str); 2] = [
     ("server", "worker_threads = 2"),
 ];
 
-/// One request on `stream` (kept alive), its whole answer read: the status line.
-async fn request(stream: &mut TcpStream, path: &str, cookie: &str) -> String {
-    stream
-        .write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookie}\r\n\r\n")
-                .as_bytes(),
-        )
-        .await
-        .expect("write");
-    let mut seen = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        let n = stream.read(&mut buf).await.expect("read");
-        assert!(
-            n > 0,
-            "closed before the answer ended: {:?}",
-            String::from_utf8_lossy(&seen)
-        );
-        seen.extend_from_slice(&buf[..n]);
-        let text = String::from_utf8_lossy(&seen).to_string();
-        if let Some((head, body)) = text.split_once("\r\n\r\n") {
-            let length: usize = head
-                .lines()
-                .find_map(|l| {
-                    let (name, value) = l.split_once(':')?;
-                    name.eq_ignore_ascii_case("content-length")
-                        .then(|| value.trim().parse().ok())?
-                })
-                .expect("a Content-Length answer");
-            if body.len() >= length {
-                return head.lines().next().unwrap_or_default().to_string();
-            }
-        }
-    }
-}
-
 #[tokio::test]
 async fn connections_take_turns_over_the_workers_each_with_its_own_upstream_connections() {
     let h = Harness::with(Flavor::TokenIdpServer, &PER_CORE, KEY1).await;
     let (jar, _) = h.login(false);
     let cookie = jar.header();
-    let mut streams = [
-        TcpStream::connect(h.proxy.addr).await.expect("connect"),
-        TcpStream::connect(h.proxy.addr).await.expect("connect"),
-    ];
+    // Two browsers, each with one kept-alive connection, one request at a time.
+    let browsers = [reqwest::Client::new(), reqwest::Client::new()];
     for turn in [0, 1, 0, 1] {
-        let status = request(&mut streams[turn], "/api/a", &cookie).await;
-        assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+        let response = browsers[turn]
+            .get(format!("{}/api/a", h.proxy.url))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .expect("answered");
+        assert_eq!(response.status(), 200);
+        response.bytes().await.expect("the whole answer");
     }
     let connections: Vec<usize> = h.echo.records().iter().map(|r| r.connection).collect();
     assert_eq!(connections.len(), 4);
@@ -85,8 +53,14 @@ async fn the_drain_reaches_the_connections_of_every_worker() {
     // second has a request in flight when the drain begins.
     let mut idle = TcpStream::connect(h.proxy.addr).await.expect("connect");
     let mut busy = TcpStream::connect(h.proxy.addr).await.expect("connect");
-    let status = request(&mut idle, "/api/a", &cookie).await;
-    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    idle.write_all(
+        format!("GET /api/a HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookie}\r\n\r\n").as_bytes(),
+    )
+    .await
+    .expect("write");
+    let mut head = [0u8; 12];
+    idle.read_exact(&mut head).await.expect("answered");
+    assert_eq!(&head, b"HTTP/1.1 200");
     let started = h.echo.started.notified();
     busy.write_all(
         format!("GET /slow HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookie}\r\n\r\n").as_bytes(),
