@@ -10,6 +10,7 @@ pub mod client_body;
 pub mod direct;
 pub mod failure;
 pub mod headers;
+mod idle;
 pub mod own_bytes;
 mod pool;
 pub mod upgrade;

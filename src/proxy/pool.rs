@@ -4,10 +4,12 @@
 //! with `server.scheduler = "per_core"`), the most recently used on top (warm in the caches,
 //! and the least likely to have been timed out by the upstream). A connection goes back when
 //! its response body has been read to the end ([`PooledBody`]); one whose body is dropped
-//! half-read is closed. It is taken again only if hyper reports it ready. Closed and long-idle connections are dropped where they are met.
+//! half-read is closed. It is taken again only if hyper reports it ready. Closed and long-idle connections are dropped
+//! where a request meets them, and by the stack's sweep once traffic stops ([`super::idle`]).
 //! This replaces hyper-util's generic client, whose per-host map, checkout/connect race and
 //! per-request "return to pool" task cost about a sixth of a proxied request (BENCHMARKS.md).
 
+use super::idle::{self, Idle, Pooling, Stack, IDLE_TIMEOUT};
 use super::UpstreamError;
 use crate::body::{Body, BoxError};
 use crate::server::workers::Shards;
@@ -17,40 +19,25 @@ use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
-use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::time::Sleep;
 use tower_service::Service;
 use tracing::debug;
 
-/// A connection idle longer than this is closed rather than reused.
-pub(super) const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Largest read buffer of an upstream connection; also the largest upstream response head
 /// (nginx's default `proxy_buffer_size` allows only 4 or 8 KiB).
 pub(super) const UPSTREAM_READ_BUF: usize = 16 * 1024;
-/// At most this many idle connections are kept; the oldest go first. Past a burst of N
-/// concurrent requests, the next such burst finds N connections (up to this) instead of
-/// opening the rest at once: with 512, a 1,000-request refresh storm opened ~490 upstream
-/// connections in a few ms, and once a SYN dropped at a listen backlog of 511 stalled 111 of
-/// them for the 1 s retransmission (BENCHMARKS.md, the refresh storm). The RSS after such a
-/// storm measured the same with either cap (66-69 MiB: the 1,000 client connections dominate).
-pub(super) const MAX_IDLE: usize = 1024;
 
 pub struct Pool {
     /// Per worker (`server::workers`): one shard in use unless `scheduler = "per_core"`.
-    idle: Shards<VecDeque<Idle>>,
+    idle: Shards<Stack<Conn>>,
     connector: HttpsConnector<HttpConnector>,
     /// `scheme://authority` of the upstream, what the connector dials.
     origin: Uri,
-}
-
-struct Idle {
-    conn: Conn,
-    since: Instant,
 }
 
 /// One upstream connection: its sender, and the timer that bounds the wait for each response
@@ -61,6 +48,19 @@ struct Idle {
 pub struct Conn {
     pub sender: SendRequest<Body>,
     pub timer: Pin<Box<Sleep>>,
+}
+
+impl Idle for Conn {
+    fn usable(&self) -> bool {
+        !self.sender.is_closed()
+    }
+}
+
+impl Pooling for Pool {
+    type Conn = Conn;
+    fn stacks(&self) -> &Shards<Stack<Conn>> {
+        &self.idle
+    }
 }
 
 impl Conn {
@@ -99,15 +99,15 @@ impl Pool {
     /// The most recently used idle connection that is ready for a request; `now` is the
     /// caller's clock reading (one per request, shared with its response-head deadline).
     pub fn take(&self, now: Instant) -> Option<Conn> {
-        let mut idle = self.idle.lock();
+        let idle = &mut self.idle.lock().entries;
         let mut i = idle.len();
         while i > 0 {
             i -= 1;
-            let entry = &idle[i];
-            if entry.conn.sender.is_closed() || now.duration_since(entry.since) > IDLE_TIMEOUT {
+            let (conn, since) = &idle[i];
+            if conn.sender.is_closed() || now.duration_since(*since) > IDLE_TIMEOUT {
                 idle.remove(i);
-            } else if entry.conn.sender.is_ready() {
-                return idle.remove(i).map(|e| e.conn);
+            } else if conn.sender.is_ready() {
+                return idle.remove(i).map(|(conn, _)| conn);
             }
             // Otherwise hyper has not caught up with the end of its last exchange yet (or the
             // upstream answered before the request body was all sent): leave it for later.
@@ -116,20 +116,12 @@ impl Pool {
     }
 
     /// Gives a connection back: its response has been read to the end.
-    pub fn put(&self, mut conn: Conn) {
+    pub fn put(self: &Arc<Self>, mut conn: Conn) {
         if conn.sender.is_closed() {
             return;
         }
         conn.forget_waker();
-        let now = Instant::now();
-        let mut idle = self.idle.lock();
-        while idle
-            .front()
-            .is_some_and(|e| idle.len() >= MAX_IDLE || now.duration_since(e.since) > IDLE_TIMEOUT)
-        {
-            idle.pop_front();
-        }
-        idle.push_back(Idle { conn, since: now });
+        idle::put(self, conn, Instant::now());
     }
 
     /// A new connection (TCP, TLS for `https://`, HTTP/1.1 handshake), driven by its own task.
@@ -266,6 +258,7 @@ mod tests {
     use super::*;
     use hyper_util::rt::TokioIo;
     use std::task::Wake;
+    use std::time::Duration;
 
     /// A request's task, as far as a waker can tell.
     struct Task;
@@ -301,10 +294,13 @@ mod tests {
             .https_or_http()
             .enable_http1()
             .wrap_connector(HttpConnector::new());
-        let pool = Pool::new(connector, Uri::from_static("http://127.0.0.1:9/"));
+        let pool = Arc::new(Pool::new(
+            connector,
+            Uri::from_static("http://127.0.0.1:9/"),
+        ));
         pool.put(conn);
         assert_eq!(Arc::strong_count(&task), 1, "and lets it go in the pool");
-        assert_eq!(pool.idle.lock().len(), 1, "the connection was kept");
+        assert_eq!(pool.idle.lock().entries.len(), 1, "the connection was kept");
         driven.abort();
     }
 }

@@ -45,4 +45,5 @@ mod start_up_pages;
 mod traces;
 mod traces_replicas;
 mod transport;
+mod upstream_idle;
 mod upstream_timeouts;

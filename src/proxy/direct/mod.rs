@@ -26,7 +26,6 @@ use head::{parse_response_head, write_request_head, Head, HeadError};
 use http::header::UPGRADE;
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Body as _;
-use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -38,7 +37,8 @@ use tokio::time::Sleep;
 use tracing::debug;
 
 // Largest response head, idle time and idle count: as hyper's client here (`pool.rs`).
-use super::pool::{forget_waker, IDLE_TIMEOUT, MAX_IDLE, UPSTREAM_READ_BUF as MAX_HEAD};
+use super::idle::{self, Idle, Pooling, Stack, IDLE_TIMEOUT};
+use super::pool::{forget_waker, UPSTREAM_READ_BUF as MAX_HEAD};
 /// What a read asks for at least: a response head and a small body fit in one read.
 const READ_SIZE: usize = 8 * 1024;
 /// Largest write buffer an idle connection keeps.
@@ -105,11 +105,24 @@ pub struct DirectConn {
     timer: Pin<Box<Sleep>>,
 }
 
+impl Idle for DirectConn {
+    fn usable(&self) -> bool {
+        self.io.sound()
+    }
+}
+
+impl Pooling for DirectPool {
+    type Conn = DirectConn;
+    fn stacks(&self) -> &Shards<Stack<DirectConn>> {
+        &self.idle
+    }
+}
+
 /// The direct client's idle connections to one upstream, the most recently used on top.
 #[derive(Debug)]
 pub struct DirectPool {
     /// Per worker (`server::workers`): one shard in use unless `scheduler = "per_core"`.
-    idle: Shards<VecDeque<(DirectConn, Instant)>>,
+    idle: Shards<Stack<DirectConn>>,
     host: String,
     port: u16,
     connect_timeout: Duration,
@@ -145,7 +158,7 @@ impl DirectPool {
     }
 
     fn take(&self, now: Instant) -> Option<DirectConn> {
-        let mut idle = self.idle.lock();
+        let idle = &mut self.idle.lock().entries;
         while let Some((conn, since)) = idle.pop_back() {
             if now.saturating_duration_since(since) > IDLE_TIMEOUT {
                 // Everything under it is older still.
@@ -160,8 +173,8 @@ impl DirectPool {
     }
 
     /// Pools a connection whose response was read to its exact end. Whether the upstream has
-    /// closed it since is checked when it is taken, not twice.
-    fn put(&self, mut conn: DirectConn) {
+    /// closed it since is checked when it is taken (or swept), not twice.
+    fn put(self: &Arc<Self>, mut conn: DirectConn) {
         // An idle connection keeps no large buffer: a head of a large request (up to
         // `server.max_header_bytes`) is not kept for every pooled connection.
         if conn.io.write.capacity() > KEPT_WRITE_BUFFER {
@@ -169,14 +182,7 @@ impl DirectPool {
         }
         // An idle connection keeps no task's waker.
         forget_waker(&mut conn.timer);
-        let now = Instant::now();
-        let mut idle = self.idle.lock();
-        while idle.front().is_some_and(|(_, since)| {
-            idle.len() >= MAX_IDLE || now.saturating_duration_since(*since) > IDLE_TIMEOUT
-        }) {
-            idle.pop_front();
-        }
-        idle.push_back((conn, now));
+        idle::put(self, conn, Instant::now());
     }
 
     async fn connect(&self, deadline: tokio::time::Instant) -> Result<DirectConn, UpstreamError> {
@@ -338,7 +344,7 @@ mod tests {
         let shown = format!("{conn:?}");
         assert!(!shown.contains("token-in"), "{shown}");
         pool.put(conn);
-        assert_eq!(pool.idle.lock().len(), 1, "pooled");
+        assert_eq!(pool.idle.lock().entries.len(), 1, "pooled");
         let shown = format!("{pool:?}");
         assert!(!shown.contains("token-in"), "{shown}");
         assert!(shown.contains(&addr.to_string()), "{shown}");
