@@ -248,6 +248,12 @@ async fn clients_that_never_read_pin_bounded_memory_and_are_then_disconnected() 
             ("server", "admin_listen = \"127.0.0.1:0\""),
             ("server", "write_timeout = \"10s\""),
             ("server", "header_read_timeout = \"60s\""),
+            // 1,100 requests open as many upstream connections at once: past the echo's
+            // listen backlog, a dropped SYN is sent again after 1 s. With the suite's 1 s
+            // connect timeout, a few hundred answered 502, and a connection whose answers were
+            // all 502s is idle, not stalled: it stayed open past the wait below.
+            ("upstream", "connect_timeout = \"15s\""),
+            ("upstream", "response_header_timeout = \"20s\""),
             ("proxy", "public_paths = [\"/\"]"),
         ],
     );
