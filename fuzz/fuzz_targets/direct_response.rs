@@ -6,14 +6,18 @@
 //! Input: `method byte (even GET, odd HEAD) | the upstream's bytes`.
 //!
 //! Invariants: no panic; whatever the direct client reads as a complete response (interim
-//! 1xx skipped), hyper reads as a complete response too, with the same status and the same
-//! body bytes. The direct client may refuse more than hyper (it is stricter on purpose), never
-//! accept something hyper refuses or read a different body from the same bytes.
+//! 1xx skipped), hyper reads as a complete response too, with the same status, the same header
+//! fields in the same order and the same body bytes. The direct client may refuse more than
+//! hyper (it is stricter on purpose), never accept something hyper refuses or read other
+//! fields or another body from the same bytes. One difference is by design: with both
+//! `Transfer-Encoding` and `Content-Length`, the direct client drops the length (RFC 9112
+//! §6.3), where hyper keeps it; the comparison leaves that field out then.
 
 #![no_main]
 
 use bytes::{Bytes, BytesMut};
-use http::{Method, Request, StatusCode};
+use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use libfuzzer_sys::fuzz_target;
@@ -23,8 +27,22 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[derive(Debug, PartialEq, Eq)]
 enum Read {
-    Complete { status: u16, body: Vec<u8> },
+    Complete {
+        status: u16,
+        fields: Vec<(String, Vec<u8>)>,
+        body: Vec<u8>,
+    },
     Refused,
+}
+
+/// The header fields in order, as compared (see the invariants).
+fn fields(headers: &HeaderMap) -> Vec<(String, Vec<u8>)> {
+    let framed_twice = headers.contains_key(TRANSFER_ENCODING);
+    headers
+        .iter()
+        .filter(|(name, _)| !(framed_twice && *name == CONTENT_LENGTH))
+        .map(|(name, value)| (name.as_str().to_string(), value.as_bytes().to_vec()))
+        .collect()
 }
 
 fn direct(input: &[u8], method: &Method) -> Read {
@@ -54,6 +72,7 @@ fn direct(input: &[u8], method: &Method) -> Read {
             Step::End => {
                 return Read::Complete {
                     status: head.status.as_u16(),
+                    fields: fields(&head.headers),
                     body,
                 }
             }
@@ -101,9 +120,11 @@ fn hyper(input: &[u8], method: &Method) -> Read {
             return Read::Refused;
         };
         let status = response.status().as_u16();
+        let fields = fields(response.headers());
         match response.into_body().collect().await {
             Ok(collected) => Read::Complete {
                 status,
+                fields,
                 body: collected.to_bytes().to_vec(),
             },
             Err(_) => Read::Refused,
