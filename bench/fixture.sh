@@ -18,7 +18,7 @@ EOF
 }
 
 # write_proxy DIR LISTEN_PORT ADMIN_PORT UPSTREAM_PORT: $DIR/th.toml, one worker thread;
-# upstream.client from BENCH_UPSTREAM_CLIENT (default hyper), server.scheduler from
+# upstream.client from BENCH_UPSTREAM_CLIENT (default direct, as the product), server.scheduler from
 # BENCH_SCHEDULER (default work_stealing).
 write_proxy() {
   local dir=$1 listen=$2 admin=$3 upstream=$4
@@ -30,7 +30,7 @@ worker_threads = 1
 scheduler = "${BENCH_SCHEDULER:-work_stealing}"
 [upstream]
 url = "http://127.0.0.1:$upstream"
-client = "${BENCH_UPSTREAM_CLIENT:-hyper}"
+client = "${BENCH_UPSTREAM_CLIENT:-direct}"
 [idp]
 dialect = "tokenidp"
 issuer = "http://127.0.0.1:9"

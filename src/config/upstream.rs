@@ -19,9 +19,9 @@ pub struct UpstreamConfig {
     pub client: UpstreamClient,
 }
 
-/// `upstream.client`: hyper's HTTP/1.1 client for every request, or the direct client
-/// (`proxy::direct`) for requests without a body to an `http://` upstream (the rest stay on
-/// hyper's).
+/// `upstream.client`: the direct client (`proxy::direct`, the default) for requests without a
+/// body to an `http://` upstream, the rest staying on hyper's; or hyper's HTTP/1.1 client for
+/// every request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UpstreamClient {
     Hyper,
@@ -52,7 +52,7 @@ pub(super) fn upstream(r: raw::Upstream, required: bool, p: &mut Problems) -> Up
         client: p.one_of(
             "upstream.client",
             r.client,
-            UpstreamClient::Hyper,
+            UpstreamClient::Direct,
             &[
                 ("hyper", UpstreamClient::Hyper),
                 ("direct", UpstreamClient::Direct),
@@ -83,7 +83,7 @@ mod tests {
         assert_eq!(c.connect_timeout, Duration::from_secs(2));
         assert_eq!(c.response_header_timeout, Duration::from_secs(60));
         assert!(c.ca_file.is_none());
-        assert_eq!(c.client, UpstreamClient::Hyper);
+        assert_eq!(c.client, UpstreamClient::Direct);
 
         let (_, problems) = checked(|p| upstream(raw::Upstream::default(), true, p));
         assert_eq!(
@@ -119,18 +119,23 @@ mod tests {
     }
 
     #[test]
-    fn the_direct_client_is_chosen_by_name() {
-        let c = valid(|p| {
-            upstream(
-                raw::Upstream {
-                    url: Some("http://127.0.0.1:3000".into()),
-                    client: Some("direct".into()),
-                    ..raw::Upstream::default()
-                },
-                true,
-                p,
-            )
-        });
-        assert_eq!(c.client, UpstreamClient::Direct);
+    fn each_client_is_chosen_by_name() {
+        for (name, client) in [
+            ("direct", UpstreamClient::Direct),
+            ("hyper", UpstreamClient::Hyper),
+        ] {
+            let c = valid(|p| {
+                upstream(
+                    raw::Upstream {
+                        url: Some("http://127.0.0.1:3000".into()),
+                        client: Some(name.into()),
+                        ..raw::Upstream::default()
+                    },
+                    true,
+                    p,
+                )
+            });
+            assert_eq!(c.client, client, "{name}");
+        }
     }
 }

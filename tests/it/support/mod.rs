@@ -141,9 +141,9 @@ pub fn config_toml(
 }
 
 /// The upstream client the tests' proxies use: `TOKEN_HANDLER_TEST_UPSTREAM_CLIENT` (`hyper` or
-/// `direct`; `scripts/test.sh` runs the proxy suites with each), else `hyper`.
+/// `direct`; `scripts/test.sh` runs the proxy suites with each), else `direct`, the default.
 pub fn upstream_client() -> String {
-    std::env::var("TOKEN_HANDLER_TEST_UPSTREAM_CLIENT").unwrap_or_else(|_| "hyper".into())
+    std::env::var("TOKEN_HANDLER_TEST_UPSTREAM_CLIENT").unwrap_or_else(|_| "direct".into())
 }
 
 /// The scheduler the tests' proxies use: `TOKEN_HANDLER_TEST_SCHEDULER` (`per_core`, with two
