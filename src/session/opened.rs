@@ -56,12 +56,8 @@ impl Opened {
     pub fn new(session: &Arc<Session>, retired_key: bool) -> Opened {
         let dpop = session.dpop.is_some() && session.dpop_bound;
         let bearer = (!dpop)
-            .then(|| HeaderValue::from_str(&format!("Bearer {}", session.access_token.expose())))
-            .and_then(Result::ok)
-            .map(|mut value| {
-                value.set_sensitive(true);
-                value
-            });
+            .then(|| crate::proxy::headers::bearer(session.access_token.expose()))
+            .and_then(Result::ok);
         Opened {
             session: Arc::clone(session),
             retired_key,
