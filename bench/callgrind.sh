@@ -56,17 +56,7 @@ KEYS="k1:$(head -c 32 /dev/urandom | base64)"
 write_upstream "$DIR" "$UP"
 write_proxy "$DIR" "$TH" "$AD" "$UP"
 # The reference proxy of bench/run.sh (examples/bench/nginx.rs), in one process for callgrind.
-cat > "$DIR/ref.conf" <<EOF
-worker_processes 1; master_process off; daemon off; pid $DIR/ref.pid; error_log $DIR/ref.err warn;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 1000000; keepalive_timeout 120s;
-  large_client_header_buffers 4 64k; client_body_temp_path $DIR/tmp/rb;
-  proxy_temp_path $DIR/tmp/rp; fastcgi_temp_path $DIR/tmp/rf; uwsgi_temp_path $DIR/tmp/ru;
-  scgi_temp_path $DIR/tmp/rs;
-  upstream api { server 127.0.0.1:$UP; keepalive 64; }
-  server { listen 127.0.0.1:$TH; location / { proxy_pass http://api; proxy_http_version 1.1;
-    proxy_set_header Connection ""; proxy_set_header Authorization "Bearer bench-access-token"; } } }
-EOF
+write_reference "$DIR" "$TH" "$UP"
 nginx -c "$DIR/up.conf" &
 NGINX=$!
 REDIS=""

@@ -17,6 +17,26 @@ http { access_log off; keepalive_requests 1000000; client_body_temp_path $dir/tm
 EOF
 }
 
+# write_reference DIR LISTEN_PORT UPSTREAM_PORT [WORKERS]: $DIR/ref.conf, the reference proxy of
+# bench/run.sh (examples/bench/nginx.rs): proxy_pass with upstream keep-alive and the fixed
+# Authorization. One worker runs without a master process (callgrind then sees the one process).
+write_reference() {
+  local dir=$1 listen=$2 upstream=$3 workers=${4:-1} master=off
+  [ "$workers" -eq 1 ] || master=on
+  mkdir -p "$dir/tmp"
+  cat > "$dir/ref.conf" <<EOF
+worker_processes $workers; master_process $master; daemon off; pid $dir/ref.pid; error_log $dir/ref.err warn;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 1000000; keepalive_timeout 120s;
+  large_client_header_buffers 4 64k; client_body_temp_path $dir/tmp/rb;
+  proxy_temp_path $dir/tmp/rp; fastcgi_temp_path $dir/tmp/rf; uwsgi_temp_path $dir/tmp/ru;
+  scgi_temp_path $dir/tmp/rs;
+  upstream api { server 127.0.0.1:$upstream; keepalive 64; }
+  server { listen 127.0.0.1:$listen; location / { proxy_pass http://api; proxy_http_version 1.1;
+    proxy_set_header Connection ""; proxy_set_header Authorization "Bearer bench-access-token"; } } }
+EOF
+}
+
 # write_proxy DIR LISTEN_PORT ADMIN_PORT UPSTREAM_PORT: $DIR/th.toml, one worker thread;
 # upstream.client from BENCH_UPSTREAM_CLIENT (default direct, as the product), server.scheduler from
 # BENCH_SCHEDULER (default work_stealing).
