@@ -49,7 +49,7 @@ fn session() -> Session {
         access_expires_at: 2_000_000_000,
         access_issued_at: 1_999_999_000,
         scope: "openid profile email offline_access api.read".into(),
-        claims,
+        claims: claims.into(),
         id_token: None,
         started_at: 1_999_999_000,
         sub: None,

@@ -64,7 +64,7 @@ fn main() {
         access_expires_at: now + 3600,
         access_issued_at: now,
         scope: "openid profile email offline_access api.read".into(),
-        claims,
+        claims: claims.into(),
         id_token: None,
         started_at: now,
         sub,

@@ -194,7 +194,7 @@ mod tests {
             access_expires_at: 0,
             access_issued_at: 0,
             scope: String::new(),
-            claims,
+            claims: claims.into(),
             id_token: None,
             started_at: 0,
             sub: Some("user-1".into()),

@@ -44,7 +44,7 @@ pub fn session(
         access_expires_at: if expired { now - 10 } else { now + 3600 },
         access_issued_at: if expired { now - 310 } else { now },
         scope: "openid profile email offline_access api.read".into(),
-        claims,
+        claims: claims.into(),
         id_token: None,
         started_at: now,
         sub: None,

@@ -11,7 +11,7 @@ fn session(id: &str, refresh: &str, access: &str, issued: u64) -> Session {
         access_expires_at: issued + 60,
         access_issued_at: issued,
         scope: String::new(),
-        claims: serde_json::Map::new(),
+        claims: Default::default(),
         id_token: None,
         started_at: 1,
         sub: None,

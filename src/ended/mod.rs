@@ -137,17 +137,22 @@ impl EndedSessions {
     /// Why `session` is refused at `now`, if it was ended.
     pub fn check(&self, session: &Session, now: u64) -> Option<Reason> {
         let has = |kind: Kind| self.counts[kind.index()].load(Ordering::Acquire) > 0;
-        // A session sealed before it carried `sub` has it among its claims (the default).
-        let sub = session.sub.as_deref().or_else(|| {
-            session
-                .claims
-                .get("sub")
-                .and_then(serde_json::Value::as_str)
-        });
+        // A session sealed before it carried `sub` has it among its claims (the default): read
+        // only when some user was ended, since reading the claims parses them.
+        let sub = has(Kind::Sub)
+            .then(|| {
+                session.sub.as_deref().or_else(|| {
+                    session
+                        .claims
+                        .get("sub")
+                        .and_then(serde_json::Value::as_str)
+                })
+            })
+            .flatten();
         let (by_session, by_sid, by_sub) = (
             has(Kind::Session),
             has(Kind::Sid) && session.sid.is_some(),
-            has(Kind::Sub) && sub.is_some(),
+            sub.is_some(),
         );
         if !(by_session || by_sid || by_sub) {
             return None;

@@ -15,7 +15,7 @@ fn session(id: &str, sub: &str, sid: &str, started_at: u64) -> Session {
         access_expires_at: 0,
         access_issued_at: started_at,
         scope: String::new(),
-        claims: serde_json::Map::new(),
+        claims: Default::default(),
         id_token: None,
         started_at,
         sub: Some(sub.into()),

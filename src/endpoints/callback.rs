@@ -221,7 +221,7 @@ async fn complete(app: &App, uri: &Uri, flow: &Flow, now: u64) -> Result<Session
         access_token: tokens.access_token,
         refresh_token,
         scope: tokens.scope.unwrap_or_else(|| app.config.idp.scope.clone()),
-        claims: kept,
+        claims: kept.into(),
         id_token: tokens
             .id_token
             .filter(|_| app.config.idp.logout_id_token_hint),

@@ -32,7 +32,7 @@ pub async fn session<B>(app: &App, request: &Request<B>) -> Response<Body> {
                     "expires_at": s.started_at.saturating_add(app.config.session.lifetime.as_secs()),
                     "access_expires_at": s.access_expires_at,
                     "refreshed": fresh.new_cookies().is_some(),
-                    "claims": Value::Object(s.claims.clone()),
+                    "claims": Value::Object((*s.claims).clone()),
                 });
                 with_cookies(answer(body), cookies)
             }

@@ -401,6 +401,9 @@ mod tests {
             let mut h = map(&[("authorization", "Basic dXNlcjpwYXNz")]);
             assert!(set_bearer(&mut h, token).is_err(), "{token:?}");
         }
-        assert_eq!(bearer("a.b-c_d~e+f/g=").expect("valid"), "Bearer a.b-c_d~e+f/g=");
+        assert_eq!(
+            bearer("a.b-c_d~e+f/g=").expect("valid"),
+            "Bearer a.b-c_d~e+f/g="
+        );
     }
 }

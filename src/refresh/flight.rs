@@ -177,7 +177,7 @@ mod tests {
             access_expires_at: 0,
             access_issued_at: 0,
             scope: String::new(),
-            claims: serde_json::Map::new(),
+            claims: Default::default(),
             id_token: None,
             started_at: 0,
             sub: None,

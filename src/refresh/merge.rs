@@ -65,7 +65,7 @@ mod tests {
             access_expires_at: 100,
             access_issued_at: 40,
             scope: "openid offline_access".into(),
-            claims,
+            claims: claims.into(),
             id_token: Some(IdToken::new("idt-old")),
             started_at: 10,
             sub: None,

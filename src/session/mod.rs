@@ -9,6 +9,7 @@
 //! scanning (measured in BENCHMARKS.md). Claims ride as one JSON string inside, since they
 //! are free-form. A new layout gets a new format byte.
 
+mod claims;
 #[cfg(test)]
 mod codec_tests;
 mod cookie_header;
@@ -18,6 +19,7 @@ mod opened;
 #[cfg(test)]
 mod opened_tests;
 
+pub use claims::Claims;
 pub use cookie_header::cookie_pairs;
 pub use cookies::{CookieCodec, MAX_CHUNKS};
 pub use incoming::{Incoming, Opening, Presence, ReadOutcome};
@@ -41,8 +43,8 @@ pub struct Session {
     /// Unix seconds at which the access token was obtained (local clock).
     pub access_issued_at: u64,
     pub scope: String,
-    #[serde(with = "claims_as_json")]
-    pub claims: serde_json::Map<String, serde_json::Value>,
+    /// Parsed when read (`claims.rs`).
+    pub claims: Claims,
     /// Kept only where the IdP's logout wants it back as `id_token_hint`.
     pub id_token: Option<IdToken>,
     /// Unix seconds of the login that created this session.
@@ -143,21 +145,6 @@ impl Session {
     }
 }
 
-/// Claims as one JSON text: free-form values inside a positional binary format.
-mod claims_as_json {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use serde_json::{Map, Value};
-
-    pub fn serialize<S: Serializer>(claims: &Map<String, Value>, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&Value::Object(claims.clone()).to_string())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Map<String, Value>, D::Error> {
-        let text = <&str>::deserialize(d)?;
-        serde_json::from_str(text).map_err(serde::de::Error::custom)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,7 +161,7 @@ mod tests {
             access_expires_at: 2,
             access_issued_at: 1,
             scope: "openid".into(),
-            claims,
+            claims: claims.into(),
             id_token: Some(IdToken::new("id")),
             started_at: 3,
             sub: Some("u".into()),
@@ -224,7 +211,7 @@ mod tests {
                 access_expires_at: 2,
                 access_issued_at: 1,
                 scope: String::new(),
-                claims: serde_json::Map::new(),
+                claims: Default::default(),
                 id_token: None,
                 started_at: 1,
                 sub: Some("u".into()),

@@ -36,7 +36,7 @@ fn accepted_config_is_usable(text: &str) {
         access_expires_at: NOW + 60,
         access_issued_at: NOW,
         scope: String::new(),
-        claims: Map::new(),
+        claims: Map::new().into(),
         id_token: None,
         started_at: NOW,
         sub: None,

@@ -136,7 +136,7 @@ fn build_session(spec: &SessionSpec) -> Session {
         access_expires_at: NOW + 300,
         access_issued_at: NOW,
         scope: spec.scope.clone(),
-        claims: spec.claims.clone(),
+        claims: spec.claims.clone().into(),
         id_token: spec
             .id_token_len
             .map(|len| IdToken::new(token(len, spec.seed ^ 4))),

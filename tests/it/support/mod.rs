@@ -274,7 +274,7 @@ pub fn seal(app: &App, issued: &Issued, expired: bool) -> Jar {
         access_expires_at: expires_at,
         access_issued_at: issued_at,
         scope: SCOPE.into(),
-        claims,
+        claims: claims.into(),
         id_token: None,
         started_at: now,
         sub: None,
