@@ -22,7 +22,7 @@ pub(super) fn seed_spec(token_len: usize) -> SessionSpec {
         refresh_len: 88,
         id_token_len: Some(40),
         seed: 42,
-        claims: claims.into(),
+        claims,
         scope: "openid profile email offline_access".into(),
     }
 }
