@@ -80,6 +80,8 @@ fuzz_target!(|data: &[u8]| {
         sub: None,
         sid: None,
         last_used_at: NOW,
+        dpop: None,
+        dpop_bound: false,
     };
     let cookies = codec.seal(&session, NOW);
     let pairs: Vec<&str> = cookies
