@@ -4,8 +4,9 @@
 #   - Debian packages: chromium (browser test), nodejs + npm (browser test, oidc-provider),
 #     redis-server (cross-replica coordination tests; it is the Sentinel too, with --sentinel),
 #     redis-tools (redis-cli, which joins the Redis Cluster of the topology tests), nginx (the
-#     gateway of the forward-auth tests). The tests run redis-server and nginx themselves, on
-#     free ports: their packages are installed without starting them as services.
+#     gateway of the forward-auth tests), g++ (the check of the fuzz targets). The tests run
+#     redis-server and nginx themselves, on free ports: their packages are installed without
+#     starting them as services.
 #   - npm packages from the lockfiles in tests/browser, tests/oidc and clients/js (TypeScript, for
 #     the check that the committed clients/js/dist is what it builds)
 #   - a Python venv (target/venv) with tests/helm/requirements.txt for the Helm chart tests
@@ -20,6 +21,7 @@ command -v npm >/dev/null || need_apt+=(npm)
 [ -x /usr/bin/redis-server ] || need_apt+=(redis-server)
 [ -x /usr/bin/redis-cli ] || need_apt+=(redis-tools)
 [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
+command -v c++ >/dev/null || need_apt+=(g++)
 if [ "${#need_apt[@]}" -gt 0 ]; then
   echo "test.sh: installing ${need_apt[*]}"
   $SUDO apt-get update -qq
@@ -75,6 +77,11 @@ cargo test --workspace --all-targets "$@"
 # The integration suite again with hyper's upstream client (`upstream.client = "hyper"`; the
 # default, and the first run's, is `direct`): every proxied request then goes through hyper's.
 TOKEN_HANDLER_TEST_UPSTREAM_CLIENT=hyper cargo test --test it "$@"
+
+# The fuzz targets (fuzz/, their own workspace) still compile against the library: `cargo fuzz`
+# needs nightly flags to build them, a plain check does not (libfuzzer-sys's build script needs
+# a C++ compiler). One had been broken by a new Session field until it was run by hand.
+cargo check --locked --manifest-path fuzz/Cargo.toml --bins --target-dir target/fuzz-check
 
 # And once more with `server.scheduler = "per_core"` and two workers: every second connection is
 # handed to the other worker's runtime, refreshes shared across them included
