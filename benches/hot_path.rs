@@ -124,7 +124,8 @@ fn benches(c: &mut Criterion) {
             let host = h.get("host").cloned();
             headers::set_forwarded(&mut h, &client, "https", host.as_ref(), false);
             headers::set_cookies(&mut h, kept);
-            headers::set_bearer(&mut h, session.access_token.expose()).expect("bearer");
+            token_handler::proxy::bearer::set_bearer(&mut h, session.access_token.expose())
+                .expect("bearer");
             black_box(h)
         })
     });

@@ -8,6 +8,7 @@ use crate::body::{full, Body};
 use crate::dpop::nonce::{NonceCache, DPOP};
 use crate::dpop::DpopKey;
 use crate::edge::spoofable;
+use crate::proxy::bearer::set_bearer;
 use crate::proxy::{headers, own_bytes, ConnInfo, Upstream};
 use crate::session::Presence;
 use bytes::Bytes;
@@ -120,7 +121,7 @@ impl Prepared {
                 request.headers_mut().insert(AUTHORIZATION, ready.clone());
                 true
             }
-            (None, None) => headers::set_bearer(request.headers_mut(), credential.token).is_ok(),
+            (None, None) => set_bearer(request.headers_mut(), credential.token).is_ok(),
             // A new proof for this method and URL, with the API's latest nonce.
             (Some((key, nonces)), _) => {
                 let htu = self.htu(request.headers());

@@ -29,7 +29,8 @@ use crate::body::{full, Body};
 use crate::config::Access;
 use crate::error::{error_response, ErrorCode};
 use crate::handler::unrouted;
-use crate::proxy::{headers, ConnInfo};
+use crate::proxy::bearer::set_bearer;
+use crate::proxy::ConnInfo;
 use crate::request_session::{self, Admission};
 use crate::routes::Decision;
 use crate::trace;
@@ -128,7 +129,7 @@ async fn verify<B>(app: &App, request: &Request<B>) -> Response<Body> {
             let session = fresh.session();
             let token = session.access_token.expose();
             let set = match session.dpop.as_ref().filter(|_| session.dpop_bound) {
-                None => headers::set_bearer(&mut bearer, token).is_ok(),
+                None => set_bearer(&mut bearer, token).is_ok(),
                 Some(key) => dpop_headers(&mut bearer, token, key, &original),
             };
             if !set {

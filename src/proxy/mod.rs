@@ -6,6 +6,7 @@
 //! Upgrades (WebSocket) are forwarded as a normal request; on `101` both sides are upgraded
 //! and spliced with `copy_bidirectional` in a task tracked for graceful shutdown.
 
+pub mod bearer;
 pub mod client_body;
 pub mod direct;
 pub mod failure;
