@@ -124,7 +124,7 @@ fn benches(c: &mut Criterion) {
             let host = h.get("host").cloned();
             headers::set_forwarded(&mut h, &client, "https", host.as_ref(), false);
             headers::set_cookies(&mut h, kept);
-            token_handler::proxy::bearer::set_bearer(&mut h, session.access_token.expose())
+            token_handler::proxy::bearer::set_bearer(&mut h, session.access_token.expose_bytes())
                 .expect("bearer");
             black_box(h)
         })

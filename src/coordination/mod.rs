@@ -114,7 +114,7 @@ impl Keys {
     fn of(refresh_token: &RefreshToken) -> Keys {
         let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
         ctx.update(b"token-handler refresh token v2\0");
-        ctx.update(refresh_token.expose().as_bytes());
+        ctx.update(refresh_token.expose_bytes());
         let digest = ctx.finish();
         let hash: String = digest.as_ref()[..16]
             .iter()

@@ -230,7 +230,7 @@ pub fn with_session<'a>(
                     Freshened::Ready {
                         fresh: newer,
                         cookies: new_cookies,
-                    } if newer.session().access_token.expose() != token => {
+                    } if newer.session().access_token.expose_bytes() != token.expose_bytes() => {
                         info!(
                             event = "retry_after_invalid_token",
                             "the upstream rejected the access token; refreshed and retried once"

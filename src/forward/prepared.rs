@@ -10,6 +10,7 @@ use crate::dpop::DpopKey;
 use crate::edge::spoofable;
 use crate::proxy::bearer::set_bearer;
 use crate::proxy::{headers, own_bytes, ConnInfo, Upstream};
+use crate::secret::AccessToken;
 use crate::session::Presence;
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, HOST};
@@ -121,14 +122,16 @@ impl Prepared {
                 request.headers_mut().insert(AUTHORIZATION, ready.clone());
                 true
             }
-            (None, None) => set_bearer(request.headers_mut(), credential.token).is_ok(),
+            (None, None) => {
+                set_bearer(request.headers_mut(), credential.token.expose_bytes()).is_ok()
+            }
             // A new proof for this method and URL, with the API's latest nonce.
             (Some((key, nonces)), _) => {
                 let htu = self.htu(request.headers());
                 crate::dpop::authorize(
                     request.headers_mut(),
                     key,
-                    credential.token,
+                    credential.token.expose(),
                     self.method.as_str(),
                     &htu,
                     nonces.current().as_deref().map(String::as_str),
@@ -164,7 +167,7 @@ impl Prepared {
 /// What proves the user upstream: the session's access token, and for a DPoP-bound one the
 /// session's key and the API's nonces (a new proof is signed for every send).
 pub(super) struct Credential<'a> {
-    pub(super) token: &'a str,
+    pub(super) token: &'a AccessToken,
     pub(super) dpop: Option<(&'a DpopKey, &'a NonceCache)>,
     /// `Bearer <token>` ready (from the cache of opened sessions).
     pub(super) bearer: Option<&'a HeaderValue>,
@@ -176,7 +179,7 @@ impl<'a> Credential<'a> {
         upstream: &'a Upstream,
     ) -> Credential<'a> {
         Credential {
-            token: session.access_token.expose(),
+            token: &session.access_token,
             dpop: session
                 .dpop
                 .as_ref()

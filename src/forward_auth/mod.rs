@@ -127,10 +127,10 @@ async fn verify<B>(app: &App, request: &Request<B>) -> Response<Body> {
             let mut upstream_headers = Vec::new();
             let mut bearer = http::HeaderMap::new();
             let session = fresh.session();
-            let token = session.access_token.expose();
+            let token = &session.access_token;
             let set = match session.dpop.as_ref().filter(|_| session.dpop_bound) {
-                None => set_bearer(&mut bearer, token).is_ok(),
-                Some(key) => dpop_headers(&mut bearer, token, key, &original),
+                None => set_bearer(&mut bearer, token.expose_bytes()).is_ok(),
+                Some(key) => dpop_headers(&mut bearer, token.expose(), key, &original),
             };
             if !set {
                 return error_response(

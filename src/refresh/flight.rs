@@ -71,7 +71,7 @@ impl Flights {
     /// Decides, under the lock and without awaiting, what to do with `session`. `due` says
     /// whether its access token needs a refresh (asked only when nothing else applies).
     pub fn next_step(&self, session: &Session, due: impl Fn(&Session) -> bool) -> Step {
-        let fp = self.fingerprint(session.refresh_token.expose());
+        let fp = self.fingerprint(session.refresh_token.expose_bytes());
         let mut map = lock(&self.map);
         match map.lookup(&fp, Instant::now()) {
             Known::InFlight(waiter) => Step::Join(waiter),
@@ -110,9 +110,9 @@ impl Flights {
     /// A keyed 128-bit SipHash of the refresh token: a PRF under a random per-process key, so
     /// map keys are unpredictable and collisions negligible, at a fraction of HMAC-SHA256's
     /// cost (it runs on every request; measured in BENCHMARKS.md).
-    fn fingerprint(&self, refresh_token: &str) -> Fingerprint {
+    fn fingerprint(&self, refresh_token: &[u8]) -> Fingerprint {
         let mut hasher = siphasher::sip128::SipHasher13::new_with_keys(self.key.0, self.key.1);
-        hasher.write(refresh_token.as_bytes());
+        hasher.write(refresh_token);
         siphasher::sip128::Hasher128::finish128(&hasher).as_bytes()
     }
 }

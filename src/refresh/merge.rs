@@ -28,7 +28,7 @@ pub fn merge(old: Session, answer: TokenResponse, now: u64) -> Merged {
     let rotated = answer
         .refresh_token
         .as_ref()
-        .is_some_and(|new| new.expose() != old.refresh_token.expose());
+        .is_some_and(|new| new.expose_bytes() != old.refresh_token.expose_bytes());
     let bound = answer.dpop_bound();
     let session = Session {
         access_expires_at: expires_at(&answer, now),

@@ -261,7 +261,8 @@ impl Refresher {
             Turn::Theirs(session) => {
                 outcome("remote");
                 report(&self.metrics, Event::RefreshedElsewhere);
-                let rotated = session.refresh_token.expose() != old.refresh_token.expose();
+                let rotated =
+                    session.refresh_token.expose_bytes() != old.refresh_token.expose_bytes();
                 return Ok((self.sealed(session), rotated));
             }
             Turn::Spent => {

@@ -95,11 +95,11 @@ impl Session {
     /// then it is newer only if its access token was issued later; on a tie `earlier` is kept
     /// (it may be a later refresh made elsewhere in the same second).
     pub fn succeeds(&self, earlier: &Session) -> bool {
-        if self.refresh_token.expose() != earlier.refresh_token.expose() {
+        if self.refresh_token.expose_bytes() != earlier.refresh_token.expose_bytes() {
             return true;
         }
         self.access_issued_at > earlier.access_issued_at
-            && self.access_token.expose() != earlier.access_token.expose()
+            && self.access_token.expose_bytes() != earlier.access_token.expose_bytes()
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {

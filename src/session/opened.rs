@@ -56,7 +56,7 @@ impl Opened {
     pub fn new(session: &Arc<Session>, retired_key: bool) -> Opened {
         let dpop = session.dpop.is_some() && session.dpop_bound;
         let bearer = (!dpop)
-            .then(|| crate::proxy::bearer::bearer(session.access_token.expose()))
+            .then(|| crate::proxy::bearer::bearer(session.access_token.expose_bytes()))
             .and_then(Result::ok);
         Opened {
             session: Arc::clone(session),
