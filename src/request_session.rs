@@ -246,7 +246,7 @@ pub async fn freshen(
     presence: &Presence,
     now: u64,
 ) -> Freshened {
-    let result = app.refresher.ensure_fresh(session).await;
+    let result = app.refresher.ensure_fresh(session, now).await;
     outcome(app, result, retired_key, presence, now)
 }
 
@@ -258,7 +258,7 @@ pub async fn refresh_now(
     presence: &Presence,
     now: u64,
 ) -> Freshened {
-    let result = app.refresher.force_refresh(session).await;
+    let result = app.refresher.force_refresh(session, now).await;
     outcome(app, result, false, presence, now)
 }
 

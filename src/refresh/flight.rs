@@ -73,7 +73,7 @@ impl Flights {
     pub fn next_step(&self, session: &Session, due: impl Fn(&Session) -> bool) -> Step {
         let fp = self.fingerprint(session.refresh_token.expose_bytes());
         let mut map = lock(&self.map);
-        match map.lookup(&fp, Instant::now()) {
+        match map.lookup(&fp, Instant::now) {
             Known::InFlight(waiter) => Step::Join(waiter),
             // Refused when a refresh is due, as another replica that only learns of the spent
             // token from Redis at refresh time does: the answer never depends on the pod.

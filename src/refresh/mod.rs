@@ -154,12 +154,14 @@ impl Refresher {
         }
     }
 
-    /// Returns a session whose access token is fresh, refreshing (once) if needed.
+    /// Returns a session whose access token is fresh, refreshing (once) if needed. `now`: the
+    /// request's reading of the clock (Unix seconds), which judges its session's token.
     pub async fn ensure_fresh(
         self: &Arc<Self>,
         session: Arc<Session>,
+        now: u64,
     ) -> Result<Fresh, RefreshError> {
-        self.run(session, false).await
+        self.run(session, false, now).await
     }
 
     /// Like [`Refresher::ensure_fresh`] but refreshes even a token that looks valid (the
@@ -168,25 +170,31 @@ impl Refresher {
     pub async fn force_refresh(
         self: &Arc<Self>,
         session: Arc<Session>,
+        now: u64,
     ) -> Result<Fresh, RefreshError> {
-        self.run(session, true).await
+        self.run(session, true, now).await
     }
 
     async fn run(
         self: &Arc<Self>,
         session: Arc<Session>,
         force: bool,
+        now: u64,
     ) -> Result<Fresh, RefreshError> {
         let mut current = FreshSession::Same(session);
         let mut outcome = Outcome::Unchanged;
         for hop in 0..MAX_HOPS {
             // Forcing applies to the request's own session only, never to a successor.
             let forced = force && hop == 0;
+            // A successor is judged after the wait that brought it: by the clock then.
+            let now = if hop == 0 { now } else { unix_now() };
             let session = match &current {
                 FreshSession::Same(s) => s,
                 FreshSession::Newer(r) => &r.session,
             };
-            let step = self.flights.next_step(session, |s| forced || self.due(s));
+            let step = self
+                .flights
+                .next_step(session, |s| forced || self.due(s, now));
             let (successor, this_outcome) = match step {
                 Step::Done => break,
                 Step::Reuse => {
@@ -218,11 +226,11 @@ impl Refresher {
         })
     }
 
-    fn due(&self, session: &Session) -> bool {
+    fn due(&self, session: &Session, now: u64) -> bool {
         needs_refresh(
             session.access_issued_at,
             session.access_expires_at,
-            unix_now(),
+            now,
             self.skew,
         )
     }
