@@ -12,7 +12,7 @@ use token_handler::crypto::KeyRing;
 use token_handler::dpop::DpopKey;
 use token_handler::ended::{digest, EndedSessions, Entry, Kind, Reason};
 use token_handler::metrics::Metrics;
-use token_handler::proxy::headers;
+use token_handler::proxy::{forwarded, headers};
 use token_handler::secret::{AccessToken, RefreshToken};
 use token_handler::session::{CookieCodec, Session};
 
@@ -115,18 +115,18 @@ fn benches(c: &mut Criterion) {
             black_box(codec.read(&incoming, now))
         })
     });
-    let client = headers::ClientIp::from(std::net::IpAddr::from([10, 0, 0, 7]));
+    let client = forwarded::ClientIp::from(std::net::IpAddr::from([10, 0, 0, 7]));
     c.bench_function("rewrite request headers", |b| {
         b.iter(|| {
             let mut h = headers.clone();
             let kept = codec.strip_own(&h);
             headers::strip_hop_by_hop(&mut h, false);
             let host = h.get("host").cloned();
-            headers::set_forwarded(&mut h, &client, "https", host.as_ref(), false);
+            let forwarded = forwarded::forwarded(&mut h, &client, "https", host.as_ref(), false);
             headers::set_cookies(&mut h, kept);
             token_handler::proxy::bearer::set_bearer(&mut h, session.access_token.expose_bytes())
                 .expect("bearer");
-            black_box(h)
+            black_box((h, forwarded))
         })
     });
     dpop(c, &session, now);

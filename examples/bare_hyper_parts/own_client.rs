@@ -62,7 +62,7 @@ pub async fn exchange<B>(
         None => connect(upstream).await?,
     };
     request.headers_mut().insert(AUTHORIZATION, bearer);
-    write_request_head(&mut conn.write, request);
+    write_request_head(&mut conn.write, request, None);
     conn.stream.write_all(&conn.write).await?;
     let (status, headers, length) = read_head(&mut conn, request).await?;
     while conn.read.len() < length {

@@ -13,6 +13,7 @@ use crate::dpop::nonce;
 use crate::error::{error_response, login_required, ErrorCode};
 use crate::proxy::client_body::{ClientBody, Pace, Watch};
 use crate::proxy::failure::{client_body_error, failure};
+use crate::proxy::forwarded::Forwarded;
 use crate::proxy::{relay_response, upgrade, ConnInfo, PooledBody, Upstream, UpstreamError};
 use crate::refresh::{unix_now, Fresh};
 use crate::request_session::{refresh_now, with_cookies, Freshened};
@@ -130,10 +131,10 @@ pub fn anonymous<'a>(
     let mut prepared = prepared;
     let mut slot = prepared.first(body, None, upstream);
     async move {
-        let mut result = send(app, upstream, &mut slot).await;
+        let mut result = send(app, upstream, &mut slot, prepared.forwarded()).await;
         if let (Err(UpstreamError::Closed), true) = (&result, empty) {
             if let Some(again) = prepared.replay(slot.take(), &Bytes::new(), None) {
-                result = send(app, upstream, &mut Some(again)).await;
+                result = send(app, upstream, &mut Some(again), prepared.forwarded()).await;
             }
         }
         match result {
@@ -200,11 +201,11 @@ pub fn with_session<'a>(
         // Each request after the first is made from the one before it when the upstream's
         // client hands it back (`Prepared::again`).
         let mut slot = Some(request);
-        let mut result = send(app, upstream, &mut slot).await;
+        let mut result = send(app, upstream, &mut slot, prepared.forwarded()).await;
         if let (Err(UpstreamError::Closed), Some(bytes)) = (&result, &replay) {
             slot = prepared.replay(slot.take(), bytes, Some(&credential));
             if slot.is_some() {
-                result = send(app, upstream, &mut slot).await;
+                result = send(app, upstream, &mut slot, prepared.forwarded()).await;
             }
         }
         if let (Some((_, nonces)), Ok(response)) = (credential.dpop, &result) {
@@ -215,7 +216,7 @@ pub fn with_session<'a>(
                     debug!("the upstream asked for a DPoP nonce; sending again with it");
                     slot = prepared.again(slot.take(), full(bytes.clone()), Some(&credential));
                     if slot.is_some() {
-                        result = send(app, upstream, &mut slot).await;
+                        result = send(app, upstream, &mut slot, prepared.forwarded()).await;
                         if let Ok(response) = &result {
                             nonces.learn(response.headers());
                         }
@@ -239,7 +240,7 @@ pub fn with_session<'a>(
                         slot = prepared.again(slot.take(), full(bytes), Some(&newer_credential));
                         if slot.is_some() {
                             cookies = new_cookies;
-                            result = send(app, upstream, &mut slot).await;
+                            result = send(app, upstream, &mut slot, prepared.forwarded()).await;
                         }
                     }
                     Freshened::Ended { clear } => return with_cookies(login_required(), clear),
@@ -315,6 +316,7 @@ fn send<'a>(
     app: &'a App,
     upstream: &'a Upstream,
     slot: &'a mut Option<Request<Body>>,
+    forwarded: Option<&'a Forwarded>,
 ) -> impl Future<Output = Result<Response<PooledBody>, UpstreamError>> + Send + 'a {
     // Traces on: an `upstream` span, whose id the upstream receives in `traceparent`.
     let span = slot
@@ -327,7 +329,7 @@ fn send<'a>(
         .unwrap_or_else(tracing::Span::none);
     async move {
         let sent = Instant::now();
-        let result = upstream.send(slot, sent).await;
+        let result = upstream.send(slot, forwarded, sent).await;
         match &result {
             Ok(response) => {
                 let status = response.status().as_u16();

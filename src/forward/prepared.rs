@@ -9,6 +9,7 @@ use crate::dpop::nonce::{NonceCache, DPOP};
 use crate::dpop::DpopKey;
 use crate::edge::spoofable;
 use crate::proxy::bearer::set_bearer;
+use crate::proxy::forwarded::{self, Forwarded};
 use crate::proxy::{headers, own_bytes, ConnInfo, Upstream};
 use crate::secret::AccessToken;
 use crate::session::Presence;
@@ -24,6 +25,9 @@ pub(super) struct Prepared {
     pub(super) method: Method,
     pub(super) uri: Uri,
     pub(super) headers: HeaderMap,
+    /// `X-Forwarded-*`, when they are not in `headers` (the peer is not a trusted proxy): for
+    /// the sender to write or insert.
+    forwarded: Option<Forwarded>,
     /// The header fields went with the request [`Prepared::first`] made: the ones after it
     /// are made from that request, handed back.
     lent: bool,
@@ -145,17 +149,25 @@ impl Prepared {
         Some(request)
     }
 
+    /// The request's `X-Forwarded-*` fields when they are not in its header map.
+    pub(super) fn forwarded(&self) -> Option<&Forwarded> {
+        self.forwarded.as_ref()
+    }
+
     /// The URL the API receives, as it reconstructs it: the scheme it is told
     /// (`X-Forwarded-Proto`), the `Host` it is sent (in `headers`, the request's) and the path,
     /// without the query (RFC 9449 §4.2 `htu`).
     fn htu(&self, headers: &HeaderMap) -> String {
-        let proto = headers
-            .get(&headers::X_FORWARDED_PROTO)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .map(|v| v.trim().to_ascii_lowercase())
-            .filter(|v| v == "https" || v == "http")
-            .unwrap_or_else(|| "http".to_string());
+        let proto = match &self.forwarded {
+            Some(forwarded) => Some(forwarded.proto().to_string()),
+            None => headers
+                .get(&forwarded::X_FORWARDED_PROTO)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(',').next())
+                .map(|v| v.trim().to_ascii_lowercase()),
+        }
+        .filter(|v| v == "https" || v == "http")
+        .unwrap_or_else(|| "http".to_string());
         let host = headers
             .get(HOST)
             .and_then(|v| v.to_str().ok())
@@ -231,7 +243,7 @@ pub(super) fn prepare(
     let named_removed = headers::strip_hop_by_hop(&mut headers, upgrade);
     spoofable::strip(&mut headers, conn.trusted);
     app.routes.strip_identity(&mut headers);
-    headers::set_forwarded(
+    let forwarded = forwarded::forwarded(
         &mut headers,
         &conn.client_ip,
         if conn.tls { "https" } else { "http" },
@@ -260,6 +272,7 @@ pub(super) fn prepare(
         method: parts.method,
         uri,
         headers,
+        forwarded,
         lent: false,
     };
     (prepared, body, client_upgrade)

@@ -2,8 +2,7 @@
 //!
 //! - Hop-by-hop headers (RFC 9110 §7.6.1) are removed, including every header named in
 //!   `Connection`; an upgrade keeps `Connection: upgrade` and `Upgrade` (RFC 9110 §7.8).
-//! - `X-Forwarded-For` gets the client address appended; `-Proto` and `-Host` are set (or kept
-//!   from a peer in `server.trusted_proxies`).
+//! - `X-Forwarded-*`: `forwarded.rs`.
 //! - The proxy's own cookies are removed from `Cookie` (they would push upstream headers past
 //!   common 8 KB limits and the API has no use for them); the app's cookies stay.
 //! - `Authorization: Bearer <access token>`: `bearer.rs`.
@@ -13,11 +12,7 @@ use http::header::{
     HeaderName, CONNECTION, COOKIE, PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
 };
 use http::{HeaderMap, HeaderValue};
-use std::net::IpAddr;
 
-static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
@@ -129,64 +124,6 @@ fn names_no_header(token: &[u8]) -> bool {
         || token == b"close"
         || token.eq_ignore_ascii_case(b"keep-alive")
         || token.eq_ignore_ascii_case(b"close")
-}
-
-/// A client address as the `X-Forwarded-For` value it becomes, made once per connection: each
-/// request shares it (a reference count) instead of formatting, checking and copying it anew.
-#[derive(Clone)]
-pub struct ClientIp(HeaderValue);
-
-impl From<IpAddr> for ClientIp {
-    fn from(ip: IpAddr) -> ClientIp {
-        // An address's text is digits, hex letters, `.` and `:`: always a header value.
-        ClientIp(HeaderValue::from_str(&ip.to_string()).unwrap_or(HeaderValue::from_static("")))
-    }
-}
-
-impl ClientIp {
-    pub fn as_str(&self) -> &str {
-        self.0.to_str().unwrap_or("")
-    }
-}
-
-impl std::fmt::Debug for ClientIp {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Sets the `X-Forwarded-*` headers for the upstream.
-pub fn set_forwarded(
-    headers: &mut HeaderMap,
-    client: &ClientIp,
-    proto: &'static str,
-    host: Option<&HeaderValue>,
-    trusted: bool,
-) {
-    // Keep what earlier proxies recorded only when they are trusted; otherwise a client could
-    // claim any address (and the lookup is skipped).
-    let prior = trusted
-        .then(|| headers.get(&X_FORWARDED_FOR))
-        .flatten()
-        .and_then(|v| v.to_str().ok());
-    let xff = match prior {
-        Some(prior) if !prior.is_empty() => {
-            HeaderValue::from_str(&format!("{prior}, {}", client.as_str()))
-        }
-        _ => Ok(client.0.clone()),
-    };
-    if let Ok(v) = xff {
-        headers.insert(X_FORWARDED_FOR.clone(), v);
-    }
-    if !(trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
-        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
-    }
-    if !(trusted && headers.contains_key(&X_FORWARDED_HOST)) {
-        match host {
-            Some(h) => headers.insert(X_FORWARDED_HOST.clone(), h.clone()),
-            None => headers.remove(&X_FORWARDED_HOST),
-        };
-    }
 }
 
 /// Replaces `Cookie` with `kept` (the app's cookies), or removes it.
@@ -323,41 +260,5 @@ mod tests {
             assert!(has(&h, &custom), "{size}");
             assert!(!has(&h, &HeaderName::from_static("x-other")), "{size}");
         }
-    }
-
-    #[test]
-    fn client_ip_text_matches_display_for_every_form() {
-        for ip in [
-            "10.0.0.7",
-            "255.255.255.255",
-            "::1",
-            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
-            "::ffff:192.168.100.200",
-            "2001:db8:85a3:8d3:1319:8a2e:370:7348",
-        ] {
-            let ip: IpAddr = ip.parse().expect("ip");
-            assert_eq!(ClientIp::from(ip).as_str(), ip.to_string());
-        }
-    }
-
-    #[test]
-    fn forwarded_headers_untrusted_and_trusted() {
-        let ip: IpAddr = "10.0.0.7".parse().expect("ip");
-        let host = HeaderValue::from_static("app.example.com");
-        let mut h = map(&[
-            ("x-forwarded-for", "1.2.3.4"),
-            ("x-forwarded-proto", "https"),
-        ]);
-        set_forwarded(&mut h, &ip.into(), "http", Some(&host), false);
-        assert_eq!(h.get("x-forwarded-for").expect("xff"), "10.0.0.7");
-        assert_eq!(h.get("x-forwarded-proto").expect("xfp"), "http");
-        assert_eq!(h.get("x-forwarded-host").expect("xfh"), "app.example.com");
-        let mut h = map(&[
-            ("x-forwarded-for", "1.2.3.4"),
-            ("x-forwarded-proto", "https"),
-        ]);
-        set_forwarded(&mut h, &ip.into(), "http", Some(&host), true);
-        assert_eq!(h.get("x-forwarded-for").expect("xff"), "1.2.3.4, 10.0.0.7");
-        assert_eq!(h.get("x-forwarded-proto").expect("xfp"), "https");
     }
 }

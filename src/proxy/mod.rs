@@ -10,6 +10,7 @@ pub mod bearer;
 pub mod client_body;
 pub mod direct;
 pub mod failure;
+pub mod forwarded;
 pub mod headers;
 mod idle;
 pub mod own_bytes;
@@ -39,7 +40,7 @@ use tracing::debug;
 pub struct ConnInfo {
     pub peer: std::net::SocketAddr,
     /// The peer's address as text, for `X-Forwarded-For`.
-    pub client_ip: headers::ClientIp,
+    pub client_ip: forwarded::ClientIp,
     /// The client connected over TLS (sets `X-Forwarded-Proto: https`).
     pub tls: bool,
     /// The peer is one of `server.trusted_proxies`: its forwarding headers are kept.
@@ -182,6 +183,7 @@ impl Upstream {
     pub fn send<'a>(
         &'a self,
         slot: &'a mut Option<Request<Body>>,
+        forwarded: Option<&'a forwarded::Forwarded>,
         now: tokio::time::Instant,
     ) -> impl Future<Output = Result<Response<PooledBody>, UpstreamError>> + Send + 'a {
         async move {
@@ -190,8 +192,13 @@ impl Upstream {
             };
             if let Some(direct) = self.direct.as_ref().filter(|_| direct::eligible(&request)) {
                 let request = &*slot.insert(request);
-                let response = direct.send(request, now, self.header_timeout).await?;
+                let response = direct
+                    .send(request, forwarded, now, self.header_timeout)
+                    .await?;
                 return Ok(response.map(PooledBody::direct));
+            }
+            if let Some(forwarded) = forwarded {
+                forwarded.insert(request.headers_mut());
             }
             // Hyper's client and its pool.
             let deadline = now + self.header_timeout;

@@ -8,6 +8,7 @@
 //! `Transfer-Encoding` on an HTTP/1.0 response (refused), a transfer coding that does not end in
 //! `chunked` (read to the close), obsolete line folding (refused by the parser).
 
+use crate::proxy::forwarded::Forwarded;
 use bytes::{Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Version};
@@ -50,7 +51,11 @@ pub enum HeadError {
 /// Writes the request line and header fields into `out` (cleared first). The values come from a
 /// `Request` the `http` crate has checked: no CR, LF or NUL anywhere, so no field can end early.
 /// `Transfer-Encoding` is never written: the direct client sends only requests without a body.
-pub fn write_request_head<B>(out: &mut Vec<u8>, request: &Request<B>) {
+pub fn write_request_head<B>(
+    out: &mut Vec<u8>,
+    request: &Request<B>,
+    forwarded: Option<&Forwarded>,
+) {
     out.clear();
     out.extend_from_slice(request.method().as_str().as_bytes());
     out.push(b' ');
@@ -65,6 +70,9 @@ pub fn write_request_head<B>(out: &mut Vec<u8>, request: &Request<B>) {
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
+    }
+    if let Some(forwarded) = forwarded {
+        forwarded.write(out);
     }
     out.extend_from_slice(b"\r\n");
 }
@@ -386,10 +394,26 @@ mod tests {
             .body(())
             .expect("request");
         let mut out = b"stale".to_vec();
-        write_request_head(&mut out, &request);
+        write_request_head(&mut out, &request, None);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "DELETE /a/b?c=d HTTP/1.1\r\nhost: api\r\nx-many: 1\r\nx-many: 2\r\n\r\n"
+        );
+        // `X-Forwarded-*` kept out of the map: after its fields, before the end of the head.
+        let ip: std::net::IpAddr = "10.0.0.7".parse().expect("ip");
+        let host = HeaderValue::from_static("api");
+        let forwarded = crate::proxy::forwarded::forwarded(
+            &mut HeaderMap::new(),
+            &ip.into(),
+            "http",
+            Some(&host),
+            false,
+        );
+        write_request_head(&mut out, &request, forwarded.as_ref());
         assert_eq!(
             String::from_utf8(out).expect("text"),
-            "DELETE /a/b?c=d HTTP/1.1\r\nhost: api\r\nx-many: 1\r\nx-many: 2\r\n\r\n"
+            "DELETE /a/b?c=d HTTP/1.1\r\nhost: api\r\nx-many: 1\r\nx-many: 2\r\n\
+             x-forwarded-for: 10.0.0.7\r\nx-forwarded-proto: http\r\nx-forwarded-host: api\r\n\r\n"
         );
     }
 }

@@ -18,6 +18,7 @@ mod names;
 
 pub use body::DirectBody;
 
+use super::forwarded::Forwarded;
 use super::UpstreamError;
 use crate::body::Body;
 use crate::server::workers::Shards;
@@ -214,6 +215,7 @@ impl DirectPool {
     pub async fn send(
         self: &Arc<Self>,
         request: &Request<Body>,
+        forwarded: Option<&Forwarded>,
         now: tokio::time::Instant,
         header_timeout: Duration,
     ) -> Result<Response<DirectBody>, UpstreamError> {
@@ -221,7 +223,8 @@ impl DirectPool {
         let timeout = UpstreamError::Timeout(header_timeout);
         while let Some(mut conn) = self.take(now.into_std()) {
             conn.timer.as_mut().reset(deadline);
-            match super::within(conn.timer.as_mut(), exchange(&mut conn.io, request)).await {
+            let exchanged = exchange(&mut conn.io, request, forwarded);
+            match super::within(conn.timer.as_mut(), exchanged).await {
                 None => return Err(timeout),
                 Some(Ok(head)) => return Ok(self.respond(conn, head)),
                 // Not written: the next connection, or a new one.
@@ -231,13 +234,14 @@ impl DirectPool {
         }
         // Boxed: connecting is rare next to a pooled connection; inline, its state (and the
         // connect timeout's) would enlarge every request's future (as in `Upstream::send`).
-        Box::pin(self.send_new(request, deadline, header_timeout)).await
+        Box::pin(self.send_new(request, forwarded, deadline, header_timeout)).await
     }
 
     /// [`DirectPool::send`] on a new connection, connecting included by `deadline`.
     async fn send_new(
         self: &Arc<Self>,
         request: &Request<Body>,
+        forwarded: Option<&Forwarded>,
         deadline: tokio::time::Instant,
         header_timeout: Duration,
     ) -> Result<Response<DirectBody>, UpstreamError> {
@@ -246,7 +250,8 @@ impl DirectPool {
             Err(_) => return Err(timeout),
             Ok(connected) => connected?,
         };
-        match super::within(conn.timer.as_mut(), exchange(&mut conn.io, request)).await {
+        let exchanged = exchange(&mut conn.io, request, forwarded);
+        match super::within(conn.timer.as_mut(), exchanged).await {
             None => Err(timeout),
             Some(Ok(head)) => Ok(self.respond(conn, head)),
             Some(Err(failure)) => Err(failed(failure)),
@@ -282,8 +287,12 @@ fn failed(failure: Failure) -> UpstreamError {
 }
 
 /// Writes the request head and reads up to the final response head (interim 1xx skipped).
-async fn exchange(io: &mut Io, request: &Request<Body>) -> Result<Head, Failure> {
-    write_request_head(&mut io.write, request);
+async fn exchange(
+    io: &mut Io,
+    request: &Request<Body>,
+    forwarded: Option<&Forwarded>,
+) -> Result<Head, Failure> {
+    write_request_head(&mut io.write, request, forwarded);
     if io.stream.write_all(&io.write).await.is_err() {
         return Err(Failure::Unsent);
     }
