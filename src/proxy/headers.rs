@@ -119,7 +119,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) -> bool {
 
 /// `keep-alive` or `close`: the `Connection` tokens that name no header.
 /// The lower-case spellings, which nearly every peer sends, are compared first.
-fn names_no_header(token: &[u8]) -> bool {
+pub fn names_no_header(token: &[u8]) -> bool {
     token == b"keep-alive"
         || token == b"close"
         || token.eq_ignore_ascii_case(b"keep-alive")

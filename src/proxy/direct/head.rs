@@ -9,6 +9,7 @@
 //! `chunked` (read to the close), obsolete line folding (refused by the parser).
 
 use crate::proxy::forwarded::Forwarded;
+use crate::proxy::headers::names_no_header;
 use bytes::{Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Version};
@@ -127,6 +128,12 @@ pub fn parse_response_head(buf: &mut BytesMut, method: &Method) -> Result<Option
     // Drained in place: `into_iter` would first move the whole inline array.
     for (name, start, end) in names.drain(..) {
         if decided.drop_length && name == CONTENT_LENGTH {
+            continue;
+        }
+        // `Connection: keep-alive` (or `close`), what nearly every upstream says, names no
+        // other field: hop-by-hop, read above, it would only be taken out of the map again by
+        // the strip on the way to the browser (~0.5k instructions a response).
+        if name == CONNECTION && names_no_header(head[start..end].trim_ascii()) {
             continue;
         }
         let value = HeaderValue::from_maybe_shared(head.slice(start..end))
@@ -253,167 +260,5 @@ fn keeps_alive<'a>(version: Version, connection: impl Iterator<Item = &'a [u8]> 
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(text: &str, method: &Method) -> Result<Option<Head>, HeadError> {
-        let mut buf = BytesMut::from(text.as_bytes());
-        parse_response_head(&mut buf, method)
-    }
-
-    fn head(text: &str) -> Head {
-        parse(text, &Method::GET)
-            .expect("parses")
-            .expect("complete")
-    }
-
-    #[test]
-    fn content_length_frames_the_body_and_values_are_slices_of_the_head() {
-        let mut buf =
-            BytesMut::from(&b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: b\r\n\r\nhello"[..]);
-        let parsed = parse_response_head(&mut buf, &Method::GET)
-            .expect("parses")
-            .expect("complete");
-        assert_eq!(parsed.status, 200);
-        assert_eq!(parsed.framing, Framing::Length(5));
-        assert!(parsed.reusable);
-        assert_eq!(parsed.headers["x-a"], "b");
-        assert_eq!(&buf[..], b"hello", "the body is left in the buffer");
-    }
-
-    #[test]
-    fn an_incomplete_head_asks_for_more() {
-        assert!(parse("HTTP/1.1 200 OK\r\nContent-Le", &Method::GET)
-            .expect("no error")
-            .is_none());
-    }
-
-    #[test]
-    fn bodiless_statuses_and_head_have_no_body_whatever_the_headers_say() {
-        for text in [
-            "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n",
-            "HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n",
-            "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n",
-        ] {
-            assert_eq!(head(text).framing, Framing::Empty, "{text}");
-        }
-        let to_head = parse(
-            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n",
-            &Method::HEAD,
-        )
-        .expect("parses")
-        .expect("complete");
-        assert_eq!(to_head.framing, Framing::Empty);
-        assert!(to_head.reusable);
-    }
-
-    #[test]
-    fn chunked_wins_over_content_length_which_is_dropped_and_the_connection_ends() {
-        let parsed =
-            head("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n");
-        assert_eq!(parsed.framing, Framing::Chunked);
-        assert!(!parsed.headers.contains_key(CONTENT_LENGTH));
-        assert!(!parsed.reusable);
-        let plain = head("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, Chunked\r\n\r\n");
-        assert_eq!(plain.framing, Framing::Chunked);
-        assert!(plain.reusable);
-    }
-
-    #[test]
-    fn a_coding_that_does_not_end_in_chunked_reads_to_the_close() {
-        let parsed = head("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n");
-        assert_eq!(parsed.framing, Framing::Close);
-        assert!(!parsed.reusable);
-    }
-
-    #[test]
-    fn ambiguous_or_broken_framing_is_refused() {
-        for text in [
-            "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
-            "HTTP/1.1 200 OK\r\nContent-Length: 3, 4\r\n\r\n",
-            "HTTP/1.1 200 OK\r\nContent-Length: +3\r\n\r\n",
-            "HTTP/1.1 200 OK\r\nContent-Length: 3 4\r\n\r\n",
-            "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n",
-            "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
-            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked,\r\n\r\n",
-            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding:\r\n\r\n",
-        ] {
-            assert_eq!(
-                parse(text, &Method::GET).expect_err(text),
-                HeadError::Framing,
-                "{text}"
-            );
-        }
-        let same = head("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 3, 3\r\n\r\n");
-        assert_eq!(
-            same.framing,
-            Framing::Length(3),
-            "repeated equal values agree"
-        );
-    }
-
-    #[test]
-    fn malformed_heads_are_refused() {
-        for text in [
-            "HTTP/1.1 200 OK\r\nX-Folded: a\r\n b\r\n\r\n",
-            "HTTP/2 200 OK\r\n\r\n",
-            "HTTP/1.1 2000 OK\r\n\r\n",
-            "HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n",
-            "HTTP/1.1 200 OK\r\nX-A: a\rb\r\n\r\n",
-        ] {
-            assert_eq!(
-                parse(text, &Method::GET).expect_err(text),
-                HeadError::Malformed,
-                "{text}"
-            );
-        }
-    }
-
-    #[test]
-    fn keep_alive_follows_the_version_and_connection() {
-        assert!(
-            !head("HTTP/1.1 200 OK\r\nConnection: Close\r\nContent-Length: 0\r\n\r\n").reusable
-        );
-        assert!(!head("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n").reusable);
-        assert!(
-            head("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n").reusable
-        );
-        assert!(!head("HTTP/1.1 200 OK\r\n\r\n").reusable, "close-delimited");
-        assert!(!head("HTTP/1.1 101 Switching Protocols\r\n\r\n").reusable);
-    }
-
-    #[test]
-    fn the_request_head_is_written_without_transfer_encoding() {
-        let request = Request::builder()
-            .method("DELETE")
-            .uri("/a/b?c=d")
-            .header("host", "api")
-            .header("x-many", "1")
-            .header("x-many", "2")
-            .header("transfer-encoding", "chunked")
-            .body(())
-            .expect("request");
-        let mut out = b"stale".to_vec();
-        write_request_head(&mut out, &request, None);
-        assert_eq!(
-            String::from_utf8_lossy(&out),
-            "DELETE /a/b?c=d HTTP/1.1\r\nhost: api\r\nx-many: 1\r\nx-many: 2\r\n\r\n"
-        );
-        // `X-Forwarded-*` kept out of the map: after its fields, before the end of the head.
-        let ip: std::net::IpAddr = "10.0.0.7".parse().expect("ip");
-        let host = HeaderValue::from_static("api");
-        let forwarded = crate::proxy::forwarded::forwarded(
-            &mut HeaderMap::new(),
-            &ip.into(),
-            "http",
-            Some(&host),
-            false,
-        );
-        write_request_head(&mut out, &request, forwarded.as_ref());
-        assert_eq!(
-            String::from_utf8(out).expect("text"),
-            "DELETE /a/b?c=d HTTP/1.1\r\nhost: api\r\nx-many: 1\r\nx-many: 2\r\n\
-             x-forwarded-for: 10.0.0.7\r\nx-forwarded-proto: http\r\nx-forwarded-host: api\r\n\r\n"
-        );
-    }
-}
+#[path = "head_tests.rs"]
+mod tests;
