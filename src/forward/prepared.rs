@@ -119,8 +119,11 @@ impl Prepared {
         let Some(credential) = credential else {
             return Some(request);
         };
-        // A proof is the proxy's to make: none from the browser goes along.
-        request.headers_mut().remove(&DPOP);
+        // A proof is the proxy's to make: none from the browser goes along. Looked for before
+        // the hashed removal: a browser almost never sends one.
+        if headers::has(request.headers(), &DPOP) {
+            request.headers_mut().remove(&DPOP);
+        }
         let set = match (credential.dpop, credential.bearer) {
             (None, Some(ready)) => {
                 request.headers_mut().insert(AUTHORIZATION, ready.clone());
