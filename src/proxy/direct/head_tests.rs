@@ -136,6 +136,13 @@ fn connection_is_kept_only_when_it_names_fields() {
         assert_eq!(parsed.headers["x-a"], "b");
     }
     assert!(!head("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n").reusable);
+    // One that names a field keeps them all, the plain one too, in their place.
+    let parsed = head(
+        "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nX-A: b\r\nConnection: x-hop\r\nX-Hop: 1\r\n\r\n",
+    );
+    let names: Vec<&str> = parsed.headers.keys().map(|n| n.as_str()).collect();
+    assert_eq!(names, ["connection", "x-a", "x-hop"]);
+    assert_eq!(parsed.headers.get_all(CONNECTION).iter().count(), 2);
     let parsed = head("HTTP/1.1 200 OK\r\nConnection: keep-alive, x-hop\r\nX-Hop: 1\r\n\r\n");
     assert_eq!(parsed.headers[CONNECTION], "keep-alive, x-hop");
     let mut headers = parsed.headers;

@@ -111,3 +111,34 @@ fn regression_direct_response_cr_before_chunk_extension() {
     let step = decoder.step(&mut read);
     assert!(matches!(step, Step::Fail(_)), "{step:?}");
 }
+
+/// `direct_response`: `connection_fields_named_and_plain`, an answer with a `Connection:
+/// keep-alive` field and, after another field, a second `Connection` naming a token. The
+/// direct client had left the plain one out of the map and kept the other, so `connection`
+/// moved after the field between them, where hyper's map has it at its first place. Every
+/// `Connection` field is now kept when any of them names something (and all are left out only
+/// when none does).
+#[test]
+fn regression_direct_response_connection_fields_named_and_plain() {
+    use bytes::BytesMut;
+    use token_handler::proxy::direct::head::parse_response_head;
+    let path = format!(
+        "{}/fuzz/regressions/direct_response/connection_fields_named_and_plain",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let data = std::fs::read(path).expect("regression input");
+    assert_eq!(data[0] % 2, 0, "a GET");
+    let mut read = BytesMut::from(&data[1..]);
+    let head = parse_response_head(&mut read, &http::Method::GET)
+        .expect("the head parses")
+        .expect("complete");
+    let names: Vec<&str> = head.headers.keys().map(|n| n.as_str()).collect();
+    assert_eq!(names, ["connmction", "connection", "connecti+on"]);
+    let connection: Vec<&[u8]> = head
+        .headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .map(|v| v.as_bytes())
+        .collect();
+    assert_eq!(connection, [&b"keep-alive"[..], b"Trueth:"]);
+}
