@@ -137,17 +137,7 @@ pub fn set_forwarded(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(
-                HeaderName::from_bytes(k.as_bytes()).expect("name"),
-                v.parse().expect("value"),
-            );
-        }
-        h
-    }
+    use crate::proxy::headers::tests::map;
 
     #[test]
     fn client_ip_text_matches_display_for_every_form() {

@@ -135,11 +135,12 @@ pub fn set_cookies(headers: &mut HeaderMap, kept: Option<HeaderValue>) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use http::header::AUTHORIZATION;
 
-    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+    /// A header map of `pairs`, in order (also for `forwarded.rs`'s tests).
+    pub(in crate::proxy) fn map(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
             h.append(

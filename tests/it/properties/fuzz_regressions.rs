@@ -87,25 +87,27 @@ fn regression_non_ascii_app_cookie() {
     assert_eq!(kept.as_bytes(), "user=Jürgen; lang=en".as_bytes());
 }
 
+/// A `direct_response` input (a GET): the head the direct client parses, and the bytes after it.
+fn direct_head(name: &str) -> (token_handler::proxy::direct::head::Head, bytes::BytesMut) {
+    let data = regression("direct_response", name);
+    assert_eq!(data[0] % 2, 0, "a GET");
+    let mut read = bytes::BytesMut::from(&data[1..]);
+    let head =
+        token_handler::proxy::direct::head::parse_response_head(&mut read, &http::Method::GET)
+            .expect("the head parses")
+            .expect("complete");
+    (head, read)
+}
+
 /// `direct_response`: the direct client's reading of `cr_before_chunk_extension`, an upstream
 /// answer whose last chunk-size line is `0\r\r;...`. A CR there was taken for the whitespace
 /// allowed before `;`, so the body read as complete (and empty) where hyper's client refuses
 /// it. The fuzz target found it comparing the two; the body must fail.
 #[test]
 fn regression_direct_response_cr_before_chunk_extension() {
-    use bytes::BytesMut;
     use token_handler::proxy::direct::decode::{Decoder, Step};
-    use token_handler::proxy::direct::head::{parse_response_head, Framing};
-    let path = format!(
-        "{}/fuzz/regressions/direct_response/cr_before_chunk_extension",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let data = std::fs::read(path).expect("regression input");
-    assert_eq!(data[0] % 2, 0, "a GET");
-    let mut read = BytesMut::from(&data[1..]);
-    let head = parse_response_head(&mut read, &http::Method::GET)
-        .expect("the head parses")
-        .expect("complete");
+    use token_handler::proxy::direct::head::Framing;
+    let (head, mut read) = direct_head("cr_before_chunk_extension");
     assert_eq!(head.framing, Framing::Chunked);
     let mut decoder = Decoder::new(head.framing);
     let step = decoder.step(&mut read);
@@ -120,18 +122,7 @@ fn regression_direct_response_cr_before_chunk_extension() {
 /// when none does).
 #[test]
 fn regression_direct_response_connection_fields_named_and_plain() {
-    use bytes::BytesMut;
-    use token_handler::proxy::direct::head::parse_response_head;
-    let path = format!(
-        "{}/fuzz/regressions/direct_response/connection_fields_named_and_plain",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let data = std::fs::read(path).expect("regression input");
-    assert_eq!(data[0] % 2, 0, "a GET");
-    let mut read = BytesMut::from(&data[1..]);
-    let head = parse_response_head(&mut read, &http::Method::GET)
-        .expect("the head parses")
-        .expect("complete");
+    let (head, _) = direct_head("connection_fields_named_and_plain");
     let names: Vec<&str> = head.headers.keys().map(|n| n.as_str()).collect();
     assert_eq!(names, ["connmction", "connection", "connecti+on"]);
     let connection: Vec<&[u8]> = head
