@@ -16,10 +16,10 @@ use crate::proxy::upgrade;
 pub use crate::proxy::ConnInfo;
 use crate::request_session::{self, Admission};
 use crate::routes::Decision;
+use crate::server::RequestBody;
 use crate::trace;
 use http::header::{ALLOW, CACHE_CONTROL};
 use http::{HeaderValue, Request, Response};
-use hyper::body::Incoming;
 use std::borrow::Cow;
 use std::sync::Arc;
 use tokio::time::Instant;
@@ -32,7 +32,7 @@ use tracing::{debug, info, info_span};
 /// connection").
 pub fn handle(
     app: Arc<App>,
-    request: Request<Incoming>,
+    request: Request<RequestBody>,
     conn: ConnInfo,
 ) -> impl std::future::Future<Output = Response<Body>> + Send {
     let routed = route(&app, &request);
@@ -134,7 +134,7 @@ enum Route {
     Unrouted(Decision),
 }
 
-fn route(app: &App, request: &Request<Incoming>) -> Result<Route, edge::Refusal> {
+fn route(app: &App, request: &Request<RequestBody>) -> Result<Route, edge::Refusal> {
     let admitted = edge::admit(request)?;
     let decoded = &admitted.path.decoded[..];
     let prefix = app.config.proxy.auth_prefix.as_bytes();
@@ -200,7 +200,7 @@ pub fn unrouted(decision: Decision) -> Response<Body> {
 #[allow(clippy::manual_async_fn)]
 fn proxy<'a>(
     app: &'a App,
-    request: Request<Incoming>,
+    request: Request<RequestBody>,
     conn: ConnInfo,
     access: Access,
     upgrade: Option<upgrade::Expected>,

@@ -188,7 +188,7 @@ async fn main() {
     let keys = KeyRing::generate_spec();
     let toml = format!(
         "[server]\nlisten = \"127.0.0.1:{}\"\nadmin_listen = \"127.0.0.1:{}\"\nworker_threads = {}\n\
-         scheduler = \"{}\"\n[upstream]\nurl = \"http://127.0.0.1:{up_port}\"\nclient = \"{}\"\n\
+         scheduler = \"{}\"\nhttp1 = \"{}\"\n[upstream]\nurl = \"http://127.0.0.1:{up_port}\"\nclient = \"{}\"\n\
          [idp]\ndialect = \"tokenidp\"\nissuer = \"{}\"\nclient_id = \"{CLIENT_ID}\"\nclient_auth = \"basic\"\nredirect_uri = \"http://127.0.0.1/auth/callback\"\n\
          [session]\nrefresh_skew = \"5s\"\n[proxy]\npublic_paths = [\"/public/\"]\n[log]\nlevel = \"warn\"\n",
         free_port(),
@@ -196,6 +196,8 @@ async fn main() {
         a.workers,
         // BENCH_SCHEDULER: `server.scheduler` (default `work_stealing`).
         std::env::var("BENCH_SCHEDULER").unwrap_or_else(|_| "work_stealing".into()),
+        // BENCH_HTTP1: `server.http1` (default: the product's).
+        std::env::var("BENCH_HTTP1").unwrap_or_else(|_| "hyper".into()),
         // BENCH_UPSTREAM_CLIENT: `upstream.client` (default `direct`, as the product's).
         std::env::var("BENCH_UPSTREAM_CLIENT").unwrap_or_else(|_| "direct".into()),
         idp.url(),

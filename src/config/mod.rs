@@ -40,7 +40,7 @@ pub use proxy::{BrowserAuthorization, ProxyConfig};
 pub use redis_nodes::{RedisAuth, RedisTopology};
 pub use routes::{Access, RouteConfig};
 pub use secrets::{CLIENT_KEY_ENV, CLIENT_SECRET_ENV, COOKIE_KEYS_ENV};
-pub use server::{Scheduler, ServerConfig, TlsFiles};
+pub use server::{Http1Server, Scheduler, ServerConfig, TlsFiles};
 pub use session::{SameSite, SessionConfig};
 pub use telemetry::{OtlpProtocol, TelemetryConfig};
 pub use upstream::{UpstreamClient, UpstreamConfig};

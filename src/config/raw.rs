@@ -27,6 +27,7 @@ pub struct Server {
     pub reload_interval: Option<String>,
     pub worker_threads: Option<usize>,
     pub scheduler: Option<String>,
+    pub http1: Option<String>,
     pub release_start_up_pages: Option<bool>,
 }
 

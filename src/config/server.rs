@@ -40,6 +40,8 @@ pub struct ServerConfig {
     pub worker_threads: usize,
     /// How connections are spread over the worker threads.
     pub scheduler: Scheduler,
+    /// Who reads HTTP/1.1 requests first.
+    pub http1: Http1Server,
     /// Once serving, unmap the start-up code pages of the executable and its libraries
     /// (`token_handler_alloc::pages`): 3 MiB less RSS, measured.
     pub release_start_up_pages: bool,
@@ -71,6 +73,16 @@ pub enum Scheduler {
     /// worker in turn and stays there, with that worker's own upstream pools (the process
     /// model of nginx). Less CPU per request, a longer tail when a worker is descheduled.
     PerCore,
+}
+
+/// Who reads a connection's HTTP/1.1 requests (BENCHMARKS.md measured both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Http1Server {
+    /// The direct server (`server::h1`) reads the requests without a body, and hands the
+    /// connection to hyper at the first other one (a body, an upgrade, HTTP/1.0, HTTP/2...).
+    Direct,
+    /// hyper's server reads every request.
+    Hyper,
 }
 
 #[derive(Debug, Clone)]
@@ -148,6 +160,15 @@ pub(super) fn server(r: raw::Server, p: &mut Problems) -> ServerConfig {
             &[
                 ("work_stealing", Scheduler::WorkStealing),
                 ("per_core", Scheduler::PerCore),
+            ],
+        ),
+        http1: p.one_of(
+            "server.http1",
+            r.http1,
+            Http1Server::Hyper,
+            &[
+                ("direct", Http1Server::Direct),
+                ("hyper", Http1Server::Hyper),
             ],
         ),
         release_start_up_pages: r.release_start_up_pages.unwrap_or(true),
@@ -234,6 +255,16 @@ mod tests {
             e.contains("server.scheduler") && e.contains("work_stealing, per_core"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn http1_is_read_by_hyper_unless_direct_is_asked() {
+        use super::Http1Server;
+        assert_eq!(load("").expect("valid").server.http1, Http1Server::Hyper);
+        let direct = load("http1 = \"direct\"").expect("valid");
+        assert_eq!(direct.server.http1, Http1Server::Direct);
+        let e = load("http1 = \"fast\"").expect_err("refused");
+        assert!(e.contains("server.http1") && e.contains("direct, hyper"), "{e}");
     }
 
     #[test]

@@ -17,6 +17,7 @@ use crate::proxy::forwarded::Forwarded;
 use crate::proxy::{relay_response, upgrade, ConnInfo, PooledBody, Upstream, UpstreamError};
 use crate::refresh::{unix_now, Fresh};
 use crate::request_session::{refresh_now, with_cookies, Freshened};
+use crate::server::RequestBody;
 use crate::session::Presence;
 use crate::trace;
 use bytes::Bytes;
@@ -24,7 +25,6 @@ use http::header::{CONTENT_LENGTH, SET_COOKIE, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use http_body::Body as _;
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use std::future::Future;
 use std::sync::Arc;
@@ -37,7 +37,7 @@ pub use prepared::Target;
 use prepared::{prepare, upstream_of, Credential};
 
 /// The client's body, timed (`server.body_read_timeout` / `body_min_rate`) and watched.
-fn client_body(app: &App, body: Incoming) -> (ClientBody, Watch) {
+fn client_body(app: &App, body: RequestBody) -> (ClientBody, Watch) {
     let server = &app.config.server;
     ClientBody::new(
         body,
@@ -111,7 +111,7 @@ fn strip_own_set_cookies(app: &App, headers: &mut HeaderMap) {
 /// answered, in every request's future (see BENCHMARKS.md, "Memory per connection").
 pub fn anonymous<'a>(
     app: &'a App,
-    request: Request<Incoming>,
+    request: Request<RequestBody>,
     conn: ConnInfo,
     upgrade: Option<upgrade::Expected>,
     target: Target,
@@ -149,7 +149,7 @@ pub fn anonymous<'a>(
 #[allow(clippy::too_many_arguments)]
 pub fn with_session<'a>(
     app: &'a App,
-    request: Request<Incoming>,
+    request: Request<RequestBody>,
     conn: ConnInfo,
     upgrade: Option<upgrade::Expected>,
     target: Target,

@@ -12,11 +12,11 @@ use crate::proxy::bearer::set_bearer;
 use crate::proxy::forwarded::{self, Forwarded};
 use crate::proxy::{headers, own_bytes, ConnInfo, Upstream};
 use crate::secret::AccessToken;
+use crate::server::RequestBody;
 use crate::session::Presence;
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, HOST};
 use http::{HeaderMap, HeaderValue, Method, Request, Uri, Version};
-use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use tracing::{info, warn};
 
@@ -228,12 +228,12 @@ pub(super) fn upstream_of<'a>(app: &'a App, target: &Target) -> &'a Upstream {
 /// headers, our cookies, the checked Host and normalised path).
 pub(super) fn prepare(
     app: &App,
-    mut request: Request<Incoming>,
+    mut request: Request<RequestBody>,
     conn: ConnInfo,
     upgrade: bool,
     target: Target,
     presence: &Presence,
-) -> (Prepared, Incoming, Option<OnUpgrade>) {
+) -> (Prepared, RequestBody, Option<OnUpgrade>) {
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
     let (parts, body) = request.into_parts();
     let mut headers = parts.headers;

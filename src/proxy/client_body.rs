@@ -12,8 +12,9 @@
 //! answer is the client's error (400, or 408 for time), not `502 upstream_unavailable` with
 //! an alert about an upstream that did nothing wrong.
 
+use crate::server::RequestBody;
 use bytes::Bytes;
-use hyper::body::{Body as _, Frame, Incoming, SizeHint};
+use hyper::body::{Body as _, Frame, SizeHint};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
@@ -63,7 +64,7 @@ pub struct ClientBodyError(&'static str);
 
 /// A timed, watched request body.
 pub struct ClientBody {
-    inner: Incoming,
+    inner: RequestBody,
     pace: Pace,
     watch: Watch,
     received: u64,
@@ -83,7 +84,7 @@ impl std::fmt::Debug for ClientBody {
 }
 
 impl ClientBody {
-    pub fn new(inner: Incoming, pace: Pace) -> (ClientBody, Watch) {
+    pub fn new(inner: RequestBody, pace: Pace) -> (ClientBody, Watch) {
         let watch = if inner.is_end_stream() {
             Watch(None)
         } else {

@@ -15,19 +15,26 @@
 //! block limit equal to HTTP/1.1's, and keep-alive pings that must be answered.
 
 pub mod conn;
+pub mod h1;
+mod request_body;
 mod stall;
 pub mod workers;
 
+pub use request_body::RequestBody;
+
 use crate::app::App;
-use crate::config::ServerConfig;
+use crate::body::Body;
+use crate::config::{Http1Server, ServerConfig};
 use crate::handler::{handle, ConnInfo};
-use conn::{watched, Activity, Tracked, Watchdog};
+use conn::{watched, Activity, Tracked, Verdict, Watchdog};
+use http::{Request, Response};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use stall::WriteDeadline;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -295,6 +302,8 @@ fn boxed_in_place<F: Future>(make: impl FnOnce() -> F) -> Pin<Box<F>> {
 }
 
 /// Serves one connection; closes it when idle; on shutdown, finishes its in-flight requests.
+/// With `server.http1 = "direct"` the direct server ([`h1`]) reads its first requests, and
+/// hyper the rest from the first it does not take.
 async fn serve<I>(
     app: Arc<App>,
     builder: &auto::Builder<TokioExecutor>,
@@ -307,9 +316,12 @@ async fn serve<I>(
 {
     let activity = Activity::new();
     let idle_timeout = app.config.server.header_read_timeout;
-    let service = {
+    let direct = (app.config.server.http1 == Http1Server::Direct)
+        .then_some(app.config.server.max_header_bytes + HEADER_ROOM);
+    let mut watchdog = Watchdog::new(Arc::clone(&activity), idle_timeout, stopping.clone());
+    let respond = {
         let activity = Arc::clone(&activity);
-        service_fn(move |request| {
+        move |request: Request<RequestBody>| {
             let busy = activity.begin();
             let app = Arc::clone(&app);
             let conn = conn.clone();
@@ -321,13 +333,53 @@ async fn serve<I>(
                     Serves::Proxy => handle(app, request, conn).await,
                     Serves::ForwardAuth => crate::forward_auth::handle(app, request, conn).await,
                 };
-                Ok::<_, std::convert::Infallible>(response.map(|body| Tracked::new(body, busy)))
+                response.map(|body| Tracked::new(body, busy))
             })
-        })
+        }
     };
+    if let Some(limit) = direct {
+        let closing = AtomicBool::new(false);
+        let ended = {
+            let direct = h1::serve(io, limit, &closing, &respond);
+            tokio::pin!(direct);
+            loop {
+                tokio::select! {
+                    biased;
+                    ended = direct.as_mut() => break Some(ended),
+                    verdict = watchdog.next_verdict() => match verdict {
+                        Verdict::Close => closing.store(true, Ordering::Release),
+                        Verdict::Drop => break None,
+                    },
+                }
+            }
+        };
+        if let Some(h1::Ended::Hand(io)) = ended {
+            if !closing.load(Ordering::Acquire) {
+                serve_hyper(builder, io, respond, watchdog).await;
+            }
+        }
+        return;
+    }
+    serve_hyper(builder, io, respond, watchdog).await;
+}
+
+/// hyper's server on the connection, under its watchdog.
+async fn serve_hyper<I, R, F>(
+    builder: &auto::Builder<TokioExecutor>,
+    io: I,
+    respond: R,
+    mut watchdog: Watchdog,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    R: Fn(Request<RequestBody>) -> Pin<Box<F>> + Send + 'static,
+    F: Future<Output = Response<Tracked<Body>>> + Send + 'static,
+{
+    let service = service_fn(move |request: Request<hyper::body::Incoming>| {
+        let pending = respond(request.map(RequestBody::Hyper));
+        async move { Ok::<_, std::convert::Infallible>(pending.await) }
+    });
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(connection);
-    let mut watchdog = Watchdog::new(activity, idle_timeout, stopping.clone());
     let ended = watched!(connection, watchdog);
     if let Some(Err(e)) = ended {
         debug!(error = %e, "connection ended with an error");

@@ -96,6 +96,9 @@ pub fn config_toml(
         ),
         ("session", "refresh_skew = \"5s\"".into()),
     ];
+    if let Some(http1) = http1_server() {
+        defaults.push(("server", format!("http1 = \"{http1}\"")));
+    }
     if let Some(scheduler) = scheduler() {
         defaults.push(("server", format!("scheduler = \"{scheduler}\"")));
         defaults.push(("server", "worker_threads = 2".into()));
@@ -144,6 +147,12 @@ pub fn config_toml(
 /// `direct`; `scripts/test.sh` runs the proxy suites with each), else `direct`, the default.
 pub fn upstream_client() -> String {
     std::env::var("TOKEN_HANDLER_TEST_UPSTREAM_CLIENT").unwrap_or_else(|_| "direct".into())
+}
+
+/// Who reads the tests' proxies' HTTP/1.1 requests: `TOKEN_HANDLER_TEST_HTTP1` (`direct` or
+/// `hyper`; `scripts/test.sh` runs the proxy suites with each), else the default.
+pub fn http1_server() -> Option<String> {
+    std::env::var("TOKEN_HANDLER_TEST_HTTP1").ok()
 }
 
 /// The scheduler the tests' proxies use: `TOKEN_HANDLER_TEST_SCHEDULER` (`per_core`, with two

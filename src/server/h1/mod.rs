@@ -1,0 +1,334 @@
+//! The direct HTTP/1.1 server (`server.http1 = "direct"`): a connection's requests without a
+//! body, read and answered here, in fewer instructions than hyper's server spends on them
+//! (BENCHMARKS.md, "the direct server"). The first request it does not take ([`parse`]: a
+//! body, an upgrade, `HEAD`, HTTP/1.0, the HTTP/2 preface, anything malformed...) hands the
+//! connection to hyper with the bytes already read ([`Prefixed`]), and hyper serves the rest
+//! of it, that request included: every error answer, body and protocol switch stays hyper's.
+//!
+//! What it keeps of hyper's behaviour: the request it builds ([`parse`]), the head it writes
+//! ([`encode`]), the body's framing (bytes past a `Content-Length` are not sent, a body that
+//! ends short or fails ends the connection, trailers are not sent: no request it takes asked
+//! for them), a client that goes away while its request is in flight drops the request, a
+//! head that outgrows `max_buf_size` goes to hyper (its 431), and a graceful close finishes the
+//! request in flight, then closes.
+
+pub mod date;
+pub mod encode;
+pub mod parse;
+mod prefixed;
+
+use crate::body::Body;
+use crate::server::conn::Tracked;
+use crate::server::RequestBody;
+use bytes::{Buf, Bytes};
+use encode::{Announced, Encoded, Framing};
+use http::{HeaderMap, Request, Response};
+use http_body::Body as _;
+pub use prefixed::Prefixed;
+use std::future::{poll_fn, Future};
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+
+/// The read buffer a connection starts with (hyper's first read is as large).
+const FIRST_READ: usize = 8 * 1024;
+/// Response bytes gathered before a write (the head and small bodies go in one).
+const WRITE_AT: usize = 16 * 1024;
+
+/// How a connection left the direct server.
+#[derive(Debug)]
+pub enum Ended<I> {
+    /// Closed: by the client, after a last response, on a graceful close, or on an error.
+    Closed,
+    /// hyper's from here on: the connection, and what was read of it.
+    Hand(Prefixed<I>),
+}
+
+/// One connection's state between its requests.
+struct Conn<I> {
+    io: I,
+    /// Read bytes not consumed yet are `buf[start..end]`; the buffer is initialised throughout.
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// hyper's `max_buf_size`: a head not complete within it is hyper's to refuse.
+    limit: usize,
+    out: Vec<u8>,
+    /// The last response's (emptied) field map, filled by the next request (as hyper does).
+    fields: HeaderMap,
+}
+
+/// Serves `io` until it closes or is hyper's. `closing` is a graceful close: no new request
+/// is read, and the one in flight is the last. `respond` starts a request's handling.
+pub async fn serve<I, R, F>(io: I, limit: usize, closing: &AtomicBool, respond: &R) -> Ended<I>
+where
+    I: AsyncRead + AsyncWrite + Unpin,
+    R: Fn(Request<RequestBody>) -> Pin<Box<F>>,
+    F: Future<Output = Response<Tracked<Body>>> + ?Sized,
+{
+    let mut conn = Conn {
+        io,
+        buf: Vec::new(),
+        start: 0,
+        end: 0,
+        limit: limit.max(FIRST_READ),
+        out: Vec::new(),
+        fields: HeaderMap::new(),
+    };
+    loop {
+        let head = match conn.next_head(closing).await {
+            Next::Head(head) => head,
+            Next::Closed => return Ended::Closed,
+            Next::Hand => {
+                let read = Bytes::copy_from_slice(&conn.buf[conn.start..conn.end]);
+                return Ended::Hand(Prefixed::new(read, conn.io));
+            }
+        };
+        let mut pending = respond(head.into_request(RequestBody::Empty));
+        let Some(response) = conn.await_response(pending.as_mut()).await else {
+            return Ended::Closed;
+        };
+        drop(pending);
+        let keep_alive = !closing.load(Ordering::Acquire);
+        match conn.send(response, keep_alive).await {
+            Ok(true) => {}
+            Ok(false) | Err(_) => {
+                let _ = conn.io.shutdown().await;
+                return Ended::Closed;
+            }
+        }
+    }
+}
+
+// Returned once per request: boxing the head would allocate for every request.
+#[allow(clippy::large_enum_variant)]
+enum Next {
+    Head(parse::Head),
+    Closed,
+    Hand,
+}
+
+impl<I: AsyncRead + AsyncWrite + Unpin> Conn<I> {
+    /// Reads until the buffer holds a head (or shows it is hyper's to read).
+    async fn next_head(&mut self, closing: &AtomicBool) -> Next {
+        loop {
+            if self.start == self.end {
+                (self.start, self.end) = (0, 0);
+            } else {
+                match parse::parse(&self.buf[self.start..self.end], &mut self.fields) {
+                    parse::Parsed::Request { head, len } => {
+                        self.start += len;
+                        return Next::Head(head);
+                    }
+                    parse::Parsed::Hand => return Next::Hand,
+                    parse::Parsed::Partial => {}
+                }
+            }
+            if !self.make_room() {
+                return Next::Hand;
+            }
+            let read = poll_fn(|cx| {
+                if closing.load(Ordering::Acquire) {
+                    return Poll::Ready(Ok(0));
+                }
+                self.poll_fill(cx)
+            })
+            .await;
+            match read {
+                Ok(0) | Err(_) => return Next::Closed,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// Room to read into: the unread bytes moved to the front, or the buffer grown up to the
+    /// limit. `false`: the buffer is full at the limit.
+    fn make_room(&mut self) -> bool {
+        if self.end < self.buf.len() {
+            return true;
+        }
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            (self.start, self.end) = (0, self.end - self.start);
+            return true;
+        }
+        if self.buf.len() >= self.limit {
+            return false;
+        }
+        let grown = (self.buf.len() * 2).clamp(FIRST_READ, self.limit);
+        self.buf.resize(grown, 0);
+        true
+    }
+
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let mut read = ReadBuf::new(&mut self.buf[self.end..]);
+        match Pin::new(&mut self.io).poll_read(cx, &mut read) {
+            Poll::Ready(Ok(())) => {
+                let n = read.filled().len();
+                self.end += n;
+                Poll::Ready(Ok(n))
+            }
+            other => other.map(|result| result.map(|()| 0)),
+        }
+    }
+
+    /// The handler's response; `None` if the client went away first (as hyper, which reads
+    /// while a request is in flight when nothing is buffered, and drops it on end of stream).
+    async fn await_response<F>(
+        &mut self,
+        mut pending: Pin<&mut F>,
+    ) -> Option<Response<Tracked<Body>>>
+    where
+        F: Future<Output = Response<Tracked<Body>>> + ?Sized,
+    {
+        let mut watching = true;
+        poll_fn(|cx| {
+            if let Poll::Ready(response) = pending.as_mut().poll(cx) {
+                return Poll::Ready(Some(response));
+            }
+            if watching && self.start == self.end {
+                (self.start, self.end) = (0, 0);
+                if self.buf.is_empty() {
+                    self.buf.resize(FIRST_READ, 0);
+                }
+                match self.poll_fill(cx) {
+                    Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(None),
+                    // The next request, pipelined: kept for after this one.
+                    Poll::Ready(Ok(_)) => watching = false,
+                    Poll::Pending => {}
+                }
+            }
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Writes the response. `Ok(true)`: the connection may carry another request.
+    async fn send(
+        &mut self,
+        response: Response<Tracked<Body>>,
+        keep_alive: bool,
+    ) -> io::Result<bool> {
+        let (mut parts, mut body) = response.into_parts();
+        let announced = if body.is_end_stream() {
+            Announced::Nothing
+        } else {
+            body.size_hint()
+                .exact()
+                .map_or(Announced::Unknown, Announced::Known)
+        };
+        self.out.clear();
+        let encoded = encode::encode(&mut parts, announced, keep_alive, &mut self.out);
+        self.fields = std::mem::take(&mut parts.headers);
+        let Ok(Encoded { framing, last }) = encoded else {
+            return Ok(false);
+        };
+        let complete = match framing {
+            // hyper does not poll such a body: it is dropped, its request done.
+            Framing::Length(0) => {
+                drop(body);
+                true
+            }
+            framing => self.body(&mut body, framing).await?,
+        };
+        if !complete {
+            // What is gathered is not sent (hyper drops it too): the connection just ends.
+            return Ok(false);
+        }
+        if !self.out.is_empty() {
+            self.io.write_all(&self.out).await?;
+            self.out.clear();
+        }
+        self.io.flush().await?;
+        if self.out.capacity() > 4 * WRITE_AT {
+            self.out = Vec::new();
+        }
+        Ok(!last && framing != Framing::UntilClose)
+    }
+
+    /// Streams the body under `framing`. `Ok(false)`: it failed or ended short (the
+    /// connection then ends, as hyper ends it).
+    async fn body(&mut self, body: &mut Tracked<Body>, framing: Framing) -> io::Result<bool> {
+        let mut owed = match framing {
+            Framing::Length(len) => len,
+            _ => u64::MAX,
+        };
+        loop {
+            let frame = poll_fn(|cx| match Pin::new(&mut *body).poll_frame(cx) {
+                Poll::Pending if !self.out.is_empty() => Poll::Ready(Step::Write),
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(frame) => Poll::Ready(Step::Frame(frame)),
+            })
+            .await;
+            let data = match frame {
+                Step::Write => {
+                    self.io.write_all(&self.out).await?;
+                    self.io.flush().await?;
+                    self.out.clear();
+                    continue;
+                }
+                Step::Frame(None) => {
+                    return Ok(match framing {
+                        Framing::Chunked => {
+                            self.out.extend_from_slice(b"0\r\n\r\n");
+                            true
+                        }
+                        Framing::Length(_) => owed == 0,
+                        Framing::UntilClose => true,
+                    })
+                }
+                Step::Frame(Some(Err(_))) => return Ok(false),
+                Step::Frame(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => data,
+                    // Trailers: not sent (hyper sends them only to a request that asked).
+                    Err(_) => continue,
+                },
+            };
+            if data.is_empty() {
+                continue;
+            }
+            match framing {
+                Framing::Chunked => {
+                    chunk_size(&mut self.out, data.len());
+                    self.out.extend_from_slice(&data);
+                    self.out.extend_from_slice(b"\r\n");
+                }
+                Framing::Length(_) => {
+                    let take =
+                        usize::try_from(owed).map_or(data.len(), |owed| owed.min(data.len()));
+                    self.out.extend_from_slice(&data.chunk()[..take]);
+                    owed -= take as u64;
+                }
+                Framing::UntilClose => self.out.extend_from_slice(&data),
+            }
+            if framing != Framing::UntilClose && owed == 0 {
+                return Ok(true);
+            }
+            if self.out.len() >= WRITE_AT {
+                self.io.write_all(&self.out).await?;
+                self.out.clear();
+            }
+        }
+    }
+}
+
+/// A chunk's size line, in upper-case hex as hyper writes it.
+fn chunk_size(out: &mut Vec<u8>, len: usize) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let digits = (usize::BITS - len.leading_zeros()).div_ceil(4).max(1);
+    for shift in (0..digits).rev() {
+        out.push(HEX[(len >> (shift * 4)) & 0xf]);
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+enum Step {
+    /// The body has nothing yet: write what is gathered first.
+    Write,
+    Frame(Option<Result<http_body::Frame<Bytes>, crate::body::BoxError>>),
+}
+
+#[cfg(test)]
+mod tests;
