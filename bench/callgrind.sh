@@ -28,8 +28,9 @@
 # ports, drives it with wrk (4 connections, 8 s), subtracts the start-up/shutdown instructions
 # (a run with no request) and prints instructions per request. Installs valgrind, nginx and
 # wrk (and redis-server) when missing. The raw profile is left in $DIR/cg.out for
-# callgrind_annotate (the run with no request in $DIR/cg.base.out). Honours CARGO_TARGET_DIR
-# and TOKEN_HANDLER_BIN.
+# callgrind_annotate (the run with no request in $DIR/cg.base.out). Honours CARGO_TARGET_DIR,
+# TOKEN_HANDLER_BIN, and BENCH_UPSTREAM_CLIENT / BENCH_HTTP1 (the proxy's `upstream.client` and
+# `server.http1`, both `direct` by default, as the product's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/need.sh

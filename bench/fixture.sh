@@ -39,7 +39,7 @@ EOF
 
 # write_proxy DIR LISTEN_PORT ADMIN_PORT UPSTREAM_PORT: $DIR/th.toml, one worker thread;
 # upstream.client from BENCH_UPSTREAM_CLIENT (default direct, as the product), server.scheduler from
-# BENCH_SCHEDULER (default work_stealing), server.http1 from BENCH_HTTP1 (default: the product's).
+# BENCH_SCHEDULER (default work_stealing), server.http1 from BENCH_HTTP1 (default direct, as the product).
 write_proxy() {
   local dir=$1 listen=$2 admin=$3 upstream=$4
   cat > "$dir/th.toml" <<EOF
@@ -48,7 +48,7 @@ listen = "127.0.0.1:$listen"
 admin_listen = "127.0.0.1:$admin"
 worker_threads = 1
 scheduler = "${BENCH_SCHEDULER:-work_stealing}"
-http1 = "${BENCH_HTTP1:-hyper}"
+http1 = "${BENCH_HTTP1:-direct}"
 [upstream]
 url = "http://127.0.0.1:$upstream"
 client = "${BENCH_UPSTREAM_CLIENT:-direct}"

@@ -8,6 +8,7 @@
 #   (--rounds 0: the storm only)
 # BENCH_SCHEDULER=per_core: token-handler's `server.scheduler` (default work_stealing);
 # BENCH_UPSTREAM_CLIENT=hyper: its `upstream.client` (default direct, as the product's).
+# BENCH_HTTP1=hyper: its `server.http1` (default direct, as the product's).
 # --pingora: a bare pingora proxy (bench/pingora/, its own project, not a dependency of the
 # product) is measured too, against the same nginx rounds, with pingora's `threads` = --workers.
 # Off by default: its cold release build took 4 min 14 s here (a shared 2-core machine) and

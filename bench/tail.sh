@@ -6,7 +6,7 @@
 # 8 s (voluntary: a worker went idle; involuntary: the OS preempted a busy one). The two-worker
 # p99 of BENCHMARKS.md ("the direct client by default") was read this way.
 #   bench/tail.sh th|nginx [WORKERS]     (default 2)
-# Honours BENCH_UPSTREAM_CLIENT, BENCH_SCHEDULER, CARGO_TARGET_DIR and TOKEN_HANDLER_BIN (another
+# Honours BENCH_UPSTREAM_CLIENT, BENCH_HTTP1, BENCH_SCHEDULER, CARGO_TARGET_DIR and TOKEN_HANDLER_BIN (another
 # build, as in bench/callgrind.sh). Installs nginx and wrk when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -74,9 +74,10 @@ cp "$no_demo" "$(dirname "$no_demo")/token-handler-no-demo"
 
 cargo test --workspace --all-targets "$@"
 
-# The integration suite again with hyper's upstream client (`upstream.client = "hyper"`; the
-# default, and the first run's, is `direct`): every proxied request then goes through hyper's.
-TOKEN_HANDLER_TEST_UPSTREAM_CLIENT=hyper cargo test --test it "$@"
+# The integration suite again with hyper's upstream client and server (`upstream.client` and
+# `server.http1 = "hyper"`; the defaults, and the first run's, are `direct`): every request is
+# then read by hyper's server, and every proxied one goes through hyper's client.
+TOKEN_HANDLER_TEST_UPSTREAM_CLIENT=hyper TOKEN_HANDLER_TEST_HTTP1=hyper cargo test --test it "$@"
 
 # The fuzz targets (fuzz/, their own workspace) still compile against the library: `cargo fuzz`
 # needs nightly flags to build them, a plain check does not (libfuzzer-sys's build script needs

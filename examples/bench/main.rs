@@ -196,8 +196,8 @@ async fn main() {
         a.workers,
         // BENCH_SCHEDULER: `server.scheduler` (default `work_stealing`).
         std::env::var("BENCH_SCHEDULER").unwrap_or_else(|_| "work_stealing".into()),
-        // BENCH_HTTP1: `server.http1` (default: the product's).
-        std::env::var("BENCH_HTTP1").unwrap_or_else(|_| "hyper".into()),
+        // BENCH_HTTP1: `server.http1` (default `direct`, as the product's).
+        std::env::var("BENCH_HTTP1").unwrap_or_else(|_| "direct".into()),
         // BENCH_UPSTREAM_CLIENT: `upstream.client` (default `direct`, as the product's).
         std::env::var("BENCH_UPSTREAM_CLIENT").unwrap_or_else(|_| "direct".into()),
         idp.url(),

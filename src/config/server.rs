@@ -75,7 +75,8 @@ pub enum Scheduler {
     PerCore,
 }
 
-/// Who reads a connection's HTTP/1.1 requests (BENCHMARKS.md measured both).
+/// Who reads a connection's HTTP/1.1 requests (BENCHMARKS.md measured both; `Direct` is the
+/// default).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Http1Server {
     /// The direct server (`server::h1`) reads the requests without a body, and hands the
@@ -165,7 +166,7 @@ pub(super) fn server(r: raw::Server, p: &mut Problems) -> ServerConfig {
         http1: p.one_of(
             "server.http1",
             r.http1,
-            Http1Server::Hyper,
+            Http1Server::Direct,
             &[
                 ("direct", Http1Server::Direct),
                 ("hyper", Http1Server::Hyper),
@@ -258,13 +259,16 @@ mod tests {
     }
 
     #[test]
-    fn http1_is_read_by_hyper_unless_direct_is_asked() {
+    fn http1_is_read_by_the_direct_server_unless_hyper_is_asked() {
         use super::Http1Server;
-        assert_eq!(load("").expect("valid").server.http1, Http1Server::Hyper);
-        let direct = load("http1 = \"direct\"").expect("valid");
-        assert_eq!(direct.server.http1, Http1Server::Direct);
+        assert_eq!(load("").expect("valid").server.http1, Http1Server::Direct);
+        let hyper = load("http1 = \"hyper\"").expect("valid");
+        assert_eq!(hyper.server.http1, Http1Server::Hyper);
         let e = load("http1 = \"fast\"").expect_err("refused");
-        assert!(e.contains("server.http1") && e.contains("direct, hyper"), "{e}");
+        assert!(
+            e.contains("server.http1") && e.contains("direct, hyper"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -266,8 +266,8 @@ pub(super) fn prepare(
     // Large cookies (a chunked session) made hyper read this head into a buffer of 24 KiB or
     // more, which the values left (and the target) would keep allocated until the upstream has
     // answered: they get bytes of their own, and it goes now (BENCHMARKS.md, "What the RSS is
-    // made of").
-    if presence.large_cookies() {
+    // made of"). A head the direct server read has its own bytes already.
+    if presence.large_cookies() && !body.head_has_own_bytes() {
         own_bytes::own_values(&mut headers);
         uri = own_bytes::own_uri(uri);
     }

@@ -17,6 +17,15 @@ pub enum RequestBody {
     Empty,
 }
 
+impl RequestBody {
+    /// The request's head (target and field values) has bytes of its own: the direct server
+    /// copies each head it reads out of its read buffer, where hyper's values are slices of its
+    /// read buffer, which they keep allocated while the request is in flight.
+    pub fn head_has_own_bytes(&self) -> bool {
+        matches!(self, RequestBody::Empty)
+    }
+}
+
 impl Body for RequestBody {
     type Data = Bytes;
     type Error = hyper::Error;

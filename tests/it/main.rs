@@ -27,6 +27,7 @@ mod forward_auth;
 mod forward_auth_nginx;
 mod hardening;
 mod helm_chart;
+mod http1_server;
 mod js_client;
 mod leaks;
 mod login_oidc_provider;

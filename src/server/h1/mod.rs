@@ -13,6 +13,8 @@
 //! request in flight, then closes.
 
 pub mod date;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod differential;
 pub mod encode;
 pub mod parse;
 mod prefixed;

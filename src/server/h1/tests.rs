@@ -1,128 +1,17 @@
 //! The direct server against hyper's, on the same bytes: the requests the handler receives and
 //! the bytes the client receives must be the same, whichever server read them.
 
+use super::differential::{exchange, Exchange, Pending, Server};
 use super::{serve, Ended};
 use crate::body::{boxed, full, Body};
 use crate::server::conn::{Activity, Tracked};
 use crate::server::RequestBody;
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, Version};
-use http_body_util::BodyExt;
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Server {
-    Direct,
-    Hyper,
-}
-
-type Pending = Pin<Box<dyn Future<Output = Response<Tracked<Body>>> + Send>>;
-
-/// What the handler saw of a request: method, target, version, fields, body bytes.
-type Seen = (String, String, Version, Vec<(String, Vec<u8>)>, Vec<u8>);
-
-/// Serves `io` with `server`; the handler records each request and answers `make()`.
-fn spawn(
-    server: Server,
-    io: DuplexStream,
-    make: fn() -> Response<Body>,
-    seen: Arc<Mutex<Vec<Seen>>>,
-) -> tokio::task::JoinHandle<bool> {
-    let respond = move |request: Request<RequestBody>| -> Pending {
-        let busy = Activity::new().begin();
-        let seen = Arc::clone(&seen);
-        Box::pin(async move {
-            let (parts, body) = request.into_parts();
-            let fields = parts
-                .headers
-                .iter()
-                .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
-                .collect();
-            let body = body.collect().await.map(|b| b.to_bytes().to_vec());
-            seen.lock().unwrap().push((
-                parts.method.to_string(),
-                parts.uri.to_string(),
-                parts.version,
-                fields,
-                body.unwrap_or_else(|_| b"<error>".to_vec()),
-            ));
-            make().map(|body| Tracked::new(body, busy))
-        })
-    };
-    tokio::spawn(async move {
-        match server {
-            Server::Direct => {
-                let closing = AtomicBool::new(false);
-                match serve(io, 48 * 1024, &closing, &respond).await {
-                    Ended::Closed => false,
-                    Ended::Hand(io) => {
-                        hyper_serve(io, respond).await;
-                        true
-                    }
-                }
-            }
-            Server::Hyper => {
-                hyper_serve(io, respond).await;
-                false
-            }
-        }
-    })
-}
-
-async fn hyper_serve<I>(io: I, respond: impl Fn(Request<RequestBody>) -> Pending + Send + 'static)
-where
-    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
-        let pending = respond(request.map(RequestBody::Hyper));
-        async move { Ok::<_, std::convert::Infallible>(pending.await) }
-    });
-    let _ = hyper::server::conn::http1::Builder::new()
-        .max_buf_size(48 * 1024)
-        .serve_connection(hyper_util::rt::TokioIo::new(io), service)
-        .with_upgrades()
-        .await;
-}
-
-struct Exchange {
-    /// What the client read, `Date` values blanked.
-    read: String,
-    seen: Vec<Seen>,
-    handed: bool,
-}
-
-/// Sends `requests` (the last should close the connection), reads until the server closes.
-async fn exchange(server: Server, make: fn() -> Response<Body>, requests: &[u8]) -> Exchange {
-    let (mut client, io) = tokio::io::duplex(1 << 20);
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let task = spawn(server, io, make, Arc::clone(&seen));
-    client.write_all(requests).await.unwrap();
-    let mut read = Vec::new();
-    client.read_to_end(&mut read).await.unwrap();
-    let handed = task.await.unwrap();
-    let seen = seen.lock().unwrap().clone();
-    Exchange {
-        read: blank_dates(&String::from_utf8_lossy(&read)),
-        seen,
-        handed,
-    }
-}
-
-fn blank_dates(text: &str) -> String {
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(at) = rest.find("date: ") {
-        out.push_str(&rest[..at + 6]);
-        out.push_str("<date>");
-        rest = &rest[(at + 6 + 29).min(rest.len())..];
-    }
-    out.push_str(rest);
-    out
-}
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Both servers, the same bytes in: the same bytes out and the same requests handled.
 async fn same(make: fn() -> Response<Body>, requests: &[u8]) -> Exchange {

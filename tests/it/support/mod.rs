@@ -150,7 +150,7 @@ pub fn upstream_client() -> String {
 }
 
 /// Who reads the tests' proxies' HTTP/1.1 requests: `TOKEN_HANDLER_TEST_HTTP1` (`direct` or
-/// `hyper`; `scripts/test.sh` runs the proxy suites with each), else the default.
+/// `hyper`; `scripts/test.sh` runs the proxy suites with each), else the default, `direct`.
 pub fn http1_server() -> Option<String> {
     std::env::var("TOKEN_HANDLER_TEST_HTTP1").ok()
 }
