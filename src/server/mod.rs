@@ -316,8 +316,7 @@ async fn serve<I>(
 {
     let activity = Activity::new();
     let idle_timeout = app.config.server.header_read_timeout;
-    let direct = (app.config.server.http1 == Http1Server::Direct)
-        .then_some(app.config.server.max_header_bytes + HEADER_ROOM);
+    let direct = app.config.server.http1 == Http1Server::Direct;
     let mut watchdog = Watchdog::new(Arc::clone(&activity), idle_timeout, stopping.clone());
     let respond = {
         let activity = Arc::clone(&activity);
@@ -337,10 +336,10 @@ async fn serve<I>(
             })
         }
     };
-    if let Some(limit) = direct {
+    if direct {
         let closing = AtomicBool::new(false);
         let ended = {
-            let direct = h1::serve(io, limit, &closing, &respond);
+            let direct = h1::serve(io, &closing, &respond);
             tokio::pin!(direct);
             loop {
                 tokio::select! {

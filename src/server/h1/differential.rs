@@ -61,7 +61,7 @@ fn spawn(
         match server {
             Server::Direct => {
                 let closing = AtomicBool::new(false);
-                match serve(io, LIMIT, &closing, &respond).await {
+                match serve(io, &closing, &respond).await {
                     Ended::Closed => false,
                     Ended::Hand(io) => {
                         hyper_serve(io, respond).await;

@@ -1,16 +1,16 @@
 //! The direct HTTP/1.1 server (`server.http1 = "direct"`): a connection's requests without a
 //! body, read and answered here, in fewer instructions than hyper's server spends on them
 //! (BENCHMARKS.md, "the direct server"). The first request it does not take ([`parse`]: a
-//! body, an upgrade, `HEAD`, HTTP/1.0, the HTTP/2 preface, anything malformed...) hands the
+//! body, an upgrade, `HEAD`, HTTP/1.0, the HTTP/2 preface, anything malformed, a head that
+//! does not fit in its 8 KiB buffer...) hands the
 //! connection to hyper with the bytes already read ([`Prefixed`]), and hyper serves the rest
 //! of it, that request included: every error answer, body and protocol switch stays hyper's.
 //!
 //! What it keeps of hyper's behaviour: the request it builds ([`parse`]), the head it writes
 //! ([`encode`]), the body's framing (bytes past a `Content-Length` are not sent, a body that
 //! ends short or fails ends the connection, trailers are not sent: no request it takes asked
-//! for them), a client that goes away while its request is in flight drops the request, a
-//! head that outgrows `max_buf_size` goes to hyper (its 431), and a graceful close finishes the
-//! request in flight, then closes.
+//! for them), a client that goes away while its request is in flight drops the request, and a
+//! graceful close finishes the request in flight, then closes.
 
 pub mod date;
 #[cfg(any(test, feature = "fuzzing"))]
@@ -34,8 +34,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
-/// The read buffer a connection starts with (hyper's first read is as large).
-const FIRST_READ: usize = 8 * 1024;
+/// The read buffer (hyper's first read is as large). A head that does not fit is hyper's:
+/// past a few KiB of field values, checking them again (`HeaderValue::from_maybe_shared`,
+/// which hyper skips with an `unsafe` constructor this crate forbids) and copying the head
+/// cost more than hyper's machinery (BENCHMARKS.md, "The direct server").
+const BUFFER: usize = 8 * 1024;
 /// Response bytes gathered before a write (the head and small bodies go in one).
 const WRITE_AT: usize = 16 * 1024;
 
@@ -55,8 +58,6 @@ struct Conn<I> {
     buf: Vec<u8>,
     start: usize,
     end: usize,
-    /// hyper's `max_buf_size`: a head not complete within it is hyper's to refuse.
-    limit: usize,
     out: Vec<u8>,
     /// The last response's (emptied) field map, filled by the next request (as hyper does).
     fields: HeaderMap,
@@ -64,7 +65,7 @@ struct Conn<I> {
 
 /// Serves `io` until it closes or is hyper's. `closing` is a graceful close: no new request
 /// is read, and the one in flight is the last. `respond` starts a request's handling.
-pub async fn serve<I, R, F>(io: I, limit: usize, closing: &AtomicBool, respond: &R) -> Ended<I>
+pub async fn serve<I, R, F>(io: I, closing: &AtomicBool, respond: &R) -> Ended<I>
 where
     I: AsyncRead + AsyncWrite + Unpin,
     R: Fn(Request<RequestBody>) -> Pin<Box<F>>,
@@ -75,7 +76,6 @@ where
         buf: Vec::new(),
         start: 0,
         end: 0,
-        limit: limit.max(FIRST_READ),
         out: Vec::new(),
         fields: HeaderMap::new(),
     };
@@ -145,9 +145,11 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<I> {
         }
     }
 
-    /// Room to read into: the unread bytes moved to the front, or the buffer grown up to the
-    /// limit. `false`: the buffer is full at the limit.
+    /// Room to read into: the unread bytes moved to the front. `false`: the buffer is full.
     fn make_room(&mut self) -> bool {
+        if self.buf.is_empty() {
+            self.buf.resize(BUFFER, 0);
+        }
         if self.end < self.buf.len() {
             return true;
         }
@@ -156,12 +158,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<I> {
             (self.start, self.end) = (0, self.end - self.start);
             return true;
         }
-        if self.buf.len() >= self.limit {
-            return false;
-        }
-        let grown = (self.buf.len() * 2).clamp(FIRST_READ, self.limit);
-        self.buf.resize(grown, 0);
-        true
+        false
     }
 
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
@@ -193,7 +190,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<I> {
             if watching && self.start == self.end {
                 (self.start, self.end) = (0, 0);
                 if self.buf.is_empty() {
-                    self.buf.resize(FIRST_READ, 0);
+                    self.buf.resize(BUFFER, 0);
                 }
                 match self.poll_fill(cx) {
                     Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(None),

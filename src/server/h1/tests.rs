@@ -315,13 +315,15 @@ async fn what_it_does_not_take_goes_to_hyper_with_the_bytes_read() {
     }
 }
 
-/// A head larger than the first read buffer is read whole; one past hyper's limit is hyper's
-/// (its 431).
+/// A head that does not fit in the direct server's 8 KiB buffer is hyper's (which reads up to
+/// its `max_buf_size`), and so is the rest of the connection; one past that limit gets
+/// hyper's 431. Pipelined heads that straddle the buffer's end are moved to its front.
 #[tokio::test]
-async fn large_heads_grow_the_buffer_up_to_hyper_limit() {
+async fn heads_past_the_buffer_are_hyper_s() {
     let cookie = "c".repeat(20 * 1024);
     let large = format!("GET / HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\n\r\nGET /last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     let seen = same(ok, large.as_bytes()).await;
+    assert!(seen.handed);
     assert_eq!(seen.seen.len(), 2);
     assert_eq!(seen.seen[0].3[1].1.len(), 20 * 1024);
     let huge = format!(
@@ -331,6 +333,18 @@ async fn large_heads_grow_the_buffer_up_to_hyper_limit() {
     let seen = same(ok, huge.as_bytes()).await;
     assert!(seen.handed);
     assert!(seen.read.starts_with("HTTP/1.1 431 "), "{}", seen.read);
+    // 3 KiB heads, pipelined: the third straddles the end of the first 8 KiB read.
+    let mut pipeline = Vec::new();
+    for i in 0..5 {
+        let value = "v".repeat(3 * 1024);
+        pipeline.extend_from_slice(
+            format!("GET /{i} HTTP/1.1\r\nHost: x\r\nX-V: {value}\r\n\r\n").as_bytes(),
+        );
+    }
+    pipeline.extend_from_slice(b"GET /last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let seen = same(ok, &pipeline).await;
+    assert_eq!(seen.seen.len(), 6);
+    assert!(seen.handed, "only the last, which closes, is hyper's");
 }
 
 /// A client that goes away while its request is in flight: the request is dropped (its
@@ -361,10 +375,7 @@ async fn a_client_that_goes_away_drops_its_request() {
     };
     let task = tokio::spawn(async move {
         let closing = AtomicBool::new(false);
-        matches!(
-            serve(io, 48 * 1024, &closing, &respond).await,
-            Ended::Closed
-        )
+        matches!(serve(io, &closing, &respond).await, Ended::Closed)
     });
     client
         .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -400,9 +411,8 @@ async fn a_graceful_close_finishes_the_request_in_flight() {
         })
     };
     let flag = Arc::clone(&closing);
-    let task = tokio::spawn(async move {
-        matches!(serve(io, 48 * 1024, &flag, &respond).await, Ended::Closed)
-    });
+    let task =
+        tokio::spawn(async move { matches!(serve(io, &flag, &respond).await, Ended::Closed) });
     client
         .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
