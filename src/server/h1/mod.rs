@@ -116,6 +116,10 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<I> {
     /// Reads until the buffer holds a head (or shows it is hyper's to read).
     async fn next_head(&mut self, closing: &AtomicBool) -> Next {
         loop {
+            // Closing: no new request, not even one already read (hyper reads none either).
+            if closing.load(Ordering::Acquire) {
+                return Next::Closed;
+            }
             if self.start == self.end {
                 (self.start, self.end) = (0, 0);
             } else {
@@ -131,6 +135,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<I> {
             if !self.make_room() {
                 return Next::Hand;
             }
+            // Polled again after a graceful close is asked: it ends the wait.
             let read = poll_fn(|cx| {
                 if closing.load(Ordering::Acquire) {
                     return Poll::Ready(Ok(0));
