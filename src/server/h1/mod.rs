@@ -193,10 +193,8 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<I> {
                 return Poll::Ready(Some(response));
             }
             if watching && self.start == self.end {
+                // The buffer was sized when this request's head was read into it.
                 (self.start, self.end) = (0, 0);
-                if self.buf.is_empty() {
-                    self.buf.resize(BUFFER, 0);
-                }
                 match self.poll_fill(cx) {
                     Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(None),
                     // The next request, pipelined: kept for after this one.
@@ -320,12 +318,9 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<I> {
 
 /// A chunk's size line, in upper-case hex as hyper writes it.
 fn chunk_size(out: &mut Vec<u8>, len: usize) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    let digits = (usize::BITS - len.leading_zeros()).div_ceil(4).max(1);
-    for shift in (0..digits).rev() {
-        out.push(HEX[(len >> (shift * 4)) & 0xf]);
-    }
-    out.extend_from_slice(b"\r\n");
+    use std::io::Write as _;
+    // Writing to a `Vec` cannot fail.
+    let _ = write!(out, "{len:X}\r\n");
 }
 
 enum Step {

@@ -63,6 +63,17 @@ fn chunks(chunks: &[&'static [u8]]) -> Body {
     })
 }
 
+/// An answer with `status`, `body` and the fields, appended in order.
+fn answer(status: u16, body: Body, fields: &[(&'static str, &'static str)]) -> Response<Body> {
+    let mut response = Response::new(body);
+    *response.status_mut() = StatusCode::from_u16(status).expect("a status");
+    for (name, value) in fields {
+        let value = HeaderValue::from_static(value);
+        response.headers_mut().append(*name, value);
+    }
+    response
+}
+
 #[tokio::test]
 async fn a_plain_answer_and_the_next_request() {
     let seen = same(ok, TWO).await;
@@ -77,17 +88,16 @@ async fn a_plain_answer_and_the_next_request() {
 #[tokio::test]
 async fn fields_values_and_status_lines_as_hyper_writes_them() {
     fn make() -> Response<Body> {
-        let mut response = Response::new(full("{}"));
-        *response.status_mut() = StatusCode::NOT_FOUND;
-        let h = response.headers_mut();
-        h.append("set-cookie", HeaderValue::from_static("a=1"));
-        h.append("x-one", HeaderValue::from_static("1"));
-        h.append("set-cookie", HeaderValue::from_static("b=2"));
-        h.append("connection", HeaderValue::from_static("x-one"));
-        h.append("connection", HeaderValue::from_static("keep-alive"));
-        h.append("trailer", HeaderValue::from_static("x-sum"));
-        h.append("content-type", HeaderValue::from_static("application/json"));
-        response
+        let fields = [
+            ("set-cookie", "a=1"),
+            ("x-one", "1"),
+            ("set-cookie", "b=2"),
+            ("connection", "x-one"),
+            ("connection", "keep-alive"),
+            ("trailer", "x-sum"),
+            ("content-type", "application/json"),
+        ];
+        answer(404, full("{}"), &fields)
     }
     same(make, TWO).await;
     fn reason() -> Response<Body> {
@@ -104,9 +114,7 @@ async fn fields_values_and_status_lines_as_hyper_writes_them() {
         seen.read
     );
     fn unknown_status() -> Response<Body> {
-        let mut response = Response::new(full("x"));
-        *response.status_mut() = StatusCode::from_u16(599).unwrap();
-        response
+        answer(599, full("x"), &[])
     }
     let seen = same(unknown_status, TWO).await;
     assert!(
@@ -115,10 +123,7 @@ async fn fields_values_and_status_lines_as_hyper_writes_them() {
         seen.read
     );
     fn dated() -> Response<Body> {
-        let mut response = Response::new(full("x"));
-        let date = HeaderValue::from_static("Sun, 06 Nov 1994 08:49:37 GMT");
-        response.headers_mut().insert("date", date);
-        response
+        answer(200, full("x"), &[("date", "Sun, 06 Nov 1994 08:49:37 GMT")])
     }
     same(dated, TWO).await;
 }
@@ -126,33 +131,19 @@ async fn fields_values_and_status_lines_as_hyper_writes_them() {
 #[tokio::test]
 async fn bodiless_statuses_and_length_fields() {
     fn no_content() -> Response<Body> {
-        let mut response = Response::new(crate::body::empty());
-        *response.status_mut() = StatusCode::NO_CONTENT;
-        let zero = HeaderValue::from_static("0");
-        response.headers_mut().insert("content-length", zero);
-        response
+        answer(204, crate::body::empty(), &[("content-length", "0")])
     }
     same(no_content, TWO).await;
     fn not_modified() -> Response<Body> {
-        let mut response = Response::new(crate::body::empty());
-        *response.status_mut() = StatusCode::NOT_MODIFIED;
-        let ten = HeaderValue::from_static("10");
-        response.headers_mut().insert("content-length", ten);
-        response
+        answer(304, crate::body::empty(), &[("content-length", "10")])
     }
     same(not_modified, TWO).await;
     fn declared() -> Response<Body> {
-        let mut response = Response::new(chunks(&[b"abc", b"de"]));
-        let five = HeaderValue::from_static("5");
-        response.headers_mut().insert("content-length", five);
-        response
+        answer(200, chunks(&[b"abc", b"de"]), &[("content-length", "5")])
     }
     same(declared, TWO).await;
     fn empty_with_length() -> Response<Body> {
-        let mut response = Response::new(crate::body::empty());
-        let zero = HeaderValue::from_static("0");
-        response.headers_mut().insert("content-length", zero);
-        response
+        answer(200, crate::body::empty(), &[("content-length", "0")])
     }
     same(empty_with_length, TWO).await;
 }
@@ -178,10 +169,7 @@ async fn bodies_of_unknown_length_are_chunked_and_codings_end_in_chunked() {
         seen.read
     );
     fn gzip() -> Response<Body> {
-        let mut response = Response::new(chunks(&[b"zz"]));
-        let coding = HeaderValue::from_static("gzip");
-        response.headers_mut().insert("transfer-encoding", coding);
-        response
+        answer(200, chunks(&[b"zz"]), &[("transfer-encoding", "gzip")])
     }
     let seen = same(gzip, TWO).await;
     assert!(
@@ -201,10 +189,7 @@ async fn bodies_of_unknown_length_are_chunked_and_codings_end_in_chunked() {
 #[tokio::test]
 async fn bodies_longer_or_shorter_than_declared() {
     fn longer() -> Response<Body> {
-        let mut response = Response::new(chunks(&[b"abc", b"defgh"]));
-        let four = HeaderValue::from_static("4");
-        response.headers_mut().insert("content-length", four);
-        response
+        answer(200, chunks(&[b"abc", b"defgh"]), &[("content-length", "4")])
     }
     let seen = same(longer, TWO).await;
     assert!(
@@ -213,10 +198,7 @@ async fn bodies_longer_or_shorter_than_declared() {
         seen.read
     );
     fn shorter() -> Response<Body> {
-        let mut response = Response::new(chunks(&[b"abc"]));
-        let nine = HeaderValue::from_static("9");
-        response.headers_mut().insert("content-length", nine);
-        response
+        answer(200, chunks(&[b"abc"]), &[("content-length", "9")])
     }
     let seen = same(shorter, TWO).await;
     assert_eq!(seen.seen.len(), 1, "a short body ends the connection");
@@ -235,11 +217,8 @@ async fn bodies_longer_or_shorter_than_declared() {
         seen.read
     );
     fn contradicting() -> Response<Body> {
-        let mut response = Response::new(chunks(&[b"abc"]));
-        let h = response.headers_mut();
-        h.append("content-length", HeaderValue::from_static("3"));
-        h.append("content-length", HeaderValue::from_static("4"));
-        response
+        let lengths = [("content-length", "3"), ("content-length", "4")];
+        answer(200, chunks(&[b"abc"]), &lengths)
     }
     let seen = same(contradicting, TWO).await;
     assert_eq!(seen.read, "", "refused: nothing written");
@@ -248,10 +227,7 @@ async fn bodies_longer_or_shorter_than_declared() {
 #[tokio::test]
 async fn a_response_that_closes_ends_the_connection() {
     fn closing() -> Response<Body> {
-        let mut response = Response::new(full("bye"));
-        let close = HeaderValue::from_static("close");
-        response.headers_mut().insert("connection", close);
-        response
+        answer(200, full("bye"), &[("connection", "close")])
     }
     let seen = same(closing, TWO).await;
     assert_eq!(seen.seen.len(), 1);
