@@ -4,6 +4,7 @@
 # was measured before and after.
 #   bench/callgrind.sh session      # valid sealed session: open + Bearer + forward
 #   bench/callgrind.sh anonymous    # public path, no cookie
+#   bench/callgrind.sh anonymous-post  # as `anonymous`, a POST with a 256-byte JSON body
 #   bench/callgrind.sh session-ended  # as `session`, with a record of 100,000 ended sessions
 #   bench/callgrind.sh session-dpop   # as `session`, DPoP-bound: a proof signed per request
 #   bench/callgrind.sh session-large  # as `session`, with bench/run.sh's 6 KB `groups` claim
@@ -12,6 +13,7 @@
 #                                     # (default 1,000: more than the cache of opened sessions holds)
 #   bench/callgrind.sh nginx-anonymous  # the reference: nginx proxy_pass (bench/run.sh's, in one
 #   bench/callgrind.sh nginx-session    # process), sent the `anonymous` or the `session` request
+#   bench/callgrind.sh nginx-anonymous-post  # (or the `anonymous-post` one)
 #   bench/callgrind.sh bare-hyper       # the floor: examples/bare_hyper.rs (hyper's server and
 #                                       # client, nothing else), sent the `anonymous` request
 #   BARE_HYPER_CLIENT=own bench/callgrind.sh bare-hyper  # the same with a minimal hand-written
@@ -38,9 +40,9 @@ source bench/fixture.sh
 need valgrind nginx wrk
 MODE="${1:-session}"
 case "$MODE" in
-  session | anonymous | session-ended | session-dpop | session-large | sessions-many) ;;
-  nginx-anonymous | nginx-session | bare-hyper) ;;
-  *) echo "usage: $0 session|anonymous|session-ended|session-dpop|session-large|sessions-many|nginx-anonymous|nginx-session|bare-hyper" >&2; exit 2 ;;
+  session | anonymous | anonymous-post | session-ended | session-dpop | session-large) ;;
+  sessions-many | nginx-anonymous | nginx-anonymous-post | nginx-session | bare-hyper) ;;
+  *) echo "usage: $0 session|anonymous|anonymous-post|session-ended|session-dpop|session-large|sessions-many|nginx-anonymous|nginx-anonymous-post|nginx-session|bare-hyper" >&2; exit 2 ;;
 esac
 ENDED="${ENDED:-100000}"
 MANY="${MANY:-1000}"
@@ -112,6 +114,14 @@ request = function()
 end
 LUA
 fi
+if [ "${MODE#nginx-}" = anonymous-post ]; then
+  # A JSON body of 256 bytes, as an SPA's small API write sends it (head and body together).
+  cat >"$DIR/post.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"note":"' .. string.rep("x", 244) .. '"}'
+LUA
+fi
 
 # One run under callgrind: $1 = number of seconds of wrk (0: start and stop only).
 profile() {
@@ -155,6 +165,8 @@ profile() {
     if [ "$MODE" = sessions-many ]; then
       path=/api/x
       header=(-s "$DIR/many.lua")
+    elif [ "${MODE#nginx-}" = anonymous-post ]; then
+      header=(-s "$DIR/post.lua")
     elif [ "$MODE" != anonymous ] && [ "$MODE" != nginx-anonymous ] && [ "$MODE" != bare-hyper ]; then
       path=/api/x
       local cookie

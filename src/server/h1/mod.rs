@@ -1,8 +1,9 @@
 //! The direct HTTP/1.1 server (`server.http1 = "direct"`): a connection's requests without a
-//! body, read and answered here, in fewer instructions than hyper's server spends on them
-//! (BENCHMARKS.md, "the direct server"). The first request it does not take ([`parse`]: a
-//! body, an upgrade, `HEAD`, HTTP/1.0, the HTTP/2 preface, anything malformed, a head that
-//! does not fit in its 8 KiB buffer...) hands the
+//! body or with a `Content-Length` body that came with the head, read and answered here, in
+//! fewer instructions than hyper's server spends on them (BENCHMARKS.md, "the direct
+//! server"). The first request it does not take ([`parse`]: a chunked body, a body still on
+//! its way, an upgrade, `HEAD`, HTTP/1.0, the HTTP/2 preface, anything malformed, a head and
+//! body that do not fit in its 8 KiB buffer...) hands the
 //! connection to hyper with the bytes already read ([`Prefixed`]), and hyper serves the rest
 //! of it, that request included: every error answer, body and protocol switch stays hyper's.
 //!
@@ -80,15 +81,20 @@ where
         fields: HeaderMap::new(),
     };
     loop {
-        let head = match conn.next_head(closing).await {
-            Next::Head(head) => head,
+        let (head, body) = match conn.next_head(closing).await {
+            Next::Head(head, body) => (head, body),
             Next::Closed => return Ended::Closed,
             Next::Hand => {
                 let read = Bytes::copy_from_slice(&conn.buf[conn.start..conn.end]);
                 return Ended::Hand(Prefixed::new(read, conn.io));
             }
         };
-        let mut pending = respond(head.into_request(RequestBody::Empty));
+        let body = if body.is_empty() {
+            RequestBody::Empty
+        } else {
+            RequestBody::Full(body)
+        };
+        let mut pending = respond(head.into_request(body));
         let Some(response) = conn.await_response(pending.as_mut()).await else {
             return Ended::Closed;
         };
@@ -107,7 +113,7 @@ where
 // Returned once per request: boxing the head would allocate for every request.
 #[allow(clippy::large_enum_variant)]
 enum Next {
-    Head(parse::Head),
+    Head(parse::Head, Bytes),
     Closed,
     Hand,
 }
@@ -124,9 +130,9 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<I> {
                 (self.start, self.end) = (0, 0);
             } else {
                 match parse::parse(&self.buf[self.start..self.end], &mut self.fields) {
-                    parse::Parsed::Request { head, len } => {
+                    parse::Parsed::Request { head, body, len } => {
                         self.start += len;
-                        return Next::Head(head);
+                        return Next::Head(head, body);
                     }
                     parse::Parsed::Hand => return Next::Hand,
                     parse::Parsed::Partial => {}

@@ -3,15 +3,19 @@
 //!
 //! Taken: a complete HTTP/1.1 head that `httparse` accepts with hyper's settings (the default
 //! `ParserConfig`, at most 100 fields), a method other than `HEAD` and `CONNECT`, a target
-//! `http::Uri` accepts of at most hyper's 65,534 bytes, and none of the fields that give a
-//! request a body, an expectation, an upgrade, trailers or a close: `Content-Length`,
-//! `Transfer-Encoding`, `Expect`, `Upgrade`, `TE`, or a `Connection` naming `close`. The request
-//! is then the one hyper would build: the same method, target and fields in the same order,
-//! with no extensions and no body. Its bytes are copied out of the connection's read buffer, so
-//! the buffer is never shared with a request in flight.
+//! `http::Uri` accepts of at most hyper's 65,534 bytes, none of the fields that give a request
+//! a chunked body, an expectation, an upgrade, trailers or a close (`Transfer-Encoding`,
+//! `Expect`, `Upgrade`, `TE`, or a `Connection` naming `close`), and at most one
+//! `Content-Length`, all digits, whose body is already in the buffer behind the head. A body
+//! still on its way is hyper's to read, with its timing (`server.body_read_timeout`, the 408),
+//! and so is any other length field (two of them, a sign, a list, a space): hyper decides
+//! what it accepts. The request is then the one hyper would build: the same method, target and
+//! fields in the same order, no extensions, and the body's bytes. They are copied out of the
+//! connection's read buffer, head and body in one allocation, so the buffer is never shared
+//! with a request in flight.
 
 use bytes::Bytes;
-use http::header::{CONNECTION, CONTENT_LENGTH, EXPECT, TE, TRANSFER_ENCODING, UPGRADE};
+use http::header::{CONNECTION, EXPECT, TE, TRANSFER_ENCODING, UPGRADE};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri, Version};
 use std::mem::MaybeUninit;
 use std::ops::Range;
@@ -26,8 +30,9 @@ const MAX_TARGET: usize = (u16::MAX - 1) as usize;
 // Returned once per request: boxing the head would allocate for every request.
 #[allow(clippy::large_enum_variant)]
 pub enum Parsed {
-    /// A head the direct server takes, `len` bytes long.
-    Request { head: Head, len: usize },
+    /// A head the direct server takes and its body (empty when there is none): `len` bytes
+    /// of the buffer, both together.
+    Request { head: Head, body: Bytes, len: usize },
     /// Not a whole head yet.
     Partial,
     /// hyper's to read: anything but a head the direct server takes.
@@ -87,19 +92,52 @@ pub fn parse(buf: &[u8], fields: &mut HeaderMap) -> Parsed {
     };
     let target = range(target.as_bytes());
     let mut ranges = smallvec::SmallVec::<[(Range<usize>, Range<usize>); 24]>::new();
+    let mut length = None;
     for field in request.headers.iter() {
         // hyper's `record_header_indices`: a name of 64 KiB or more is its 431.
         if field.name.len() >= 1 << 16 {
             return Parsed::Hand;
         }
+        if field.name.eq_ignore_ascii_case("content-length") {
+            match (length, digits(field.value)) {
+                (None, Some(declared)) => length = Some(declared),
+                _ => return Parsed::Hand,
+            }
+        }
         ranges.push((range(field.name.as_bytes()), range(field.value)));
     }
-    // The head gets bytes of its own; the read buffer stays the connection's alone.
-    let bytes = Bytes::copy_from_slice(&buf[..len]);
+    // The whole body is buffered, or it is hyper's (which times a body as it arrives).
+    let total = match length {
+        None => len,
+        Some(declared) => match usize::try_from(declared) {
+            Ok(declared) if declared <= buf.len() - len => len + declared,
+            _ => return Parsed::Hand,
+        },
+    };
+    // Head and body get bytes of their own; the read buffer stays the connection's alone.
+    let bytes = Bytes::copy_from_slice(&buf[..total]);
     match build(&bytes, method, target, &ranges, std::mem::take(fields)) {
-        Some(head) => Parsed::Request { head, len },
+        Some(head) => Parsed::Request {
+            head,
+            body: bytes.slice(len..total),
+            len: total,
+        },
         None => Parsed::Hand,
     }
+}
+
+/// hyper's `from_digits`: a length is one or more ASCII digits, nothing else (no sign, no
+/// space, no list), that fits in a `u64`.
+fn digits(value: &[u8]) -> Option<u64> {
+    if value.is_empty() {
+        return None;
+    }
+    value.iter().try_fold(0u64, |total, &byte| {
+        if !byte.is_ascii_digit() {
+            return None;
+        }
+        total.checked_mul(10)?.checked_add(u64::from(byte - b'0'))
+    })
 }
 
 fn build(
@@ -113,12 +151,7 @@ fn build(
     headers.reserve(fields.len());
     for (name, value) in fields {
         let name = HeaderName::from_bytes(&bytes[name.clone()]).ok()?;
-        if name == CONTENT_LENGTH
-            || name == TRANSFER_ENCODING
-            || name == EXPECT
-            || name == UPGRADE
-            || name == TE
-        {
+        if name == TRANSFER_ENCODING || name == EXPECT || name == UPGRADE || name == TE {
             return None;
         }
         let value = HeaderValue::from_maybe_shared(bytes.slice(value.clone())).ok()?;

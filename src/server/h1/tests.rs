@@ -236,3 +236,6 @@ async fn a_response_that_closes_ends_the_connection() {
 
 #[path = "connection_tests.rs"]
 mod connection;
+
+#[path = "body_tests.rs"]
+mod body;
