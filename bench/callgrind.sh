@@ -5,6 +5,7 @@
 #   bench/callgrind.sh session      # valid sealed session: open + Bearer + forward
 #   bench/callgrind.sh anonymous    # public path, no cookie
 #   bench/callgrind.sh anonymous-post  # as `anonymous`, a POST with a 256-byte JSON body
+#   bench/callgrind.sh session-post    # as `session`, the same POST
 #   bench/callgrind.sh session-ended  # as `session`, with a record of 100,000 ended sessions
 #   bench/callgrind.sh session-dpop   # as `session`, DPoP-bound: a proof signed per request
 #   bench/callgrind.sh session-large  # as `session`, with bench/run.sh's 6 KB `groups` claim
@@ -40,9 +41,10 @@ source bench/fixture.sh
 need valgrind nginx wrk
 MODE="${1:-session}"
 case "$MODE" in
-  session | anonymous | anonymous-post | session-ended | session-dpop | session-large) ;;
+  session | session-post | anonymous | anonymous-post | session-ended | session-dpop) ;;
+  session-large) ;;
   sessions-many | nginx-anonymous | nginx-anonymous-post | nginx-session | bare-hyper) ;;
-  *) echo "usage: $0 session|anonymous|anonymous-post|session-ended|session-dpop|session-large|sessions-many|nginx-anonymous|nginx-anonymous-post|nginx-session|bare-hyper" >&2; exit 2 ;;
+  *) echo "usage: $0 session|session-post|anonymous|anonymous-post|session-ended|session-dpop|session-large|sessions-many|nginx-anonymous|nginx-anonymous-post|nginx-session|bare-hyper" >&2; exit 2 ;;
 esac
 ENDED="${ENDED:-100000}"
 MANY="${MANY:-1000}"
@@ -114,11 +116,13 @@ request = function()
 end
 LUA
 fi
-if [ "${MODE#nginx-}" = anonymous-post ]; then
-  # A JSON body of 256 bytes, as an SPA's small API write sends it (head and body together).
+if [ "${MODE%-post}" != "$MODE" ]; then
+  # A JSON body of 256 bytes, as an SPA's small API write sends it (head and body together),
+  # with the CSRF header a session's writes need (`csrf.header`).
   cat >"$DIR/post.lua" <<LUA
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
+wrk.headers["X-CSRF"] = "1"
 wrk.body = '{"note":"' .. string.rep("x", 244) .. '"}'
 LUA
 fi
@@ -140,8 +144,9 @@ profile() {
     pid=$! stop=-TERM
     for _ in $(seq 1 300); do curl -s -o /dev/null "http://127.0.0.1:$TH/" && break; sleep 0.1; done
   else
+    # The proxy's log goes to a file: a line on stdout would be read as the result.
     TOKEN_HANDLER_COOKIE_KEYS=$KEYS valgrind --tool=callgrind --callgrind-out-file="$out" \
-      "$BIN" --config "$DIR/th.toml" 2>"$DIR/valgrind.err" &
+      "$BIN" --config "$DIR/th.toml" 2>"$DIR/valgrind.err" >>"$DIR/proxy.log" &
     pid=$!
     for _ in $(seq 1 300); do curl -sf -o /dev/null "http://127.0.0.1:$AD/healthz" && break; sleep 0.1; done
   fi
@@ -167,6 +172,9 @@ profile() {
       header=(-s "$DIR/many.lua")
     elif [ "${MODE#nginx-}" = anonymous-post ]; then
       header=(-s "$DIR/post.lua")
+    elif [ "$MODE" = session-post ]; then
+      path=/api/x
+      header=(-s "$DIR/post.lua" -H "Cookie: $(TOKEN_HANDLER_COOKIE_KEYS=$KEYS "$RELEASE/examples/seal")")
     elif [ "$MODE" != anonymous ] && [ "$MODE" != nginx-anonymous ] && [ "$MODE" != bare-hyper ]; then
       path=/api/x
       local cookie

@@ -120,21 +120,26 @@ pub fn anonymous<'a>(
     let upstream = upstream_of(app, &target);
     let (prepared, body, client_upgrade) =
         prepare(app, request, conn, upgrade.is_some(), target, &presence);
-    let empty = body.is_end_stream();
-    // No body (the usual GET): nothing to time, watch or box.
-    let (body, watch) = if empty {
-        (crate::body::empty(), Watch::default())
-    } else {
-        let (body, watch) = client_body(app, body);
-        (boxed(body), watch)
+    // No body (the usual GET), or one the direct server read whole with its head: nothing to
+    // time or watch, and its bytes are at hand to write (and to send again).
+    let (body, watch, ready) = match body {
+        body if body.is_end_stream() => {
+            (crate::body::empty(), Watch::default(), Some(Bytes::new()))
+        }
+        RequestBody::Full(bytes) => (full(bytes.clone()), Watch::default(), Some(bytes)),
+        body => {
+            let (body, watch) = client_body(app, body);
+            (boxed(body), watch, None)
+        }
     };
     let mut prepared = prepared;
-    let mut slot = prepared.first(body, None, upstream);
+    let mut slot = prepared.first(body, ready.as_ref(), None, upstream);
     async move {
-        let mut result = send(app, upstream, &mut slot, prepared.forwarded()).await;
-        if let (Err(UpstreamError::Closed), true) = (&result, empty) {
-            if let Some(again) = prepared.replay(slot.take(), &Bytes::new(), None) {
-                result = send(app, upstream, &mut Some(again), prepared.forwarded()).await;
+        let forwarded = prepared.forwarded();
+        let mut result = send(app, upstream, &mut slot, forwarded, ready.as_ref()).await;
+        if let (Err(UpstreamError::Closed), Some(bytes)) = (&result, &ready) {
+            if let Some(again) = prepared.replay(slot.take(), bytes, None) {
+                result = send(app, upstream, &mut Some(again), forwarded, Some(bytes)).await;
             }
         }
         match result {
@@ -165,13 +170,21 @@ pub fn with_session<'a>(
     for (name, value) in route.identity(fresh.session()) {
         prepared.headers.insert(name, value);
     }
-    let (body, watch) = client_body(app, body);
+    let cap = app.config.proxy.retry_body_bytes;
+    // A body the direct server read whole is held as it came: nothing to time or collect.
+    let (body, watch) = match body {
+        RequestBody::Full(bytes) if bytes.len() <= cap => (Held::Bytes(bytes), Watch::default()),
+        body => {
+            let (body, watch) = client_body(app, body);
+            (Held::Stream(body), watch)
+        }
+    };
     let mut cookies = cookies;
     async move {
-        let (first_body, replay) = if upgrade.is_some() {
-            (boxed(body), None)
-        } else {
-            match hold_if_small(body, &prepared.headers, app.config.proxy.retry_body_bytes).await {
+        let (first_body, replay) = match body {
+            Held::Bytes(held) => (full(held.clone()), Some(held)),
+            Held::Stream(body) if upgrade.is_some() => (boxed(body), None),
+            Held::Stream(body) => match hold_if_small(body, &prepared.headers, cap).await {
                 Ok(Held::Bytes(bytes)) => (full(bytes.clone()), Some(bytes)),
                 Ok(Held::Stream(body)) => (boxed(body), None),
                 Err(Unreadable) => {
@@ -183,13 +196,14 @@ pub fn with_session<'a>(
                     };
                     return with_cookies(refusal, cookies);
                 }
-            }
+            },
         };
         let credential = Credential {
             bearer: bearer.as_ref(),
             ..Credential::of(fresh.session(), upstream)
         };
-        let Some(request) = prepared.first(first_body, Some(&credential), upstream) else {
+        let ready = replay.as_ref();
+        let Some(request) = prepared.first(first_body, ready, Some(&credential), upstream) else {
             return with_cookies(
                 error_response(
                     ErrorCode::UpstreamUnavailable,
@@ -201,11 +215,12 @@ pub fn with_session<'a>(
         // Each request after the first is made from the one before it when the upstream's
         // client hands it back (`Prepared::again`).
         let mut slot = Some(request);
-        let mut result = send(app, upstream, &mut slot, prepared.forwarded()).await;
-        if let (Err(UpstreamError::Closed), Some(bytes)) = (&result, &replay) {
+        let forwarded = prepared.forwarded();
+        let mut result = send(app, upstream, &mut slot, forwarded, ready).await;
+        if let (Err(UpstreamError::Closed), Some(bytes)) = (&result, ready) {
             slot = prepared.replay(slot.take(), bytes, Some(&credential));
             if slot.is_some() {
-                result = send(app, upstream, &mut slot, prepared.forwarded()).await;
+                result = send(app, upstream, &mut slot, forwarded, ready).await;
             }
         }
         if let (Some((_, nonces)), Ok(response)) = (credential.dpop, &result) {
@@ -216,7 +231,7 @@ pub fn with_session<'a>(
                     debug!("the upstream asked for a DPoP nonce; sending again with it");
                     slot = prepared.again(slot.take(), full(bytes.clone()), Some(&credential));
                     if slot.is_some() {
-                        result = send(app, upstream, &mut slot, prepared.forwarded()).await;
+                        result = send(app, upstream, &mut slot, forwarded, ready).await;
                         if let Ok(response) = &result {
                             nonces.learn(response.headers());
                         }
@@ -224,7 +239,7 @@ pub fn with_session<'a>(
                 }
             }
         }
-        if let (Some(bytes), Ok(response)) = (replay, &result) {
+        if let (Some(bytes), Ok(response)) = (ready, &result) {
             if invalid_token(response) {
                 let token = credential.token;
                 match refresh_now(app, fresh.shared(), &presence, unix_now()).await {
@@ -237,10 +252,11 @@ pub fn with_session<'a>(
                             "the upstream rejected the access token; refreshed and retried once"
                         );
                         let newer_credential = Credential::of(newer.session(), upstream);
-                        slot = prepared.again(slot.take(), full(bytes), Some(&newer_credential));
+                        let body = full(bytes.clone());
+                        slot = prepared.again(slot.take(), body, Some(&newer_credential));
                         if slot.is_some() {
                             cookies = new_cookies;
-                            result = send(app, upstream, &mut slot, prepared.forwarded()).await;
+                            result = send(app, upstream, &mut slot, forwarded, ready).await;
                         }
                     }
                     Freshened::Ended { clear } => return with_cookies(login_required(), clear),
@@ -309,14 +325,15 @@ fn invalid_token(response: &Response<PooledBody>) -> bool {
 }
 
 /// Sends the request in `slot`: taken from it, or left there when the upstream's client lends
-/// it (see [`Upstream::send`]). Not an `async fn`, which would keep a second copy of its
-/// arguments in its state.
+/// it (see [`Upstream::send`]); `ready` holds the body's bytes when they are all at hand. Not
+/// an `async fn`, which would keep a second copy of its arguments in its state.
 #[allow(clippy::manual_async_fn)]
 fn send<'a>(
     app: &'a App,
     upstream: &'a Upstream,
     slot: &'a mut Option<Request<Body>>,
     forwarded: Option<&'a Forwarded>,
+    ready: Option<&'a Bytes>,
 ) -> impl Future<Output = Result<Response<PooledBody>, UpstreamError>> + Send + 'a {
     // Traces on: an `upstream` span, whose id the upstream receives in `traceparent`.
     let span = slot
@@ -329,7 +346,7 @@ fn send<'a>(
         .unwrap_or_else(tracing::Span::none);
     async move {
         let sent = Instant::now();
-        let result = upstream.send(slot, forwarded, sent).await;
+        let result = upstream.send(slot, forwarded, ready, sent).await;
         match &result {
             Ok(response) => {
                 let status = response.status().as_u16();

@@ -35,12 +35,13 @@ pub(super) struct Prepared {
 
 impl Prepared {
     /// The first request, with `credential`. When the upstream's client lends it back
-    /// ([`Upstream::lends`]: the direct client, a request without a body), the header fields go
-    /// with it rather than a copy, and any request after it is made from the one handed back
-    /// ([`Prepared::again`]).
+    /// ([`Upstream::lends`]: the direct client, a request without a body or whose body's bytes
+    /// are `ready`), the header fields go with it rather than a copy, and any request after it
+    /// is made from the one handed back ([`Prepared::again`]).
     pub(super) fn first(
         &mut self,
         body: Body,
+        ready: Option<&Bytes>,
         credential: Option<&Credential<'_>>,
         upstream: &Upstream,
     ) -> Option<Request<Body>> {
@@ -49,7 +50,7 @@ impl Prepared {
         *request.uri_mut() = self.uri.clone();
         *request.version_mut() = Version::HTTP_11;
         *request.headers_mut() = std::mem::take(&mut self.headers);
-        if upstream.lends(&request) {
+        if upstream.lends(&request, ready) {
             self.lent = true;
         } else {
             self.headers = request.headers().clone();

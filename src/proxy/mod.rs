@@ -21,6 +21,7 @@ use crate::body::{boxed, Body};
 use crate::config::UpstreamConfig;
 use crate::dpop::nonce::NonceCache;
 use crate::metrics::Metrics;
+use bytes::Bytes;
 use http::{Request, Response, StatusCode, Uri};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioIo;
@@ -167,16 +168,17 @@ impl Upstream {
     }
 
     /// Whether [`Upstream::send`] leaves `request` with the caller: the direct client writes it
-    /// from a borrow, so whoever may send it again needs no copy of it.
-    pub fn lends(&self, request: &Request<Body>) -> bool {
-        self.direct.is_some() && direct::eligible(request)
+    /// from a borrow, so whoever may send it again needs no copy of it. `ready` as for `send`.
+    pub fn lends(&self, request: &Request<Body>, ready: Option<&Bytes>) -> bool {
+        self.direct.is_some() && direct::eligible(request, ready)
     }
 
     /// Sends a prepared request (headers already rewritten, `Host` the checked authority: see
     /// `forward::prepared`) and returns the upstream response; its head must come within
     /// `upstream.response_header_timeout` (connecting included) from `now`, the caller's clock
     /// reading as it sends. The request is taken from `slot`, or left there when the client
-    /// [lends](Upstream::lends) it.
+    /// [lends](Upstream::lends) it. `ready`: the bytes of the request's body, when the caller
+    /// holds them all (the direct client then writes them itself).
     ///
     /// Not an `async fn`, which keeps a second copy of its arguments in its state.
     #[allow(clippy::manual_async_fn)]
@@ -184,16 +186,21 @@ impl Upstream {
         &'a self,
         slot: &'a mut Option<Request<Body>>,
         forwarded: Option<&'a forwarded::Forwarded>,
+        ready: Option<&'a Bytes>,
         now: tokio::time::Instant,
     ) -> impl Future<Output = Result<Response<PooledBody>, UpstreamError>> + Send + 'a {
         async move {
             let Some(mut request) = slot.take() else {
                 return Err(UpstreamError::Unavailable("no request to send"));
             };
-            if let Some(direct) = self.direct.as_ref().filter(|_| direct::eligible(&request)) {
+            if let Some(direct) = self
+                .direct
+                .as_ref()
+                .filter(|_| direct::eligible(&request, ready))
+            {
                 let request = &*slot.insert(request);
                 let response = direct
-                    .send(request, forwarded, now, self.header_timeout)
+                    .send(request, ready, forwarded, now, self.header_timeout)
                     .await?;
                 return Ok(response.map(PooledBody::direct));
             }

@@ -1,7 +1,8 @@
 //! `upstream.client = "direct"`: the framing of responses as a raw upstream writes them
 //! (chunked with extensions and trailers, interim 1xx, `HEAD`, close-delimited, chunked with
 //! `Content-Length`), what it refuses (disagreeing lengths, `Transfer-Encoding` on HTTP/1.0,
-//! broken chunks, an oversized head), and when a connection is reused. The real proxy; the
+//! broken chunks, an oversized head), when a connection is reused, and which request bodies it
+//! writes itself. The real proxy; the
 //! upstream is a socket that writes exactly the bytes each test gives it. The rest of the
 //! integration suite runs with this client too (`scripts/test.sh`).
 
@@ -39,8 +40,20 @@ async fn raw_upstream(script: Script) -> RawUpstream {
                 let mut chunk = [0u8; 4096];
                 loop {
                     while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        let head = String::from_utf8_lossy(&buf[..end + 4]).into_owned();
-                        buf.drain(..end + 4);
+                        let mut head = String::from_utf8_lossy(&buf[..end + 4]).into_owned();
+                        // A `Content-Length` body: read whole, and recorded behind its head.
+                        let length = head.to_ascii_lowercase().lines().find_map(|line| {
+                            line.strip_prefix("content-length: ")?
+                                .trim()
+                                .parse::<usize>()
+                                .ok()
+                        });
+                        let whole = end + 4 + length.unwrap_or(0);
+                        if buf.len() < whole {
+                            break;
+                        }
+                        head.push_str(&String::from_utf8_lossy(&buf[end + 4..whole]));
+                        buf.drain(..whole);
                         let path = head.split(' ').nth(1).unwrap_or("/").to_string();
                         seen.lock().expect("heads").push(head);
                         let (bytes, close) = script(&path);
@@ -226,26 +239,49 @@ async fn ambiguous_framing_and_oversized_heads_are_refused() {
     assert_eq!(upstream.connections.load(Ordering::SeqCst), before + 1);
 }
 
+/// A body whose bytes are all at hand (here read whole with its head by the direct server) is
+/// written by the direct client behind its head, on the connection the `GET` before it used;
+/// a streamed (chunked) body goes through hyper's client, on a connection of its own pool.
 #[tokio::test]
-async fn requests_with_a_body_still_go_through_hypers_client() {
+async fn bodies_at_hand_go_direct_and_streamed_ones_through_hypers_client() {
     let upstream = raw_upstream(script).await;
     let proxy = proxy_to(&upstream).await;
-    let http = client();
-    let get = get(&http, &proxy, "/ok").await;
-    assert_eq!(get.text().await.expect("body"), "ok");
-    let post = http
-        .post(format!("{}/ok", proxy.url))
-        .body("payload")
-        .send()
-        .await
-        .expect("answered");
-    assert_eq!(post.text().await.expect("body"), "ok");
+    // One write: the proxy reads each head with its body.
+    let answers = raw(
+        proxy.addr,
+        b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n\
+          POST /ok HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\n\r\npayload\
+          PUT /ok HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+    )
+    .await;
+    assert_eq!(answers.matches("HTTP/1.1 200 OK").count(), 3, "{answers}");
+    assert_eq!(
+        upstream.connections.load(Ordering::SeqCst),
+        1,
+        "the bodies went on the GET's connection"
+    );
+    let chunked = raw(
+        proxy.addr,
+        b"PATCH /ok HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
+          3\r\nstr\r\n4\r\neamd\r\n0\r\n\r\n",
+    )
+    .await;
+    assert!(chunked.starts_with("HTTP/1.1 200 OK"), "{chunked}");
     assert_eq!(
         upstream.connections.load(Ordering::SeqCst),
         2,
-        "the POST went on a connection of hyper's pool"
+        "the streamed body went on a connection of hyper's pool"
     );
     let heads = upstream.heads.lock().expect("heads").clone();
     assert!(heads[1].starts_with("POST /ok HTTP/1.1\r\n"), "{heads:?}");
-    assert!(heads[1].contains("content-length: 7\r\n"), "{heads:?}");
+    assert!(heads[1].contains("\r\ncontent-length: 7\r\n"), "{heads:?}");
+    assert!(heads[1].ends_with("\r\n\r\npayload"), "{heads:?}");
+    assert!(heads[2].starts_with("PUT /ok HTTP/1.1\r\n"), "{heads:?}");
+    assert!(heads[2].contains("content-length: 0\r\n"), "{heads:?}");
+    // hyper's client sends the streamed body as it came: chunked.
+    assert!(heads[3].starts_with("PATCH /ok HTTP/1.1\r\n"), "{heads:?}");
+    assert!(
+        heads[3].contains("transfer-encoding: chunked\r\n"),
+        "{heads:?}"
+    );
 }

@@ -551,23 +551,32 @@ async fn an_idempotent_request_is_sent_again_when_a_kept_alive_upstream_connecti
     }
     // A POST is not idempotent: it may have been processed; never sent twice.
     assert_eq!(get("/third").await.expect("answered").status(), 200);
-    if upstream_client() == "direct" {
-        // Requests with a body go through hyper's pool, not the direct client's: give that
-        // pool a connection that has served one request.
-        let r = http
-            .post(format!("{}/prime", proxy.url))
-            .body("x")
-            .send()
-            .await
-            .expect("answered");
-        assert_eq!(r.status(), 200);
+    // Head and body in one write, then a request that closes (answered after it): the direct
+    // server reads such a body whole, and the direct client writes it on the connection that
+    // served /third. A body read by hyper's server is streamed, through hyper's pool: give
+    // that pool a connection that has served one request.
+    if upstream_client() == "direct" && http1_server().as_deref() == Some("hyper") {
+        let primed = raw(
+            proxy.addr,
+            b"POST /prime HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx",
+        )
+        .await;
+        assert!(primed.starts_with("HTTP/1.1 200 "), "{primed}");
     }
-    let r = http
-        .post(format!("{}/fourth", proxy.url))
-        .body("x")
-        .send()
-        .await
-        .expect("answered");
-    assert_eq!(r.status(), 502);
-    assert_eq!(json(r).await["error"], "upstream_unavailable");
+    let answers = raw(
+        proxy.addr,
+        b"POST /fourth HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx\
+          GET /after HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(answers.starts_with("HTTP/1.1 502 "), "{answers}");
+    assert!(answers.contains("\"upstream_unavailable\""), "{answers}");
+    let fourth = heads
+        .lock()
+        .expect("heads")
+        .iter()
+        .filter(|h| h.contains("POST /fourth "))
+        .count();
+    // (This upstream reads no body: a body's bytes lead the next head it records.)
+    assert_eq!(fourth, 1, "sent once, never again");
 }

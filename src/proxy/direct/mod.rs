@@ -1,11 +1,15 @@
-//! The direct HTTP/1.1 client (`upstream.client = "direct"`): requests without a body to a
-//! plain `http://` upstream are written and their responses read in the request's own task,
-//! without hyper's client connection task and the hand-over between the two tasks (about 7k
-//! instructions of a bare proxy's 22k: BENCHMARKS.md). Requests with a body, upgrades and
-//! `https://` upstreams stay on hyper's client ([`super::pool`]).
+//! The direct HTTP/1.1 client (`upstream.client = "direct"`): requests without a body, or with
+//! a body whose bytes are all at hand (held for a retry, or read whole with its head by the
+//! direct server) under one `Content-Length` of their length, to a plain `http://` upstream are
+//! written and their responses read in the request's own task, without hyper's client
+//! connection task and the hand-over between the two tasks (about 7k instructions of a bare
+//! proxy's 22k: BENCHMARKS.md). Streamed bodies, upgrades and `https://` upstreams stay on
+//! hyper's client ([`super::pool`]).
 //!
 //! The rules it keeps are hyper's: a kept-alive connection is reused only after a response
-//! read to its exact end; a request that could not be written goes out on the next connection;
+//! read to its exact end; a request of which no byte could be written goes out on the next
+//! connection (one cut off inside is `UpstreamError::Closed`, as below: the upstream may have
+//! its head);
 //! an upstream that closes before a byte of the answer is `UpstreamError::Closed` (the caller's
 //! one replay); the response head must come within `upstream.response_header_timeout`
 //! (connecting included); heads are at most 16 KiB. Framing: `head.rs`; bodies: `decode.rs`
@@ -13,19 +17,20 @@
 
 mod body;
 pub mod decode;
+mod eligible;
 pub mod head;
 mod names;
 
 pub use body::DirectBody;
+pub use eligible::eligible;
 
 use super::forwarded::Forwarded;
 use super::UpstreamError;
 use crate::body::Body;
 use crate::server::workers::Shards;
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use head::{parse_response_head, write_request_head, Head, HeadError};
-use http::header::UPGRADE;
-use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http::{Request, Response, StatusCode, Uri, Version};
 use hyper::body::Body as _;
 use std::io;
 use std::pin::Pin;
@@ -44,13 +49,6 @@ use super::pool::{forget_waker, UPSTREAM_READ_BUF as MAX_HEAD};
 const READ_SIZE: usize = 8 * 1024;
 /// Largest write buffer an idle connection keeps.
 const KEPT_WRITE_BUFFER: usize = 8 * 1024;
-
-/// Whether `request` may go through the direct client: no body, no upgrade, not `CONNECT`.
-pub fn eligible(request: &Request<Body>) -> bool {
-    request.body().is_end_stream()
-        && request.method() != Method::CONNECT
-        && !super::headers::has(request.headers(), &UPGRADE)
-}
 
 /// The socket and its two buffers. The write buffer holds the last request head, its
 /// `Authorization` among it: `Debug` shows neither buffer's bytes.
@@ -177,7 +175,7 @@ impl DirectPool {
     /// closed it since is checked when it is taken (or swept), not twice.
     fn put(self: &Arc<Self>, mut conn: DirectConn) {
         // An idle connection keeps no large buffer: a head of a large request (up to
-        // `server.max_header_bytes`) is not kept for every pooled connection.
+        // `server.max_header_bytes`) or a body is not kept for every pooled connection.
         if conn.io.write.capacity() > KEPT_WRITE_BUFFER {
             conn.io.write = Vec::new();
         }
@@ -210,11 +208,13 @@ impl DirectPool {
         })
     }
 
-    /// Sends `request` (see [`eligible`]) and returns the response head with its body to be
-    /// read; the head must come within `header_timeout` of `now`.
+    /// Sends `request` (see [`eligible`]: `ready` holds its body's bytes) and returns the
+    /// response head with its body to be read; the head must come within `header_timeout` of
+    /// `now`.
     pub async fn send(
         self: &Arc<Self>,
         request: &Request<Body>,
+        ready: Option<&Bytes>,
         forwarded: Option<&Forwarded>,
         now: tokio::time::Instant,
         header_timeout: Duration,
@@ -223,7 +223,7 @@ impl DirectPool {
         let timeout = UpstreamError::Timeout(header_timeout);
         while let Some(mut conn) = self.take(now.into_std()) {
             conn.timer.as_mut().reset(deadline);
-            let exchanged = exchange(&mut conn.io, request, forwarded);
+            let exchanged = exchange(&mut conn.io, request, ready, forwarded);
             match super::within(conn.timer.as_mut(), exchanged).await {
                 None => return Err(timeout),
                 Some(Ok(head)) => return Ok(self.respond(conn, head)),
@@ -234,13 +234,14 @@ impl DirectPool {
         }
         // Boxed: connecting is rare next to a pooled connection; inline, its state (and the
         // connect timeout's) would enlarge every request's future (as in `Upstream::send`).
-        Box::pin(self.send_new(request, forwarded, deadline, header_timeout)).await
+        Box::pin(self.send_new(request, ready, forwarded, deadline, header_timeout)).await
     }
 
     /// [`DirectPool::send`] on a new connection, connecting included by `deadline`.
     async fn send_new(
         self: &Arc<Self>,
         request: &Request<Body>,
+        ready: Option<&Bytes>,
         forwarded: Option<&Forwarded>,
         deadline: tokio::time::Instant,
         header_timeout: Duration,
@@ -250,7 +251,7 @@ impl DirectPool {
             Err(_) => return Err(timeout),
             Ok(connected) => connected?,
         };
-        let exchanged = exchange(&mut conn.io, request, forwarded);
+        let exchanged = exchange(&mut conn.io, request, ready, forwarded);
         match super::within(conn.timer.as_mut(), exchanged).await {
             None => Err(timeout),
             Some(Ok(head)) => Ok(self.respond(conn, head)),
@@ -286,15 +287,28 @@ fn failed(failure: Failure) -> UpstreamError {
     }
 }
 
-/// Writes the request head and reads up to the final response head (interim 1xx skipped).
+/// Writes the request head (and the body [`eligible`] found in `ready`, in the same write) and
+/// reads up to the final response head (interim 1xx skipped).
 async fn exchange(
     io: &mut Io,
     request: &Request<Body>,
+    ready: Option<&Bytes>,
     forwarded: Option<&Forwarded>,
 ) -> Result<Head, Failure> {
     write_request_head(&mut io.write, request, forwarded);
-    if io.stream.write_all(&io.write).await.is_err() {
-        return Err(Failure::Unsent);
+    if !request.body().is_end_stream() {
+        io.write
+            .extend_from_slice(ready.map_or(&[][..], |bytes| &bytes[..]));
+    }
+    let mut written = 0;
+    while written < io.write.len() {
+        match io.stream.write(&io.write[written..]).await {
+            Ok(n) if n > 0 => written += n,
+            // Not a byte out: the upstream has not seen the request.
+            _ if written == 0 => return Err(Failure::Unsent),
+            // Cut off inside: the upstream may have the head, and act on it.
+            _ => return Err(Failure::Closed),
+        }
     }
     let mut answered = false;
     loop {
