@@ -3,7 +3,8 @@
 //!
 //! Scenarios: a valid session (open the cookie, inject the Bearer, forward); an anonymous
 //! pass-through path; 10,000 distinct sessions cycled by a wrk Lua script; a large (chunked)
-//! session; and a refresh storm: 1,000 concurrent requests on one session whose access token
+//! session; a valid session's `POST` of a 256-byte JSON body (an SPA's small API write, head
+//! and body in one write, with the CSRF header); and a refresh storm: 1,000 concurrent requests on one session whose access token
 //! just expired, against the TokenIDP emulator answering in 50 ms.
 //! Rounds are interleaved (nginx, token-handler, nginx, ...); every figure is also given as a
 //! ratio to nginx from the same round, because absolute numbers on a shared machine mean little.
@@ -250,6 +251,14 @@ async fn main() {
         ),
     )
     .expect("lua");
+    let post = dir.join("post.lua");
+    std::fs::write(
+        &post,
+        "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\n\
+         wrk.headers[\"X-CSRF\"] = \"1\"\n\
+         wrk.body = '{\"note\":\"' .. string.rep(\"x\", 244) .. '\"}'\n",
+    )
+    .expect("lua");
     let mut big_claims = serde_json::Map::new();
     big_claims.insert("groups".into(), serde_json::Value::String("g".repeat(6000)));
     let large = cookie_header(
@@ -288,6 +297,12 @@ async fn main() {
         ("anonymous pass-through", "/public/x", None, None),
         ("10,000 sessions", "/api/x", None, Some(&script)),
         ("large (chunked) session", "/api/x", Some(&large), None),
+        (
+            "session POST, 256-byte body",
+            "/api/x",
+            Some(&one),
+            Some(&post),
+        ),
     ];
     println!(
         "\ntoken-handler vs nginx proxy_pass: {} rounds x {} s, wrk -t1 -c{}, {} worker(s) each\n",

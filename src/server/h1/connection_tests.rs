@@ -1,7 +1,7 @@
 //! The direct server's requests and connections against hyper's: what it takes, what it hands
 //! over, large heads, a client that goes away, a graceful close.
 
-use super::{ok, same};
+use super::{direct, ok, same};
 use crate::server::conn::{Activity, Tracked};
 use crate::server::h1::differential::Pending;
 use crate::server::h1::{serve, Ended};
@@ -55,9 +55,11 @@ async fn what_it_does_not_take_goes_to_hyper_with_the_bytes_read() {
     for head in heads {
         let mut requests = b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n".to_vec();
         requests.extend_from_slice(head);
+        let (taken, _, kept) = direct(&requests, true).await;
+        assert!(!kept, "handed to hyper: {}", String::from_utf8_lossy(head));
+        assert_eq!(taken.len(), 1, "{}", String::from_utf8_lossy(head));
         requests.extend_from_slice(b"GET /last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
         let seen = same(ok, &requests).await;
-        assert!(seen.handed, "{}", String::from_utf8_lossy(head));
         assert!(!seen.seen.is_empty());
     }
 }
@@ -69,8 +71,9 @@ async fn what_it_does_not_take_goes_to_hyper_with_the_bytes_read() {
 async fn heads_past_the_buffer_are_hyper_s() {
     let cookie = "c".repeat(20 * 1024);
     let large = format!("GET / HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\n\r\nGET /last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let (taken, _, kept) = direct(large.split("GET /last").next().unwrap().as_bytes(), true).await;
+    assert!(!kept && taken.is_empty(), "handed to hyper at once");
     let seen = same(ok, large.as_bytes()).await;
-    assert!(seen.handed);
     assert_eq!(seen.seen.len(), 2);
     assert_eq!(seen.seen[0].3[1].1.len(), 20 * 1024);
     let huge = format!(
@@ -88,10 +91,12 @@ async fn heads_past_the_buffer_are_hyper_s() {
             format!("GET /{i} HTTP/1.1\r\nHost: x\r\nX-V: {value}\r\n\r\n").as_bytes(),
         );
     }
+    let (taken, _, kept) = direct(&pipeline, true).await;
+    assert!(kept, "all five are the direct server's");
+    assert_eq!(taken.len(), 5);
     pipeline.extend_from_slice(b"GET /last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     let seen = same(ok, &pipeline).await;
     assert_eq!(seen.seen.len(), 6);
-    assert!(seen.handed, "only the last, which closes, is hyper's");
 }
 
 /// A client that goes away while its request is in flight: the request is dropped (its

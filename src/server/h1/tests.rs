@@ -2,11 +2,19 @@
 //! the bytes the client receives must be the same, whichever server read them. Here the
 //! answers (every framing case); the requests and the connection in `connection_tests.rs`.
 
-use super::differential::{exchange, Exchange, Server};
+use super::differential::{exchange, Exchange, Pending, Server};
+use super::{serve, Ended};
 use crate::body::{boxed, full, Body};
+use crate::server::conn::{Activity, Tracked};
+use crate::server::RequestBody;
 use bytes::Bytes;
+use http::Request;
 use http::{HeaderValue, Response, StatusCode, Version};
+use http_body_util::BodyExt;
 use std::pin::Pin;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Both servers, the same bytes in: the same bytes out and the same requests handled.
 async fn same(make: fn() -> Response<Body>, requests: &[u8]) -> Exchange {
@@ -18,6 +26,44 @@ async fn same(make: fn() -> Response<Body>, requests: &[u8]) -> Exchange {
         "the handler saw different requests"
     );
     direct
+}
+
+/// A handled request: its target, and its body if the handler read it.
+pub(super) type Handled = (String, Option<Vec<u8>>);
+
+/// The direct server alone on `requests` (no hyper behind it), then the client's end of stream: what the handler
+/// saw (reading bodies if `read`), what the client read, and whether the direct server served
+/// the connection to its end (`false`: it handed it to hyper).
+pub(super) async fn direct(requests: &[u8], read: bool) -> (Vec<Handled>, String, bool) {
+    let (mut client, io) = tokio::io::duplex(1 << 20);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = Arc::clone(&seen);
+    let respond = move |request: Request<RequestBody>| -> Pending {
+        let busy = Activity::new().begin();
+        let record = Arc::clone(&record);
+        Box::pin(async move {
+            let (parts, body) = request.into_parts();
+            let body = if read {
+                let bytes = body.collect().await.expect("a whole body").to_bytes();
+                Some(bytes.to_vec())
+            } else {
+                None
+            };
+            record.lock().unwrap().push((parts.uri.to_string(), body));
+            ok().map(|body| Tracked::new(body, busy))
+        })
+    };
+    let task = tokio::spawn(async move {
+        let closing = AtomicBool::new(false);
+        matches!(serve(io, &closing, &respond).await, Ended::Closed)
+    });
+    client.write_all(requests).await.unwrap();
+    client.shutdown().await.unwrap();
+    let mut read_back = Vec::new();
+    client.read_to_end(&mut read_back).await.unwrap();
+    let kept = task.await.unwrap();
+    let seen = seen.lock().unwrap().clone();
+    (seen, String::from_utf8_lossy(&read_back).into_owned(), kept)
 }
 
 const TWO: &[u8] = b"GET /a?x=1 HTTP/1.1\r\nHost: example.com\r\nCookie: a=b\r\n\r\n\
