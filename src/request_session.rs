@@ -11,7 +11,7 @@ use crate::idp::{IdpError, Rejection};
 use crate::refresh::unix_now;
 use crate::refresh::{Fresh, FreshSession, RefreshError};
 use crate::session::{Opening, Presence, ReadOutcome, Session};
-use http::header::{AUTHORIZATION, CACHE_CONTROL, SET_COOKIE};
+use http::header::{AUTHORIZATION, CACHE_CONTROL, COOKIE, SET_COOKIE};
 use http::{HeaderValue, Response};
 use std::sync::Arc;
 use std::time::Duration;
@@ -132,6 +132,15 @@ pub async fn admit(
     access: Access,
     upgrade: bool,
 ) -> Result<Admission, Response<Body>> {
+    // No `Cookie` field at all (a public path's usual request): no session to open and no
+    // cookie to clear, found without a hashed lookup. With traces on, the full path records
+    // the session span ("absent").
+    if !app.traces.on() && !crate::proxy::headers::has(headers, &COOKIE) {
+        return match access {
+            Access::Required => Err(login_required()),
+            _ => Ok(Admission::Anonymous(Presence::default())),
+        };
+    }
     if access == Access::None {
         return Ok(Admission::Anonymous(app.codec.incoming(headers).presence()));
     }

@@ -93,7 +93,7 @@ pub struct Upstream {
     /// Scheme and authority (what a trace names as the peer).
     origin: Uri,
     /// `upstream.client = "direct"` with an `http://` upstream: the client for requests
-    /// without a body.
+    /// without a body, or whose body's bytes are all at hand (`direct::eligible`).
     direct: Option<Arc<direct::DirectPool>>,
 }
 

@@ -51,7 +51,8 @@ pub enum HeadError {
 
 /// Writes the request line and header fields into `out` (cleared first). The values come from a
 /// `Request` the `http` crate has checked: no CR, LF or NUL anywhere, so no field can end early.
-/// `Transfer-Encoding` is never written: the direct client sends only requests without a body.
+/// `Transfer-Encoding` is never written: the direct client sends only requests without a body
+/// or with one announced by its `Content-Length` alone (`eligible`).
 pub fn write_request_head<B>(
     out: &mut Vec<u8>,
     request: &Request<B>,
