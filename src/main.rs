@@ -69,11 +69,17 @@ enum SessionsCommand {
     End {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
-        /// The user's `sub` (the ID token's subject).
-        #[arg(long, required_unless_present = "sid", conflicts_with = "sid")]
+        /// The user's `sub` (the ID token's subject). Opaque: it may begin with `-`.
+        #[arg(
+            long,
+            required_unless_present = "sid",
+            conflicts_with = "sid",
+            allow_hyphen_values = true
+        )]
         sub: Option<String>,
-        /// The IdP session's `sid` (the ID token's session id).
-        #[arg(long)]
+        /// The IdP session's `sid` (the ID token's session id; base64url ones may begin with
+        /// `-`).
+        #[arg(long, allow_hyphen_values = true)]
         sid: Option<String>,
     },
 }

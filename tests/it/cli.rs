@@ -34,6 +34,29 @@ fn keygen_prints_a_usable_random_key() {
     assert!(a.starts_with(&format!("{}:", ring.current_kid())));
 }
 
+/// A `sid` or `sub` is opaque: one that begins with `-` (base64url session ids do, one in 64)
+/// is a value, not an option (here the run then fails on its config, not on its arguments).
+#[test]
+fn sessions_end_takes_values_that_begin_with_a_hyphen() {
+    for flag in ["--sid", "--sub"] {
+        let out = Command::new(BIN)
+            .args([
+                "sessions",
+                "end",
+                "--config",
+                "/nonexistent/th.toml",
+                flag,
+                "-Jx4",
+            ])
+            .output()
+            .expect("run sessions end");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(!err.contains("unexpected argument"), "{flag}: {err}");
+        assert!(err.contains("th.toml"), "{flag}: {err}");
+    }
+}
+
 #[test]
 fn check_lists_every_problem_and_exits_64() {
     let path = write_config(

@@ -77,16 +77,23 @@ async fn raw_upstream(script: Script) -> RawUpstream {
 }
 
 async fn proxy_to(upstream: &RawUpstream) -> Proxy {
+    proxy_with(upstream, &[]).await
+}
+
+/// As [`proxy_to`], with more config lines.
+async fn proxy_with(upstream: &RawUpstream, more: &[(&str, &str)]) -> Proxy {
     let idp = start_idp(Flavor::TokenIdpServer.style()).await;
+    let mut tweaks = vec![
+        ("upstream", "client = \"direct\""),
+        ("proxy", "public_paths = [\"/\"]"),
+    ];
+    tweaks.extend_from_slice(more);
     Proxy::start(
         &config_toml(
             &idp.url(),
             &format!("http://{}", upstream.addr),
             "tokenidp",
-            &[
-                ("upstream", "client = \"direct\""),
-                ("proxy", "public_paths = [\"/\"]"),
-            ],
+            &tweaks,
         ),
         KEY1,
     )
@@ -239,13 +246,14 @@ async fn ambiguous_framing_and_oversized_heads_are_refused() {
     assert_eq!(upstream.connections.load(Ordering::SeqCst), before + 1);
 }
 
-/// A body whose bytes are all at hand (here read whole with its head by the direct server) is
-/// written by the direct client behind its head, on the connection the `GET` before it used;
-/// a streamed (chunked) body goes through hyper's client, on a connection of its own pool.
+/// A body whose bytes are all at hand (here read whole with its head by the direct server,
+/// whatever `TOKEN_HANDLER_TEST_HTTP1` says) is written by the direct client behind its head,
+/// on the connection the `GET` before it used; a streamed (chunked) body goes through hyper's
+/// client, on a connection of its own pool.
 #[tokio::test]
 async fn bodies_at_hand_go_direct_and_streamed_ones_through_hypers_client() {
     let upstream = raw_upstream(script).await;
-    let proxy = proxy_to(&upstream).await;
+    let proxy = proxy_with(&upstream, &[("server", "http1 = \"direct\"")]).await;
     // One write: the proxy reads each head with its body.
     let answers = raw(
         proxy.addr,
