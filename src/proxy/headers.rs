@@ -47,6 +47,20 @@ fn hop_index(name: &HeaderName) -> Option<usize> {
     candidates.iter().copied().find(|&i| *HOP_BY_HOP[i] == name)
 }
 
+/// A `Content-Length` value: digits only (no sign, no space inside, no list), at most 19 of
+/// them, so it cannot overflow. The upstream's answers (`direct::head`) and the requests the
+/// direct server reads (`server::h1::parse`) are read by this one rule.
+pub fn length_digits(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(
+        digits
+            .iter()
+            .fold(0u64, |n, d| n * 10 + u64::from(d - b'0')),
+    )
+}
+
 /// Whether `headers` has a field named `name`: for the lookups of names most requests and
 /// responses do not carry. A head holds a few fields, and comparing their names (a standard
 /// name is one byte) costs about half of hashing the one looked for; a large map is hashed.

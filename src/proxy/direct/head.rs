@@ -9,7 +9,7 @@
 //! `chunked` (read to the close), obsolete line folding (refused by the parser).
 
 use crate::proxy::forwarded::Forwarded;
-use crate::proxy::headers::names_no_header;
+use crate::proxy::headers::{length_digits, names_no_header};
 use bytes::{Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Version};
@@ -225,7 +225,7 @@ fn framing<'a>(
     let mut length = None;
     for value in content_length {
         for part in value.split(|&b| b == b',') {
-            let n = parse_length(part.trim_ascii()).ok_or(HeadError::Framing)?;
+            let n = length_digits(part.trim_ascii()).ok_or(HeadError::Framing)?;
             if length.is_some_and(|l| l != n) {
                 return Err(HeadError::Framing);
             }
@@ -237,18 +237,6 @@ fn framing<'a>(
         Some(n) => decided(Framing::Length(n), false),
         None => decided(Framing::Close, true),
     })
-}
-
-/// Digits only (no sign, no space inside), at most 19 of them: no overflow.
-fn parse_length(digits: &[u8]) -> Option<u64> {
-    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    Some(
-        digits
-            .iter()
-            .fold(0u64, |n, d| n * 10 + u64::from(d - b'0')),
-    )
 }
 
 /// HTTP/1.1 keeps the connection unless `Connection: close`; HTTP/1.0 only with `keep-alive`.

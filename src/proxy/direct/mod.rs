@@ -296,9 +296,9 @@ async fn exchange(
     forwarded: Option<&Forwarded>,
 ) -> Result<Head, Failure> {
     write_request_head(&mut io.write, request, forwarded);
-    if !request.body().is_end_stream() {
-        io.write
-            .extend_from_slice(ready.map_or(&[][..], |bytes| &bytes[..]));
+    // Only a body there is: `ready` of a request without one writes nothing.
+    if let Some(bytes) = ready.filter(|_| !request.body().is_end_stream()) {
+        io.write.extend_from_slice(bytes);
     }
     let mut written = 0;
     while written < io.write.len() {

@@ -6,7 +6,8 @@
 //! `http::Uri` accepts of at most hyper's 65,534 bytes, none of the fields that give a request
 //! a chunked body, an expectation, an upgrade, trailers or a close (`Transfer-Encoding`,
 //! `Expect`, `Upgrade`, `TE`, or a `Connection` naming `close`), and at most one
-//! `Content-Length`, all digits, whose body is already in the buffer behind the head. A body
+//! `Content-Length`, 1 to 19 digits ([`length_digits`], the direct client's rule for its
+//! upstream's answers), whose body is already in the buffer behind the head. A body
 //! still on its way is hyper's to read, with its timing (`server.body_read_timeout`, the 408),
 //! and so is any other length field (two of them, a sign, a list, a space): hyper decides
 //! what it accepts. The request is then the one hyper would build: the same method, target and
@@ -14,6 +15,7 @@
 //! connection's read buffer, head and body in one allocation, so the buffer is never shared
 //! with a request in flight.
 
+use crate::proxy::headers::length_digits;
 use bytes::Bytes;
 use http::header::{CONNECTION, EXPECT, TE, TRANSFER_ENCODING, UPGRADE};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri, Version};
@@ -99,7 +101,7 @@ pub fn parse(buf: &[u8], fields: &mut HeaderMap) -> Parsed {
             return Parsed::Hand;
         }
         if field.name.eq_ignore_ascii_case("content-length") {
-            match (length, digits(field.value)) {
+            match (length, length_digits(field.value)) {
                 (None, Some(declared)) => length = Some(declared),
                 _ => return Parsed::Hand,
             }
@@ -124,20 +126,6 @@ pub fn parse(buf: &[u8], fields: &mut HeaderMap) -> Parsed {
         },
         None => Parsed::Hand,
     }
-}
-
-/// hyper's `from_digits`: a length is one or more ASCII digits, nothing else (no sign, no
-/// space, no list), that fits in a `u64`.
-fn digits(value: &[u8]) -> Option<u64> {
-    if value.is_empty() {
-        return None;
-    }
-    value.iter().try_fold(0u64, |total, &byte| {
-        if !byte.is_ascii_digit() {
-            return None;
-        }
-        total.checked_mul(10)?.checked_add(u64::from(byte - b'0'))
-    })
 }
 
 fn build(
