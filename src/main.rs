@@ -148,27 +148,8 @@ fn main() -> ExitCode {
         }
         Some(Command::Check { config }) => match Config::load(&config, &env) {
             Ok(loaded) => {
-                // Which key seals matters during a rotation across pods (README: "Key rotation").
-                let roles: Vec<String> = loaded
-                    .secrets
-                    .cookie_keys
-                    .roles()
-                    .iter()
-                    .map(|(kid, role)| format!("{kid} {role}"))
-                    .collect();
-                let tokens = if loaded.idp.dpop {
-                    "DPoP-bound (ES256 key per session)"
-                } else {
-                    "Bearer"
-                };
-                println!(
-                    "{}: OK (cookie keys: {}; pushed authorization requests: {}; client \
-                     authentication: {}; tokens: {tokens})",
-                    config.display(),
-                    roles.join(", "),
-                    pushed_authorization(&loaded),
-                    client_authentication(&loaded)
-                );
+                let summary = token_handler::config::report::summary(&loaded);
+                println!("{}: OK ({summary})", config.display());
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -209,73 +190,6 @@ fn main() -> ExitCode {
                 }
             }
         }
-    }
-}
-
-/// Which client authentication is in force, for `check` (what an operator migrating away from
-/// a client secret wants to see confirmed).
-fn client_authentication(config: &Config) -> String {
-    use token_handler::config::{ClientAuth, CLIENT_KEY_ENV, CLIENT_SECRET_ENV};
-    let idp = &config.idp;
-    let secret_unused = if config.secrets.client_secret.is_some() {
-        format!("; the client secret in {CLIENT_SECRET_ENV} is not used")
-    } else {
-        String::new()
-    };
-    match idp.client_auth {
-        ClientAuth::None => "none (a public client)".to_string(),
-        ClientAuth::Basic => "client_secret_basic".to_string(),
-        ClientAuth::Body => "client_secret_post".to_string(),
-        ClientAuth::PrivateKeyJwt => match (&idp.client_assertion_file, &config.secrets.client_key) {
-            (Some(path), _) => {
-                let expiry = token_handler::client_key::read_assertion(path)
-                    .ok()
-                    .and_then(|a| token_handler::client_key::assertion_expiry(&a));
-                let now = token_handler::refresh::unix_now();
-                let expiry = match expiry {
-                    Some(exp) if exp > now => format!(", expires in {} s", exp - now),
-                    Some(_) => ", EXPIRED now: the platform has not renewed it".to_string(),
-                    None => String::new(),
-                };
-                format!(
-                    "private_key_jwt with the platform's assertion from {}{expiry}{secret_unused}",
-                    path.display()
-                )
-            }
-            (None, Some(key)) => format!(
-                "private_key_jwt signed {:?} with the key in {CLIENT_KEY_ENV} (kid {}){secret_unused}",
-                key.alg(),
-                key.kid().unwrap_or("none")
-            ),
-            (None, None) => "private_key_jwt".to_string(),
-        },
-    }
-}
-
-/// When logins use PAR (RFC 9126), as far as the config tells: discovery may add the endpoint.
-fn pushed_authorization(config: &Config) -> String {
-    use token_handler::config::{Dialect, PushedAuthorization};
-    let idp = &config.idp;
-    let endpoint = idp.pushed_authorization_request_endpoint.as_ref();
-    if idp.dialect == Dialect::TokenIdp {
-        return "none (TokenIDP has no PAR endpoint)".to_string();
-    }
-    match (idp.pushed_authorization, endpoint) {
-        (PushedAuthorization::Never, _) => {
-            "never (unless the IdP advertises that it requires them)".to_string()
-        }
-        (PushedAuthorization::Auto, None) if token_handler::idp::needs_discovery(idp) => {
-            "when the IdP's discovery document advertises its endpoint".to_string()
-        }
-        (PushedAuthorization::Auto, None) => {
-            "none (no endpoint configured, and every other one is: nothing is discovered)"
-                .to_string()
-        }
-        (PushedAuthorization::Auto, Some(url)) => format!("yes, at {url}"),
-        (PushedAuthorization::Always, None) => {
-            "always, at the endpoint discovery must advertise".to_string()
-        }
-        (PushedAuthorization::Always, Some(url)) => format!("always, at {url}"),
     }
 }
 

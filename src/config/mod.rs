@@ -17,6 +17,7 @@ mod par;
 mod proxy;
 mod raw;
 mod redis_nodes;
+pub mod report;
 mod routes;
 pub mod secrets;
 mod server;
