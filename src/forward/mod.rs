@@ -118,7 +118,7 @@ pub fn anonymous<'a>(
     presence: Presence,
 ) -> impl Future<Output = Response<Body>> + Send + 'a {
     let upstream = upstream_of(app, &target);
-    let (prepared, body, client_upgrade) =
+    let (mut prepared, body, client_upgrade) =
         prepare(app, request, conn, upgrade.is_some(), target, &presence);
     // No body (the usual GET), or one the direct server read whole with its head: nothing to
     // time or watch, and its bytes are at hand to write (and to send again).
@@ -132,7 +132,6 @@ pub fn anonymous<'a>(
             (boxed(body), watch, None)
         }
     };
-    let mut prepared = prepared;
     let mut slot = prepared.first(body, ready.as_ref(), None, upstream);
     async move {
         let forwarded = prepared.forwarded();

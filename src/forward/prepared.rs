@@ -49,7 +49,7 @@ impl Prepared {
         *request.method_mut() = self.method.clone();
         *request.uri_mut() = self.uri.clone();
         *request.version_mut() = Version::HTTP_11;
-        *request.headers_mut() = std::mem::take(&mut self.headers);
+        headers::replace(request.headers_mut(), std::mem::take(&mut self.headers));
         if upstream.lends(&request, ready) {
             self.lent = true;
         } else {
@@ -107,7 +107,7 @@ impl Prepared {
         *request.method_mut() = self.method.clone();
         *request.uri_mut() = self.uri.clone();
         *request.version_mut() = Version::HTTP_11;
-        *request.headers_mut() = self.headers.clone();
+        headers::replace(request.headers_mut(), self.headers.clone());
         self.authorized(request, credential)
     }
 
@@ -226,7 +226,9 @@ pub(super) fn upstream_of<'a>(app: &'a App, target: &Target) -> &'a Upstream {
 }
 
 /// Rewrites the request's head for the upstream (hop-by-hop, spoofable and X-Forwarded-*
-/// headers, our cookies, the checked Host and normalised path).
+/// headers, our cookies, the checked Host and normalised path). Inlined in its two callers:
+/// its result, a request's whole head, is then built where they keep it, not copied there.
+#[inline(always)]
 pub(super) fn prepare(
     app: &App,
     mut request: Request<RequestBody>,

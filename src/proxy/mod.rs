@@ -190,20 +190,23 @@ impl Upstream {
         now: tokio::time::Instant,
     ) -> impl Future<Output = Result<Response<PooledBody>, UpstreamError>> + Send + 'a {
         async move {
-            let Some(mut request) = slot.take() else {
+            let Some(lent) = slot.as_ref() else {
                 return Err(UpstreamError::Unavailable("no request to send"));
             };
+            // The direct client writes the request from where it is: it stays in `slot`.
             if let Some(direct) = self
                 .direct
                 .as_ref()
-                .filter(|_| direct::eligible(&request, ready))
+                .filter(|_| direct::eligible(lent, ready))
             {
-                let request = &*slot.insert(request);
                 let response = direct
-                    .send(request, ready, forwarded, now, self.header_timeout)
+                    .send(lent, ready, forwarded, now, self.header_timeout)
                     .await?;
                 return Ok(response.map(PooledBody::direct));
             }
+            let Some(mut request) = slot.take() else {
+                return Err(UpstreamError::Unavailable("no request to send"));
+            };
             if let Some(forwarded) = forwarded {
                 forwarded.insert(request.headers_mut());
             }

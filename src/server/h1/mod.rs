@@ -229,7 +229,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<I> {
         };
         self.out.clear();
         let encoded = encode::encode(&mut parts, announced, keep_alive, &mut self.out);
-        self.fields = std::mem::take(&mut parts.headers);
+        crate::proxy::headers::replace(&mut self.fields, std::mem::take(&mut parts.headers));
         let Ok(Encoded { framing, last }) = encoded else {
             return Ok(false);
         };
