@@ -53,7 +53,7 @@ impl Prepared {
         if upstream.lends(&request, ready) {
             self.lent = true;
         } else {
-            self.headers = request.headers().clone();
+            headers::replace(&mut self.headers, request.headers().clone());
         }
         self.authorized(request, credential)
     }

@@ -204,6 +204,7 @@ impl Upstream {
                     .await?;
                 return Ok(response.map(PooledBody::direct));
             }
+            // Hyper's client takes it (its `slot` was checked above).
             let Some(mut request) = slot.take() else {
                 return Err(UpstreamError::Unavailable("no request to send"));
             };
