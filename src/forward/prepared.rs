@@ -24,7 +24,8 @@ use tracing::{info, warn};
 pub(super) struct Prepared {
     pub(super) method: Method,
     pub(super) uri: Uri,
-    pub(super) headers: HeaderMap,
+    /// Taken by [`Prepared::first`] when the request is lent: then left with no capacity.
+    pub(super) headers: headers::Fields,
     /// `X-Forwarded-*`, when they are not in `headers` (the peer is not a trusted proxy): for
     /// the sender to write or insert.
     forwarded: Option<Forwarded>,
@@ -49,7 +50,7 @@ impl Prepared {
         *request.method_mut() = self.method.clone();
         *request.uri_mut() = self.uri.clone();
         *request.version_mut() = Version::HTTP_11;
-        headers::replace(request.headers_mut(), std::mem::take(&mut self.headers));
+        headers::replace(request.headers_mut(), self.headers.take());
         if upstream.lends(&request, ready) {
             self.lent = true;
         } else {
@@ -277,7 +278,7 @@ pub(super) fn prepare(
     let prepared = Prepared {
         method: parts.method,
         uri,
-        headers,
+        headers: headers::Fields::new(headers),
         forwarded,
         lent: false,
     };

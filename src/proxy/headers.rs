@@ -12,6 +12,8 @@ use http::header::{
     HeaderName, CONNECTION, COOKIE, PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
 };
 use http::{HeaderMap, HeaderValue};
+use std::mem::ManuallyDrop;
+use std::ops::{Deref, DerefMut};
 
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
@@ -37,6 +39,54 @@ pub fn replace(slot: &mut HeaderMap, fields: HeaderMap) {
     let old = std::mem::replace(slot, fields);
     if old.capacity() == 0 {
         std::mem::forget(old);
+    }
+}
+
+/// A header map that can be taken from, and whose drop skips a map with no capacity as
+/// [`replace`] does: what [`Fields::take`] leaves owns no memory, and its destructor would run
+/// for nothing when the holder goes (`forward::Prepared`, once its fields went upstream). A
+/// map with any capacity is dropped.
+pub struct Fields(ManuallyDrop<HeaderMap>);
+
+impl Fields {
+    pub fn new(map: HeaderMap) -> Fields {
+        Fields(ManuallyDrop::new(map))
+    }
+
+    /// The fields; a map with no capacity is left.
+    pub fn take(&mut self) -> HeaderMap {
+        // The map inside, not the `ManuallyDrop` (whose default would never be dropped).
+        std::mem::take::<HeaderMap>(&mut self.0)
+    }
+}
+
+impl Deref for Fields {
+    type Target = HeaderMap;
+    fn deref(&self) -> &HeaderMap {
+        &self.0
+    }
+}
+
+impl DerefMut for Fields {
+    fn deref_mut(&mut self) -> &mut HeaderMap {
+        &mut self.0
+    }
+}
+
+/// The number of fields only: their values may carry the user's credential.
+impl std::fmt::Debug for Fields {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fields")
+            .field("len", &self.0.len())
+            .finish()
+    }
+}
+
+impl Drop for Fields {
+    fn drop(&mut self) {
+        if self.0.capacity() != 0 {
+            drop(self.take());
+        }
     }
 }
 
@@ -311,5 +361,53 @@ pub(super) mod tests {
         assert_eq!(slot.get("b").unwrap(), "2");
         replace(&mut slot, cleared);
         assert!(slot.is_empty());
+    }
+
+    /// `Fields` drops a map that holds anything (its values are freed: nothing leaks), and
+    /// `take` hands the fields over whole, leaving a map with no capacity.
+    #[test]
+    fn fields_drop_what_they_hold_and_take_leaves_nothing() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static FREED: AtomicUsize = AtomicUsize::new(0);
+        struct Owner(&'static [u8]);
+        impl AsRef<[u8]> for Owner {
+            fn as_ref(&self) -> &[u8] {
+                self.0
+            }
+        }
+        impl Drop for Owner {
+            fn drop(&mut self) {
+                FREED.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let held = || {
+            let value =
+                HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(Owner(b"v"))).unwrap();
+            let mut map = HeaderMap::new();
+            map.insert("x-held", value);
+            Fields::new(map)
+        };
+
+        drop(held());
+        assert_eq!(FREED.load(Ordering::SeqCst), 1, "a held map is dropped");
+
+        let mut fields = held();
+        let taken = fields.take();
+        assert_eq!(fields.capacity(), 0, "what take leaves");
+        assert_eq!(taken.get("x-held").unwrap(), "v");
+        drop(fields);
+        assert_eq!(
+            FREED.load(Ordering::SeqCst),
+            1,
+            "the value went with the taken map"
+        );
+        drop(taken);
+        assert_eq!(FREED.load(Ordering::SeqCst), 2);
+
+        let mut emptied = held();
+        emptied.clear();
+        assert_eq!(FREED.load(Ordering::SeqCst), 3, "cleared");
+        assert!(emptied.capacity() > 0);
+        drop(emptied);
     }
 }

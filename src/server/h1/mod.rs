@@ -229,7 +229,8 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<I> {
         };
         self.out.clear();
         let encoded = encode::encode(&mut parts, announced, keep_alive, &mut self.out);
-        crate::proxy::headers::replace(&mut self.fields, std::mem::take(&mut parts.headers));
+        // Moved out, not taken: taking would leave an empty map in `parts` to drop.
+        crate::proxy::headers::replace(&mut self.fields, parts.headers);
         let Ok(Encoded { framing, last }) = encoded else {
             return Ok(false);
         };
