@@ -10,7 +10,7 @@ use crate::dpop::DpopKey;
 use crate::edge::spoofable;
 use crate::proxy::bearer::set_bearer;
 use crate::proxy::forwarded::{self, Forwarded};
-use crate::proxy::{headers, own_bytes, ConnInfo, Upstream};
+use crate::proxy::{headers, maps, own_bytes, ConnInfo, Upstream};
 use crate::secret::AccessToken;
 use crate::server::RequestBody;
 use crate::session::Presence;
@@ -25,7 +25,7 @@ pub(super) struct Prepared {
     pub(super) method: Method,
     pub(super) uri: Uri,
     /// Taken by [`Prepared::first`] when the request is lent: then left with no capacity.
-    pub(super) headers: headers::Fields,
+    pub(super) headers: maps::Fields,
     /// `X-Forwarded-*`, when they are not in `headers` (the peer is not a trusted proxy): for
     /// the sender to write or insert.
     forwarded: Option<Forwarded>,
@@ -50,11 +50,11 @@ impl Prepared {
         *request.method_mut() = self.method.clone();
         *request.uri_mut() = self.uri.clone();
         *request.version_mut() = Version::HTTP_11;
-        headers::replace(request.headers_mut(), self.headers.take());
+        maps::replace(request.headers_mut(), self.headers.take());
         if upstream.lends(&request, ready) {
             self.lent = true;
         } else {
-            headers::replace(&mut self.headers, request.headers().clone());
+            maps::replace(&mut self.headers, request.headers().clone());
         }
         self.authorized(request, credential)
     }
@@ -108,7 +108,7 @@ impl Prepared {
         *request.method_mut() = self.method.clone();
         *request.uri_mut() = self.uri.clone();
         *request.version_mut() = Version::HTTP_11;
-        headers::replace(request.headers_mut(), self.headers.clone());
+        maps::replace(request.headers_mut(), self.headers.clone());
         self.authorized(request, credential)
     }
 
@@ -278,7 +278,7 @@ pub(super) fn prepare(
     let prepared = Prepared {
         method: parts.method,
         uri,
-        headers: headers::Fields::new(headers),
+        headers: maps::Fields::new(headers),
         forwarded,
         lent: false,
     };

@@ -13,6 +13,7 @@ pub mod failure;
 pub mod forwarded;
 pub mod headers;
 mod idle;
+pub mod maps;
 pub mod own_bytes;
 mod pool;
 pub mod upgrade;

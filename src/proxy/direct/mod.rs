@@ -268,7 +268,7 @@ impl DirectPool {
         ));
         *response.status_mut() = head.status;
         *response.version_mut() = Version::HTTP_11;
-        crate::proxy::headers::replace(response.headers_mut(), head.headers);
+        crate::proxy::maps::replace(response.headers_mut(), head.headers);
         response
     }
 }

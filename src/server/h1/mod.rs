@@ -230,7 +230,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<I> {
         self.out.clear();
         let encoded = encode::encode(&mut parts, announced, keep_alive, &mut self.out);
         // Moved out, not taken: taking would leave an empty map in `parts` to drop.
-        crate::proxy::headers::replace(&mut self.fields, parts.headers);
+        crate::proxy::maps::replace(&mut self.fields, parts.headers);
         let Ok(Encoded { framing, last }) = encoded else {
             return Ok(false);
         };

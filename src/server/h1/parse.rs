@@ -55,7 +55,7 @@ impl Head {
         *request.method_mut() = self.method;
         *request.uri_mut() = self.uri;
         *request.version_mut() = Version::HTTP_11;
-        crate::proxy::headers::replace(request.headers_mut(), self.headers);
+        crate::proxy::maps::replace(request.headers_mut(), self.headers);
         request
     }
 }
