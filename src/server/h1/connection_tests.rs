@@ -99,6 +99,84 @@ async fn heads_past_the_buffer_are_hyper_s() {
     assert_eq!(seen.seen.len(), 6);
 }
 
+/// Heads and bodies are split off the read buffer, not copied: values a handler keeps past
+/// their request keep their bytes while later requests are read into the buffer (it is then
+/// not reclaimed but replaced), and so do bodies. A head the buffer cannot reclaim room for
+/// (a partial one longer than what was consumed before it) moves to a new buffer.
+#[tokio::test]
+async fn values_kept_past_their_request_keep_their_bytes() {
+    let (mut client, io) = tokio::io::duplex(1 << 20);
+    let kept = Arc::new(Mutex::new(Vec::new()));
+    let record = Arc::clone(&kept);
+    let respond = move |request: Request<RequestBody>| -> Pending {
+        let busy = Activity::new().begin();
+        let value = request.headers().get("x-v").cloned();
+        let body = match request.body() {
+            RequestBody::Full(bytes) => Some(bytes.clone()),
+            _ => None,
+        };
+        record.lock().unwrap().push((value, body));
+        Box::pin(async move { ok().map(|body| Tracked::new(body, busy)) })
+    };
+    let task = tokio::spawn(async move {
+        let closing = AtomicBool::new(false);
+        matches!(serve(io, &closing, &respond).await, Ended::Closed)
+    });
+    // 60 requests of ~700 bytes, five times the buffer, one at a time and then pipelined.
+    let request = |i: usize| {
+        let value = format!("{i:03}").repeat(100);
+        let body = format!("{i:03}").repeat(100);
+        format!(
+            "POST /{i} HTTP/1.1\r\nHost: x\r\nX-V: {value}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let mut read = vec![0u8; 1 << 16];
+    for i in 0..30 {
+        client.write_all(request(i).as_bytes()).await.unwrap();
+        let mut got = Vec::new();
+        while !got.ends_with(b"hello") {
+            let n = client.read(&mut read).await.unwrap();
+            assert!(n > 0, "the connection closed after {i} requests");
+            got.extend_from_slice(&read[..n]);
+        }
+    }
+    let pipelined: String = (30..60).map(request).collect();
+    client.write_all(pipelined.as_bytes()).await.unwrap();
+    client.shutdown().await.unwrap();
+    let mut rest = Vec::new();
+    client.read_to_end(&mut rest).await.unwrap();
+    assert!(task.await.unwrap(), "all are the direct server's");
+    let kept = kept.lock().unwrap();
+    assert_eq!(kept.len(), 60);
+    for (i, (value, body)) in kept.iter().enumerate() {
+        let expected = format!("{i:03}").repeat(100);
+        assert_eq!(
+            value.as_ref().unwrap().as_bytes(),
+            expected.as_bytes(),
+            "value {i}"
+        );
+        assert_eq!(&body.as_ref().unwrap()[..], expected.as_bytes(), "body {i}");
+    }
+    drop(kept);
+    // 3 KiB, then 6 KiB: the first read holds the first head and most of the second, which
+    // cannot be moved to the buffer's front over the 3 KiB before it.
+    let mut pipeline = Vec::new();
+    for (i, size) in [3, 6].into_iter().enumerate() {
+        let value = "v".repeat(size * 1024);
+        pipeline.extend_from_slice(
+            format!("GET /{i} HTTP/1.1\r\nHost: x\r\nX-V: {value}\r\n\r\n").as_bytes(),
+        );
+    }
+    let (taken, _, served) = direct(&pipeline, true).await;
+    assert!(served, "both are the direct server's");
+    assert_eq!(taken.len(), 2);
+    pipeline.extend_from_slice(b"GET /last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let seen = same(ok, &pipeline).await;
+    assert_eq!(seen.seen.len(), 3);
+    assert_eq!(seen.seen[1].3[1].1.len(), 6 * 1024);
+}
+
 /// A client that goes away while its request is in flight: the request is dropped (its
 /// upstream exchange with it), as hyper drops it.
 #[tokio::test]

@@ -23,7 +23,7 @@ mod prefixed;
 use crate::body::Body;
 use crate::server::conn::Tracked;
 use crate::server::RequestBody;
-use bytes::{Buf, Bytes};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use encode::{Announced, Encoded, Framing};
 use http::{HeaderMap, Request, Response};
 use http_body::Body as _;
@@ -33,7 +33,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 /// The read buffer (hyper's first read is as large). A head that does not fit is hyper's:
 /// past a few KiB of field values, checking them again (`HeaderValue::from_maybe_shared`,
@@ -55,10 +55,9 @@ pub enum Ended<I> {
 /// One connection's state between its requests.
 struct Conn<I> {
     io: I,
-    /// Read bytes not consumed yet are `buf[start..end]`; the buffer is initialised throughout.
-    buf: Vec<u8>,
-    start: usize,
-    end: usize,
+    /// Read bytes not consumed yet. A request's head and body are split off its front, not
+    /// copied ([`parse`]); its spare capacity is the room to read into.
+    buf: BytesMut,
     out: Vec<u8>,
     /// The last response's (emptied) field map, filled by the next request (as hyper does).
     fields: HeaderMap,
@@ -74,9 +73,7 @@ where
 {
     let mut conn = Conn {
         io,
-        buf: Vec::new(),
-        start: 0,
-        end: 0,
+        buf: BytesMut::new(),
         out: Vec::new(),
         fields: HeaderMap::new(),
     };
@@ -85,8 +82,7 @@ where
             Next::Head(head, body) => (head, body),
             Next::Closed => return Ended::Closed,
             Next::Hand => {
-                let read = Bytes::copy_from_slice(&conn.buf[conn.start..conn.end]);
-                return Ended::Hand(Prefixed::new(read, conn.io));
+                return Ended::Hand(Prefixed::new(conn.buf.split().freeze(), conn.io));
             }
         };
         let body = if body.is_empty() {
@@ -126,14 +122,9 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<I> {
             if closing.load(Ordering::Acquire) {
                 return Next::Closed;
             }
-            if self.start == self.end {
-                (self.start, self.end) = (0, 0);
-            } else {
-                match parse::parse(&self.buf[self.start..self.end], &mut self.fields) {
-                    parse::Parsed::Request { head, body, len } => {
-                        self.start += len;
-                        return Next::Head(head, body);
-                    }
+            if !self.buf.is_empty() {
+                match parse::parse(&mut self.buf, &mut self.fields) {
+                    parse::Parsed::Request { head, body } => return Next::Head(head, body),
                     parse::Parsed::Hand => return Next::Hand,
                     parse::Parsed::Partial => {}
                 }
@@ -156,32 +147,29 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<I> {
         }
     }
 
-    /// Room to read into: the unread bytes moved to the front. `false`: the buffer is full.
+    /// Room to read into, the unread bytes at most [`BUFFER`] in all. `false`: they fill it.
+    /// The buffer is reclaimed (the unread bytes moved to its front) when no request holds a
+    /// part of it, as is usual by then; otherwise (a value kept past its request) the unread
+    /// bytes move to a new one, and the old one lives as long as what holds it. Never more
+    /// than [`BUFFER`] is allocated here.
     fn make_room(&mut self) -> bool {
-        if self.buf.is_empty() {
-            self.buf.resize(BUFFER, 0);
+        let unread = self.buf.len();
+        if unread >= BUFFER {
+            return false;
         }
-        if self.end < self.buf.len() {
-            return true;
+        let wanted = BUFFER - unread;
+        if self.buf.capacity() - unread < wanted.min(BUFFER / 2) && !self.buf.try_reclaim(wanted) {
+            let mut fresh = BytesMut::with_capacity(BUFFER);
+            fresh.extend_from_slice(&self.buf);
+            self.buf = fresh;
         }
-        if self.start > 0 {
-            self.buf.copy_within(self.start..self.end, 0);
-            (self.start, self.end) = (0, self.end - self.start);
-            return true;
-        }
-        false
+        true
     }
 
+    /// Reads at most up to [`BUFFER`] unread bytes.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        let mut read = ReadBuf::new(&mut self.buf[self.end..]);
-        match Pin::new(&mut self.io).poll_read(cx, &mut read) {
-            Poll::Ready(Ok(())) => {
-                let n = read.filled().len();
-                self.end += n;
-                Poll::Ready(Ok(n))
-            }
-            other => other.map(|result| result.map(|()| 0)),
-        }
+        let room = BUFFER - self.buf.len();
+        tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut (&mut self.buf).limit(room))
     }
 
     /// The handler's response; `None` if the client went away first (as hyper, which reads
@@ -198,9 +186,9 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<I> {
             if let Poll::Ready(response) = pending.as_mut().poll(cx) {
                 return Poll::Ready(Some(response));
             }
-            if watching && self.start == self.end {
-                // The buffer was sized when this request's head was read into it.
-                (self.start, self.end) = (0, 0);
+            // Into what is left of the buffer: the request in flight holds a part of it, so
+            // making room now would allocate another.
+            if watching && self.buf.is_empty() {
                 match self.poll_fill(cx) {
                     Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(None),
                     // The next request, pipelined: kept for after this one.

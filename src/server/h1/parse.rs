@@ -11,12 +11,12 @@
 //! still on its way is hyper's to read, with its timing (`server.body_read_timeout`, the 408),
 //! and so is any other length field (two of them, a sign, a list, a space): hyper decides
 //! what it accepts. The request is then the one hyper would build: the same method, target and
-//! fields in the same order, no extensions, and the body's bytes. They are copied out of the
-//! connection's read buffer, head and body in one allocation, so the buffer is never shared
-//! with a request in flight.
+//! fields in the same order, no extensions, and the body's bytes. Head and body are split off
+//! the front of the connection's read buffer, not copied, as hyper's server takes them: the
+//! request's values are parts of the buffer's allocation while it is in flight.
 
 use crate::proxy::headers::length_digits;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::header::{CONNECTION, EXPECT, TE, TRANSFER_ENCODING, UPGRADE};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri, Version};
 use std::mem::MaybeUninit;
@@ -32,9 +32,9 @@ const MAX_TARGET: usize = (u16::MAX - 1) as usize;
 // Returned once per request: boxing the head would allocate for every request.
 #[allow(clippy::large_enum_variant)]
 pub enum Parsed {
-    /// A head the direct server takes and its body (empty when there is none): `len` bytes
-    /// of the buffer, both together.
-    Request { head: Head, body: Bytes, len: usize },
+    /// A head the direct server takes and its body (empty when there is none), both split
+    /// off the buffer.
+    Request { head: Head, body: Bytes },
     /// Not a whole head yet.
     Partial,
     /// hyper's to read: anything but a head the direct server takes.
@@ -60,14 +60,15 @@ impl Head {
     }
 }
 
-/// Reads the head at the start of `buf`. `fields` is an empty map (the connection's last
-/// response's, as hyper keeps it): a request takes it.
-pub fn parse(buf: &[u8], fields: &mut HeaderMap) -> Parsed {
+/// Reads the head at the start of `buf` and takes it, with its body, off the buffer; the
+/// buffer is left as it was unless a request is returned. `fields` is an empty map (the
+/// connection's last response's, as hyper keeps it): a request takes it.
+pub fn parse(buf: &mut BytesMut, fields: &mut HeaderMap) -> Parsed {
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_FIELDS];
     let mut request = httparse::Request::new(&mut []);
     let len = match httparse::ParserConfig::default().parse_request_with_uninit_headers(
         &mut request,
-        buf,
+        &buf[..],
         &mut slots,
     ) {
         Ok(httparse::Status::Complete(len)) => len,
@@ -116,15 +117,21 @@ pub fn parse(buf: &[u8], fields: &mut HeaderMap) -> Parsed {
             _ => return Parsed::Hand,
         },
     };
-    // Head and body get bytes of their own; the read buffer stays the connection's alone.
-    let bytes = Bytes::copy_from_slice(&buf[..total]);
+    let bytes = buf.split_to(total).freeze();
     match build(&bytes, method, target, &ranges, std::mem::take(fields)) {
         Some(head) => Parsed::Request {
             head,
-            body: bytes.slice(len..total),
-            len: total,
+            body: bytes.slice(len..),
         },
-        None => Parsed::Hand,
+        None => {
+            // hyper's to read after all: the bytes go back in front of the rest (once per
+            // connection: hyper serves it from here on).
+            let mut whole = BytesMut::with_capacity(total + buf.len());
+            whole.extend_from_slice(&bytes);
+            whole.extend_from_slice(buf);
+            *buf = whole;
+            Parsed::Hand
+        }
     }
 }
 
