@@ -29,12 +29,14 @@ use tracing::{debug, info, info_span};
 /// Routes a request to the proxy's own endpoints or upstream. Not an `async fn`: routing and the
 /// spans are decided when it is called, and the future it returns is only the routed work, so
 /// the request is not kept a second time in a state of its own (see BENCHMARKS.md, "Memory per
-/// connection").
-pub fn handle(
+/// connection"). `wrap` turns the response's body into the server's (the connection's
+/// activity): done here, the server keeps this future as it is, without a layer around it.
+pub fn handle<B>(
     app: Arc<App>,
     request: Request<RequestBody>,
     conn: ConnInfo,
-) -> impl std::future::Future<Output = Response<Body>> + Send {
+    wrap: impl FnOnce(Body) -> B + Send,
+) -> impl std::future::Future<Output = Response<B>> + Send {
     let routed = route(&app, &request);
     let label = match &routed {
         Err(_) => "refused",
@@ -109,7 +111,7 @@ pub fn handle(
         } else {
             debug!("request");
         }
-        response
+        response.map(wrap)
     };
     trace::InSpans {
         otel,

@@ -294,6 +294,9 @@ async fn serve_tls(
     }
 }
 
+/// A request's response on its way, boxed (see [`serve`]).
+type Responding = Pin<Box<dyn Future<Output = Response<Tracked<Body>>> + Send>>;
+
 /// `make()` written straight into its box: the box is allocated first, so the future's state
 /// (only its captures, before its first poll) is not built on the stack and then copied in.
 #[inline(always)]
@@ -320,20 +323,23 @@ async fn serve<I>(
     let mut watchdog = Watchdog::new(Arc::clone(&activity), idle_timeout, stopping.clone());
     let respond = {
         let activity = Arc::clone(&activity);
-        move |request: Request<RequestBody>| {
+        move |request: Request<RequestBody>| -> Responding {
             let busy = activity.begin();
             let app = Arc::clone(&app);
             let conn = conn.clone();
+            let wrap = move |body| Tracked::new(body, busy);
             // Boxed per request: hyper keeps the slot for a connection's in-flight request
             // future (several KiB: the whole handler) allocated for the connection's lifetime,
-            // so unboxed, every idle keep-alive connection would hold one.
-            boxed_in_place(move || async move {
-                let response = match serves {
-                    Serves::Proxy => handle(app, request, conn).await,
-                    Serves::ForwardAuth => crate::forward_auth::handle(app, request, conn).await,
-                };
-                response.map(|body| Tracked::new(body, busy))
-            })
+            // so unboxed, every idle keep-alive connection would hold one. Each listener's
+            // future is boxed as it is (no `async` layer around it to move it into).
+            match serves {
+                Serves::Proxy => boxed_in_place(move || handle(app, request, conn, wrap)),
+                Serves::ForwardAuth => boxed_in_place(move || async move {
+                    crate::forward_auth::handle(app, request, conn)
+                        .await
+                        .map(wrap)
+                }),
+            }
         }
     };
     if direct {
@@ -363,15 +369,14 @@ async fn serve<I>(
 }
 
 /// hyper's server on the connection, under its watchdog.
-async fn serve_hyper<I, R, F>(
+async fn serve_hyper<I, R>(
     builder: &auto::Builder<TokioExecutor>,
     io: I,
     respond: R,
     mut watchdog: Watchdog,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    R: Fn(Request<RequestBody>) -> Pin<Box<F>> + Send + 'static,
-    F: Future<Output = Response<Tracked<Body>>> + Send + 'static,
+    R: Fn(Request<RequestBody>) -> Responding + Send + 'static,
 {
     let service = service_fn(move |request: Request<hyper::body::Incoming>| {
         let pending = respond(request.map(RequestBody::Hyper));
