@@ -92,11 +92,43 @@ pub fn handle<B>(
                 response
             }
             Ok(Route::Unrouted(decision)) => unrouted(decision),
+            // Proxied: the work is this future's own states, not a future of its own moved
+            // into one of them (see BENCHMARKS.md, "Layers that move").
             Ok(Route::Upstream {
                 access,
                 upgrade,
                 target,
-            }) => proxy(&app, request, conn, access, upgrade, target).await,
+            }) => 'proxied: {
+                if let Some(refusal) = oversized_headers(&app, &request) {
+                    break 'proxied refusal;
+                }
+                let admission = request_session::admit(
+                    &app,
+                    request.method(),
+                    request.headers(),
+                    target.authority.to_str().ok(),
+                    access,
+                    upgrade.is_some(),
+                )
+                .await;
+                match admission {
+                    Err(refusal) => refusal,
+                    Ok(Admission::Anonymous(presence)) => {
+                        forward::anonymous(&app, request, conn, upgrade, target, presence).await
+                    }
+                    Ok(Admission::Session {
+                        fresh,
+                        cookies,
+                        presence,
+                        bearer,
+                    }) => {
+                        forward::with_session(
+                            &app, request, conn, upgrade, target, fresh, cookies, presence, bearer,
+                        )
+                        .await
+                    }
+                }
+            }
         };
         let status = response.status().as_u16();
         trace::record_status(&traced, status, status >= 500);
@@ -194,50 +226,6 @@ pub fn unrouted(decision: Decision) -> Response<Body> {
             response
         }
         _ => error_response(ErrorCode::NotFound, "no route for this path"),
-    }
-}
-
-/// An `async` block rather than an `async fn`: an `async fn` keeps a second copy of each argument
-/// (the request among them) in its state (see BENCHMARKS.md, "Memory per connection").
-#[allow(clippy::manual_async_fn)]
-fn proxy<'a>(
-    app: &'a App,
-    request: Request<RequestBody>,
-    conn: ConnInfo,
-    access: Access,
-    upgrade: Option<upgrade::Expected>,
-    target: Target,
-) -> impl std::future::Future<Output = Response<Body>> + Send + 'a {
-    async move {
-        if let Some(refusal) = oversized_headers(app, &request) {
-            return refusal;
-        }
-        let admission = request_session::admit(
-            app,
-            request.method(),
-            request.headers(),
-            target.authority.to_str().ok(),
-            access,
-            upgrade.is_some(),
-        )
-        .await;
-        match admission {
-            Err(refusal) => refusal,
-            Ok(Admission::Anonymous(presence)) => {
-                forward::anonymous(app, request, conn, upgrade, target, presence).await
-            }
-            Ok(Admission::Session {
-                fresh,
-                cookies,
-                presence,
-                bearer,
-            }) => {
-                forward::with_session(
-                    app, request, conn, upgrade, target, fresh, cookies, presence, bearer,
-                )
-                .await
-            }
-        }
     }
 }
 
