@@ -33,11 +33,7 @@ pub fn authority(
     headers: &HeaderMap,
     uri: &Uri,
 ) -> Result<HeaderValue, HostRefusal> {
-    let mut hosts = headers.get_all(HOST).iter();
-    let host = hosts.next();
-    if hosts.next().is_some() {
-        return Err(HostRefusal::Duplicate);
-    }
+    let host = the_host(headers)?;
     if let Some(authority) = uri.authority() {
         // h2 `:authority`, or an HTTP/1.1 absolute-form target.
         if version < Version::HTTP_2 && host.is_none() {
@@ -55,6 +51,27 @@ pub fn authority(
         Some(_) => Err(HostRefusal::Invalid),
         None => Err(HostRefusal::Missing),
     }
+}
+
+/// The request's one `Host` value, if any. A head holds a few fields: comparing their names
+/// (a standard name is one byte) costs less than hashing `Host` (as `proxy::headers::has`);
+/// a large map is hashed.
+fn the_host(headers: &HeaderMap) -> Result<Option<&HeaderValue>, HostRefusal> {
+    let mut found = None;
+    if headers.len() <= 8 {
+        for (name, value) in headers {
+            if name == HOST && found.replace(value).is_some() {
+                return Err(HostRefusal::Duplicate);
+            }
+        }
+        return Ok(found);
+    }
+    let mut hosts = headers.get_all(HOST).iter();
+    found = hosts.next();
+    if hosts.next().is_some() {
+        return Err(HostRefusal::Duplicate);
+    }
+    Ok(found)
 }
 
 /// Bytes of a DNS-style host name: letters, digits, `-`, `.`, `_`.
@@ -93,15 +110,14 @@ pub fn valid(value: &[u8]) -> bool {
             _ => return false,
         }
     } else {
-        match memchr::memchr(b':', value) {
-            Some(colon) => (&value[..colon], Some(&value[colon + 1..])),
+        // One pass: the name's bytes up to the first other byte, which must be the port's `:`.
+        match value.iter().position(|&c| !NAME_BYTE[usize::from(c)]) {
             None => (value, None),
+            Some(colon) if value[colon] == b':' => (&value[..colon], Some(&value[colon + 1..])),
+            Some(_) => return false,
         }
     };
-    let host_ok = host.first() == Some(&b'[')
-        || (!host.is_empty()
-            && host.len() <= 253
-            && host.iter().all(|&c| NAME_BYTE[usize::from(c)]));
+    let host_ok = host.first() == Some(&b'[') || (!host.is_empty() && host.len() <= 253);
     let port_ok = match port {
         None => true,
         Some(p) => {
@@ -179,5 +195,58 @@ mod tests {
             ),
             Err(HostRefusal::Missing)
         );
+    }
+
+    /// The rule as written before the one-pass check: split at the first `:`, the name all
+    /// DNS-style bytes, the port 1–5 digits up to 65535.
+    fn reference(value: &[u8]) -> bool {
+        if value.is_empty() || value.len() > 261 || value[0] == b'[' {
+            return false;
+        }
+        let (host, port) = match value.iter().position(|&c| c == b':') {
+            Some(colon) => (&value[..colon], Some(&value[colon + 1..])),
+            None => (value, None),
+        };
+        let name = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_');
+        let port_ok = port.is_none_or(|p| {
+            (1..=5).contains(&p.len())
+                && p.iter().all(u8::is_ascii_digit)
+                && std::str::from_utf8(p).unwrap().parse::<u32>().unwrap() <= 65535
+        });
+        !host.is_empty() && host.len() <= 253 && host.iter().all(|&c| name(c)) && port_ok
+    }
+
+    /// Every string of up to four bytes over the bytes that matter, and ports around the
+    /// limits: the one-pass check agrees with the rule.
+    #[test]
+    fn names_and_ports_as_the_rule_says() {
+        let alphabet = b"a9-._:%@ /\\\x80";
+        let mut inputs: Vec<Vec<u8>> = vec![Vec::new()];
+        for len in 1..=4 {
+            let mut next = Vec::new();
+            for input in inputs.iter().filter(|i| i.len() == len - 1) {
+                for &c in alphabet {
+                    let mut longer = input.clone();
+                    longer.push(c);
+                    next.push(longer);
+                }
+            }
+            inputs.extend(next);
+        }
+        for port in [
+            "", "0", "1", "65535", "65536", "99999", "123456", "8a", ":1", "00080",
+        ] {
+            inputs.push(format!("app.example:{port}").into_bytes());
+        }
+        inputs.push("a".repeat(253).into_bytes());
+        inputs.push("a".repeat(254).into_bytes());
+        for input in &inputs {
+            assert_eq!(
+                valid(input),
+                reference(input),
+                "{}",
+                String::from_utf8_lossy(input)
+            );
+        }
     }
 }
