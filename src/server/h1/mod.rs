@@ -166,9 +166,9 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<I> {
         true
     }
 
-    /// Reads at most up to [`BUFFER`] unread bytes.
+    /// Reads at most up to [`BUFFER`] unread bytes (called with fewer: [`Conn::make_room`]).
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        let room = BUFFER - self.buf.len();
+        let room = BUFFER.saturating_sub(self.buf.len());
         tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut (&mut self.buf).limit(room))
     }
 
