@@ -3,7 +3,7 @@
 
 use super::{direct, ok, same};
 use crate::server::conn::{Activity, Tracked};
-use crate::server::h1::differential::Pending;
+use crate::server::h1::differential::{Exchange, Pending};
 use crate::server::h1::{serve, Ended};
 use crate::server::RequestBody;
 use http::Request;
@@ -84,19 +84,26 @@ async fn heads_past_the_buffer_are_hyper_s() {
     assert!(seen.handed);
     assert!(seen.read.starts_with("HTTP/1.1 431 "), "{}", seen.read);
     // 3 KiB heads, pipelined: the third straddles the end of the first 8 KiB read.
+    taken_whole_and_as_hyper_takes_them(&[3, 3, 3, 3, 3]).await;
+}
+
+/// Pipelined heads each with a field of the given KiB: all the direct server's, and with a
+/// closing request after them, the same as hyper's server on the same bytes.
+async fn taken_whole_and_as_hyper_takes_them(kib: &[usize]) -> Exchange {
     let mut pipeline = Vec::new();
-    for i in 0..5 {
-        let value = "v".repeat(3 * 1024);
+    for (i, size) in kib.iter().enumerate() {
+        let value = "v".repeat(size * 1024);
         pipeline.extend_from_slice(
             format!("GET /{i} HTTP/1.1\r\nHost: x\r\nX-V: {value}\r\n\r\n").as_bytes(),
         );
     }
     let (taken, _, kept) = direct(&pipeline, true).await;
-    assert!(kept, "all five are the direct server's");
-    assert_eq!(taken.len(), 5);
+    assert!(kept, "all are the direct server's");
+    assert_eq!(taken.len(), kib.len());
     pipeline.extend_from_slice(b"GET /last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     let seen = same(ok, &pipeline).await;
-    assert_eq!(seen.seen.len(), 6);
+    assert_eq!(seen.seen.len(), kib.len() + 1);
+    seen
 }
 
 /// Heads and bodies are split off the read buffer, not copied: values a handler keeps past
@@ -160,19 +167,7 @@ async fn values_kept_past_their_request_keep_their_bytes() {
     }
     // 3 KiB, then 6 KiB: the first read holds the first head and most of the second, which
     // cannot be moved to the buffer's front over the 3 KiB before it.
-    let mut pipeline = Vec::new();
-    for (i, size) in [3, 6].into_iter().enumerate() {
-        let value = "v".repeat(size * 1024);
-        pipeline.extend_from_slice(
-            format!("GET /{i} HTTP/1.1\r\nHost: x\r\nX-V: {value}\r\n\r\n").as_bytes(),
-        );
-    }
-    let (taken, _, served) = direct(&pipeline, true).await;
-    assert!(served, "both are the direct server's");
-    assert_eq!(taken.len(), 2);
-    pipeline.extend_from_slice(b"GET /last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    let seen = same(ok, &pipeline).await;
-    assert_eq!(seen.seen.len(), 3);
+    let seen = taken_whole_and_as_hyper_takes_them(&[3, 6]).await;
     assert_eq!(seen.seen[1].3[1].1.len(), 6 * 1024);
 }
 
