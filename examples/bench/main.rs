@@ -88,7 +88,19 @@ struct Proxy {
 }
 
 impl Drop for Proxy {
+    /// SIGTERM, as Kubernetes stops it, so that it exits as in production (and an instrumented
+    /// build writes its profile: `scripts/pgo.sh`); SIGKILL if it has not exited in 10 s.
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -314,6 +326,7 @@ async fn main() {
     println!("| scenario | round | nginx req/s | th req/s | ratio | nginx p50/p99 ms | th p50/p99 ms | p50 ratio | p99 ratio | nginx RSS MiB | th RSS MiB | RSS ratio | nginx CPU µs/req | th CPU µs/req | CPU ratio | errors |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut summary = Vec::new();
+    let mut th_errors = 0;
     // `--rounds 0`: only the refresh storm.
     for scenario in scenarios.iter().filter(|_| a.rounds > 0) {
         let (name, path, cookie, script) = scenario;
@@ -343,6 +356,7 @@ async fn main() {
             ratios.push(ratio);
             p99_ratios.push(p99_ratio);
             th_rss.push(t.rss_kib as f64 / 1024.0);
+            th_errors += t.errors;
             println!(
                 "| {name} | {round} | {:.0} | {:.0} | {ratio:.2} | {}/{} | {}/{} | {:.2} | {p99_ratio:.2} | {:.1} | {:.1} | {:.2} | {:.1} | {:.1} | {:.2} | {}/{} |",
                 n.rps,
@@ -382,7 +396,7 @@ async fn main() {
         bare.print();
     }
 
-    storm::run(storm::Storm {
+    let storm_kept = storm::run(storm::Storm {
         idp: &idp,
         codec: &codec,
         proxy_port: proxy.port,
@@ -397,4 +411,13 @@ async fn main() {
     drop(reference);
     drop(upstream);
     let _ = std::fs::remove_dir_all(&dir);
+    // Figures of a proxy that failed requests are not a measurement (and scripts/pgo.sh must
+    // not train on, or ship, a build that fails them).
+    if th_errors > 0 || !storm_kept {
+        eprintln!(
+            "bench: token-handler failed {th_errors} wrk request(s), or the storm did not \
+             have one /token call and every answer 200 (above)"
+        );
+        std::process::exit(1);
+    }
 }
