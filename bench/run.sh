@@ -4,8 +4,12 @@
 # Installs nginx and wrk when missing, builds release, runs examples/bench (see BENCHMARKS.md).
 # Honours CARGO_TARGET_DIR.
 #   bench/run.sh [--rounds N] [--duration SECONDS] [--connections N] [--workers N] [--pingora]
-#                [--hyper]
+#                [--hyper] [--no-pgo]
 #   (--rounds 0: the storm only)
+# token-handler is built as the image ships it, with profile-guided optimisation (scripts/pgo.sh:
+# an instrumented build trained on these scenarios first, ~10 min more on a cold cache here);
+# --no-pgo: the plain `cargo build --release` instead. TOKEN_HANDLER_BIN: another build of the
+# proxy, measured as it is.
 # BENCH_SCHEDULER=per_core: token-handler's `server.scheduler` (default work_stealing);
 # BENCH_UPSTREAM_CLIENT=hyper: its `upstream.client` (default direct, as the product's).
 # BENCH_HTTP1=hyper: its `server.http1` (default direct, as the product's).
@@ -26,17 +30,23 @@ cd "$(dirname "$0")/.."
 source bench/need.sh
 pingora=no
 hyper=no
+pgo=yes
 args=()
 for arg in "$@"; do
   case "$arg" in
     --pingora) pingora=yes ;;
     --hyper) hyper=yes ;;
+    --no-pgo) pgo=no ;;
     *) args+=("$arg") ;;
   esac
 done
 need nginx wrk
 target="${CARGO_TARGET_DIR:-target}"
 cargo build --release --bin token-handler --example bench
+if [ "$pgo" = yes ] && [ -z "${TOKEN_HANDLER_BIN:-}" ]; then
+  TOKEN_HANDLER_BIN="$(scripts/pgo.sh | tail -n 1)"
+  export TOKEN_HANDLER_BIN
+fi
 if [ "$hyper" = yes ]; then
   cargo build --release --example bare_hyper
   HYPER_BIN="$(realpath "$target/release/examples/bare_hyper")"
