@@ -42,10 +42,15 @@ for arg in "$@"; do
 done
 need nginx wrk
 target="${CARGO_TARGET_DIR:-target}"
-cargo build --release --bin token-handler --example bench
-if [ "$pgo" = yes ] && [ -z "${TOKEN_HANDLER_BIN:-}" ]; then
-  TOKEN_HANDLER_BIN="$(scripts/pgo.sh | tail -n 1)"
-  export TOKEN_HANDLER_BIN
+cargo build --release --example bench
+# The plain release binary only when it is the one measured (pgo.sh builds its own).
+if [ -z "${TOKEN_HANDLER_BIN:-}" ]; then
+  if [ "$pgo" = yes ]; then
+    TOKEN_HANDLER_BIN="$(scripts/pgo.sh | tail -n 1)"
+    export TOKEN_HANDLER_BIN
+  else
+    cargo build --release --bin token-handler
+  fi
 fi
 if [ "$hyper" = yes ]; then
   cargo build --release --example bare_hyper
