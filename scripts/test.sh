@@ -13,6 +13,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# A failing test's message ends the output, next to its name, where a shortened log (CI keeps the
+# head and the tail) still shows it: no backtraces, unless TOKEN_HANDLER_TEST_BACKTRACE=1 asks.
+export RUST_BACKTRACE="${TOKEN_HANDLER_TEST_BACKTRACE:-0}"
+
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 need_apt=()
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
