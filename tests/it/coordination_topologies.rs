@@ -218,6 +218,7 @@ async fn redis_cluster_storm_makes_one_token_call_and_keeps_the_grant() {
 async fn ends_reach_every_replica(c: &Cluster) {
     const SYNC_ERRORS: &str = "token_handler_ended_sync_errors_total";
     let before = c.count(SYNC_ERRORS);
+    println!("ended-sessions record: {before} failed Redis calls before the logout");
     let jar = c.login().await;
     c.logout(0, &jar).await;
     synced(c).await;
