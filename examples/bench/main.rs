@@ -15,10 +15,12 @@ mod bare;
 mod cookies;
 mod nginx;
 mod procfs;
+mod sample;
 mod storm;
 mod wrk;
 
 use cookies::{cookie_header, fake_token, session};
+use sample::{measure, median, ms, Sample};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -139,47 +141,6 @@ fn start_token_handler(dir: &Path, toml: &str, keys: &str, config: &Config) -> P
         port: config.server.listen.port(),
         admin: config.server.admin_listen.expect("admin").port(),
     }
-}
-
-#[derive(Clone, Default)]
-struct Sample {
-    rps: f64,
-    p50: Duration,
-    p99: Duration,
-    rss_kib: u64,
-    cpu_us_per_request: f64,
-    errors: u64,
-}
-
-/// One wrk round against `url`; CPU and RSS summed over `pids` (nginx's workers).
-fn measure(
-    pids: &[u32],
-    url: &str,
-    a: &Args,
-    cookie: Option<&str>,
-    script: Option<&Path>,
-) -> Sample {
-    let cpu_of = || pids.iter().map(|&p| procfs::cpu_time(p)).sum::<Duration>();
-    let cpu0 = cpu_of();
-    let r = wrk::run(url, a.connections, a.duration, cookie, script);
-    let cpu = cpu_of().saturating_sub(cpu0);
-    Sample {
-        rps: r.rps,
-        p50: r.p50,
-        p99: r.p99,
-        rss_kib: pids.iter().map(|&p| procfs::rss_kib(p)).sum(),
-        cpu_us_per_request: cpu.as_secs_f64() * 1e6 / r.requests.max(1) as f64,
-        errors: r.errors,
-    }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v.get(v.len() / 2).copied().unwrap_or(0.0)
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2}", d.as_secs_f64() * 1e3)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -323,10 +284,11 @@ async fn main() {
         a.connections,
         a.workers
     );
-    println!("| scenario | round | nginx req/s | th req/s | ratio | nginx p50/p99 ms | th p50/p99 ms | p50 ratio | p99 ratio | nginx RSS MiB | th RSS MiB | RSS ratio | nginx CPU µs/req | th CPU µs/req | CPU ratio | errors |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| scenario | round | nginx req/s | th req/s | ratio | nginx p50/p99 ms | th p50/p99 ms | p50 ratio | p99 ratio | nginx RSS MiB | th RSS MiB | RSS ratio | nginx CPU µs/req | th CPU µs/req | CPU ratio | errors | steal % |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut summary = Vec::new();
     let mut th_errors = 0;
+    let mut worst_steal: f64 = 0.0;
     // `--rounds 0`: only the refresh storm.
     for scenario in scenarios.iter().filter(|_| a.rounds > 0) {
         let (name, path, cookie, script) = scenario;
@@ -358,7 +320,7 @@ async fn main() {
             th_rss.push(t.rss_kib as f64 / 1024.0);
             th_errors += t.errors;
             println!(
-                "| {name} | {round} | {:.0} | {:.0} | {ratio:.2} | {}/{} | {}/{} | {:.2} | {p99_ratio:.2} | {:.1} | {:.1} | {:.2} | {:.1} | {:.1} | {:.2} | {}/{} |",
+                "| {name} | {round} | {:.0} | {:.0} | {ratio:.2} | {}/{} | {}/{} | {:.2} | {p99_ratio:.2} | {:.1} | {:.1} | {:.2} | {:.1} | {:.1} | {:.2} | {}/{} | {:.0}/{:.0} |",
                 n.rps,
                 t.rps,
                 ms(n.p50),
@@ -374,7 +336,10 @@ async fn main() {
                 t.cpu_us_per_request / n.cpu_us_per_request.max(1e-9),
                 n.errors,
                 t.errors,
+                n.steal_pct,
+                t.steal_pct,
             );
+            worst_steal = worst_steal.max(n.steal_pct).max(t.steal_pct);
         }
         summary.push((
             name.to_string(),
@@ -388,8 +353,18 @@ async fn main() {
     for (name, ratio, p99, rss) in &summary {
         println!("| {name} | {ratio:.2} | {p99:.2} | {rss:.1} |");
     }
+    // Stolen time slows whichever proxy it falls on: a ratio from such a round is not the
+    // proxies'.
     println!(
-        "\ntoken-handler peak RSS: {:.1} MiB",
+        "\nhighest steal in a round: {worst_steal:.0} % of the machine's CPU time{}",
+        if worst_steal >= 5.0 {
+            " (rounds at 5 % or more measured the hypervisor's other guests too: run again)"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "token-handler peak RSS: {:.1} MiB",
         procfs::peak_rss_kib(th_pid) as f64 / 1024.0
     );
     for bare in &bare {

@@ -66,3 +66,40 @@ pub fn children(pid: u32) -> Vec<u32> {
 pub fn alive(pid: u32) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
+
+/// The machine's CPU time so far, from /proc/stat's `cpu` line: all of it, and the part stolen
+/// by the hypervisor (given to other guests while this one wanted to run).
+#[derive(Clone, Copy, Default)]
+pub struct MachineTicks {
+    total: u64,
+    steal: u64,
+}
+
+pub fn machine_ticks() -> MachineTicks {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("cpu "))
+        .map(|l| {
+            l.split_whitespace()
+                .filter_map(|v| v.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    // user nice system idle iowait irq softirq steal guest guest_nice; guest time is counted in
+    // user already.
+    MachineTicks {
+        total: fields.iter().take(8).sum(),
+        steal: fields.get(7).copied().unwrap_or(0),
+    }
+}
+
+impl MachineTicks {
+    /// Per cent of the CPU time since `earlier` that was stolen.
+    pub fn steal_pct_since(&self, earlier: &MachineTicks) -> f64 {
+        let total = self.total.saturating_sub(earlier.total);
+        let steal = self.steal.saturating_sub(earlier.steal);
+        100.0 * steal as f64 / total.max(1) as f64
+    }
+}
