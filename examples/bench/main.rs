@@ -20,7 +20,7 @@ mod storm;
 mod wrk;
 
 use cookies::{cookie_header, fake_token, session};
-use sample::{measure, median, ms, Sample};
+use sample::{measure, median, ms, Sample, Summary, QUIET_STEAL_PCT};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -295,6 +295,7 @@ async fn main() {
         let mut ratios = Vec::new();
         let mut p99_ratios = Vec::new();
         let mut th_rss = Vec::new();
+        let (mut quiet_ratios, mut quiet_p99s) = (Vec::new(), Vec::new());
         for round in 1..=a.rounds {
             let n = measure(
                 &nginx_pids,
@@ -320,7 +321,7 @@ async fn main() {
             th_rss.push(t.rss_kib as f64 / 1024.0);
             th_errors += t.errors;
             println!(
-                "| {name} | {round} | {:.0} | {:.0} | {ratio:.2} | {}/{} | {}/{} | {:.2} | {p99_ratio:.2} | {:.1} | {:.1} | {:.2} | {:.1} | {:.1} | {:.2} | {}/{} | {:.0}/{:.0} |",
+                "| {name} | {round} | {:.0} | {:.0} | {ratio:.2} | {}/{} | {}/{} | {:.2} | {p99_ratio:.2} | {:.1} | {:.1} | {:.2} | {:.1} | {:.1} | {:.2} | {}/{} | {:.1}/{:.1} |",
                 n.rps,
                 t.rps,
                 ms(n.p50),
@@ -340,27 +341,30 @@ async fn main() {
                 t.steal_pct,
             );
             worst_steal = worst_steal.max(n.steal_pct).max(t.steal_pct);
+            if n.steal_pct.max(t.steal_pct) < QUIET_STEAL_PCT {
+                quiet_ratios.push(ratio);
+                quiet_p99s.push(p99_ratio);
+            }
         }
-        summary.push((
-            name.to_string(),
-            median(ratios),
-            median(p99_ratios),
-            median(th_rss),
-        ));
+        summary.push(Summary {
+            name,
+            ratio: median(ratios),
+            p99: median(p99_ratios),
+            rss: median(th_rss),
+            quiet: quiet_ratios.len(),
+            quiet_ratio: median(quiet_ratios),
+            quiet_p99: median(quiet_p99s),
+        });
     }
-    println!("\n| scenario | median throughput ratio (th / nginx) | median p99 ratio | token-handler RSS MiB |");
-    println!("|---|---|---|---|");
-    for (name, ratio, p99, rss) in &summary {
-        println!("| {name} | {ratio:.2} | {p99:.2} | {rss:.1} |");
-    }
+    sample::print_summary(&summary);
     // Stolen time slows whichever proxy it falls on: a ratio from such a round is not the
     // proxies'.
     println!(
-        "\nhighest steal in a round: {worst_steal:.0} % of the machine's CPU time{}",
-        if worst_steal >= 5.0 {
-            " (rounds at 5 % or more measured the hypervisor's other guests too: run again)"
+        "\nhighest steal in a round: {worst_steal:.1} % of the machine's CPU time{}",
+        if worst_steal >= QUIET_STEAL_PCT {
+            format!(" (rounds at {QUIET_STEAL_PCT} % or more measured the hypervisor's other guests too: run again)")
         } else {
-            ""
+            String::new()
         }
     );
     println!(
