@@ -66,7 +66,7 @@ impl Bare {
         let rss = p.rss_kib as f64 / 1024.0;
         let th_ratio = t.rps / p.rps.max(1.0);
         self.rows.push(format!(
-            "| {name} | {round} | {:.0} | {:.0} | {ratio:.2} | {}/{} | {}/{} | {p99_ratio:.2} | {rss:.1} | {:.1} | {:.1} | {:.2} | {th_ratio:.2} | {} |",
+            "| {name} | {round} | {:.0} | {:.0} | {ratio:.2} | {}/{} | {}/{} | {p99_ratio:.2} | {rss:.1} | {:.1} | {:.1} | {:.2} | {th_ratio:.2} | {} | {:.1} |",
             n.rps,
             p.rps,
             ms(n.p50),
@@ -77,6 +77,7 @@ impl Bare {
             p.cpu_us_per_request,
             p.cpu_us_per_request / n.cpu_us_per_request.max(1e-9),
             p.errors,
+            p.steal_pct,
         ));
         if self.summary.last().map(|(last, _)| last.as_str()) != Some(name) {
             self.summary.push((name.to_string(), Default::default()));
@@ -91,8 +92,8 @@ impl Bare {
     pub fn print(&self) {
         let p = self.name;
         println!("\nbare {p} (the same workers) against the same nginx rounds:\n");
-        println!("| scenario | round | nginx req/s | {p} req/s | ratio | nginx p50/p99 ms | {p} p50/p99 ms | p99 ratio | {p} RSS MiB | nginx CPU µs/req | {p} CPU µs/req | CPU ratio | th / {p} | {p} errors |");
-        println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        println!("| scenario | round | nginx req/s | {p} req/s | ratio | nginx p50/p99 ms | {p} p50/p99 ms | p99 ratio | {p} RSS MiB | nginx CPU µs/req | {p} CPU µs/req | CPU ratio | th / {p} | {p} errors | steal % ({p}'s round) |");
+        println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         for row in &self.rows {
             println!("{row}");
         }

@@ -69,7 +69,7 @@ pub fn alive(pid: u32) -> bool {
 
 /// The machine's CPU time so far, from /proc/stat's `cpu` line: all of it, and the part stolen
 /// by the hypervisor (given to other guests while this one wanted to run).
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy)]
 pub struct MachineTicks {
     total: u64,
     steal: u64,
