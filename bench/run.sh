@@ -4,8 +4,11 @@
 # Installs nginx and wrk when missing, builds release, runs examples/bench (see BENCHMARKS.md).
 # Honours CARGO_TARGET_DIR.
 #   bench/run.sh [--rounds N] [--duration SECONDS] [--connections N] [--workers N] [--pingora]
-#                [--hyper] [--no-pgo]
+#                [--hyper] [--no-pgo] [--paced RATE]
 #   (--rounds 0: the storm only)
+# --paced RATE: the rounds offer both proxies RATE requests per second (examples/bench/paced.rs:
+# latency at a fixed load, timed against coordinated omission as wrk2 does) instead of wrk's
+# as-fast-as-it-goes rounds; the bare proxies are not measured then.
 # token-handler is built as the image ships it, with profile-guided optimisation (scripts/pgo.sh:
 # an instrumented build trained on these scenarios first, ~10 min more on a cold cache here);
 # --no-pgo: the plain `cargo build --release` instead. TOKEN_HANDLER_BIN: another build of the

@@ -6,7 +6,8 @@
 //! cookie or Lua script), and compared with that round's nginx; their rows are printed after
 //! token-handler's table.
 
-use super::{measure, median, ms, Args, Sample};
+use super::sample::{measure, median, ms, Sample};
+use super::Args;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 

@@ -14,13 +14,15 @@
 mod bare;
 mod cookies;
 mod nginx;
+mod paced;
 mod procfs;
 mod sample;
 mod storm;
 mod wrk;
 
 use cookies::{cookie_header, fake_token, session};
-use sample::{measure, median, ms, Sample, Summary, QUIET_STEAL_PCT};
+use paced::Shape;
+use sample::{ms, Target};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -38,6 +40,8 @@ struct Args {
     connections: u32,
     /// token-handler's `worker_threads` and nginx's `worker_processes` (the reference proxy).
     workers: usize,
+    /// Requests per second offered in paced rounds (paced.rs) instead of wrk's; 0: wrk's.
+    paced: f64,
 }
 
 fn args() -> Args {
@@ -46,6 +50,7 @@ fn args() -> Args {
         duration: Duration::from_secs(10),
         connections: 50,
         workers: 1,
+        paced: 0.0,
     };
     let argv: Vec<String> = std::env::args().collect();
     for pair in argv[1..].chunks(2) {
@@ -57,8 +62,9 @@ fn args() -> Args {
             }
             "--connections" => a.connections = value.parse().expect("--connections N"),
             "--workers" => a.workers = value.parse().expect("--workers N"),
+            "--paced" => a.paced = value.parse().expect("--paced REQUESTS_PER_SECOND"),
             other => panic!(
-                "unknown argument {other}; use --rounds N --duration SECONDS --connections N --workers N"
+                "unknown argument {other}; use --rounds N --duration SECONDS --connections N --workers N --paced RATE"
             ),
         }
     }
@@ -198,21 +204,21 @@ async fn main() {
         ),
         now,
     );
-    let mut many = String::new();
-    for i in 0..10_000 {
-        let s = session(
-            i,
-            fake_token(i, 900),
-            fake_token(i + 1_000_000, 88),
-            false,
-            Default::default(),
-            now,
-        );
-        many.push_str(&cookie_header(&codec, &s, now));
-        many.push('\n');
-    }
+    let many: Vec<String> = (0..10_000)
+        .map(|i| {
+            let s = session(
+                i,
+                fake_token(i, 900),
+                fake_token(i + 1_000_000, 88),
+                false,
+                Default::default(),
+                now,
+            );
+            cookie_header(&codec, &s, now)
+        })
+        .collect();
     let many_path = dir.join("sessions.txt");
-    std::fs::write(&many_path, many).expect("sessions");
+    std::fs::write(&many_path, many.join("\n") + "\n").expect("sessions");
     let script = dir.join("sessions.lua");
     std::fs::write(
         &script,
@@ -224,12 +230,15 @@ async fn main() {
         ),
     )
     .expect("lua");
+    // 255 bytes of JSON: the `POST` scenario's body, for wrk (Lua) and the paced rounds alike.
+    let post_body = format!("{{\"note\":\"{}\"}}", "x".repeat(244));
     let post = dir.join("post.lua");
     std::fs::write(
         &post,
-        "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\n\
-         wrk.headers[\"X-CSRF\"] = \"1\"\n\
-         wrk.body = '{\"note\":\"' .. string.rep(\"x\", 244) .. '\"}'\n",
+        format!(
+            "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\n\
+             wrk.headers[\"X-CSRF\"] = \"1\"\nwrk.body = '{post_body}'\n"
+        ),
     )
     .expect("lua");
     let mut big_claims = serde_json::Map::new();
@@ -277,92 +286,38 @@ async fn main() {
             Some(&post),
         ),
     ];
-    println!(
-        "\ntoken-handler vs nginx proxy_pass: {} rounds x {} s, wrk -t1 -c{}, {} worker(s) each\n",
-        a.rounds,
-        a.duration.as_secs(),
-        a.connections,
-        a.workers
-    );
-    println!("| scenario | round | nginx req/s | th req/s | ratio | nginx p50/p99 ms | th p50/p99 ms | p50 ratio | p99 ratio | nginx RSS MiB | th RSS MiB | RSS ratio | nginx CPU µs/req | th CPU µs/req | CPU ratio | errors | steal % |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
-    let mut summary = Vec::new();
-    let mut th_errors = 0;
-    let mut worst_steal: f64 = 0.0;
-    // `--rounds 0`: only the refresh storm.
-    for scenario in scenarios.iter().filter(|_| a.rounds > 0) {
-        let (name, path, cookie, script) = scenario;
-        let mut ratios = Vec::new();
-        let mut p99_ratios = Vec::new();
-        let mut th_rss = Vec::new();
-        let (mut quiet_ratios, mut quiet_p99s) = (Vec::new(), Vec::new());
-        for round in 1..=a.rounds {
-            let n = measure(
-                &nginx_pids,
-                &format!("http://127.0.0.1:{ref_port}{path}"),
-                &a,
-                *cookie,
-                *script,
-            );
-            let t = measure(
-                &[th_pid],
-                &format!("http://127.0.0.1:{}{path}", proxy.port),
-                &a,
-                *cookie,
-                *script,
-            );
-            for bare in bare.iter_mut() {
-                bare.round(scenario, round, &a, &n, &t);
-            }
-            let ratio = t.rps / n.rps.max(1.0);
-            let p99_ratio = t.p99.as_secs_f64() / n.p99.as_secs_f64().max(1e-9);
-            ratios.push(ratio);
-            p99_ratios.push(p99_ratio);
-            th_rss.push(t.rss_kib as f64 / 1024.0);
-            th_errors += t.errors;
-            println!(
-                "| {name} | {round} | {:.0} | {:.0} | {ratio:.2} | {}/{} | {}/{} | {:.2} | {p99_ratio:.2} | {:.1} | {:.1} | {:.2} | {:.1} | {:.1} | {:.2} | {}/{} | {:.1}/{:.1} |",
-                n.rps,
-                t.rps,
-                ms(n.p50),
-                ms(n.p99),
-                ms(t.p50),
-                ms(t.p99),
-                t.p50.as_secs_f64() / n.p50.as_secs_f64().max(1e-9),
-                n.rss_kib as f64 / 1024.0,
-                t.rss_kib as f64 / 1024.0,
-                t.rss_kib as f64 / n.rss_kib.max(1) as f64,
-                n.cpu_us_per_request,
-                t.cpu_us_per_request,
-                t.cpu_us_per_request / n.cpu_us_per_request.max(1e-9),
-                n.errors,
-                t.errors,
-                n.steal_pct,
-                t.steal_pct,
-            );
-            worst_steal = worst_steal.max(n.steal_pct).max(t.steal_pct);
-            if n.steal_pct.max(t.steal_pct) < QUIET_STEAL_PCT {
-                quiet_ratios.push(ratio);
-                quiet_p99s.push(p99_ratio);
-            }
-        }
-        summary.push(Summary {
-            name,
-            ratio: median(ratios),
-            p99: median(p99_ratios),
-            rss: median(th_rss),
-            quiet: quiet_ratios.len(),
-            quiet_ratio: median(quiet_ratios),
-            quiet_p99: median(quiet_p99s),
-        });
-    }
-    sample::print_summary(&summary);
+    let nginx = Target {
+        pids: &nginx_pids,
+        port: ref_port,
+    };
+    let th = Target {
+        pids: &[th_pid],
+        port: proxy.port,
+    };
+    let outcome = if a.paced > 0.0 {
+        let shapes = [
+            Shape::get("/api/x", vec![one.clone()]),
+            Shape::get("/public/x", Vec::new()),
+            Shape::get("/api/x", many),
+            Shape::get("/api/x", vec![large.clone()]),
+            Shape {
+                path: "/api/x",
+                cookies: vec![one.clone()],
+                body: Some(post_body),
+            },
+        ];
+        let paced: Vec<_> = scenarios.iter().map(|s| s.0).zip(shapes).collect();
+        paced::compare(&paced, nginx, th, &a, a.paced)
+    } else {
+        sample::compare(&scenarios, nginx, th, &mut bare, &a)
+    };
+    let (worst_steal, quiet_below) = (outcome.worst_steal, outcome.quiet_below);
     // Stolen time slows whichever proxy it falls on: a ratio from such a round is not the
     // proxies'.
     println!(
         "\nhighest steal in a round: {worst_steal:.1} % of the machine's CPU time{}",
-        if worst_steal >= QUIET_STEAL_PCT {
-            format!(" (rounds at {QUIET_STEAL_PCT} % or more measured the hypervisor's other guests too: run again)")
+        if worst_steal >= quiet_below {
+            format!(" (rounds at {quiet_below} % or more measured the hypervisor's other guests too: run again)")
         } else {
             String::new()
         }
@@ -392,6 +347,7 @@ async fn main() {
     let _ = std::fs::remove_dir_all(&dir);
     // Figures of a proxy that failed requests are not a measurement (and scripts/pgo.sh must
     // not train on, or ship, a build that fails them).
+    let th_errors = outcome.th_errors;
     if th_errors > 0 || !storm_kept {
         eprintln!(
             "bench: token-handler failed {th_errors} wrk request(s), or the storm did not \

@@ -1,5 +1,6 @@
 //! One measured round (a wrk run against one proxy) and how rounds are summed up.
 
+use super::bare::{Bare, Scenario};
 use super::{procfs, wrk, Args};
 use std::path::Path;
 use std::time::Duration;
@@ -39,6 +40,115 @@ pub fn measure(
         errors: r.errors,
         steal_pct: procfs::machine_ticks().steal_pct_since(&machine0),
     }
+}
+
+/// A proxy under measurement: the processes whose CPU and RSS are counted, and its port.
+pub struct Target<'a> {
+    pub pids: &'a [u32],
+    pub port: u16,
+}
+
+/// What a comparison found: token-handler's failed requests, the highest steal of any round, and
+/// the steal from which a round was not quiet.
+pub struct Outcome {
+    pub th_errors: u64,
+    pub worst_steal: f64,
+    pub quiet_below: f64,
+}
+
+/// `a.rounds` wrk rounds of every scenario, nginx then token-handler (then the bare proxies'):
+/// a row per round and the medians per scenario.
+pub fn compare(
+    scenarios: &[Scenario],
+    nginx: Target,
+    th: Target,
+    bare: &mut [Bare],
+    a: &Args,
+) -> Outcome {
+    println!(
+        "\ntoken-handler vs nginx proxy_pass: {} rounds x {} s, wrk -t1 -c{}, {} worker(s) each\n",
+        a.rounds,
+        a.duration.as_secs(),
+        a.connections,
+        a.workers
+    );
+    println!("| scenario | round | nginx req/s | th req/s | ratio | nginx p50/p99 ms | th p50/p99 ms | p50 ratio | p99 ratio | nginx RSS MiB | th RSS MiB | RSS ratio | nginx CPU µs/req | th CPU µs/req | CPU ratio | errors | steal % |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let mut summary = Vec::new();
+    let mut out = Outcome {
+        th_errors: 0,
+        worst_steal: 0.0,
+        quiet_below: QUIET_STEAL_PCT,
+    };
+    // `--rounds 0`: only the refresh storm.
+    for scenario in scenarios.iter().filter(|_| a.rounds > 0) {
+        let (name, path, cookie, script) = scenario;
+        let mut ratios = Vec::new();
+        let mut p99_ratios = Vec::new();
+        let mut th_rss = Vec::new();
+        let (mut quiet_ratios, mut quiet_p99s) = (Vec::new(), Vec::new());
+        for round in 1..=a.rounds {
+            let n = measure(
+                nginx.pids,
+                &format!("http://127.0.0.1:{}{path}", nginx.port),
+                a,
+                *cookie,
+                *script,
+            );
+            let t = measure(
+                th.pids,
+                &format!("http://127.0.0.1:{}{path}", th.port),
+                a,
+                *cookie,
+                *script,
+            );
+            for bare in bare.iter_mut() {
+                bare.round(scenario, round, a, &n, &t);
+            }
+            let ratio = t.rps / n.rps.max(1.0);
+            let p99_ratio = t.p99.as_secs_f64() / n.p99.as_secs_f64().max(1e-9);
+            ratios.push(ratio);
+            p99_ratios.push(p99_ratio);
+            th_rss.push(t.rss_kib as f64 / 1024.0);
+            out.th_errors += t.errors;
+            println!(
+                "| {name} | {round} | {:.0} | {:.0} | {ratio:.2} | {}/{} | {}/{} | {:.2} | {p99_ratio:.2} | {:.1} | {:.1} | {:.2} | {:.1} | {:.1} | {:.2} | {}/{} | {:.1}/{:.1} |",
+                n.rps,
+                t.rps,
+                ms(n.p50),
+                ms(n.p99),
+                ms(t.p50),
+                ms(t.p99),
+                t.p50.as_secs_f64() / n.p50.as_secs_f64().max(1e-9),
+                n.rss_kib as f64 / 1024.0,
+                t.rss_kib as f64 / 1024.0,
+                t.rss_kib as f64 / n.rss_kib.max(1) as f64,
+                n.cpu_us_per_request,
+                t.cpu_us_per_request,
+                t.cpu_us_per_request / n.cpu_us_per_request.max(1e-9),
+                n.errors,
+                t.errors,
+                n.steal_pct,
+                t.steal_pct,
+            );
+            out.worst_steal = out.worst_steal.max(n.steal_pct).max(t.steal_pct);
+            if n.steal_pct.max(t.steal_pct) < QUIET_STEAL_PCT {
+                quiet_ratios.push(ratio);
+                quiet_p99s.push(p99_ratio);
+            }
+        }
+        summary.push(Summary {
+            name,
+            ratio: median(ratios),
+            p99: median(p99_ratios),
+            rss: median(th_rss),
+            quiet: quiet_ratios.len(),
+            quiet_ratio: median(quiet_ratios),
+            quiet_p99: median(quiet_p99s),
+        });
+    }
+    print_summary(&summary);
+    out
 }
 
 /// A round in which either proxy had this much of the machine's CPU time stolen, or more, is
