@@ -306,7 +306,16 @@ async fn main() {
                 body: Some(post_body),
             },
         ];
-        let paced: Vec<_> = scenarios.iter().map(|s| s.0).zip(shapes).collect();
+        // The same scenarios, in the same order, as wrk's rounds send them.
+        assert_eq!(shapes.len(), scenarios.len());
+        let paced: Vec<_> = scenarios
+            .iter()
+            .zip(shapes)
+            .map(|(s, shape)| {
+                assert_eq!(s.1, shape.path, "{}", s.0);
+                (s.0, shape)
+            })
+            .collect();
         paced::compare(&paced, nginx, th, &a, a.paced)
     } else {
         sample::compare(&scenarios, nginx, th, &mut bare, &a)
@@ -350,7 +359,7 @@ async fn main() {
     let th_errors = outcome.th_errors;
     if th_errors > 0 || !storm_kept {
         eprintln!(
-            "bench: token-handler failed {th_errors} wrk request(s), or the storm did not \
+            "bench: token-handler failed {th_errors} request(s), or the storm did not \
              have one /token call and every answer 200 (above)"
         );
         std::process::exit(1);

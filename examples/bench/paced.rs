@@ -292,7 +292,8 @@ pub fn compare(
         quiet_below: QUIET_STEAL_PCT,
     };
     let mut summary = Vec::new();
-    for (name, shape) in scenarios {
+    // `--rounds 0`: only the refresh storm.
+    for (name, shape) in scenarios.iter().filter(|_| a.rounds > 0) {
         let (mut p99s, mut p999s, mut cpus) = (Vec::new(), Vec::new(), Vec::new());
         let (mut quiet_p99s, mut quiet_p999s) = (Vec::new(), Vec::new());
         for r in 1..=a.rounds {
