@@ -22,10 +22,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// A paced round in which either proxy had this much of the machine's CPU time stolen, or more,
-/// is left out of the quiet rounds' medians: half of wrk's threshold (`QUIET_STEAL_PCT`). Here a
-/// stall of the proxy delays every request scheduled during it, not only the 50 in flight, so a
-/// stall of 1 % of the round makes the p99 alone; 1 % of one core is 0.5 % of the machine's two.
-pub const QUIET_STEAL_PCT: f64 = 0.5;
+/// is left out of the quiet rounds' medians: half of wrk's threshold (`sample::QUIET_STEAL_PCT`).
+/// Here a stall of the proxy delays every request scheduled during it, not only the 50 in
+/// flight, so a stall of 1 % of the round makes the p99 alone; 1 % of one core is 0.5 % of the
+/// machine's two.
+pub const PACED_QUIET_STEAL_PCT: f64 = 0.5;
 
 /// What a scenario sends: wrk's request (method, path, `Host`, then the scenario's headers),
 /// cycling through `cookies` (none: no `Cookie` header).
@@ -98,9 +99,7 @@ pub fn round(
     duration: Duration,
 ) -> Paced {
     let requests = Arc::new(shape.requests(port));
-    let cpu_of = || pids.iter().map(|&p| procfs::cpu_time(p)).sum::<Duration>();
-    let cpu0 = cpu_of();
-    let machine0 = procfs::machine_ticks();
+    let window = procfs::Window::start(pids);
     let (mut latencies, errors, elapsed) = std::thread::scope(|s| {
         s.spawn(|| {
             tokio::runtime::Builder::new_current_thread()
@@ -112,7 +111,7 @@ pub fn round(
         .join()
         .expect("paced generator")
     });
-    let cpu = cpu_of().saturating_sub(cpu0);
+    let (cpu, steal_pct) = window.finish();
     latencies.sort_unstable();
     let at = |q: f64| {
         let i = ((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1));
@@ -125,7 +124,7 @@ pub fn round(
         p999: at(0.999),
         cpu_us_per_request: cpu.as_secs_f64() * 1e6 / latencies.len().max(1) as f64,
         errors,
-        steal_pct: procfs::machine_ticks().steal_pct_since(&machine0),
+        steal_pct,
     }
 }
 
@@ -269,7 +268,7 @@ async fn exchange(
 
 /// `rounds` paced rounds of every scenario, nginx then token-handler, each sent `rate`
 /// requests per second: a row per round and the medians per scenario (of every round, and of
-/// the rounds under [`QUIET_STEAL_PCT`] stolen on both sides).
+/// the rounds under [`PACED_QUIET_STEAL_PCT`] stolen on both sides).
 pub fn compare(
     scenarios: &[(&str, Shape)],
     nginx: Target,
@@ -289,7 +288,7 @@ pub fn compare(
     let mut out = Outcome {
         th_errors: 0,
         worst_steal: 0.0,
-        quiet_below: QUIET_STEAL_PCT,
+        quiet_below: PACED_QUIET_STEAL_PCT,
     };
     let mut summary = Vec::new();
     // `--rounds 0`: only the refresh storm.
@@ -328,7 +327,7 @@ pub fn compare(
             );
             out.th_errors += t.errors;
             out.worst_steal = out.worst_steal.max(n.steal_pct).max(t.steal_pct);
-            if n.steal_pct.max(t.steal_pct) < QUIET_STEAL_PCT {
+            if n.steal_pct.max(t.steal_pct) < PACED_QUIET_STEAL_PCT {
                 quiet_p99s.push(p99);
                 quiet_p999s.push(p999);
             }
@@ -351,7 +350,7 @@ pub fn compare(
             median(cpus)
         ));
     }
-    println!("\n| scenario | median p99 ratio (th / nginx) | median p99.9 ratio | median CPU per request ratio | rounds under {QUIET_STEAL_PCT} % steal: how many, median p99 / p99.9 ratio |");
+    println!("\n| scenario | median p99 ratio (th / nginx) | median p99.9 ratio | median CPU per request ratio | rounds under {PACED_QUIET_STEAL_PCT} % steal: how many, median p99 / p99.9 ratio |");
     println!("|---|---|---|---|---|");
     for line in summary {
         println!("{line}");

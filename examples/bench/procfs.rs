@@ -103,3 +103,32 @@ impl MachineTicks {
         100.0 * steal as f64 / total.max(1) as f64
     }
 }
+
+/// A measured window: the CPU time `pids` spent in it, and the machine's share stolen.
+pub struct Window<'a> {
+    pids: &'a [u32],
+    cpu: Duration,
+    machine: MachineTicks,
+}
+
+impl<'a> Window<'a> {
+    pub fn start(pids: &'a [u32]) -> Window<'a> {
+        Window {
+            pids,
+            cpu: cpu_of(pids),
+            machine: machine_ticks(),
+        }
+    }
+
+    /// The CPU time spent since the start, summed over the processes, and the per cent stolen.
+    pub fn finish(&self) -> (Duration, f64) {
+        (
+            cpu_of(self.pids).saturating_sub(self.cpu),
+            machine_ticks().steal_pct_since(&self.machine),
+        )
+    }
+}
+
+fn cpu_of(pids: &[u32]) -> Duration {
+    pids.iter().map(|&p| cpu_time(p)).sum()
+}

@@ -26,11 +26,9 @@ pub fn measure(
     cookie: Option<&str>,
     script: Option<&Path>,
 ) -> Sample {
-    let cpu_of = || pids.iter().map(|&p| procfs::cpu_time(p)).sum::<Duration>();
-    let cpu0 = cpu_of();
-    let machine0 = procfs::machine_ticks();
+    let window = procfs::Window::start(pids);
     let r = wrk::run(url, a.connections, a.duration, cookie, script);
-    let cpu = cpu_of().saturating_sub(cpu0);
+    let (cpu, steal_pct) = window.finish();
     Sample {
         rps: r.rps,
         p50: r.p50,
@@ -38,7 +36,7 @@ pub fn measure(
         rss_kib: pids.iter().map(|&p| procfs::rss_kib(p)).sum(),
         cpu_us_per_request: cpu.as_secs_f64() * 1e6 / r.requests.max(1) as f64,
         errors: r.errors,
-        steal_pct: procfs::machine_ticks().steal_pct_since(&machine0),
+        steal_pct,
     }
 }
 
