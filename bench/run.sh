@@ -4,11 +4,13 @@
 # Installs nginx and wrk when missing, builds release, runs examples/bench (see BENCHMARKS.md).
 # Honours CARGO_TARGET_DIR.
 #   bench/run.sh [--rounds N] [--duration SECONDS] [--connections N] [--workers N] [--pingora]
-#                [--hyper] [--no-pgo] [--paced RATE]
+#                [--hyper] [--no-pgo] [--paced RATE [--together]]
 #   (--rounds 0: the storm only)
 # --paced RATE: the rounds offer both proxies RATE requests per second (examples/bench/paced.rs:
 # latency at a fixed load, timed against coordinated omission as wrk2 does) instead of wrk's
-# as-fast-as-it-goes rounds; the bare proxies are not measured then.
+# as-fast-as-it-goes rounds; the bare proxies are not measured then. --together: both proxies are
+# offered RATE at the same time (two generator threads), so a stall of the machine (stolen time)
+# delays both alike, instead of one after the other.
 # token-handler is built as the image ships it, with profile-guided optimisation (scripts/pgo.sh:
 # an instrumented build trained on these scenarios first, ~10 min more on a cold cache here);
 # --no-pgo: the plain `cargo build --release` instead. TOKEN_HANDLER_BIN: another build of the

@@ -42,6 +42,9 @@ struct Args {
     workers: usize,
     /// Requests per second offered in paced rounds (paced.rs) instead of wrk's; 0: wrk's.
     paced: f64,
+    /// Paced rounds drive both proxies at once (each offered `paced`), so that a stall of the
+    /// machine delays both alike, instead of one after the other.
+    together: bool,
 }
 
 fn args() -> Args {
@@ -51,11 +54,16 @@ fn args() -> Args {
         connections: 50,
         workers: 1,
         paced: 0.0,
+        together: false,
     };
-    let argv: Vec<String> = std::env::args().collect();
-    for pair in argv[1..].chunks(2) {
-        let value = pair.get(1).map(String::as_str).unwrap_or("");
-        match pair[0].as_str() {
+    let mut argv = std::env::args().skip(1);
+    while let Some(flag) = argv.next() {
+        if flag == "--together" {
+            a.together = true;
+            continue;
+        }
+        let value = argv.next().unwrap_or_default();
+        match flag.as_str() {
             "--rounds" => a.rounds = value.parse().expect("--rounds N"),
             "--duration" => {
                 a.duration = Duration::from_secs(value.parse().expect("--duration SECONDS"))
@@ -64,10 +72,14 @@ fn args() -> Args {
             "--workers" => a.workers = value.parse().expect("--workers N"),
             "--paced" => a.paced = value.parse().expect("--paced REQUESTS_PER_SECOND"),
             other => panic!(
-                "unknown argument {other}; use --rounds N --duration SECONDS --connections N --workers N --paced RATE"
+                "unknown argument {other}; use --rounds N --duration SECONDS --connections N --workers N --paced RATE [--together]"
             ),
         }
     }
+    assert!(
+        !a.together || a.paced > 0.0,
+        "--together drives paced rounds: give --paced RATE too"
+    );
     a
 }
 

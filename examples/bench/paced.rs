@@ -14,7 +14,7 @@
 //! was written (a late wake-up of this generator's timer, which ticks in milliseconds, is not the
 //! proxy's). The generator is one thread, as wrk's `-t1`.
 
-use super::sample::{median, ms, Outcome, Target};
+use super::sample::{median, ms, switches, Outcome, Target};
 use super::{procfs, Args};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -86,6 +86,8 @@ pub struct Paced {
     pub cpu_us_per_request: f64,
     pub errors: u64,
     pub steal_pct: f64,
+    /// Context switches per answer, summed over the proxy's threads: (voluntary, involuntary).
+    pub switches_per_request: (f64, f64),
 }
 
 /// `rate` requests per second for `duration` over `connections` connections to `port`; CPU
@@ -111,20 +113,22 @@ pub fn round(
         .join()
         .expect("paced generator")
     });
-    let (cpu, steal_pct) = window.finish();
+    let usage = window.finish();
     latencies.sort_unstable();
     let at = |q: f64| {
         let i = ((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1));
         Duration::from_micros(latencies.get(i).copied().unwrap_or(0))
     };
+    let per_request = |n: u64| n as f64 / latencies.len().max(1) as f64;
     Paced {
+        switches_per_request: (per_request(usage.switches.0), per_request(usage.switches.1)),
         achieved: latencies.len() as f64 / elapsed.max(duration).as_secs_f64(),
         p50: at(0.50),
         p99: at(0.99),
         p999: at(0.999),
-        cpu_us_per_request: cpu.as_secs_f64() * 1e6 / latencies.len().max(1) as f64,
+        cpu_us_per_request: usage.cpu.as_secs_f64() * 1e6 / latencies.len().max(1) as f64,
         errors,
-        steal_pct,
+        steal_pct: usage.steal_pct,
     }
 }
 
@@ -277,14 +281,19 @@ pub fn compare(
     rate: f64,
 ) -> Outcome {
     println!(
-        "\ntoken-handler vs nginx proxy_pass at a fixed load: {rate:.0} req/s offered, {} rounds x {} s, {} connections, {} worker(s) each\n",
+        "\ntoken-handler vs nginx proxy_pass at a fixed load: {rate:.0} req/s offered{}, {} rounds x {} s, {} connections, {} worker(s) each\n",
+        if a.together {
+            " to each proxy at once"
+        } else {
+            ""
+        },
         a.rounds,
         a.duration.as_secs(),
         a.connections,
         a.workers
     );
-    println!("| scenario | round | nginx answers/s | th answers/s | nginx p50/p99/p99.9 ms | th p50/p99/p99.9 ms | p99 ratio | p99.9 ratio | nginx CPU µs/req | th CPU µs/req | CPU ratio | errors | steal % |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| scenario | round | nginx answers/s | th answers/s | nginx p50/p99/p99.9 ms | th p50/p99/p99.9 ms | p99 ratio | p99.9 ratio | nginx CPU µs/req | th CPU µs/req | CPU ratio | switches/req, vol+invol, nginx / th | errors | steal % |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut out = Outcome {
         th_errors: 0,
         worst_steal: 0.0,
@@ -297,7 +306,15 @@ pub fn compare(
         let (mut quiet_p99s, mut quiet_p999s) = (Vec::new(), Vec::new());
         for r in 1..=a.rounds {
             let run = |t: &Target| round(t.pids, t.port, shape, a.connections, rate, a.duration);
-            let (n, t) = (run(&nginx), run(&th));
+            let (n, t) = if a.together {
+                std::thread::scope(|s| {
+                    let n = s.spawn(|| run(&nginx));
+                    let t = run(&th);
+                    (n.join().expect("paced round"), t)
+                })
+            } else {
+                (run(&nginx), run(&th))
+            };
             let ratio = |t: Duration, n: Duration| t.as_secs_f64() / n.as_secs_f64().max(1e-9);
             let (p99, p999) = (ratio(t.p99, n.p99), ratio(t.p999, n.p999));
             let cpu = t.cpu_us_per_request / n.cpu_us_per_request.max(1e-9);
@@ -313,13 +330,15 @@ pub fn compare(
             };
             let times = |p: &Paced| format!("{}/{}/{}", ms(p.p50), ms(p.p99), ms(p.p999));
             println!(
-                "| {name} | {r} | {} | {} | {} | {} | {p99:.2} | {p999:.2} | {:.1} | {:.1} | {cpu:.2} | {}/{} | {:.1}/{:.1} |",
+                "| {name} | {r} | {} | {} | {} | {} | {p99:.2} | {p999:.2} | {:.1} | {:.1} | {cpu:.2} | {} / {} | {}/{} | {:.1}/{:.1} |",
                 answered(&n),
                 answered(&t),
                 times(&n),
                 times(&t),
                 n.cpu_us_per_request,
                 t.cpu_us_per_request,
+                switches(n.switches_per_request),
+                switches(t.switches_per_request),
                 n.errors,
                 t.errors,
                 n.steal_pct,

@@ -104,11 +104,46 @@ impl MachineTicks {
     }
 }
 
-/// A measured window: the CPU time `pids` spent in it, and the machine's share stolen.
+/// Context switches of every thread of `pid` so far: (voluntary, involuntary). A voluntary one
+/// is a thread going to sleep (waiting for work or a lock); an involuntary one is a thread taken
+/// off its core while it wanted to run on.
+pub fn switches(pid: u32) -> (u64, u64) {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return (0, 0);
+    };
+    tasks.flatten().fold((0, 0), |(v, i), task| {
+        let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+        let field = |name: &str| -> u64 {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|n| n.trim().parse().ok())
+                .unwrap_or(0)
+        };
+        (
+            v + field("voluntary_ctxt_switches:"),
+            i + field("nonvoluntary_ctxt_switches:"),
+        )
+    })
+}
+
+/// A measured window: the CPU time `pids` spent in it, their context switches, and the
+/// machine's share stolen.
 pub struct Window<'a> {
     pids: &'a [u32],
     cpu: Duration,
+    switches: (u64, u64),
     machine: MachineTicks,
+}
+
+/// What a window measured.
+pub struct Usage {
+    /// CPU time summed over the processes.
+    pub cpu: Duration,
+    /// Per cent of the machine's CPU time stolen.
+    pub steal_pct: f64,
+    /// Context switches summed over the processes' threads: (voluntary, involuntary).
+    pub switches: (u64, u64),
 }
 
 impl<'a> Window<'a> {
@@ -116,17 +151,28 @@ impl<'a> Window<'a> {
         Window {
             pids,
             cpu: cpu_of(pids),
+            switches: switches_of(pids),
             machine: machine_ticks(),
         }
     }
 
-    /// The CPU time spent since the start, summed over the processes, and the per cent stolen.
-    pub fn finish(&self) -> (Duration, f64) {
-        (
-            cpu_of(self.pids).saturating_sub(self.cpu),
-            machine_ticks().steal_pct_since(&self.machine),
-        )
+    pub fn finish(&self) -> Usage {
+        let (v, i) = switches_of(self.pids);
+        Usage {
+            cpu: cpu_of(self.pids).saturating_sub(self.cpu),
+            steal_pct: machine_ticks().steal_pct_since(&self.machine),
+            switches: (
+                v.saturating_sub(self.switches.0),
+                i.saturating_sub(self.switches.1),
+            ),
+        }
     }
+}
+
+fn switches_of(pids: &[u32]) -> (u64, u64) {
+    pids.iter()
+        .map(|&p| switches(p))
+        .fold((0, 0), |(v, i), (pv, pi)| (v + pv, i + pi))
 }
 
 fn cpu_of(pids: &[u32]) -> Duration {

@@ -16,6 +16,8 @@ pub struct Sample {
     /// The share of the machine's CPU time the hypervisor gave to other guests during the round
     /// (`steal` in /proc/stat), in per cent: a round with much of it measured a neighbour too.
     pub steal_pct: f64,
+    /// Context switches per request, summed over the proxy's threads: (voluntary, involuntary).
+    pub switches_per_request: (f64, f64),
 }
 
 /// One wrk round against `url`; CPU and RSS summed over `pids` (nginx's workers).
@@ -28,15 +30,17 @@ pub fn measure(
 ) -> Sample {
     let window = procfs::Window::start(pids);
     let r = wrk::run(url, a.connections, a.duration, cookie, script);
-    let (cpu, steal_pct) = window.finish();
+    let usage = window.finish();
+    let per_request = |n: u64| n as f64 / r.requests.max(1) as f64;
     Sample {
         rps: r.rps,
         p50: r.p50,
         p99: r.p99,
         rss_kib: pids.iter().map(|&p| procfs::rss_kib(p)).sum(),
-        cpu_us_per_request: cpu.as_secs_f64() * 1e6 / r.requests.max(1) as f64,
+        cpu_us_per_request: usage.cpu.as_secs_f64() * 1e6 / r.requests.max(1) as f64,
         errors: r.errors,
-        steal_pct,
+        steal_pct: usage.steal_pct,
+        switches_per_request: (per_request(usage.switches.0), per_request(usage.switches.1)),
     }
 }
 
@@ -70,8 +74,8 @@ pub fn compare(
         a.connections,
         a.workers
     );
-    println!("| scenario | round | nginx req/s | th req/s | ratio | nginx p50/p99 ms | th p50/p99 ms | p50 ratio | p99 ratio | nginx RSS MiB | th RSS MiB | RSS ratio | nginx CPU µs/req | th CPU µs/req | CPU ratio | errors | steal % |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| scenario | round | nginx req/s | th req/s | ratio | nginx p50/p99 ms | th p50/p99 ms | p50 ratio | p99 ratio | nginx RSS MiB | th RSS MiB | RSS ratio | nginx CPU µs/req | th CPU µs/req | CPU ratio | switches/req, vol+invol, nginx / th | errors | steal % |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut summary = Vec::new();
     let mut out = Outcome {
         th_errors: 0,
@@ -110,7 +114,7 @@ pub fn compare(
             th_rss.push(t.rss_kib as f64 / 1024.0);
             out.th_errors += t.errors;
             println!(
-                "| {name} | {round} | {:.0} | {:.0} | {ratio:.2} | {}/{} | {}/{} | {:.2} | {p99_ratio:.2} | {:.1} | {:.1} | {:.2} | {:.1} | {:.1} | {:.2} | {}/{} | {:.1}/{:.1} |",
+                "| {name} | {round} | {:.0} | {:.0} | {ratio:.2} | {}/{} | {}/{} | {:.2} | {p99_ratio:.2} | {:.1} | {:.1} | {:.2} | {:.1} | {:.1} | {:.2} | {} / {} | {}/{} | {:.1}/{:.1} |",
                 n.rps,
                 t.rps,
                 ms(n.p50),
@@ -124,6 +128,8 @@ pub fn compare(
                 n.cpu_us_per_request,
                 t.cpu_us_per_request,
                 t.cpu_us_per_request / n.cpu_us_per_request.max(1e-9),
+                switches(n.switches_per_request),
+                switches(t.switches_per_request),
                 n.errors,
                 t.errors,
                 n.steal_pct,
@@ -186,6 +192,11 @@ pub fn print_summary(summary: &[Summary]) {
 pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// Context switches per request as `voluntary+involuntary`.
+pub fn switches((voluntary, involuntary): (f64, f64)) -> String {
+    format!("{voluntary:.2}+{involuntary:.2}")
 }
 
 pub fn ms(d: Duration) -> String {
