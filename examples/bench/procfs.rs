@@ -1,5 +1,6 @@
 //! Process figures from /proc: resident memory and CPU time.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 /// Resident set size in KiB (`VmRSS`).
@@ -104,27 +105,34 @@ impl MachineTicks {
     }
 }
 
-/// Context switches of every thread of `pid` so far: (voluntary, involuntary). A voluntary one
-/// is a thread going to sleep (waiting for work or a lock); an involuntary one is a thread taken
-/// off its core while it wanted to run on.
-pub fn switches(pid: u32) -> (u64, u64) {
+/// Context switches of each thread of `pid` so far, by thread id: (voluntary, involuntary). A
+/// voluntary one is a thread going to sleep (waiting for work or a lock); an involuntary one is a
+/// thread taken off its core while it wanted to run on.
+pub fn switches(pid: u32) -> HashMap<u32, (u64, u64)> {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return (0, 0);
+        return HashMap::new();
     };
-    tasks.flatten().fold((0, 0), |(v, i), task| {
-        let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
-        let field = |name: &str| -> u64 {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|n| n.trim().parse().ok())
-                .unwrap_or(0)
-        };
-        (
-            v + field("voluntary_ctxt_switches:"),
-            i + field("nonvoluntary_ctxt_switches:"),
-        )
-    })
+    tasks
+        .flatten()
+        .filter_map(|task| {
+            let tid = task.file_name().to_str()?.parse().ok()?;
+            let status = std::fs::read_to_string(task.path().join("status")).ok()?;
+            let field = |name: &str| -> u64 {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .and_then(|n| n.trim().parse().ok())
+                    .unwrap_or(0)
+            };
+            Some((
+                tid,
+                (
+                    field("voluntary_ctxt_switches:"),
+                    field("nonvoluntary_ctxt_switches:"),
+                ),
+            ))
+        })
+        .collect()
 }
 
 /// A measured window: the CPU time `pids` spent in it, their context switches, and the
@@ -132,7 +140,7 @@ pub fn switches(pid: u32) -> (u64, u64) {
 pub struct Window<'a> {
     pids: &'a [u32],
     cpu: Duration,
-    switches: (u64, u64),
+    switches: HashMap<u32, (u64, u64)>,
     machine: MachineTicks,
 }
 
@@ -156,23 +164,27 @@ impl<'a> Window<'a> {
         }
     }
 
+    /// What the processes used since the start. A thread started since counts from zero; one
+    /// that ended takes its switches in the window with it (tokio's blocking threads, idle ones
+    /// ending after 10 s, are not on the data path).
     pub fn finish(&self) -> Usage {
-        let (v, i) = switches_of(self.pids);
+        let (mut v, mut i) = (0, 0);
+        for (tid, (now_v, now_i)) in switches_of(self.pids) {
+            let (then_v, then_i) = self.switches.get(&tid).copied().unwrap_or((0, 0));
+            v += now_v.saturating_sub(then_v);
+            i += now_i.saturating_sub(then_i);
+        }
         Usage {
             cpu: cpu_of(self.pids).saturating_sub(self.cpu),
             steal_pct: machine_ticks().steal_pct_since(&self.machine),
-            switches: (
-                v.saturating_sub(self.switches.0),
-                i.saturating_sub(self.switches.1),
-            ),
+            switches: (v, i),
         }
     }
 }
 
-fn switches_of(pids: &[u32]) -> (u64, u64) {
-    pids.iter()
-        .map(|&p| switches(p))
-        .fold((0, 0), |(v, i), (pv, pi)| (v + pv, i + pi))
+/// Every thread's switches, over all `pids` (thread ids are unique across processes).
+fn switches_of(pids: &[u32]) -> HashMap<u32, (u64, u64)> {
+    pids.iter().flat_map(|&p| switches(p)).collect()
 }
 
 fn cpu_of(pids: &[u32]) -> Duration {
