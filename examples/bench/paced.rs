@@ -119,16 +119,16 @@ pub fn round(
         let i = ((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1));
         Duration::from_micros(latencies.get(i).copied().unwrap_or(0))
     };
-    let per_request = |n: u64| n as f64 / latencies.len().max(1) as f64;
+    let (cpu_us_per_request, switches_per_request) = usage.per_request(latencies.len() as u64);
     Paced {
-        switches_per_request: (per_request(usage.switches.0), per_request(usage.switches.1)),
         achieved: latencies.len() as f64 / elapsed.max(duration).as_secs_f64(),
         p50: at(0.50),
         p99: at(0.99),
         p999: at(0.999),
-        cpu_us_per_request: usage.cpu.as_secs_f64() * 1e6 / latencies.len().max(1) as f64,
+        cpu_us_per_request,
         errors,
         steal_pct: usage.steal_pct,
+        switches_per_request,
     }
 }
 

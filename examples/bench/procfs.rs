@@ -1,4 +1,4 @@
-//! Process figures from /proc: resident memory and CPU time.
+//! Process figures from /proc: resident memory, CPU time and context switches.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -14,8 +14,13 @@ pub fn peak_rss_kib(pid: u32) -> u64 {
 }
 
 fn status_field(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    field_of(&status, field)
+}
+
+/// A number field of a `status` file's text (0 when missing).
+fn field_of(status: &str, field: &str) -> u64 {
+    status
         .lines()
         .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.split_whitespace().next())
@@ -108,7 +113,7 @@ impl MachineTicks {
 /// Context switches of each thread of `pid` so far, by thread id: (voluntary, involuntary). A
 /// voluntary one is a thread going to sleep (waiting for work or a lock); an involuntary one is a
 /// thread taken off its core while it wanted to run on.
-pub fn switches(pid: u32) -> HashMap<u32, (u64, u64)> {
+fn thread_switches(pid: u32) -> HashMap<u32, (u64, u64)> {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return HashMap::new();
     };
@@ -117,18 +122,11 @@ pub fn switches(pid: u32) -> HashMap<u32, (u64, u64)> {
         .filter_map(|task| {
             let tid = task.file_name().to_str()?.parse().ok()?;
             let status = std::fs::read_to_string(task.path().join("status")).ok()?;
-            let field = |name: &str| -> u64 {
-                status
-                    .lines()
-                    .find_map(|l| l.strip_prefix(name))
-                    .and_then(|n| n.trim().parse().ok())
-                    .unwrap_or(0)
-            };
             Some((
                 tid,
                 (
-                    field("voluntary_ctxt_switches:"),
-                    field("nonvoluntary_ctxt_switches:"),
+                    field_of(&status, "voluntary_ctxt_switches:"),
+                    field_of(&status, "nonvoluntary_ctxt_switches:"),
                 ),
             ))
         })
@@ -152,6 +150,18 @@ pub struct Usage {
     pub steal_pct: f64,
     /// Context switches summed over the processes' threads: (voluntary, involuntary).
     pub switches: (u64, u64),
+}
+
+impl Usage {
+    /// CPU µs per request and context switches per request (voluntary, involuntary), over
+    /// `requests` answered in the window.
+    pub fn per_request(&self, requests: u64) -> (f64, (f64, f64)) {
+        let n = requests.max(1) as f64;
+        (
+            self.cpu.as_secs_f64() * 1e6 / n,
+            (self.switches.0 as f64 / n, self.switches.1 as f64 / n),
+        )
+    }
 }
 
 impl<'a> Window<'a> {
@@ -184,7 +194,7 @@ impl<'a> Window<'a> {
 
 /// Every thread's switches, over all `pids` (thread ids are unique across processes).
 fn switches_of(pids: &[u32]) -> HashMap<u32, (u64, u64)> {
-    pids.iter().flat_map(|&p| switches(p)).collect()
+    pids.iter().flat_map(|&p| thread_switches(p)).collect()
 }
 
 fn cpu_of(pids: &[u32]) -> Duration {

@@ -31,16 +31,16 @@ pub fn measure(
     let window = procfs::Window::start(pids);
     let r = wrk::run(url, a.connections, a.duration, cookie, script);
     let usage = window.finish();
-    let per_request = |n: u64| n as f64 / r.requests.max(1) as f64;
+    let (cpu_us_per_request, switches_per_request) = usage.per_request(r.requests);
     Sample {
         rps: r.rps,
         p50: r.p50,
         p99: r.p99,
         rss_kib: pids.iter().map(|&p| procfs::rss_kib(p)).sum(),
-        cpu_us_per_request: usage.cpu.as_secs_f64() * 1e6 / r.requests.max(1) as f64,
+        cpu_us_per_request,
         errors: r.errors,
         steal_pct: usage.steal_pct,
-        switches_per_request: (per_request(usage.switches.0), per_request(usage.switches.1)),
+        switches_per_request,
     }
 }
 
